@@ -1,0 +1,37 @@
+# Two commands do all the set-up (see README): `make book` and `make test`.
+# Both create .venv from the pinned requirements.lock on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= quick
+
+# Offline copies of the datasets live beside the project root in this workplace and in CI.
+ifneq ($(wildcard ../shared/data/MANIFEST.md),)
+export RELUSTUDY_DATA ?= $(abspath ../shared/data)
+endif
+# Keep progress bars and BLAS threads sane on the 2-core machines.
+export PYTHONHASHSEED := 0
+
+.PHONY: venv book test smoke-book clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# Build the published book from the results store (committed `quick` records are reused).
+book: venv
+	$(BIN)/relustudy book --profile $(PROFILE)
+
+# The test command CI runs (.ci/run): unit tests, the end-to-end smoke book build, and nbval
+# over the notebooks with their smoke defaults, all in one pytest session.
+test: venv
+	$(BIN)/python -m pytest -q --nbval-lax tests notebooks
+
+clean:
+	rm -rf _build book/chapters

@@ -1,0 +1,163 @@
+"""The ``relustudy`` command line: list, run, results, data check, book.
+
+User mistakes (unknown experiment, bad profile, missing or corrupt data, a bad parameter) end
+with one clear line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import PROFILES
+
+USER_ERROR_EXIT = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the user asked for something wrong", not a bug."""
+    from .config import ConfigError
+    from .registry import UnknownNameError
+
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError]
+    try:
+        from .data import DataError
+
+        errors.append(DataError)
+    except ImportError:  # pragma: no cover - data module always present in a full install
+        pass
+    try:
+        from .book import BookError
+
+        errors.append(BookError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="relustudy", description="Re-executable study of rectified activations.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="experiments and profiles, with their estimated CPU cost")
+
+    def add_common(sp: argparse.ArgumentParser, profile_default: str | None) -> None:
+        if profile_default is None:
+            sp.add_argument("--profile", required=True, choices=PROFILES)
+        else:
+            sp.add_argument("--profile", default=profile_default, choices=PROFILES)
+        sp.add_argument("--results-dir", type=Path, default=None,
+                        help="results store (default: results/ for quick and paper, _build/smoke-results for smoke)")
+
+    def add_run_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
+        sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        sp.add_argument("--data-dir", default=None, help="folder with <dataset>.npz files (else $RELUSTUDY_DATA, else the cache)")
+        sp.add_argument("--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing")
+
+    run = sub.add_parser("run", help="train an experiment's grid (complete runs are skipped)")
+    run.add_argument("experiment")
+    add_common(run, None)
+    add_run_options(run)
+    run.add_argument("--force", action="store_true", help="recompute runs that already have a record")
+
+    res = sub.add_parser("results", help="tidy results of an experiment")
+    res.add_argument("experiment")
+    add_common(res, None)
+    res.add_argument("--format", choices=("table", "csv"), default="table")
+
+    data = sub.add_parser("data", help="dataset utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    check = data_sub.add_parser("check", help="verify every available dataset's checksums")
+    check.add_argument("--data-dir", default=None)
+
+    book = sub.add_parser("book", help="execute the chapter notebooks and build the book into _build/html")
+    add_common(book, "quick")
+    add_run_options(book)
+    return p
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .experiments import EXPERIMENTS
+
+    print(f"{'experiment':<22} {'source':<8} {'table':<9} {'profile':<7} {'runs':>5} {'est. CPU min':>12}  scale-downs")
+    for name in EXPERIMENTS.names():
+        exp = EXPERIMENTS.get(name)
+        for prof_name, prof in exp.profiles.items():
+            runs = len(exp.arms) * len(prof.seeds)
+            print(f"{name:<22} {exp.source:<8} {exp.table:<9} {prof_name:<7} {runs:>5} "
+                  f"{exp.estimated_cpu_minutes(prof_name):>12.1f}  {prof.describe()}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiments import run_experiment
+
+    records = run_experiment(args.experiment, args.profile, seeds=args.seeds, device=args.device, force=args.force,
+                             results_dir=args.results_dir, data_dir=args.data_dir, download=args.download)
+    diverged = sum(r.get("status") == "diverged" for r in records)
+    print(f"{len(records)} runs recorded ({diverged} diverged)")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .experiments import default_results_dir, get_experiment
+    from .store import load_results
+
+    get_experiment(args.experiment)  # unknown names fail here with the valid list
+    root = args.results_dir or default_results_dir(args.profile)
+    df = load_results(root, experiment=args.experiment, profile=args.profile)
+    if df.empty:
+        print(f"no records for {args.experiment} --profile {args.profile} in {root}; "
+              f"run: relustudy run {args.experiment} --profile {args.profile}", file=sys.stderr)
+        return 1
+    if args.format == "csv":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            cols = [c for c in ("arm", "seed", "metric", "value", "status") if c in df.columns]
+            print(df[cols].to_string(index=False))
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .data import check_datasets
+
+    rows = check_datasets(data_dir=args.data_dir)
+    corrupt = False
+    for row in rows:
+        name, status, path, message = (row[k] for k in ("name", "status", "path", "message")) if isinstance(row, dict) else row
+        corrupt |= status == "corrupt"
+        print(f"{name:<14} {status:<8} {path or '-'}" + (f"\n    {message}" if message else ""))
+    return 1 if corrupt else 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    html = build_book(args.profile, seeds=args.seeds, device=args.device, data_dir=args.data_dir,
+                      results_dir=args.results_dir)
+    print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = cmd_data_check if args.command == "data" else COMMANDS[args.command]
+    try:
+        return handler(args)
+    except _user_errors() as e:
+        print(f"relustudy: error: {e}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("relustudy: interrupted (complete runs are kept; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Run configuration: a small validated dataclass, hashed to key the results store.
+
+Unknown keys and bad values are rejected with a message that names the field (nanoGPT-style).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "quick", "paper")
+OPTIMIZERS = ("sgd", "adam", "rmsprop_theano")
+SCHEDULES = ("constant", "step", "cosine")
+NORMALIZATIONS = ("per_channel", "scale01")
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("cpu", "cuda", "auto")
+
+# Fields that say *where/how fast* a run executes, not *what* it computes: they are stored in
+# the record's provenance but left out of the cache key, so a record made on one machine is
+# reused on another.
+RUNTIME_FIELDS = ("device", "num_threads")
+
+
+class ConfigError(ValueError):
+    """A run config with an unknown key or an invalid value."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    experiment: str
+    profile: str
+    dataset: str
+    model: str
+    activation: str
+    arm: str = ""  # human label of the grid arm, e.g. "LReLU (a=5.5)"; shown in tables
+    activation_params: dict[str, Any] = field(default_factory=dict)
+    model_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    epochs: int = 1
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3  # learning rate (units: per step)
+    momentum: float = 0.9  # SGD momentum; RMSprop's rho (decay of the squared-gradient average)
+    eps: float = 1e-8  # optimizer epsilon (rmsprop_theano puts it inside the square root)
+    weight_decay: float = 0.0  # L2 coefficient; never applied to activation coefficients
+    schedule: str = "constant"
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    train_subset: int | None = None  # number of training images (stratified, seeded); None = all
+    test_subset: int | None = None  # number of test images (stratified, seeded); None = all
+    subset_seed: int = 0  # seed of the subsets: fixed across training seeds so data is paired
+    normalize: str = "per_channel"
+    stats_epochs: tuple[int, ...] = ()  # epochs (1-based) after which activation stats are taken
+    precision: str = "fp32"
+    channels_last: bool = True
+    device: str = "auto"
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        # Normalise containers so equal configs hash equally (lists from JSON -> tuples).
+        object.__setattr__(self, "stats_epochs", tuple(int(e) for e in self.stats_epochs))
+        object.__setattr__(self, "activation_params", dict(self.activation_params))
+        object.__setattr__(self, "model_params", dict(self.model_params))
+        object.__setattr__(self, "schedule_params", dict(self.schedule_params))
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> None:
+        def need(cond: bool, what: str) -> None:
+            if not cond:
+                raise ConfigError(f"invalid run config: {what}")
+
+        for name in ("experiment", "dataset", "model", "activation"):
+            need(isinstance(getattr(self, name), str) and getattr(self, name) != "", f"{name} must be a non-empty string")
+        need(self.profile in PROFILES, f"profile must be one of {PROFILES}, got {self.profile!r}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        need(self.normalize in NORMALIZATIONS, f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+        need(_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
+        need(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}")
+        need(_is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        need(_is_num(self.lr) and self.lr > 0, f"lr must be a number > 0, got {self.lr!r}")
+        need(_is_num(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
+        need(_is_num(self.eps) and self.eps > 0, f"eps must be > 0, got {self.eps!r}")
+        need(_is_num(self.weight_decay) and self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("train_subset", "test_subset"):
+            v = getattr(self, name)
+            need(v is None or (_is_int(v) and v >= 1), f"{name} must be None or an integer >= 1, got {v!r}")
+        need(_is_int(self.subset_seed) and self.subset_seed >= 0, f"subset_seed must be an integer >= 0")
+        need(all(1 <= e <= self.epochs for e in self.stats_epochs), f"stats_epochs must lie in 1..epochs={self.epochs}, got {self.stats_epochs}")
+        need(isinstance(self.channels_last, bool), "channels_last must be true or false")
+        need(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1), "num_threads must be None or >= 1")
+        for name in ("activation_params", "model_params", "schedule_params"):
+            try:
+                json.dumps(getattr(self, name), sort_keys=True)
+            except TypeError as e:
+                raise ConfigError(f"invalid run config: {name} must be JSON-serialisable ({e})") from None
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown run config key(s): {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in data)  # type: ignore[misc]
+        if missing:
+            raise ConfigError(f"missing run config key(s): {', '.join(missing)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stats_epochs"] = list(self.stats_epochs)
+        return d
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+    def key_dict(self) -> dict[str, Any]:
+        """What the run computes: the config without runtime-only fields."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+    def run_id(self) -> str:
+        """Stable short hash of :meth:`key_dict`: the run's folder name in the results store."""
+        blob = json.dumps(self.key_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
