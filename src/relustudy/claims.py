@@ -1,0 +1,471 @@
+"""The sources' claims, each checked against our recorded runs with one uniform set of rules.
+
+A claim is registered in :data:`CLAIMS` (a :class:`~relustudy.registry.Registry`) under an id such
+as ``smith.table3.prelu_best_on_all_metrics``. It carries the source, the table it is about, the
+source's sentence quoted verbatim (``quote``), what exactly we test (``statement``), and
+``evaluate(results_df, profile) -> ClaimResult``. The paper's numbers shown beside a claim are read
+from :func:`relustudy.reference.paper_values` (never typed twice).
+
+Verdicts: "replicated", "not replicated", "inconclusive", "not run".
+
+"not run"
+    The experiment has no records for that profile, or one of the arms the claim needs has none.
+
+Comparisons are paired by seed (:func:`relustudy.stats.paired_comparison`): for each seed both arms
+completed, ``d = X - Y``; the 95% t-interval (CI) of mean(d) decides. "Better" follows the metric's
+direction (:data:`HIGHER_IS_BETTER`): higher accuracy; *lower* error, loss, lifetime sparsity and
+dispersion (Smith, Section 5, calls PReLU's higher sparsity and dispersion "worse" and its lower
+dispersion "better"). Fewer than 2 pairs gives no CI and the component is "inconclusive".
+
+"X performs better than Y"
+    replicated if the CI excludes 0 on X's better side; not replicated if it excludes 0 on X's
+    worse side; inconclusive otherwise (the difference is inside the seed-to-seed noise).
+"X does not perform worse than Y"
+    not replicated if the CI lies entirely on X's worse side; otherwise replicated. This is
+    lenient (no margin): few seeds give wide CIs that cannot fail it, so the detail prints the CI.
+"X performs about the same as Y"
+    an equivalence test with margin ``m`` (:data:`EQUIVALENCE_MARGIN`; 0.01 accuracy = one
+    percentage point, which covers the gaps Smith calls "about the same", 0.002 and 0.008):
+    replicated if the CI lies inside [-m, m]; not replicated if it lies entirely outside
+    (|difference| > m with confidence); inconclusive otherwise.
+Several comparisons in one claim (X vs several arms, several metrics) combine as a conjunction:
+not replicated if any part is not replicated; replicated if every part is replicated; otherwise
+inconclusive. No multiple-comparison correction is applied; each part is listed in ``detail``.
+
+A claimed value (a published number, e.g. Smith's accuracy 0.906), :func:`value_verdict`
+    The source reports a single run, so its number is one draw from its own run-to-run
+    distribution. We ask whether it is a plausible single run of *our* setup: it must lie inside
+    our 95% prediction interval for one new run, ``mean +- t_{0.975, n-1} * sd * sqrt(1 + 1/n)``,
+    widened by half a unit of the source's last printed digit (0.0005 for Smith's three decimals).
+    Inside: replicated; outside: not replicated; fewer than 2 complete seeds: inconclusive. (With
+    5 seeds the half-width is about 3 sd, wider than the "mean +- 2 sd" rule of thumb, because sd
+    itself is uncertain with so few seeds.) The difference ``ours - paper`` is always reported.
+
+Profiles. "quick" (and "smoke") runs are scaled down (fewer epochs, larger batches, subsets; see
+``Experiment.profile(p).scale_downs``), so *absolute* values are expected to differ from the
+paper; value verdicts are only meaningful for the "paper" profile, while comparisons between arms
+remain meaningful as statements about the scaled-down setup. Each result's ``note`` says so.
+
+Each comparative claim is also checked against the paper's own (single-run) numbers; the note says
+whether the source's table supports the sentence as we test it (Smith's Table 3 does not fully:
+tanh's dispersion, 0.078, is lower than PReLU's, 0.110).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import pandas as pd
+from scipy import stats as _st
+
+from . import reference
+from .experiments import get_experiment, validate_profile
+from .registry import Registry, UnknownNameError
+from .stats import PairedComparison, format_mean_sd, paired_comparison, summarize, with_arm
+
+VERDICTS = ("replicated", "not replicated", "inconclusive", "not run")
+REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN = VERDICTS
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "test_accuracy": True,
+    "test_error": False,
+    "test_top5_error": False,
+    "test_loss": False,
+    "train_loss": False,
+    "last_conv.sparsity": False,
+    "last_conv.dispersion": False,
+    "last_conv.dead_fraction": False,
+}
+
+# Margins of "about the same" claims, in the metric's units.
+EQUIVALENCE_MARGIN: dict[str, float] = {"test_accuracy": 0.01, "test_error": 0.01}
+
+# Half a unit of the last printed digit of each source's numbers (rounding tolerance).
+ROUNDING_HALF_UNIT: dict[str, float] = {"smith": 0.0005}
+
+CONFIDENCE = 0.95
+
+RESULT_COLUMNS = ("claim_id", "source", "table", "experiment", "profile", "claim", "tested", "paper", "ours",
+                  "verdict", "detail", "note")
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim_id: str
+    source: str
+    table: str
+    experiment: str
+    profile: str
+    claim: str  # the source's sentence, quoted
+    tested: str  # what exactly we test
+    paper: str  # the source's number(s), from paper_values
+    ours: str  # mean ± sd (n seeds) per arm and metric, and the profile
+    verdict: str
+    detail: str  # the rule, the test(s) used, CI and p-values
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _better_sign(pc: PairedComparison, metric: str) -> int:
+    """+1: arm a is significantly better than b; -1: significantly worse; 0: neither."""
+    return pc.sign if _higher_is_better(metric) else -pc.sign
+
+
+def _higher_is_better(metric: str) -> bool:
+    if metric not in HIGHER_IS_BETTER:
+        raise UnknownNameError(f"no direction known for metric {metric!r}; valid names: {', '.join(sorted(HIGHER_IS_BETTER))}")
+    return HIGHER_IS_BETTER[metric]
+
+
+def combine(verdicts: Sequence[str]) -> str:
+    """Conjunction: any "not replicated" -> not replicated; all "replicated" -> replicated."""
+    if not verdicts:
+        return INCONCLUSIVE
+    if NOT_RUN in verdicts:
+        return NOT_RUN
+    if NOT_REPLICATED in verdicts:
+        return NOT_REPLICATED
+    if all(v == REPLICATED for v in verdicts):
+        return REPLICATED
+    return INCONCLUSIVE
+
+
+def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
+    """The verdict of one paired comparison (arm a vs arm b) for ``relation``; see the docstring."""
+    if pc.n < 2 or not (math.isfinite(pc.ci_low) and math.isfinite(pc.ci_high)):
+        return INCONCLUSIVE
+    if relation == "better":
+        return {1: REPLICATED, -1: NOT_REPLICATED, 0: INCONCLUSIVE}[_better_sign(pc, metric)]
+    if relation == "not_worse":
+        return NOT_REPLICATED if _better_sign(pc, metric) == -1 else REPLICATED
+    if relation == "same":
+        m = EQUIVALENCE_MARGIN[metric]
+        if -m <= pc.ci_low and pc.ci_high <= m:
+            return REPLICATED
+        if pc.ci_low > m or pc.ci_high < -m:
+            return NOT_REPLICATED
+        return INCONCLUSIVE
+    raise ValueError(f"unknown relation {relation!r}; valid: better, not_worse, same")
+
+
+RULES = {
+    "better": "replicated if the 95% CI of the paired difference excludes 0 on {x}'s better side, "
+              "not replicated if it excludes 0 on the worse side, else inconclusive",
+    "not_worse": "not replicated only if the 95% CI of the paired difference lies entirely on {x}'s worse side "
+                 "(no margin), else replicated",
+    "same": "replicated if the 95% CI of the paired difference lies inside ±{m}, not replicated if it lies "
+            "entirely outside, else inconclusive",
+    "value": "replicated if the paper's value lies inside our 95% prediction interval for one run "
+             "(mean ± t·sd·sqrt(1+1/n), widened by the paper's rounding), else not replicated; "
+             "n < 2: inconclusive",
+}
+
+
+def value_verdict(paper: float, mean: float, sd: float, n: int, half_unit: float = 0.0,
+                  confidence: float = CONFIDENCE) -> tuple[str, float, float]:
+    """``(verdict, low, high)`` for a claimed value against our seeds (see the module docstring)."""
+    if n < 2 or not (math.isfinite(mean) and math.isfinite(sd)) or not math.isfinite(paper):
+        return INCONCLUSIVE, math.nan, math.nan
+    half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * sd * math.sqrt(1 + 1 / n) + half_unit
+    low, high = mean - half, mean + half
+    return (REPLICATED if low <= paper <= high else NOT_REPLICATED), low, high
+
+
+def _profile_note(experiment: str, profile: str, absolute: bool) -> str:
+    if profile == "paper":
+        return ""
+    try:
+        desc = get_experiment(experiment).profile(profile).describe()
+    except Exception:  # an experiment without that profile: keep the generic caveat
+        desc = "scaled down"
+    what = ("absolute values are expected to differ from the paper" if absolute
+            else "the comparison is about the scaled-down setup")
+    return f"{profile} profile ({desc}): {what}."
+
+
+def _select(results_df: pd.DataFrame, experiment: str, profile: str) -> pd.DataFrame:
+    if results_df is None or results_df.empty or "experiment" not in results_df.columns:
+        return pd.DataFrame(columns=["experiment", "profile", "arm", "seed", "status", "metric", "value"])
+    d = with_arm(results_df)
+    d = d[d["experiment"] == experiment]
+    if "profile" in d.columns:
+        d = d[d["profile"] == profile]
+    return d
+
+
+# ------------------------------------------------------------------------------------ claims
+@dataclass(frozen=True)
+class Claim:
+    """Base: identification, quote and the paper's numbers. Subclasses define ``evaluate``."""
+
+    id: str
+    source: str
+    experiment: str  # our experiment reproducing the table the claim is about
+    section: str  # where the sentence is, e.g. "5. Analysis"
+    quote: str  # the source's words, verbatim
+    statement: str  # what exactly we test
+    note: str = ""
+
+    @property
+    def table(self) -> str:
+        return reference.experiment_reference(self.experiment)[1]
+
+    def paper_text(self) -> str:
+        raise NotImplementedError
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        raise NotImplementedError
+
+    def _result(self, profile: str, ours: str, verdict: str, detail: str, note: str) -> ClaimResult:
+        return ClaimResult(claim_id=self.id, source=self.source, table=self.table, experiment=self.experiment,
+                           profile=profile, claim=self.quote, tested=self.statement, paper=self.paper_text(),
+                           ours=ours, verdict=verdict, detail=detail,
+                           note=" ".join(s for s in (self.note, note) if s))
+
+    def _paper(self, arm: str, metric: str) -> float:
+        src, table = reference.experiment_reference(self.experiment)
+        return reference.paper_value(src, table, arm, reference.paper_column(src, metric))
+
+    def _column(self, metric: str) -> str:
+        return reference.paper_column(self.source, metric)
+
+
+@dataclass(frozen=True)
+class ComparisonClaim(Claim):
+    """``arm`` relates to each of ``others`` on each of ``metrics`` by ``relation``.
+
+    ``relation``: "better", "not_worse" or "same" (see the module docstring); the parts combine
+    by :func:`combine`.
+    """
+
+    arm: str = ""
+    others: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("test_accuracy",)
+    relation: str = "better"
+
+    def __post_init__(self) -> None:
+        if self.relation not in ("better", "not_worse", "same"):
+            raise ValueError(f"unknown relation {self.relation!r}; valid: better, not_worse, same")
+        for m in self.metrics:
+            _higher_is_better(m)
+            if self.relation == "same" and m not in EQUIVALENCE_MARGIN:
+                raise ValueError(f"no equivalence margin for metric {m!r}")
+
+    def paper_text(self) -> str:
+        src, table = reference.experiment_reference(self.experiment)
+        parts = []
+        for m in self.metrics:
+            vals = ", ".join(f"{a} {self._paper(a, m):.3f}" for a in (self.arm, *self.others))
+            parts.append(f"{self._column(m)}: {vals}")
+        return f"{'; '.join(parts)} ({table}, one run)"
+
+    def paper_supports(self) -> tuple[bool, list[str]]:
+        """Whether the source's own numbers satisfy the statement; the failing parts."""
+        failing = []
+        for m in self.metrics:
+            x = self._paper(self.arm, m)
+            for other in self.others:
+                y = self._paper(other, m)
+                better = (x - y) if _higher_is_better(m) else (y - x)  # > 0: arm better
+                ok = {"better": better > 0, "not_worse": better >= 0,
+                      "same": abs(x - y) <= EQUIVALENCE_MARGIN.get(m, 0.0)}[self.relation]
+                if not ok:
+                    failing.append(f"{self._column(m)}: {self.arm} {x:.3f} vs {other} {y:.3f}")
+        return not failing, failing
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        arms = (self.arm, *self.others)
+        ok, failing = self.paper_supports()
+        paper_note = ("The paper's own numbers support the statement as tested." if ok else
+                      "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ").")
+        rule = RULES[self.relation].format(x=self.arm, m=", ".join(f"{EQUIVALENCE_MARGIN.get(m, math.nan):g}" for m in self.metrics))
+        missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
+        if d.empty or missing:
+            why = (f"no records for experiment {self.experiment!r}, profile {profile!r}" if d.empty else
+                   f"no records for arm(s) {', '.join(missing)} in {self.experiment!r}, profile {profile!r}")
+            return self._result(profile, f"not run ({profile} profile)", NOT_RUN, why, paper_note)
+
+        ours_parts, details, verdicts = [], [f"Rule: {rule}."], []
+        for m in self.metrics:
+            summ = summarize(d, m, by=("arm",)).set_index("arm")
+            cells = []
+            for a in arms:
+                if a in summ.index:
+                    row = summ.loc[a]
+                    txt = format_mean_sd(row["mean"], row["sd"], int(row["n"]))
+                    if row["n_diverged"]:
+                        txt += f" [{int(row['n_diverged'])} diverged]"
+                else:
+                    txt = "n/a (n=0)"
+                cells.append(f"{a} {txt}")
+            ours_parts.append(f"{self._column(m)}: " + ", ".join(cells))
+            for other in self.others:
+                pc = paired_comparison(d, m, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
+                v = comparison_verdict(pc, self.relation, m)
+                verdicts.append(v)
+                details.append(f"{pc.describe()} -> {v}")
+        ours = "; ".join(ours_parts) + f" [{profile} profile]"
+        note = " ".join(s for s in (paper_note, _profile_note(self.experiment, profile, absolute=False)) if s)
+        return self._result(profile, ours, combine(verdicts), " | ".join(details), note)
+
+
+@dataclass(frozen=True)
+class ValueClaim(Claim):
+    """A published number (``arm``'s ``metric`` in the experiment's table) against our seeds."""
+
+    arm: str = ""
+    metric: str = "test_accuracy"
+
+    def paper_text(self) -> str:
+        src, table = reference.experiment_reference(self.experiment)
+        return f"{self.arm} {self._column(self.metric)} {self._paper(self.arm, self.metric):.3f} ({table}, one run)"
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        if d.empty or not (d["arm"] == self.arm).any():
+            return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
+                                f"no records for {self.arm!r} in {self.experiment!r}, profile {profile!r}", "")
+        summ = summarize(d, self.metric, by=("arm",)).set_index("arm")
+        row = summ.loc[self.arm] if self.arm in summ.index else None
+        mean = float(row["mean"]) if row is not None else math.nan
+        sd = float(row["sd"]) if row is not None else math.nan
+        n = int(row["n"]) if row is not None else 0
+        paper = self._paper(self.arm, self.metric)
+        verdict, low, high = value_verdict(paper, mean, sd, n, ROUNDING_HALF_UNIT.get(self.source, 0.0))
+        diff = mean - paper
+        detail = (f"Rule: {RULES['value']}. ours - paper = {diff:+.4f}; 95% prediction interval "
+                  f"[{low:.4f}, {high:.4f}] over {n} seeds")
+        ours = f"{format_mean_sd(mean, sd, n)} [{profile} profile]"
+        return self._result(profile, ours, verdict, detail, _profile_note(self.experiment, profile, absolute=True))
+
+
+CLAIMS: Registry[Claim] = Registry("claim")
+
+
+def register(claim: Claim) -> Claim:
+    return CLAIMS.register(claim.id, claim)
+
+
+def get_claim(claim_id: str) -> Claim:
+    return CLAIMS.get(claim_id)
+
+
+# ------------------------------------------------------------------------------ Smith claims
+_SMITH_ANALYSIS = "5. Analysis"
+_SMITH_NOT_WORSE = ("However, these results do indicate that PReLU does not perform worse, and often performs "
+                    "better than ReLU and LReLU when classifying images.")
+_SMITH_T3 = ("PReLU gave its best performance with the 4-layer CNN modelling the CIFAR-10 dataset. This model gave "
+             "the best performance of all four models with this architecture and this dataset on all three metrics.")
+_SMITH_T2 = "PReLU performed about the same as ReLU and LReLU with the 4-layer CNN modelling the Fashion-MNIST dataset."
+_SMITH_ALL = ("test_accuracy", "last_conv.sparsity", "last_conv.dispersion")
+
+
+def _smith_claims() -> None:
+    for exp in ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
+        source, table = reference.experiment_reference(exp)
+        slug = table.lower().replace(" ", "")
+        for other in ("ReLU", "LReLU"):
+            register(ComparisonClaim(
+                id=f"{source}.{slug}.prelu_not_worse_than_{other.lower()}", source=source, experiment=exp,
+                section=_SMITH_ANALYSIS, quote=_SMITH_NOT_WORSE,
+                statement=f"PReLU does not perform worse than {other} on test accuracy ({table}).",
+                arm="PReLU", others=(other,), metrics=("test_accuracy",), relation="not_worse"))
+        register(ComparisonClaim(
+            id=f"{source}.{slug}.prelu_better_than_relu_and_lrelu", source=source, experiment=exp,
+            section=_SMITH_ANALYSIS, quote=_SMITH_NOT_WORSE,
+            statement=f"PReLU performs better than ReLU and than LReLU on test accuracy ({table}).",
+            note="'Often' refers to the three tables together; each table is evaluated on its own.",
+            arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="better"))
+        if exp == "smith_cifar10_cnn":
+            register(ComparisonClaim(
+                id=f"{source}.{slug}.prelu_best_on_all_metrics", source=source, experiment=exp,
+                section=_SMITH_ANALYSIS, quote=_SMITH_T3,
+                statement=("PReLU is better than each of tanh, ReLU and LReLU on all three metrics: higher "
+                           f"accuracy, lower lifetime sparsity and lower dispersion ({table}; 9 paired comparisons)."),
+                note=("'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
+                      "sparsity and lower dispersion count as better, as in the paper's Section 5."),
+                arm="PReLU", others=("tanh", "ReLU", "LReLU"), metrics=_SMITH_ALL, relation="better"))
+        if exp == "smith_fmnist_cnn":
+            register(ComparisonClaim(
+                id=f"{source}.{slug}.prelu_same_as_relu_and_lrelu", source=source, experiment=exp,
+                section=_SMITH_ANALYSIS, quote=_SMITH_T2,
+                statement=(f"PReLU's test accuracy is within ±{EQUIVALENCE_MARGIN['test_accuracy']:g} of ReLU's and of "
+                           f"LReLU's ({table}; equivalence margin of one percentage point)."),
+                arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="same"))
+
+
+_smith_claims()
+
+
+# --------------------------------------------------------------------------- tables for books
+PAPER_VS_OURS_COLUMNS = ("arm", "metric", "our_metric", "paper", "ours_mean", "ours_sd", "n", "n_diverged", "diff",
+                         "pi_low", "pi_high", "verdict")
+
+
+def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd.DataFrame:
+    """Every published cell of the experiment's table beside our mean ± sd over seeds.
+
+    One row per arm and published column that maps to one of our metrics (``metric`` is the
+    paper's column name, ``our_metric`` ours). ``diff = ours_mean - paper``; ``pi_low``/``pi_high``
+    and ``verdict`` follow :func:`value_verdict` ("not run" when the experiment has no records for
+    the profile or the arm has none). Arms come in the experiment's order; published rows without
+    an arm of ours follow.
+    """
+    validate_profile(profile)
+    exp = get_experiment(experiment)
+    source, table = exp.source, exp.table
+    pv = reference.paper_values(source, table)
+    mapping = reference.PAPER_COLUMNS.get(source, {})
+    inverse = {v: k for k, v in mapping.items()}
+    columns = [c for c in dict.fromkeys(pv["column"]) if c in inverse]
+    arms = list(dict.fromkeys([a.label for a in exp.arms] + list(pv["row"])))
+    d = _select(results_df, experiment, profile)
+    half_unit = ROUNDING_HALF_UNIT.get(source, 0.0)
+    rows = []
+    for col in columns:
+        metric = inverse[col]
+        summ = summarize(d, metric, by=("arm",)).set_index("arm") if not d.empty else pd.DataFrame()
+        for arm in arms:
+            hit = pv[(pv["row"] == arm) & (pv["column"] == col)]
+            paper = float(hit["value"].iloc[0]) if not hit.empty else math.nan
+            if arm in summ.index:
+                r = summ.loc[arm]
+                mean, sd, n, ndiv = float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_diverged"])
+            else:
+                mean, sd, n, ndiv = math.nan, math.nan, 0, 0
+            ran = not d.empty and bool((d["arm"] == arm).any())
+            if not ran:
+                verdict, low, high = NOT_RUN, math.nan, math.nan
+            elif not math.isfinite(paper):
+                verdict, low, high = None, math.nan, math.nan
+            else:
+                verdict, low, high = value_verdict(paper, mean, sd, n, half_unit)
+            rows.append(dict(arm=arm, metric=col, our_metric=metric, paper=paper, ours_mean=mean, ours_sd=sd,
+                             n=n, n_diverged=ndiv, diff=mean - paper, pi_low=low, pi_high=high, verdict=verdict))
+    out = pd.DataFrame(rows, columns=list(PAPER_VS_OURS_COLUMNS))
+    # arm-major order (the paper's layout): rows of one arm together, metrics in the paper's order
+    out["_a"] = out["arm"].map({a: i for i, a in enumerate(arms)})
+    out["_m"] = out["metric"].map({c: i for i, c in enumerate(columns)})
+    return out.sort_values(["_a", "_m"], kind="stable").drop(columns=["_a", "_m"]).reset_index(drop=True)
+
+
+def evaluate_claims(results_df: pd.DataFrame, profile: str, source: str | None = None) -> pd.DataFrame:
+    """Every registered claim (of one source, if given) evaluated for ``profile``: one row each."""
+    validate_profile(profile)
+    if source is not None:
+        reference._check_source(source)
+    rows = []
+    for cid in CLAIMS.names():
+        claim = CLAIMS.get(cid)
+        if source is not None and claim.source != source:
+            continue
+        rows.append(claim.evaluate(results_df, profile).to_dict())
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))

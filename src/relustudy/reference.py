@@ -1,0 +1,157 @@
+"""The sources' published numbers, packaged as reference data.
+
+``reference/paper_values.csv`` holds every number the sources state in their text, transcribed from
+the plain-text copies in ``shared/sources/`` (never invented, never recomputed). One row per
+number: ``source, table, row, column, value, note``.
+
+- ``source``: ``smith``, ``xu2015``, ``he2015``, ``theano_blog``, ``tf_rrelu_blog`` (see
+  :data:`SOURCES`).
+- ``table``: the source's own table or section, e.g. ``"Table 3"`` or ``"Section 2.3"``; for the
+  experiments this is the same string as :attr:`relustudy.experiments.Experiment.table`.
+- ``row``: the source's row label (for Smith the arm label: ``tanh``, ``ReLU``, ``LReLU``,
+  ``PReLU``); ``column``: the source's column in snake case (Smith: ``accuracy``,
+  ``lifetime_sparsity``, ``dispersion``).
+- ``value``: the number as a float. Percentages are stored as fractions (the note then gives the
+  published form, e.g. "published as 33.82%"), so they compare directly with our metrics.
+- ``note``: where it comes from and anything needed to read it.
+
+What is (and is not) there. Smith Tables 2-4 (36 numbers); Xu et al. Tables 3-5 (error rates and
+NDSB log-loss) and the 75.68% CIFAR-100 headline; He et al. (through the reading-group notes): the
+ReLU/PReLU top-1/top-5 errors of the 14-layer model, the 4.94% headline and the learned-coefficient
+table. The Theano blog states only one number in its text (Alec Radford's net, about 99.5% on
+full MNIST after 30 epochs); its timings, accuracies and alphas are in figures and code listings
+missing from the text copy. The TensorFlow RReLU blog states no results in its text (only figures),
+so it has no rows.
+
+Metric mapping. :data:`PAPER_COLUMNS` maps, per source, our metric names (as in the results store)
+to the source's column names; :func:`paper_column` and :func:`our_metric` translate one way or the
+other. :func:`experiment_reference` maps an experiment name to its ``(source, table)``, read from
+the experiment registry.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import pandas as pd
+
+from .registry import UnknownNameError
+
+COLUMNS = ("source", "table", "row", "column", "value", "note")
+
+SOURCES: dict[str, str] = {
+    "smith": 'J. Smith, "Comparing Rectified Linearity Performance on Image Data"',
+    "xu2015": 'B. Xu, N. Wang, T. Chen, M. Li, "Empirical Evaluation of Rectified Activations in '
+              'Convolution Network", 2015',
+    "he2015": 'K. He et al., "Delving Deep into Rectifiers", 2015 (through reading-group notes)',
+    "theano_blog": '"Benchmarking ReLU and PReLU using MNIST and Theano" (blog post)',
+    "tf_rrelu_blog": 'J. M. Valverde, "Informal review on Randomized Leaky ReLU (RReLU) in Tensorflow" '
+                     '(blog post)',
+}
+
+# Per source: our metric name (results store) -> the source's column name (paper_values.csv).
+PAPER_COLUMNS: dict[str, dict[str, str]] = {
+    "smith": {
+        "test_accuracy": "accuracy",
+        "last_conv.sparsity": "lifetime_sparsity",
+        "last_conv.dispersion": "dispersion",
+    },
+    "xu2015": {"test_error": "test_error", "test_accuracy": "test_accuracy"},
+    "he2015": {"test_error": "top1_error", "test_top5_error": "top5_error"},
+    "theano_blog": {"test_accuracy": "test_accuracy"},
+    "tf_rrelu_blog": {},
+}
+
+SMITH_METRICS: dict[str, str] = PAPER_COLUMNS["smith"]
+"""Smith: our metric -> the paper's column (accuracy <- test_accuracy, ...)."""
+
+
+def _check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise UnknownNameError(f"unknown source {source!r}; valid names: {', '.join(sorted(SOURCES))}")
+    return source
+
+
+@lru_cache(maxsize=1)
+def _load() -> pd.DataFrame:
+    path = resources.files("relustudy").joinpath("reference", "paper_values.csv")
+    with path.open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, dtype={"source": str, "table": str, "row": str, "column": str, "note": str},
+                         keep_default_na=False)
+    df["value"] = pd.to_numeric(df["value"], errors="raise").astype(float)
+    missing = set(COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(f"paper_values.csv lacks column(s): {', '.join(sorted(missing))}")
+    return df[list(COLUMNS)]
+
+
+def paper_values(source: str | None = None, table: str | None = None) -> pd.DataFrame:
+    """The published numbers (a copy), optionally of one source and one of its tables.
+
+    An unknown source, or a table the source has no numbers for, raises
+    :class:`~relustudy.registry.UnknownNameError` listing the valid names. A known source without
+    numbers (``tf_rrelu_blog``) gives an empty frame.
+    """
+    df = _load()
+    if source is not None:
+        df = df[df["source"] == _check_source(source)]
+    if table is not None:
+        sub = df[df["table"] == table]
+        if sub.empty:
+            valid = ", ".join(sorted(df["table"].unique())) or "(none)"
+            where = f" of source {source!r}" if source is not None else ""
+            raise UnknownNameError(f"unknown table {table!r}{where}; valid names: {valid}")
+        df = sub
+    return df.reset_index(drop=True).copy()
+
+
+def paper_value(source: str, table: str, row: str, column: str) -> float:
+    """One published number; raises UnknownNameError (listing what exists) if absent."""
+    df = paper_values(source, table)
+    hit = df[(df["row"] == row) & (df["column"] == column)]
+    if hit.empty:
+        rows = ", ".join(dict.fromkeys(df["row"]))
+        cols = ", ".join(dict.fromkeys(df["column"]))
+        raise UnknownNameError(f"no published value for row {row!r}, column {column!r} in {source} {table}; "
+                               f"rows: {rows}; columns: {cols}")
+    return float(hit["value"].iloc[0])
+
+
+def paper_table(source: str, table: str) -> pd.DataFrame:
+    """One published table in the source's layout: rows x columns, in the CSV's order."""
+    df = paper_values(source, table)
+    wide = df.pivot(index="row", columns="column", values="value")
+    return wide.loc[list(dict.fromkeys(df["row"])), list(dict.fromkeys(df["column"]))]
+
+
+def paper_column(source: str, metric: str) -> str:
+    """The source's column for our metric name (e.g. smith, test_accuracy -> accuracy)."""
+    mapping = PAPER_COLUMNS[_check_source(source)]
+    if metric not in mapping:
+        raise UnknownNameError(f"source {source!r} publishes no column for metric {metric!r}; "
+                               f"valid names: {', '.join(sorted(mapping)) or '(none)'}")
+    return mapping[metric]
+
+
+def our_metric(source: str, column: str) -> str:
+    """Our metric name for the source's column (e.g. smith, accuracy -> test_accuracy)."""
+    inverse = {v: k for k, v in PAPER_COLUMNS[_check_source(source)].items()}
+    if column not in inverse:
+        raise UnknownNameError(f"source {source!r} has no column {column!r} mapped to a metric; "
+                               f"valid names: {', '.join(sorted(inverse)) or '(none)'}")
+    return inverse[column]
+
+
+def experiment_reference(experiment: str) -> tuple[str, str]:
+    """``(source, table)`` of a registered experiment, e.g. ``("smith", "Table 3")``."""
+    from .experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    return exp.source, exp.table
+
+
+def experiment_tables() -> dict[str, tuple[str, str]]:
+    """Every registered experiment's ``(source, table)``."""
+    from .experiments import EXPERIMENTS
+
+    return {name: (EXPERIMENTS.get(name).source, EXPERIMENTS.get(name).table) for name in EXPERIMENTS}

@@ -1,0 +1,309 @@
+"""Tests for relustudy.claims and relustudy.reference: the transcription of the published numbers,
+verdicts on synthetic results (clearly better, clearly worse, within noise, not run), the per-cell
+paper-vs-ours table, and registry errors."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from relustudy import claims as C
+from relustudy import reference as R
+from relustudy.registry import UnknownNameError
+
+# -------------------------------------------------------------------- the published numbers
+# Typed here on purpose: this is the check of the transcription in paper_values.csv
+# (Smith, "Comparing Rectified Linearity Performance on Image Data", Tables 2-4).
+SMITH = {
+    "Table 2": {"tanh": (0.897, 0.931, 0.145), "ReLU": (0.906, 0.265, 0.161),
+                "LReLU": (0.900, 0.270, 0.153), "PReLU": (0.908, 0.219, 0.194)},
+    "Table 3": {"tanh": (0.684, 0.960, 0.078), "ReLU": (0.685, 0.203, 0.136),
+                "LReLU": (0.685, 0.178, 0.116), "PReLU": (0.703, 0.167, 0.110)},
+    "Table 4": {"tanh": (0.699, 0.217, 0.089), "ReLU": (0.747, 0.093, 0.096),
+                "LReLU": (0.741, 0.118, 0.074), "PReLU": (0.763, 0.143, 0.083)},
+}
+SMITH_COLUMNS = ("accuracy", "lifetime_sparsity", "dispersion")
+
+
+def test_smith_values_match_the_paper():
+    pv = R.paper_values("smith")
+    assert len(pv) == 36
+    assert not pv.duplicated(["table", "row", "column"]).any()
+    for table, rows in SMITH.items():
+        for row, values in rows.items():
+            for column, value in zip(SMITH_COLUMNS, values):
+                assert R.paper_value("smith", table, row, column) == value, (table, row, column)
+    assert list(R.paper_table("smith", "Table 3").columns) == list(SMITH_COLUMNS)
+    assert list(R.paper_table("smith", "Table 3").index) == ["tanh", "ReLU", "LReLU", "PReLU"]
+
+
+@pytest.mark.parametrize("source,table,row,column,value", [
+    ("xu2015", "Table 3", "PReLU", "test_error", 0.1179),
+    ("xu2015", "Table 3", "Leaky ReLU, a=5.5", "train_error", 0.00362),
+    ("xu2015", "Table 4", "ReLU", "test_error", 0.429),
+    ("xu2015", "Table 5", "RReLU", "val_log_loss", 0.7292),
+    ("xu2015", "Section 3.1", "RReLU (BN-Inception, CIFAR-100)", "test_accuracy", 0.7568),
+    ("he2015", "Section 2.3", "ReLU", "top1_error", 0.3382),
+    ("he2015", "Section 2.3", "PReLU", "top5_error", 0.1275),
+    ("he2015", "Table 2", "conv1", "channel_wise", 0.596),
+    ("he2015", "Table 2", "conv3_5", "channel_shared", 0.008),
+    ("he2015", "Table 2", "fc2", "channel_wise", 0.075),
+    ("theano_blog", "The basic ReLU benchmark functions", "ReLU (Alec Radford's net, full MNIST)", "test_accuracy", 0.995),
+])
+def test_other_sources_spot_checks(source, table, row, column, value):
+    assert R.paper_value(source, table, row, column) == value
+
+
+def test_reference_shape_and_sources():
+    pv = R.paper_values()
+    assert list(pv.columns) == ["source", "table", "row", "column", "value", "note"]
+    assert set(pv["source"]) <= set(R.SOURCES)
+    assert not pv.duplicated(["source", "table", "row", "column"]).any()
+    assert pv["value"].notna().all()
+    assert R.paper_values("tf_rrelu_blog").empty  # its results are only in figures
+    assert len(R.paper_values("xu2015", "Table 3")) == 10
+    assert len(R.paper_values("he2015", "Table 2")) == 26  # 13 layers x 2 variants
+
+
+def test_metric_and_experiment_mappings():
+    assert R.SMITH_METRICS == {"test_accuracy": "accuracy", "last_conv.sparsity": "lifetime_sparsity",
+                               "last_conv.dispersion": "dispersion"}
+    assert R.paper_column("smith", "test_accuracy") == "accuracy"
+    assert R.our_metric("smith", "dispersion") == "last_conv.dispersion"
+    assert R.experiment_reference("smith_cifar10_cnn") == ("smith", "Table 3")
+    tables = R.experiment_tables()
+    assert tables["smith_fmnist_cnn"] == ("smith", "Table 2") and tables["smith_cifar10_vgg3"] == ("smith", "Table 4")
+    for source, table in tables.values():  # every experiment's table has published numbers
+        assert not R.paper_values(source, table).empty
+
+
+def test_reference_errors_list_valid_names():
+    with pytest.raises(UnknownNameError, match="valid names: he2015, smith, tf_rrelu_blog, theano_blog, xu2015"):
+        R.paper_values("smiht")
+    with pytest.raises(UnknownNameError, match="Table 2, Table 3, Table 4"):
+        R.paper_values("smith", "Table 9")
+    with pytest.raises(UnknownNameError, match="rows: tanh, ReLU, LReLU, PReLU"):
+        R.paper_value("smith", "Table 2", "ELU", "accuracy")
+    with pytest.raises(UnknownNameError, match="accuracy"):  # UnknownNameError is also a KeyError
+        R.our_metric("smith", "acc")
+    with pytest.raises(KeyError):
+        R.paper_column("smith", "test_loss")
+
+
+def test_registry_errors_list_valid_names():
+    with pytest.raises(UnknownNameError) as err:
+        C.get_claim("smith.table9.nope")
+    msg = str(err.value)
+    assert "unknown claim" in msg and "valid names:" in msg and "smith.table3.prelu_best_on_all_metrics" in msg
+    with pytest.raises(UnknownNameError, match="valid names"):
+        C.evaluate_claims(pd.DataFrame(), "quick", source="nope")
+    with pytest.raises(ValueError, match="valid profiles"):
+        C.evaluate_claims(pd.DataFrame(), "fast")
+
+
+def test_registered_smith_claims():
+    ids = C.CLAIMS.names()
+    for t in ("table2", "table3", "table4"):
+        for suffix in ("prelu_not_worse_than_relu", "prelu_not_worse_than_lrelu", "prelu_better_than_relu_and_lrelu"):
+            assert f"smith.{t}.{suffix}" in ids
+    assert "smith.table3.prelu_best_on_all_metrics" in ids
+    assert "smith.table2.prelu_same_as_relu_and_lrelu" in ids
+    claim = C.get_claim("smith.table2.prelu_not_worse_than_relu")
+    assert claim.table == "Table 2" and claim.source == "smith"
+    assert "PReLU does not perform worse" in claim.quote
+
+
+# ------------------------------------------------------------------------- synthetic results
+ARMS = ("tanh", "ReLU", "LReLU", "PReLU")
+METRICS = ("test_accuracy", "last_conv.sparsity", "last_conv.dispersion")
+JITTER = (0.0, 0.001, -0.001, 0.0005, -0.0005)  # per seed, shared by all arms (seeds are paired)
+WOBBLE = {"tanh": (1, -1, 1, -1, 0), "ReLU": (0, 1, -1, 1, -1), "LReLU": (-1, 0, 1, -1, 1), "PReLU": (1, 1, -1, -1, 0)}
+
+
+def results(experiment: str, means: dict[str, dict[str, float]], seeds=range(5), profile: str = "quick",
+            wobble: float = 0.0005, status: dict | None = None) -> pd.DataFrame:
+    """Rows for every arm, seed and metric: means[arm][metric] + shared seed jitter + a per-arm wobble."""
+    status = status or {}
+    rows = []
+    for arm, by_metric in means.items():
+        for i, seed in enumerate(seeds):
+            for metric, mean in by_metric.items():
+                value = mean + JITTER[i % 5] + wobble * WOBBLE[arm][i % 5]
+                rows.append(dict(experiment=experiment, profile=profile, dataset="cifar10", model="smith_cnn",
+                                 activation=arm.lower(), arm=arm, activation_params="{}", seed=seed,
+                                 run_id=f"{experiment}-{profile}-{arm}-{seed}", status=status.get((arm, seed), "complete"),
+                                 metric=metric, value=value, device="cpu", wall_seconds=1.0, git_commit="abc"))
+    return pd.DataFrame(rows)
+
+
+def paper_like(table: str, shift: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
+    """Our means equal to the paper's numbers of ``table``, PReLU's accuracy shifted by ``shift``."""
+    out = {arm: dict(zip(METRICS, SMITH[table][arm])) for arm in ARMS}
+    for arm, d in (shift or {}).items():
+        out[arm]["test_accuracy"] += d
+    return out
+
+
+def verdict(df: pd.DataFrame, claim_id: str, profile: str = "quick") -> C.ClaimResult:
+    return C.get_claim(claim_id).evaluate(df, profile)
+
+
+def test_clearly_better_is_replicated():
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    means["PReLU"]["test_accuracy"] = 0.72
+    df = results("smith_cifar10_cnn", means)
+    r = verdict(df, "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert r.verdict == "replicated"
+    assert verdict(df, "smith.table3.prelu_not_worse_than_relu").verdict == "replicated"
+    assert "paired t-test p" in r.detail and "95% t-CI" in r.detail and "exact sign-flip p = 0.0625" in r.detail
+    assert "PReLU 0.720 ± 0.001 (n=5)" in r.ours and "quick profile" in r.ours
+
+
+def test_clearly_worse_is_not_replicated():
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    means["PReLU"]["test_accuracy"] = 0.68
+    df = results("smith_cifar10_cnn", means)
+    assert verdict(df, "smith.table3.prelu_better_than_relu_and_lrelu").verdict == "not replicated"
+    assert verdict(df, "smith.table3.prelu_not_worse_than_relu").verdict == "not replicated"
+    assert verdict(df, "smith.table3.prelu_not_worse_than_lrelu").verdict == "not replicated"
+
+
+def test_same_within_noise_is_inconclusive():
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    df = results("smith_cifar10_cnn", means, wobble=0.003)  # differences are pure seed-to-seed noise
+    assert verdict(df, "smith.table3.prelu_better_than_relu_and_lrelu").verdict == "inconclusive"
+    # "does not perform worse" has no margin: noise cannot fail it
+    assert verdict(df, "smith.table3.prelu_not_worse_than_relu").verdict == "replicated"
+
+
+def test_conjunction_better_than_one_worse_than_other():
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    means["PReLU"]["test_accuracy"] = 0.72
+    means["LReLU"]["test_accuracy"] = 0.74
+    df = results("smith_cifar10_cnn", means)
+    r = verdict(df, "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert r.verdict == "not replicated"
+    assert "PReLU - ReLU on test_accuracy" in r.detail and "-> replicated" in r.detail
+    assert "PReLU - LReLU on test_accuracy" in r.detail and "-> not replicated" in r.detail
+
+
+def test_about_the_same_uses_the_equivalence_margin():
+    same = {a: {"test_accuracy": 0.90} for a in ARMS}
+    assert verdict(results("smith_fmnist_cnn", same), "smith.table2.prelu_same_as_relu_and_lrelu").verdict == "replicated"
+    # a small but real difference (0.004, well inside the 0.01 margin) is still "about the same"
+    close = {a: {"test_accuracy": 0.90} for a in ARMS}
+    close["PReLU"]["test_accuracy"] = 0.904
+    r = verdict(results("smith_fmnist_cnn", close), "smith.table2.prelu_same_as_relu_and_lrelu")
+    assert r.verdict == "replicated"
+    far = {a: {"test_accuracy": 0.90} for a in ARMS}
+    far["PReLU"]["test_accuracy"] = 0.93
+    assert verdict(results("smith_fmnist_cnn", far), "smith.table2.prelu_same_as_relu_and_lrelu").verdict == "not replicated"
+    noisy = {a: {"test_accuracy": 0.90} for a in ARMS}
+    noisy["PReLU"]["test_accuracy"] = 0.908  # CI straddles the margin
+    r = verdict(results("smith_fmnist_cnn", noisy, wobble=0.004), "smith.table2.prelu_same_as_relu_and_lrelu")
+    assert r.verdict == "inconclusive"
+
+
+def test_best_on_all_metrics_needs_all_nine_comparisons():
+    good = {a: {"test_accuracy": 0.68, "last_conv.sparsity": 0.20, "last_conv.dispersion": 0.13} for a in ARMS}
+    good["PReLU"] = {"test_accuracy": 0.70, "last_conv.sparsity": 0.17, "last_conv.dispersion": 0.11}
+    r = verdict(results("smith_cifar10_cnn", good), "smith.table3.prelu_best_on_all_metrics")
+    assert r.verdict == "replicated"
+    assert r.detail.count("-> replicated") == 9
+    # the paper's own numbers: tanh's dispersion (0.078) is lower than PReLU's (0.110)
+    assert "do not support" in r.note and "tanh 0.078" in r.note
+    as_paper = results("smith_cifar10_cnn", paper_like("Table 3"))
+    r = verdict(as_paper, "smith.table3.prelu_best_on_all_metrics")
+    assert r.verdict == "not replicated"
+    assert "PReLU - tanh on last_conv.dispersion" in r.detail
+
+
+def test_lower_sparsity_counts_as_better():
+    means = {a: {"test_accuracy": 0.70, "last_conv.sparsity": 0.20, "last_conv.dispersion": 0.10} for a in ARMS}
+    means["PReLU"] = {"test_accuracy": 0.72, "last_conv.sparsity": 0.30, "last_conv.dispersion": 0.08}
+    r = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_best_on_all_metrics")
+    assert r.verdict == "not replicated"
+    assert "PReLU - ReLU on last_conv.sparsity" in r.detail
+
+
+def test_no_records_is_not_run():
+    empty = pd.DataFrame(columns=["experiment", "profile", "arm", "seed", "status", "metric", "value"])
+    assert verdict(empty, "smith.table3.prelu_not_worse_than_relu").verdict == "not run"
+    other_profile = results("smith_cifar10_cnn", paper_like("Table 3"), profile="smoke")
+    assert verdict(other_profile, "smith.table3.prelu_not_worse_than_relu", "quick").verdict == "not run"
+    other_experiment = results("smith_fmnist_cnn", paper_like("Table 2"))
+    r = verdict(other_experiment, "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert r.verdict == "not run" and "no records" in r.detail
+    no_lrelu = results("smith_cifar10_cnn", {a: {"test_accuracy": 0.7} for a in ("ReLU", "PReLU")})
+    r = verdict(no_lrelu, "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert r.verdict == "not run" and "LReLU" in r.detail
+
+
+def test_diverged_runs_leave_too_few_pairs():
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    means["PReLU"]["test_accuracy"] = 0.72
+    status = {("PReLU", s): "diverged" for s in range(1, 5)}
+    r = verdict(results("smith_cifar10_cnn", means, status=status), "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert r.verdict == "inconclusive" and "only 1 paired seed" in r.detail
+    assert "[4 diverged]" in r.ours
+
+
+def test_paper_text_comes_from_paper_values(monkeypatch):
+    claim = C.get_claim("smith.table2.prelu_same_as_relu_and_lrelu")
+    assert claim.paper_text() == "accuracy: PReLU 0.908, ReLU 0.906, LReLU 0.900 (Table 2, one run)"
+    changed = R._load().copy()
+    hit = (changed["source"] == "smith") & (changed["table"] == "Table 2") & (changed["row"] == "PReLU") \
+        & (changed["column"] == "accuracy")
+    changed.loc[hit, "value"] = 0.5
+    monkeypatch.setattr(R, "_load", lambda: changed)
+    assert "PReLU 0.500" in claim.paper_text()
+
+
+def test_evaluate_claims_summary():
+    df = pd.concat([results("smith_cifar10_cnn", paper_like("Table 3")),
+                    results("smith_fmnist_cnn", paper_like("Table 2"))])
+    out = C.evaluate_claims(df, "quick")
+    assert list(out.columns) == list(C.RESULT_COLUMNS)
+    assert len(out) == len(C.CLAIMS) == 11
+    assert set(out["verdict"]) <= set(C.VERDICTS)
+    by_id = out.set_index("claim_id")["verdict"]
+    assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
+    # paper-like means: PReLU 0.703 vs ReLU 0.685 on Table 3 is a clear, replicated difference
+    assert by_id["smith.table3.prelu_better_than_relu_and_lrelu"] == "replicated"
+    assert (out["profile"] == "quick").all() and out["claim"].str.len().gt(0).all()
+    assert len(C.evaluate_claims(df, "quick", source="smith")) == 11
+    assert C.evaluate_claims(df, "quick", source="xu2015").empty
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        C.ClaimResult("x", "s", "t", "e", "quick", "c", "t", "p", "o", "probably", "d")
+
+
+# ------------------------------------------------------------------------ value comparisons
+def test_value_verdict_prediction_interval():
+    # n=5, sd=0.01: half-width t_{0.975,4} * 0.01 * sqrt(1.2) = 0.030414 (+ rounding 0.0005)
+    v, low, high = C.value_verdict(0.93, 0.90, 0.01, 5, half_unit=0.0005)
+    assert high == pytest.approx(0.90 + 2.7764451051977987 * 0.01 * math.sqrt(1.2) + 0.0005)
+    assert low == pytest.approx(0.90 - (high - 0.90))
+    assert v == "replicated"
+    assert C.value_verdict(0.94, 0.90, 0.01, 5)[0] == "not replicated"
+    assert C.value_verdict(0.90, 0.90, float("nan"), 1)[0] == "inconclusive"
+
+
+def test_paper_vs_ours_table():
+    df = results("smith_cifar10_cnn", paper_like("Table 3", shift={"PReLU": -0.05}))
+    out = C.paper_vs_ours(df, "smith_cifar10_cnn", "quick")
+    assert list(out.columns)[:7] == ["arm", "metric", "our_metric", "paper", "ours_mean", "ours_sd", "n"]
+    assert "diff" in out.columns and "verdict" in out.columns
+    assert len(out) == 12
+    assert list(out["arm"][:3]) == ["tanh"] * 3 and list(out["metric"][:3]) == list(SMITH_COLUMNS)
+    cell = out.set_index(["arm", "metric"])
+    assert cell.loc[("ReLU", "accuracy"), "paper"] == 0.685
+    assert cell.loc[("ReLU", "accuracy"), "n"] == 5
+    assert cell.loc[("ReLU", "accuracy"), "diff"] == pytest.approx(cell.loc[("ReLU", "accuracy"), "ours_mean"] - 0.685)
+    assert cell.loc[("ReLU", "accuracy"), "verdict"] == "replicated"
+    assert cell.loc[("PReLU", "accuracy"), "diff"] == pytest.approx(-0.05, abs=0.001)
+    assert cell.loc[("PReLU", "accuracy"), "verdict"] == "not replicated"
+    assert cell.loc[("PReLU", "dispersion"), "verdict"] == "replicated"
+    not_run = C.paper_vs_ours(df, "smith_cifar10_vgg3", "quick")
+    assert len(not_run) == 12 and (not_run["verdict"] == "not run").all() and (not_run["n"] == 0).all()
+    assert not_run["paper"].tolist()[:3] == list(SMITH["Table 4"]["tanh"])

@@ -1,0 +1,64 @@
+"""CLI: user mistakes give one clear stderr line and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from relustudy.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "relustudy.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_list_shows_every_experiment_and_profile(capsys):
+    from relustudy.experiments import EXPERIMENTS
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPERIMENTS.names():
+        for profile in ("smoke", "quick", "paper"):
+            assert any(line.startswith(name) and f" {profile} " in line for line in out.splitlines()), (name, profile)
+
+
+def test_unknown_experiment_is_one_line_error():
+    proc = run_cli("run", "no_such_experiment", "--profile", "smoke")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "unknown experiment 'no_such_experiment'" in lines[0]
+    assert "smith_fmnist_cnn" in lines[0]  # lists the valid names
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_profile_is_rejected_by_the_parser():
+    proc = run_cli("run", "smith_fmnist_cnn", "--profile", "fast")
+    assert proc.returncode == 2
+    assert "invalid choice: 'fast'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_results_without_records_says_how_to_make_them(tmp_path):
+    proc = run_cli("results", "smith_fmnist_cnn", "--profile", "smoke", "--results-dir", str(tmp_path))
+    assert proc.returncode == 1
+    assert "relustudy run smith_fmnist_cnn --profile smoke" in proc.stderr
+
+
+def test_missing_data_is_one_line_error(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env_cache = tmp_path / "cache"
+    proc = subprocess.run(
+        [sys.executable, "-m", "relustudy.cli", "run", "smith_fmnist_cnn", "--profile", "smoke",
+         "--data-dir", str(empty), "--results-dir", str(tmp_path / "res"), "--seeds", "0"],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "RELUSTUDY_DATA": str(empty), "RELUSTUDY_CACHE": str(env_cache),
+             "XDG_CACHE_HOME": str(env_cache)},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    err = proc.stderr.strip()
+    assert err.startswith("relustudy: error:")
+    assert "RELUSTUDY_DATA" in err and "--download" in err
