@@ -7,8 +7,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 PROFILES = ("smoke", "quick", "paper")
 OPTIMIZERS = ("sgd", "adam", "rmsprop_theano")
@@ -21,6 +24,11 @@ DEVICES = ("cpu", "cuda", "auto")
 # the record's provenance but left out of the cache key, so a record made on one machine is
 # reused on another.
 RUNTIME_FIELDS = ("device", "num_threads")
+# Stored as floats whatever number type was given, so the run_id does not depend on "1" vs "1.0".
+FLOAT_FIELDS = ("lr", "momentum", "eps", "weight_decay")
+# Valid schedule_params per schedule. step: lr *= gamma (default 0.1) after each milestone epoch;
+# cosine: annealed from lr to eta_min (default 0) over `epochs`.
+SCHEDULE_PARAMS = {"constant": (), "step": ("milestones", "gamma"), "cosine": ("eta_min",)}
 
 
 class ConfigError(ValueError):
@@ -58,11 +66,22 @@ class RunConfig:
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
-        # Normalise containers so equal configs hash equally (lists from JSON -> tuples).
-        object.__setattr__(self, "stats_epochs", tuple(int(e) for e in self.stats_epochs))
-        object.__setattr__(self, "activation_params", dict(self.activation_params))
-        object.__setattr__(self, "model_params", dict(self.model_params))
-        object.__setattr__(self, "schedule_params", dict(self.schedule_params))
+        # Normalise so equal configs hash equally: lists from JSON -> tuples, stats epochs sorted
+        # and de-duplicated, float fields as floats (lr=1 and lr=1.0 give the same run_id).
+        se = self.stats_epochs
+        if isinstance(se, (str, bytes)) or not isinstance(se, (list, tuple, set, frozenset)) or not all(
+            isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in se
+        ):
+            raise ConfigError(f"invalid run config: stats_epochs must be a list of integers, got {se!r}")
+        object.__setattr__(self, "stats_epochs", tuple(sorted({int(e) for e in se})))
+        for name in ("activation_params", "model_params", "schedule_params"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"invalid run config: {name} must be a mapping (dict), got {value!r}")
+            object.__setattr__(self, name, dict(value))
+        for name in FLOAT_FIELDS:
+            if _is_num(getattr(self, name)):
+                object.__setattr__(self, name, float(getattr(self, name)))
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
@@ -73,6 +92,8 @@ class RunConfig:
 
         for name in ("experiment", "dataset", "model", "activation"):
             need(isinstance(getattr(self, name), str) and getattr(self, name) != "", f"{name} must be a non-empty string")
+        need(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.experiment) is not None,
+             f"experiment must be a plain folder name (letters, digits, _ . -), got {self.experiment!r}")
         need(self.profile in PROFILES, f"profile must be one of {PROFILES}, got {self.profile!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
@@ -91,6 +112,8 @@ class RunConfig:
             need(v is None or (_is_int(v) and v >= 1), f"{name} must be None or an integer >= 1, got {v!r}")
         need(_is_int(self.subset_seed) and self.subset_seed >= 0, f"subset_seed must be an integer >= 0")
         need(all(1 <= e <= self.epochs for e in self.stats_epochs), f"stats_epochs must lie in 1..epochs={self.epochs}, got {self.stats_epochs}")
+        need(isinstance(self.arm, str), f"arm must be a string, got {self.arm!r}")
+        self._validate_schedule_params(need)
         need(isinstance(self.channels_last, bool), "channels_last must be true or false")
         need(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1), "num_threads must be None or >= 1")
         for name in ("activation_params", "model_params", "schedule_params"):
@@ -98,6 +121,23 @@ class RunConfig:
                 json.dumps(getattr(self, name), sort_keys=True)
             except TypeError as e:
                 raise ConfigError(f"invalid run config: {name} must be JSON-serialisable ({e})") from None
+
+    def _validate_schedule_params(self, need: Any) -> None:
+        p = self.schedule_params
+        allowed = SCHEDULE_PARAMS[self.schedule]
+        unknown = sorted(set(p) - set(allowed))
+        need(not unknown, f"schedule_params key(s) {', '.join(map(str, unknown))} not valid for schedule "
+                          f"{self.schedule!r}; valid keys: {', '.join(allowed) or '(none)'}")
+        if self.schedule == "step":
+            ms = p.get("milestones")
+            need(isinstance(ms, (list, tuple)) and len(ms) > 0 and all(_is_int(m) and 1 <= m <= self.epochs for m in ms)
+                 and list(ms) == sorted(set(ms)),
+                 f"schedule_params.milestones must be a non-empty increasing list of epochs in 1..epochs={self.epochs}, got {ms!r}")
+            gamma = p.get("gamma", 0.1)
+            need(_is_num(gamma) and gamma > 0, f"schedule_params.gamma must be a number > 0, got {gamma!r}")
+        if self.schedule == "cosine":
+            eta_min = p.get("eta_min", 0.0)
+            need(_is_num(eta_min) and eta_min >= 0, f"schedule_params.eta_min must be a number >= 0, got {eta_min!r}")
 
     # -- (de)serialisation ---------------------------------------------------------------------
     @classmethod
@@ -134,4 +174,5 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    """A finite int or float (bools, NaN and infinities are not numbers here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

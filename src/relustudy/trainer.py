@@ -1,0 +1,515 @@
+"""Training loop: ``train(config, store)`` -> the run's record, cached in the results store.
+
+What a run does (decisions worth knowing when reading the numbers):
+
+- **Cache.** A complete record (``result.json`` with status complete/diverged) is returned as it
+  is, without touching data or model, unless ``force=True`` (which deletes the old result and
+  checkpoint first and recomputes from scratch).
+- **Resume.** A ``checkpoint.pt`` is written atomically after every epoch (model, optimizer,
+  scheduler, the torch CPU RNG, the shuffle generator, the CUDA RNG, history and stats so far).
+  A run that finds one whose config matches continues after its last epoch; on the same machine
+  the result is bit-for-bit that of an uninterrupted run. The checkpoint is deleted once
+  result.json is written.
+- **Device.** ``device="auto"`` picks CUDA when available. CUDA: cuDNN deterministic, benchmark
+  off; ``channels_last`` memory format when the config asks for it. CPU: ``num_threads`` threads
+  (default: the CPUs this process may use); ``channels_last`` is **ignored on CPU** (see
+  ``CPU_CHANNELS_LAST``: it was measured slower on our CPU; ``benchmarks/bench_channels_last.py``).
+  ``precision="bf16"`` runs forward passes under bf16 autocast on either device; losses are
+  computed in fp32.
+- **Data.** The whole split lives on the device as uint8 (loaded once per process); batches are
+  gathered by index from a per-epoch permutation drawn from a dedicated generator seeded from
+  ``config.seed`` and converted to float on the fly. No DataLoader, no augmentation. The last,
+  partial batch of an epoch is kept (every training image is seen once per epoch).
+  ``normalize="per_channel"`` uses the mean/std of the training images actually used (the
+  subset, if any); ``"scale01"`` only divides by 255.
+- **Seeds.** ``torch.manual_seed(config.seed)`` right before the model is built (initialisation
+  and any activation noise, e.g. RReLU, come from the torch RNG); the shuffle generator is
+  separate, so the data order does not depend on how many random numbers the model drew.
+- **Evaluation.** After every epoch, in eval mode under ``no_grad``, on the whole test split (or
+  ``test_subset``), 1000 images per batch. Errors are fractions in [0, 1]
+  (``relustudy.metrics``). Activation statistics are taken after the epochs in
+  ``config.stats_epochs`` on the same test images, for the model's ``probe_layers``.
+- **Divergence.** A non-finite training loss stops the run; the record gets status
+  ``"diverged"``, ``epochs_completed`` and ``diverged_epoch``; no exception is raised.
+- **Optimisers.** ``sgd`` (momentum, L2 weight decay), ``adam`` (torch Adam, betas 0.9/0.999,
+  ``eps``, L2 weight decay), ``rmsprop_theano`` (:class:`RMSpropTheano`). Learned activation
+  coefficients (PReLU's a) sit in a parameter group with weight decay 0 (He et al. 2015).
+  Schedules step once per epoch: ``constant``, ``step`` (``milestones`` in epochs, ``gamma``),
+  ``cosine`` (over ``epochs``, ``eta_min``).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import metrics as _metrics
+from .config import RunConfig
+from .store import ResultsStore, provenance, utc_now
+
+__all__ = ["train", "RMSpropTheano", "build_optimizer", "build_scheduler", "resolve_device", "progress_enabled",
+           "EVAL_BATCH_SIZE", "CPU_CHANNELS_LAST"]
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH_SIZE = 1000
+CHECKPOINT_FORMAT = 1
+# channels_last on CPU: measured 0.6-0.9x the speed of contiguous NCHW for smith_cnn/smith_vgg3
+# training on the project's 2-core AMD EPYC (benchmarks/bench_channels_last.py), so it is off.
+CPU_CHANNELS_LAST = False
+# Seed offset of the shuffle generator (any fixed number; keeps it apart from torch's global RNG).
+_SHUFFLE_SEED_OFFSET = 0x5EED_0F_DA7A
+
+
+# ------------------------------------------------------------------------------ optimisers
+class RMSpropTheano(torch.optim.Optimizer):
+    """RMSprop as in Alec Radford's Theano tutorial (``Theano-Tutorials``, 5_convolutional_net)::
+
+        acc = rho * acc + (1 - rho) * g**2
+        p   = p - lr * g / sqrt(acc + eps)          # eps INSIDE the square root
+
+    (torch's RMSprop puts eps outside: ``g / (sqrt(acc) + eps)``.) ``weight_decay`` adds
+    ``wd * p`` to the gradient first (L2), as torch's optimisers do.
+    """
+
+    def __init__(self, params: Any, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0):
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 <= rho < 1:
+            raise ValueError(f"rho must be in [0, 1), got {rho}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if g.is_sparse:
+                    raise RuntimeError("RMSpropTheano does not support sparse gradients")
+                if wd:
+                    g = g.add(p, alpha=wd)
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                acc = state["square_avg"]
+                acc.mul_(rho).addcmul_(g, g, value=1 - rho)
+                p.addcdiv_(g, acc.add(eps).sqrt_(), value=-lr)
+        return loss
+
+
+def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimiser of ``config`` with two groups: ``"decay"`` (weight decay = config's) and,
+    when the model has learned activation coefficients, ``"no_decay"`` (weight decay 0)."""
+    from .activations import no_weight_decay_parameters
+
+    no_decay = [p for p in no_weight_decay_parameters(model) if p.requires_grad]
+    skip = {id(p) for p in no_decay}
+    decay = [p for p in model.parameters() if p.requires_grad and id(p) not in skip]
+    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": config.weight_decay, "name": "decay"}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0, "name": "no_decay"})
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop_theano":
+        return RMSpropTheano(groups, lr=config.lr, rho=config.momentum, eps=config.eps, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")  # config validation prevents this
+
+
+def build_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """Per-epoch LR scheduler, or None for ``constant``."""
+    p = config.schedule_params
+    if config.schedule == "constant":
+        return None
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[int(m) for m in p["milestones"]],
+                                                    gamma=float(p.get("gamma", 0.1)))
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=float(p.get("eta_min", 0.0)))
+    raise ValueError(f"unknown schedule {config.schedule!r}")
+
+
+# ------------------------------------------------------------------------------ device / progress
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+    return torch.device(name)
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _configure_backends(config: RunConfig, device: torch.device) -> int:
+    """Set cuDNN flags and the CPU thread count; return the thread count."""
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    # A misspelt attribute would silently create a new module attribute; make sure ours took.
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
+    threads = config.num_threads or _available_cpus()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def _in_notebook_kernel() -> bool:
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except Exception:
+        return False
+    ip = get_ipython()
+    return ip is not None and (getattr(ip, "kernel", None) is not None or type(ip).__name__ == "ZMQInteractiveShell")
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """Whether to draw tqdm bars. Never inside a Jupyter kernel (bars would land in notebook
+    outputs, e.g. under papermill/nbval); with ``None``, only on an interactive terminal outside CI."""
+    if _in_notebook_kernel():
+        return False
+    if progress is not None:
+        return bool(progress)
+    if os.environ.get("CI"):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------ data
+_DATASET_CACHE: dict[tuple[str, str | None], Any] = {}
+_DEVICE_CACHE: dict[tuple[str, str | None, str], tuple[torch.Tensor, ...]] = {}
+_STATS_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _load_dataset(name: str, data_dir: Any, download: bool) -> Any:
+    from .data import load_dataset
+
+    key = (name, None if data_dir is None else str(data_dir))
+    if key not in _DATASET_CACHE:
+        _DATASET_CACHE[key] = load_dataset(name, data_dir=data_dir, download=download)
+    return _DATASET_CACHE[key]
+
+
+@dataclass
+class _RunData:
+    x_train: torch.Tensor  # uint8 (N, C, H, W) on the device
+    y_train: torch.Tensor  # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    mean: torch.Tensor | None  # float32 (1, C, 1, 1) or None (scale01)
+    std: torch.Tensor | None
+    in_shape: tuple[int, int, int]
+    num_classes: int
+    channels_last: bool
+    caveats: Any = None
+
+    def to_float(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().div_(255)
+        if self.mean is not None:
+            x = x.sub_(self.mean).div_(self.std)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def test_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, self.y_test.numel(), batch_size):
+            yield self.to_float(self.x_test[start:start + batch_size]), self.y_test[start:start + batch_size]
+
+
+def _prepare_data(config: RunConfig, device: torch.device, data_dir: Any, download: bool, channels_last: bool) -> _RunData:
+    from .data import channel_stats, stratified_subset
+
+    ds = _load_dataset(config.dataset, data_dir, download)
+    dkey = (config.dataset, None if data_dir is None else str(data_dir), str(device))
+    if dkey not in _DEVICE_CACHE:
+        _DEVICE_CACHE[dkey] = tuple(torch.as_tensor(t).to(device) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
+    x_train, y_train, x_test, y_test = _DEVICE_CACHE[dkey]
+    train_idx = test_idx = None  # CPU index tensors (None = the whole split)
+    if config.train_subset is not None:
+        train_idx = torch.as_tensor(stratified_subset(ds.y_train, config.train_subset, config.subset_seed), dtype=torch.long)
+        x_train, y_train = x_train[train_idx.to(device)], y_train[train_idx.to(device)]
+    if config.test_subset is not None:
+        test_idx = torch.as_tensor(stratified_subset(ds.y_test, config.test_subset, config.subset_seed), dtype=torch.long)
+        x_test, y_test = x_test[test_idx.to(device)], y_test[test_idx.to(device)]
+    y_train, y_test = y_train.long(), y_test.long()
+    mean = std = None
+    if config.normalize == "per_channel":
+        skey = (*dkey[:2], config.train_subset, config.subset_seed if config.train_subset is not None else None)
+        if skey not in _STATS_CACHE:  # on the CPU copy: the statistics of the training images used
+            _STATS_CACHE[skey] = channel_stats(ds.x_train if train_idx is None else ds.x_train[train_idx])
+        m, s = _STATS_CACHE[skey]
+        c = x_train.shape[1]
+        mean = torch.as_tensor(m, dtype=torch.float32).reshape(1, c, 1, 1).to(device)
+        std = torch.as_tensor(s, dtype=torch.float32).reshape(1, c, 1, 1).to(device)
+    return _RunData(x_train, y_train, x_test, y_test, mean, std, tuple(ds.in_shape), int(ds.num_classes),
+                    channels_last, list(getattr(ds, "caveats", None) or []))
+
+
+# ------------------------------------------------------------------------------ one epoch
+def _autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if config.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: _RunData, config: RunConfig,
+                 device: torch.device, gen: torch.Generator, bar: Any) -> dict[str, Any]:
+    """One pass over the training images. Returns losses/errors/timing and ``finite``."""
+    model.train()
+    n = data.y_train.numel()
+    perm = torch.randperm(n, generator=gen)
+    if device.type != "cpu":
+        perm = perm.to(device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    wrong = torch.zeros((), dtype=torch.int64, device=device)
+    check_every = 1 if device.type == "cpu" else 25  # on CUDA, a finiteness check is a sync
+    finite = True
+    seen = 0
+    _sync(device)
+    t0 = time.perf_counter()
+    for step, start in enumerate(range(0, n, config.batch_size)):
+        idx = perm[start:start + config.batch_size]
+        x = data.to_float(data.x_train[idx])
+        y = data.y_train[idx]
+        with _autocast(config, device):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        if step % check_every == 0 and not bool(torch.isfinite(loss_sum + loss.detach())):
+            finite = False
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            loss_sum += loss.detach().double() * y.numel()
+            wrong += (logits.detach().argmax(dim=1) != y).sum()
+        seen += y.numel()
+        bar.update(1)
+    if finite and not bool(torch.isfinite(loss_sum)):
+        finite = False
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return {
+        "finite": finite,
+        "train_loss": float(loss_sum) / max(seen, 1),
+        "train_error": float(wrong) / max(seen, 1),
+        "epoch_seconds": seconds,
+        "images_per_second": seen / seconds if seconds > 0 else float("nan"),
+    }
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    outs = []
+    try:
+        for x, y in data.test_batches():
+            with _autocast(config, device):
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            outs.append(logits)
+    finally:
+        model.train(was_training)
+    logits = torch.cat(outs)
+    y = data.y_test
+    return {
+        "test_loss": float(loss_sum) / y.numel(),
+        "test_accuracy": _metrics.accuracy(logits, y),
+        "test_error": _metrics.topk_error(logits, y, 1),
+        "test_top5_error": _metrics.topk_error(logits, y, min(5, logits.shape[1])),
+    }
+
+
+def _alpha_columns(model: nn.Module) -> dict[str, float]:
+    """``alpha.<module>.mean|min|max`` of every activation module with a learned ``weight``."""
+    from .activations import Activation
+
+    cols: dict[str, float] = {}
+    for name, module in model.named_modules():
+        w = getattr(module, "weight", None)
+        if isinstance(module, (Activation, nn.PReLU)) and isinstance(w, nn.Parameter):
+            w = w.detach().float()
+            cols[f"alpha.{name}.mean"] = float(w.mean())
+            cols[f"alpha.{name}.min"] = float(w.min())
+            cols[f"alpha.{name}.max"] = float(w.max())
+    return cols
+
+
+_STAT_SCALARS = ("sparsity", "dispersion", "dead_fraction", "n_units",
+                 "sparsity_channel", "dispersion_channel", "dead_fraction_channel", "n_units_channel")
+
+
+def _activation_stats(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, epoch: int) -> list[dict[str, Any]]:
+    from .store import round_stats
+
+    layers = dict(getattr(model, "probe_layers", {}) or {})
+    if not layers:
+        return []
+    with _autocast(config, device):
+        stats = _metrics.activation_stats(model, (x for x, _ in data.test_batches()), layers, device)
+    records = []
+    for label, s in stats.items():
+        rec: dict[str, Any] = {"epoch": epoch, "layer": label, "module": layers[label]}
+        rec.update({k: v for k, v in s.items() if k in _STAT_SCALARS})
+        for k in ("n_samples", "saturation", "unit_shape"):
+            if k in s:
+                rec[k] = list(s[k]) if isinstance(s[k], tuple) else s[k]
+        rec["curve"] = s["curve"]
+        if "curve_channel" in s:
+            rec["curve_channel"] = s["curve_channel"]
+        records.append(round_stats(rec))
+    return records
+
+
+# ------------------------------------------------------------------------------ train
+def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_dir: Any = None,
+          download: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Train ``config`` (or reuse/resume its record in ``store``) and return the record
+    (the parsed ``result.json``: status, metrics, config, provenance)."""
+    if not force:
+        record = store.load_record(config)
+        if record is not None:
+            return record
+    else:
+        store.invalidate(config)
+
+    from .models import build_model
+
+    session_t0 = time.perf_counter()
+    device = resolve_device(config.device)
+    threads = _configure_backends(config, device)
+    channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
+    data = _prepare_data(config, device, data_dir, download, channels_last)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.activation, config.activation_params, data.in_shape,
+                        data.num_classes, **config.model_params).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model)
+    scheduler = build_scheduler(config, optimizer)
+    gen = torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET)
+
+    history: list[dict[str, Any]] = []
+    stats: list[dict[str, Any]] = []
+    start_epoch, wall_before, start_time, resumes = 1, 0.0, utc_now(), 0
+    ckpt = store.load_checkpoint(config, map_location="cpu")
+    if ckpt is not None and ckpt.get("format") == CHECKPOINT_FORMAT and ckpt.get("key") == config.key_dict():
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        gen.set_state(ckpt["rng"]["shuffle"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        history, stats = list(ckpt["history"]), list(ckpt["stats"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        wall_before, start_time, resumes = float(ckpt["wall_seconds"]), ckpt["start_time"], int(ckpt["resumes"]) + 1
+        log.info("resuming %s after epoch %d", store.run_dir(config), start_epoch - 1)
+    elif ckpt is not None:
+        log.warning("ignoring checkpoint of another config/format in %s", store.run_dir(config))
+    store.begin(config)
+
+    def wall() -> float:
+        return wall_before + (time.perf_counter() - session_t0)
+
+    def finish(status: str, **extra: Any) -> dict[str, Any]:
+        store.write_history(config, history)
+        store.write_stats(config, stats)
+        prov = provenance(config, device=device, start_time=start_time, end_time=utc_now(), wall_seconds=wall(),
+                          num_threads=threads if device.type == "cpu" else None, resumes=resumes,
+                          channels_last_used=channels_last, train_images=int(data.y_train.numel()),
+                          test_images=int(data.y_test.numel()), data_caveats=data.caveats)
+        record = store.write_result(config, status=status, metrics=_final_metrics(config, history, stats, wall()),
+                                    provenance=prov, **extra)
+        store.delete_checkpoint(config)
+        return record
+
+    show = progress_enabled(progress)
+    n_batches = math.ceil(data.y_train.numel() / config.batch_size)
+    for epoch in range(start_epoch, config.epochs + 1):
+        lr = float(optimizer.param_groups[0]["lr"])
+        with tqdm(total=n_batches, desc=f"{config.activation} seed {config.seed} epoch {epoch}/{config.epochs}",
+                  leave=False, disable=not show, file=sys.stderr, dynamic_ncols=True) as bar:
+            tr = _train_epoch(model, optimizer, data, config, device, gen, bar)
+        if not tr["finite"]:
+            log.warning("run %s diverged in epoch %d (non-finite training loss)", config.run_id(), epoch)
+            return finish("diverged", diverged_epoch=epoch)
+        ev = _evaluate(model, data, config, device)
+        row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_error": tr["train_error"],
+               "test_loss": ev["test_loss"], "test_accuracy": ev["test_accuracy"], "test_error": ev["test_error"],
+               "test_top5_error": ev["test_top5_error"], "epoch_seconds": tr["epoch_seconds"],
+               "images_per_second": tr["images_per_second"], "lr": lr, **_alpha_columns(model)}
+        history.append(row)
+        if scheduler is not None:
+            scheduler.step()
+        if epoch in config.stats_epochs:
+            stats.extend(_activation_stats(model, data, config, device, epoch))
+        store.save_checkpoint(config, {
+            "format": CHECKPOINT_FORMAT, "key": config.key_dict(), "epoch": epoch,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "history": history, "stats": stats, "start_time": start_time, "wall_seconds": wall(), "resumes": resumes,
+        })
+        store.write_history(config, history)
+        if epoch in config.stats_epochs:
+            store.write_stats(config, stats)
+    return finish("complete")
+
+
+def _final_metrics(config: RunConfig, history: list[dict[str, Any]], stats: list[dict[str, Any]],
+                   wall_seconds: float) -> dict[str, Any]:
+    m: dict[str, Any] = {"epochs_completed": len(history), "wall_seconds": wall_seconds}
+    if history:
+        ips = [r["images_per_second"] for r in history if math.isfinite(r["images_per_second"])]
+        m["images_per_second"] = sum(ips) / len(ips) if ips else float("nan")
+    if history and len(history) == config.epochs:  # complete runs only; a diverged run has no final model
+        last = history[-1]
+        for k in ("test_accuracy", "test_error", "test_top5_error", "test_loss", "train_loss", "train_error"):
+            m[k] = last[k]
+        m.update({k: v for k, v in last.items() if k.startswith("alpha.")})
+        for rec in stats:
+            if rec["epoch"] == config.epochs:
+                for k in _STAT_SCALARS:
+                    if k in rec:
+                        m[f"{rec['layer']}.{k}"] = rec[k]
+    return m

@@ -1,0 +1,220 @@
+"""Results store: atomic writes, completeness, provenance, tidy loaders."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from relustudy import store as store_mod
+from relustudy.config import RunConfig
+from relustudy.store import (ResultsStore, atomic_write, load_activation_stats, load_histories, load_results,
+                             provenance, utc_now)
+
+BASE = dict(experiment="exp", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu", epochs=2)
+
+
+def cfg(**changes) -> RunConfig:
+    return RunConfig.from_dict({**BASE, **changes})
+
+
+def prov(config: RunConfig) -> dict:
+    return provenance(config, device="cpu", start_time=utc_now(), end_time=utc_now(), wall_seconds=1.5, num_threads=2)
+
+
+def fake_run(store: ResultsStore, config: RunConfig, metrics: dict, status: str = "complete") -> dict:
+    store.begin(config)
+    store.write_history(config, [{"epoch": e, "train_loss": 1.0 / e, "test_error": 0.5 / e, "epoch_seconds": 0.1}
+                                 for e in range(1, config.epochs + 1)])
+    store.write_stats(config, [{"epoch": config.epochs, "layer": "last_conv", "sparsity": 1 / 3, "dispersion": 0.1,
+                                "dead_fraction": 0.0, "n_units": 3, "curve": np.array([0.5, 1 / 3, 1 / 6])}])
+    return store.write_result(config, status=status, metrics=metrics, provenance=prov(config))
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+# ---------------------------------------------------------------------------- atomic writes
+def test_atomic_write_roundtrip_and_permissions(tmp_path):
+    target = tmp_path / "sub" / "f.txt"
+    atomic_write(target, "hello")
+    atomic_write(target, b"bytes")
+    atomic_write(target, lambda f: f.write(b"streamed"))
+    assert target.read_bytes() == b"streamed"
+    assert leftovers(target.parent) == []
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_crash_in_os_replace_leaves_no_record(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.begin(c)
+
+    def boom(src, dst):
+        raise OSError("simulated crash during rename")
+
+    monkeypatch.setattr(store_mod.os, "replace", boom)
+    with pytest.raises(OSError, match="simulated"):
+        store.write_result(c, status="complete", metrics={"test_error": 0.1}, provenance=prov(c))
+    monkeypatch.undo()
+    run_dir = store.run_dir(c)
+    assert not (run_dir / "result.json").exists()
+    assert leftovers(run_dir) == []
+    assert not store.is_complete(c) and store.load_record(c) is None
+    assert load_results(tmp_path).empty
+
+
+def test_crash_mid_write_keeps_the_old_file_intact(tmp_path):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    fake_run(store, c, {"test_error": 0.25})
+    before = (store.run_dir(c) / "result.json").read_bytes()
+
+    def dies_halfway(f):
+        f.write(b'{"status": "complete", "metr')
+        raise KeyboardInterrupt  # e.g. Ctrl-C or a kill while writing
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(store.run_dir(c) / "result.json", dies_halfway)
+    assert (store.run_dir(c) / "result.json").read_bytes() == before
+    assert leftovers(store.run_dir(c)) == []
+    assert store.load_record(c)["metrics"]["test_error"] == 0.25
+
+
+def test_failing_serialiser_touches_nothing(tmp_path):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.begin(c)
+    with pytest.raises(TypeError):
+        store.write_result(c, status="complete", metrics={"bad": object()}, provenance=prov(c))
+    assert not (store.run_dir(c) / "result.json").exists()
+    assert not store.is_complete(c)
+
+
+@pytest.mark.parametrize("content", ["", "{", '{"status": "running"}', "[1, 2]", '{"metrics": {}}'])
+def test_incomplete_or_torn_result_is_not_complete(tmp_path, content):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.begin(c)
+    (store.run_dir(c) / "result.json").write_text(content)
+    assert not store.is_complete(c)
+    assert load_results(tmp_path).empty
+
+
+def test_stale_tmp_files_are_removed_on_begin(tmp_path):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    d = store.begin(c)
+    (d / ".result.json.abc.tmp").write_text("half")
+    store.begin(c)
+    assert leftovers(d) == []
+
+
+def test_write_result_rejects_unknown_status(tmp_path):
+    store = ResultsStore(tmp_path)
+    with pytest.raises(ValueError, match="status"):
+        store.write_result(cfg(), status="running", metrics={}, provenance={})
+
+
+# ---------------------------------------------------------------------------- layout / formats
+def test_layout_and_files(tmp_path):
+    store = ResultsStore(tmp_path)
+    c = cfg(seed=1)
+    rec = fake_run(store, c, {"test_error": 0.2, "train_loss": float("nan")}, status="diverged")
+    d = tmp_path / "exp" / "smoke" / c.run_id()
+    assert store.run_dir(c) == d
+    assert {p.name for p in d.iterdir()} == {"config.json", "history.csv", "activation_stats.json", "result.json"}
+    assert RunConfig.from_dict({k: v for k, v in json.loads((d / "config.json").read_text()).items() if k != "run_id"}) == c
+    text = (d / "result.json").read_text()
+    assert "NaN" not in text  # strict JSON: non-finite -> null
+    parsed = json.loads(text)
+    assert parsed == rec and parsed["status"] == "diverged" and parsed["metrics"]["train_loss"] is None
+    assert store.is_complete(c)  # diverged counts as complete (nothing left to compute)
+    stats = json.loads((d / "activation_stats.json").read_text())["records"][0]
+    assert stats["sparsity"] == 0.333333 and stats["curve"] == [0.5, 0.333333, 0.166667]
+
+
+def test_provenance_fields(tmp_path):
+    c = cfg(seed=4)
+    p = prov(c)
+    for key in ("git_commit", "git_dirty", "profile", "seed", "device", "torch_version", "python_version",
+                "start_time", "end_time", "wall_seconds"):
+        assert key in p, key
+    assert p["profile"] == "smoke" and p["seed"] == 4 and p["wall_seconds"] == 1.5
+    assert p["device"].startswith("cpu: 2 threads")
+    assert p["start_time"].endswith("+00:00")
+    assert isinstance(p["git_commit"], str) and p["git_commit"]
+    assert p["git_dirty"] in (True, False, "unknown")
+
+
+def test_git_info_is_unknown_without_git(monkeypatch):
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(store_mod.subprocess, "run", no_git)
+    info = store_mod.git_info(refresh=True)
+    assert info == {"git_commit": "unknown", "git_dirty": "unknown"}
+    monkeypatch.undo()
+    store_mod.git_info(refresh=True)
+
+
+def test_checkpoint_roundtrip_and_delete(tmp_path):
+    import torch
+
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.save_checkpoint(c, {"epoch": 1, "t": torch.arange(3)})
+    ck = store.load_checkpoint(c)
+    assert ck["epoch"] == 1 and torch.equal(ck["t"], torch.arange(3))
+    store.delete_checkpoint(c)
+    assert store.load_checkpoint(c) is None
+
+
+# ---------------------------------------------------------------------------- tidy loaders
+def test_load_results_is_tidy(tmp_path):
+    store = ResultsStore(tmp_path)
+    runs = [cfg(seed=0), cfg(seed=1), cfg(activation="lrelu", activation_params={"slope": 0.1}, arm="LReLU"),
+            cfg(experiment="other")]
+    for i, c in enumerate(runs):
+        fake_run(store, c, {"test_error": 0.1 * i, "test_accuracy": 1 - 0.1 * i, "epochs_completed": 2})
+    store.begin(cfg(seed=9))  # an unfinished run: not loaded
+
+    df = load_results(tmp_path)
+    for col in ("experiment", "profile", "dataset", "model", "activation", "activation_params", "activation_label",
+                "seed", "run_id", "status", "metric", "value", "device", "wall_seconds", "git_commit"):
+        assert col in df.columns, col
+    assert len(df) == len(runs) * 3
+    assert not df.duplicated(["run_id", "metric"]).any()
+    assert set(df["metric"]) == {"test_error", "test_accuracy", "epochs_completed"}
+    lrelu = df[df["activation"] == "lrelu"]
+    assert set(lrelu["activation_params"]) == {'{"slope": 0.1}'} and set(lrelu["activation_label"]) == {"LReLU"}
+    assert set(df[df["activation"] == "relu"]["activation_label"]) == {"relu"}
+    assert df.set_index(["run_id", "metric"]).loc[(runs[1].run_id(), "test_error"), "value"] == pytest.approx(0.1)
+
+    only = load_results(tmp_path, experiment="exp", profile="smoke")
+    assert set(only["experiment"]) == {"exp"} and len(only) == 3 * 3
+    assert load_results(tmp_path, experiment="missing").empty
+    assert "metric" in load_results(tmp_path / "nowhere").columns
+
+
+def test_load_histories_and_stats(tmp_path):
+    store = ResultsStore(tmp_path)
+    a, b = cfg(seed=0), cfg(seed=1, epochs=3, stats_epochs=[3])
+    fake_run(store, a, {"test_error": 0.1})
+    fake_run(store, b, {"test_error": 0.2})
+    h = load_histories(tmp_path)
+    assert len(h) == 2 + 3
+    assert {"experiment", "seed", "run_id", "epoch", "train_loss", "test_error"} <= set(h.columns)
+    assert list(h[h["run_id"] == b.run_id()]["epoch"]) == [1, 2, 3]
+
+    s = load_activation_stats(tmp_path)
+    assert len(s) == 2 and {"run_id", "epoch", "layer", "sparsity", "curve"} <= set(s.columns)
+    assert s.iloc[0]["curve"] == [0.5, 0.333333, 0.166667]
