@@ -30,15 +30,27 @@ run's result is written**: finished records are small text files that can be com
 File formats.
 
 - ``history.csv``: header + one row per completed epoch; columns ``epoch, train_loss,
-  train_error, test_loss, test_error, test_top5_error, epoch_seconds, images_per_second, lr``
-  then ``alpha.<module>.mean|min|max`` for learned activation coefficients (PReLU). Floats are
-  written with Python's shortest round-trip repr (exact). Errors are fractions in [0, 1].
+  train_error, test_loss, test_accuracy, test_error, test_top5_error, epoch_seconds,
+  images_per_second, lr`` then ``alpha.<module>.mean|min|max`` for learned activation
+  coefficients (PReLU). ``train_*`` are running means over the epoch's batches (model changing),
+  ``test_*`` are measured after the epoch; ``epoch_seconds`` is training time only (no eval);
+  ``lr`` is the rate used during the epoch. Floats are written with Python's shortest
+  round-trip repr (exact). Errors are fractions in [0, 1].
 - ``activation_stats.json``: ``{"format": 1, "records": [{"epoch", "layer", "module",
   "sparsity", "dispersion", "dead_fraction", "n_units", "sparsity_channel", ...,
   "curve": [...], "curve_channel": [...]}, ...]}``; floats rounded to 6 digits, curves sorted in
   decreasing order.
 - ``result.json``: ``{"format": 1, "run_id", "experiment", "profile", "status", "config",
   "metrics": {name: number}, "provenance": {...}}`` (plus ``diverged_epoch`` for diverged runs).
+  Metrics of a complete run: ``test_accuracy, test_error, test_top5_error, test_loss,
+  train_loss, train_error`` (of the last epoch), ``epochs_completed, wall_seconds,
+  images_per_second`` (mean over epochs), ``alpha.<module>.mean|min|max`` (PReLU) and, when
+  stats were taken after the last epoch, ``<probe>.sparsity|dispersion|dead_fraction|n_units``
+  and their ``*_channel`` twins. A diverged run has only ``epochs_completed, wall_seconds,
+  images_per_second`` (no final model to report on). Provenance: ``git_commit, git_dirty,
+  profile, seed, device, device_type, num_threads, precision, torch/numpy/python/relustudy
+  versions, start_time, end_time`` (UTC ISO), ``wall_seconds`` (all sessions), ``resumes``,
+  ``channels_last_used, train_images, test_images, data_caveats``.
   Non-finite numbers are written as ``null`` so every file is strict JSON.
 """
 from __future__ import annotations
@@ -349,8 +361,10 @@ class ResultsStore:
         return json.loads(text)
 
     def invalidate(self, config: RunConfig) -> None:
-        """Remove result.json and checkpoint.pt (used by ``train(force=True)``)."""
-        for name in (RESULT_FILE, CHECKPOINT_FILE):
+        """Remove the run's record files and checkpoint (used by ``train(force=True)``);
+        result.json goes first, so an interrupted invalidation never leaves a complete-looking
+        record over the others' absence."""
+        for name in (RESULT_FILE, CHECKPOINT_FILE, HISTORY_FILE, STATS_FILE):
             try:
                 self.path(config, name).unlink()
             except FileNotFoundError:
@@ -370,7 +384,7 @@ class ResultsStore:
         if not p.is_file():
             return None
         try:
-            return torch.load(p, map_location=map_location, weights_only=False)
+            return torch.load(p, map_location=map_location, weights_only=True)
         except Exception:
             return None
 

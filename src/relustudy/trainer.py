@@ -11,9 +11,9 @@ What a run does (decisions worth knowing when reading the numbers):
   the result is bit-for-bit that of an uninterrupted run. The checkpoint is deleted once
   result.json is written.
 - **Device.** ``device="auto"`` picks CUDA when available. CUDA: cuDNN deterministic, benchmark
-  off; ``channels_last`` memory format when the config asks for it. CPU: ``num_threads`` threads
-  (default: the CPUs this process may use); ``channels_last`` is **ignored on CPU** (see
-  ``CPU_CHANNELS_LAST``: it was measured slower on our CPU; ``benchmarks/bench_channels_last.py``).
+  off; ``channels_last`` memory format (model and inputs) when the config asks for it. CPU: ``num_threads`` threads
+  (default: the CPUs this process may use); ``channels_last`` as on CUDA (measured faster on our
+  CPU as well, see ``CPU_CHANNELS_LAST`` and ``benchmarks/bench_channels_last.py``).
   ``precision="bf16"`` runs forward passes under bf16 autocast on either device; losses are
   computed in fp32.
 - **Data.** The whole split lives on the device as uint8 (loaded once per process); batches are
@@ -64,9 +64,11 @@ log = logging.getLogger(__name__)
 
 EVAL_BATCH_SIZE = 1000
 CHECKPOINT_FORMAT = 1
-# channels_last on CPU: measured 0.6-0.9x the speed of contiguous NCHW for smith_cnn/smith_vgg3
-# training on the project's 2-core AMD EPYC (benchmarks/bench_channels_last.py), so it is off.
-CPU_CHANNELS_LAST = False
+# Honour config.channels_last on CPU too. Measured with benchmarks/bench_channels_last.py on the
+# project's 2-core AMD EPYC (training, batch 128, best of interleaved rounds on a busy machine):
+# channels_last / contiguous = 1.3-2.1x with 1 thread (smith_cnn MNIST/CIFAR, smith_vgg3; ReLU and
+# PReLU), 0.9-1.6x with 2 threads (noisy; never clearly slower). Set False to force NCHW on CPU.
+CPU_CHANNELS_LAST = True
 # Seed offset of the shuffle generator (any fixed number; keeps it apart from torch's global RNG).
 _SHUFFLE_SEED_OFFSET = 0x5EED_0F_DA7A
 
@@ -401,7 +403,13 @@ def _activation_stats(model: nn.Module, data: _RunData, config: RunConfig, devic
 def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_dir: Any = None,
           download: bool = False, progress: bool | None = None) -> dict[str, Any]:
     """Train ``config`` (or reuse/resume its record in ``store``) and return the record
-    (the parsed ``result.json``: status, metrics, config, provenance)."""
+    (the parsed ``result.json``: status, metrics, config, provenance).
+
+    ``force``: recompute even if a record exists (old result and checkpoint are deleted first).
+    ``data_dir``/``download`` go to ``relustudy.data.load_dataset``. ``progress``: tqdm bars
+    (see :func:`progress_enabled`). Side effects on the process: ``torch.set_num_threads`` and
+    the cuDNN flags (see the module docstring). Never raises for a diverging run.
+    """
     if not force:
         record = store.load_record(config)
         if record is not None:
@@ -453,11 +461,12 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
     def finish(status: str, **extra: Any) -> dict[str, Any]:
         store.write_history(config, history)
         store.write_stats(config, stats)
-        prov = provenance(config, device=device, start_time=start_time, end_time=utc_now(), wall_seconds=wall(),
+        seconds = wall()
+        prov = provenance(config, device=device, start_time=start_time, end_time=utc_now(), wall_seconds=seconds,
                           num_threads=threads if device.type == "cpu" else None, resumes=resumes,
                           channels_last_used=channels_last, train_images=int(data.y_train.numel()),
                           test_images=int(data.y_test.numel()), data_caveats=data.caveats)
-        record = store.write_result(config, status=status, metrics=_final_metrics(config, history, stats, wall()),
+        record = store.write_result(config, status=status, metrics=_final_metrics(config, history, stats, seconds),
                                     provenance=prov, **extra)
         store.delete_checkpoint(config)
         return record
@@ -470,7 +479,9 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
                   leave=False, disable=not show, file=sys.stderr, dynamic_ncols=True) as bar:
             tr = _train_epoch(model, optimizer, data, config, device, gen, bar)
         if not tr["finite"]:
-            log.warning("run %s diverged in epoch %d (non-finite training loss)", config.run_id(), epoch)
+            # info, not warning: in notebooks a warning would land in the cell's output; the
+            # record's status says it.
+            log.info("run %s diverged in epoch %d (non-finite training loss)", config.run_id(), epoch)
             return finish("diverged", diverged_epoch=epoch)
         ev = _evaluate(model, data, config, device)
         row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_error": tr["train_error"],
