@@ -1,0 +1,973 @@
+"""Build the book: execute the chapter notebooks with papermill, then Jupyter Book 1.x.
+
+``build_book(profile)`` runs every chapter notebook that ``_toc.yml`` lists under
+``book/chapters/`` (sources in ``notebooks/<name>.ipynb``, in toc order) with the profile's
+parameters injected, writes the executed copies to ``book/chapters/<name>.ipynb`` (not in git),
+strips progress-bar noise from their outputs, builds the HTML with
+``jupyter-book build --warningiserror`` and checks that every local link and image of the built
+site resolves and that no page loads an asset from the internet.
+
+The second half of the module holds the small helpers the chapter notebooks call (provenance
+sentence, paper-vs-ours display, activation curves on a common grid, dataset caveats), so the
+notebooks stay glue and the helpers are tested.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "BookError",
+    "CHAPTERS_DIR",
+    "NOTEBOOKS_DIR",
+    "build_book",
+    "chapter_notebooks",
+    "toc_files",
+    "execute_chapter",
+    "sanitize_notebook",
+    "strip_progress",
+    "check_links",
+    "find_broken_links",
+    "find_external_assets",
+    # notebook helpers
+    "provenance",
+    "run_records",
+    "dataset_caveat",
+    "data_caveats",
+    "profile_markdown",
+    "curve_frame",
+    "ChapterRuns",
+    "ensure_runs",
+    "profiles_table",
+    "notes_markdown",
+    "choices_markdown",
+    "paired_table",
+    "paper_vs_ours_wide",
+    "paper_vs_ours_table",
+    "claims_table",
+    "claim_quotes_markdown",
+    "verdict_counts_markdown",
+    "profile_banner",
+    "experiment_caption",
+    "arm_order",
+    "caveats_markdown",
+    "show_markdown",
+    "table_style",
+]
+
+CHAPTERS_DIR = "book/chapters"  # executed copies (gitignored)
+NOTEBOOKS_DIR = "notebooks"  # sources, stored without outputs
+KERNEL = "python3"
+PARAMETER_NAMES = ("profile", "seeds", "device", "data_dir", "results_dir")
+
+
+class BookError(RuntimeError):
+    """The book could not be built: a notebook failed, Sphinx warned, or a link is broken."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of contents
+# ---------------------------------------------------------------------------------------------
+def toc_files(root: Path | str) -> list[str]:
+    """Every document of ``_toc.yml`` (root first), as written there: paths without suffix."""
+    import yaml
+
+    toc_path = Path(root) / "_toc.yml"
+    if not toc_path.is_file():
+        raise BookError(f"no _toc.yml in {root}")
+    toc = yaml.safe_load(toc_path.read_text()) or {}
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(str(node["file"]))
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    if "root" in toc:
+        out.append(str(toc["root"]))
+    walk(toc)
+    return [_strip_suffix(f) for f in out]
+
+
+def _strip_suffix(path: str) -> str:
+    for suffix in (".ipynb", ".md"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def chapter_notebooks(root: Path | str) -> list[str]:
+    """Names of the notebooks the toc lists under ``book/chapters/``, in toc order."""
+    prefix = CHAPTERS_DIR + "/"
+    return [f[len(prefix):] for f in toc_files(root) if f.startswith(prefix)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Output sanitising
+# ---------------------------------------------------------------------------------------------
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+# A tqdm bar: "42%|####      | 21/50 [00:01<00:02, 9.9it/s]" (any prefix, ascii or unicode bar).
+_TQDM = re.compile(r"\d+%\|.*\|\s*\d+(\.\d+)?[kMG]?/\d+(\.\d+)?[kMG]?\s*\[|\|\s*\d+(\.\d+)?[kMG]?/\d*\??\s*\[\d+:\d+")
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_progress(text: str) -> str:
+    """Remove ANSI escapes, carriage-return overwrites and tqdm progress lines from stream text.
+
+    Each line keeps only what a terminal would finally show (the text after its last ``\\r``);
+    lines that are tqdm bars are dropped entirely.
+    """
+    text = _ANSI.sub("", text)
+    kept = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            parts = [p for p in line.split("\r") if p.strip()]
+            line = parts[-1] if parts else ""
+        if _TQDM.search(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def sanitize_notebook(nb: Any) -> Any:
+    """Clean an executed notebook in place (and return it) for publishing.
+
+    Stream outputs lose ANSI codes and progress bars (an output left empty is dropped);
+    ipywidgets outputs (tqdm.auto bars) are replaced by their plain-text fallback, since a
+    widget needs JavaScript from a CDN; error tracebacks lose their ANSI colour codes. When
+    papermill injected parameters, the notebook's default ``parameters`` cell is tagged
+    ``remove-cell`` so the book shows only the values actually used.
+    """
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                text = out.get("text", "")
+                if isinstance(text, list):
+                    text = "".join(text)
+                text = strip_progress(text)
+                if not text.strip():
+                    continue
+                out["text"] = text
+            elif kind in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                if _WIDGET_MIME in data:
+                    data.pop(_WIDGET_MIME)
+                    if not data or set(data) == {"text/plain"} and _looks_like_widget_repr(data["text/plain"]):
+                        continue
+            elif kind == "error":
+                out["traceback"] = [_ANSI.sub("", line) for line in out.get("traceback", [])]
+            outputs.append(out)
+        cell["outputs"] = outputs
+    nb.get("metadata", {}).pop("widgets", None)
+    # With papermill's injected-parameters cell present, the notebook's own defaults cell only
+    # repeats (different) values: hide it from the book, keep it in the file.
+    cells = nb.get("cells", [])
+    if any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
+        for c in cells:
+            tags = c.get("metadata", {}).get("tags", [])
+            if "parameters" in tags and "remove-cell" not in tags:
+                c["metadata"]["tags"] = [*tags, "remove-cell"]
+    return nb
+
+
+def _looks_like_widget_repr(text: Any) -> bool:
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return "Box(" in text or "Progress(" in text or _TQDM.search(text) is not None or not text.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Link checking
+# ---------------------------------------------------------------------------------------------
+_LINK_ATTRS = {"a": "href", "link": "href", "area": "href", "img": "src", "script": "src",
+               "iframe": "src", "source": "src", "embed": "src", "video": "src", "audio": "src"}
+# Tags whose URL the browser *loads* when it shows the page (a plain <a> is only a link out).
+_LOADED = {"img", "script", "iframe", "source", "embed", "video", "audio"}
+_LOADED_LINK_RELS = {"stylesheet", "preload", "modulepreload", "icon", "shortcut", "manifest", "prefetch"}
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.refs: list[tuple[str, str, bool]] = []  # (tag, url, loaded)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = _LINK_ATTRS.get(tag)
+        if attr is None:
+            return
+        values = dict(attrs)
+        url = values.get(attr)
+        if url is None:
+            return
+        loaded = tag in _LOADED or (tag == "link" and bool(set((values.get("rel") or "").lower().split()) & _LOADED_LINK_RELS))
+        self.refs.append((tag, url.strip(), loaded))
+
+    handle_startendtag = handle_starttag
+
+
+def _is_external(url: str) -> bool:
+    return bool(urlsplit(url).scheme) or url.startswith("//")
+
+
+# Folders of a Sphinx site that hold assets, not pages (themes copy Jinja macro templates named
+# *.html into _static/; they are never served as pages).
+_NOT_PAGES = ("_static", "_sources", ".doctrees")
+
+
+def _html_files(html_dir: Path) -> list[Path]:
+    return sorted(p for p in html_dir.rglob("*.html")
+                  if p.is_file() and p.relative_to(html_dir).parts[0] not in _NOT_PAGES)
+
+
+def _parse(page: Path) -> list[tuple[str, str, bool]]:
+    parser = _Refs()
+    parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+    parser.close()
+    return parser.refs
+
+
+def find_broken_links(html_dir: Path | str) -> list[str]:
+    """Local ``href``/``src`` targets of the HTML files under ``html_dir`` that do not exist.
+
+    Links with a scheme (http, https, mailto, data, ...) and pure ``#anchor`` links are skipped;
+    ``page.html#x`` and ``page.html?v=1`` are checked for ``page.html``. A link to a folder needs
+    an ``index.html`` in it. Returns ``"page.html: url"`` strings, sorted.
+    """
+    html_dir = Path(html_dir).resolve()
+    broken = []
+    for page in _html_files(html_dir):
+        for _tag, url, _loaded in _parse(page):
+            if not url or url.startswith("#") or _is_external(url):
+                continue
+            path = unquote(urlsplit(url).path)
+            if not path:
+                continue
+            target = (html_dir / path.lstrip("/")) if path.startswith("/") else (page.parent / path)
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file():
+                broken.append(f"{page.relative_to(html_dir)}: {url}")
+    return sorted(set(broken))
+
+
+_CSS_REMOTE = re.compile(r"""(@import\s+(url\()?\s*["']?\s*(https?:)?//)|(url\(\s*["']?\s*(https?:)?//)""", re.I)
+
+
+def find_external_assets(html_dir: Path | str) -> list[str]:
+    """Assets the built site would fetch from the internet: scripts, stylesheets, images,
+    frames with an absolute URL, and ``@import``/``url()`` of remote files in its CSS.
+    (Plain links out, ``<a href="https://...">``, are fine and not reported.)"""
+    html_dir = Path(html_dir).resolve()
+    found = []
+    for page in _html_files(html_dir):
+        for tag, url, loaded in _parse(page):
+            if loaded and _is_external(url) and not url.startswith("data:"):
+                found.append(f"{page.relative_to(html_dir)}: <{tag}> {url}")
+    for css in sorted(html_dir.rglob("*.css")):
+        text = css.read_text(encoding="utf-8", errors="replace")
+        for m in _CSS_REMOTE.finditer(text):
+            snippet = text[m.start(): m.start() + 80].split(")")[0]
+            found.append(f"{css.relative_to(html_dir)}: {snippet}")
+    return sorted(set(found))
+
+
+def check_links(html_dir: Path | str) -> None:
+    """Raise :class:`BookError` listing every broken local link or image under ``html_dir``."""
+    html_dir = Path(html_dir)
+    if not html_dir.is_dir():
+        raise BookError(f"no built HTML at {html_dir}")
+    broken = find_broken_links(html_dir)
+    if broken:
+        raise BookError(f"{len(broken)} broken local link(s) in {html_dir}:\n  " + "\n  ".join(broken))
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution and build
+# ---------------------------------------------------------------------------------------------
+def _tail(text: str, n: int) -> str:
+    lines = [line for line in _ANSI.sub("", text).rstrip().splitlines()]
+    return "\n".join(lines[-n:])
+
+
+def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    """Run one notebook through papermill into ``target`` and sanitise the executed copy.
+
+    A failing cell raises :class:`BookError` naming the notebook, the executed copy (papermill
+    writes it, error included) and the error's last lines.
+    """
+    import nbformat
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(source), str(target), parameters=parameters, kernel_name=KERNEL, cwd=str(cwd),
+            progress_bar=False, log_output=False, report_mode=False,
+            # ipykernel warns on every start about TCP without CurveZMQ keys (local kernel): noise
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        )
+    except PapermillExecutionError as e:
+        tb = _tail("\n".join(e.traceback or []), 8)
+        raise BookError(
+            f"notebook {source} failed in cell {e.cell_index} (In [{e.exec_count}]): {e.ename}: {e.evalue}\n"
+            f"executed copy with the error: {target}\nlast lines of the traceback:\n{tb}"
+        ) from None
+    except Exception as e:  # kernel died, bad notebook JSON, missing kernel, ...
+        raise BookError(f"notebook {source} could not be executed ({type(e).__name__}: {_tail(str(e), 8)}); "
+                        f"executed copy (if any): {target}") from None
+    nb = nbformat.read(str(target), as_version=4)
+    nbformat.write(sanitize_notebook(nb), str(target))
+
+
+def _jupyter_book_command() -> list[str]:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
+
+
+def _sphinx_problems(output: str) -> str:
+    lines = _ANSI.sub("", output).splitlines()
+    hits = [line for line in lines if re.search(r"WARNING|ERROR|Error|error:|Exception", line)]
+    return "\n".join(hits[-15:]) if hits else _tail(output, 25)
+
+
+def build_book(
+    profile: str = "quick",
+    *,
+    seeds: Sequence[int] | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    root: str | Path | None = None,
+    log: Callable[[str], None] | None = print,
+) -> Path:
+    """Execute every chapter notebook of the toc for ``profile`` and build the HTML book.
+
+    Returns the folder of the built site (``<root>/_build/html``). Runs that already have a
+    complete record in the results store are reused, not retrained. Raises :class:`BookError`
+    (one clear message) when a notebook fails, Sphinx emits a warning, a local link is broken or
+    a page would load an asset from the internet; bad parameters raise ``ValueError`` first.
+    """
+    from .experiments import project_root
+    from .notebook_params import validate
+
+    say = log or (lambda _msg: None)
+    root = Path(root).resolve() if root is not None else project_root()
+    if not (root / "_toc.yml").is_file() or not (root / "_config.yml").is_file():
+        raise BookError(f"{root} is not the project root (no _toc.yml/_config.yml)")
+
+    # Validate now, so a bad value fails before any kernel starts; relative paths are taken from
+    # the caller's cwd, while the notebooks run with cwd = root.
+    validated = validate(profile=profile, seeds=list(seeds) if seeds is not None else None, device=device,
+                         data_dir=data_dir, results_dir=results_dir)
+    parameters = {
+        "profile": validated.profile,
+        "seeds": list(validated.seeds) if validated.seeds is not None else None,
+        "device": validated.device,
+        "data_dir": str(validated.data_dir) if validated.data_dir is not None else None,
+        # None keeps the published parameter cell free of machine paths; the kernel resolves it
+        # to the same default_results_dir(profile), since it runs in root.
+        "results_dir": str(validated.results_dir) if results_dir is not None else None,
+    }
+    assert tuple(parameters) == PARAMETER_NAMES
+    json.dumps(parameters)  # plain JSON values only
+
+    names = chapter_notebooks(root)
+    missing = [n for n in names if not (root / NOTEBOOKS_DIR / f"{n}.ipynb").is_file()]
+    if missing:
+        raise BookError("the toc lists chapter(s) without a notebook in notebooks/: " + ", ".join(missing))
+
+    t_all = time.perf_counter()
+    for name in names:
+        source = root / NOTEBOOKS_DIR / f"{name}.ipynb"
+        target = root / CHAPTERS_DIR / f"{name}.ipynb"
+        t0 = time.perf_counter()
+        say(f"book: executing {source.relative_to(root)} -> {target.relative_to(root)} (profile {validated.profile})")
+        execute_chapter(source, target, parameters, cwd=root)
+        say(f"book: {name} done in {time.perf_counter() - t0:.0f} s")
+
+    t0 = time.perf_counter()
+    say("book: jupyter-book build --warningiserror --builder html")
+    cmd = [*_jupyter_book_command(), "build", str(root), "--warningiserror", "--builder", "html"]
+    env = {**os.environ, "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::DeprecationWarning")}
+    proc = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{_sphinx_problems(proc.stdout + proc.stderr)}")
+    html = root / "_build" / "html"
+    check_links(html)
+    remote = find_external_assets(html)
+    if remote:
+        raise BookError(f"{len(remote)} asset(s) of the built book would be fetched from the internet:\n  " + "\n  ".join(remote))
+    say(f"book: HTML built in {time.perf_counter() - t0:.0f} s; total {time.perf_counter() - t_all:.0f} s -> {html / 'index.html'}")
+    return html
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers the chapter notebooks call
+# ---------------------------------------------------------------------------------------------
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def dataset_name(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str]:
+    """The caveats of the data behind ``experiment``'s numbers.
+
+    From the records in ``runs`` when it has any for the experiment (each record keeps the
+    caveats of the copy it was trained on, ``provenance.data_caveats``); otherwise from the
+    dataset registry (the caveats of the project's reference copy). Empty for lossless data.
+    """
+    from .experiments import get_experiment
+
+    if runs is not None:
+        recs = [r for r in runs.records if r.get("experiment") == experiment]
+        if recs:
+            return _unique(c for r in recs for c in ((r.get("provenance") or {}).get("data_caveats") or []))
+    try:
+        from .data import DATASETS
+
+        return list(DATASETS.get(get_experiment(experiment).dataset).caveats)
+    except Exception:  # an unknown dataset has no registered caveat
+        return []
+
+
+def dataset_caveat(experiment: str, runs: "ChapterRuns | None" = None, *, full: bool = False) -> str | None:
+    """The sentence a page must print next to ``experiment``'s numbers (None: lossless data):
+    the main caveat (e.g. CIFAR-10's JPEG quality 75), or with ``full`` every caveat."""
+    from .experiments import get_experiment
+
+    caveats = data_caveats(experiment, runs)
+    if not caveats:
+        return None
+    if not full:
+        caveats = caveats[:1]
+    return f"{dataset_name(get_experiment(experiment).dataset)} data caveat: our copy was " + "; ".join(caveats) + "."
+
+
+def _fmt_minutes(seconds: float) -> str:
+    minutes = seconds / 60.0
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    if minutes < 120:
+        return f"{minutes:.1f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def _unique(values: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        s = str(v)
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
+def run_records(results_dir: str | Path, experiments: Iterable[str], profile: str) -> list[dict[str, Any]]:
+    """The complete records (parsed ``result.json``) of ``experiments`` under ``profile``."""
+    from .store import ResultsStore
+
+    store = ResultsStore(results_dir)
+    return [rec for name in experiments for rec in store.records(name, profile)]
+
+
+def provenance(runs: Any) -> str:
+    """One sentence on where the numbers come from:
+
+    "profile quick, 60 runs on cpu: 2 threads, <CPU>, torch 2.14.1, total wall time 84.2 min,
+    commit abc1234."
+
+    ``runs`` is a list of records (parsed ``result.json``, e.g. from :func:`run_records`; their
+    ``provenance`` gives device, torch version, wall time and commit) or a
+    :func:`relustudy.store.load_results` frame (one row per run and metric; runs are counted once
+    by ``run_id``; torch is then given only if the frame has a ``torch_version`` column).
+    Wall time is the sum over runs.
+    """
+    import pandas as pd
+
+    if isinstance(runs, pd.DataFrame):
+        df = runs.drop_duplicates("run_id") if "run_id" in runs else runs
+        rows = df.to_dict("records")
+    else:
+        rows = []
+        for rec in runs or []:
+            prov = dict(rec.get("provenance") or {})
+            rows.append({"profile": rec.get("profile") or prov.get("profile"), **prov})
+    if not rows:
+        return "no runs recorded yet."
+    n = len(rows)
+    profiles = _unique(r.get("profile") for r in rows)
+    devices = _unique(r.get("device") for r in rows)
+    torches = _unique(r.get("torch_version") for r in rows)
+    commits = _unique(str(c)[:7] if c != "unknown" else None for c in _unique(r.get("git_commit") for r in rows))
+    dirty = any(r.get("git_dirty") is True for r in rows)
+    wall = sum(float(w) for w in (r.get("wall_seconds") for r in rows) if _finite(w))
+    parts = [
+        f"profile {', '.join(profiles) or 'unknown'}",
+        f"{n} run{'s' if n != 1 else ''} on {'; '.join(devices) or 'an unrecorded device'}",
+    ]
+    if torches:
+        parts.append(f"torch {', '.join(torches)}")
+    parts.append(f"total wall time {_fmt_minutes(wall)}")
+    if commits:
+        parts.append(f"commit {', '.join(commits)}" + (" (with uncommitted changes)" if dirty else ""))
+    else:
+        parts.append("commit unknown (records made outside a git commit)")
+    return ", ".join(parts) + "."
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def profile_markdown(experiment: str, profile: str, *, seeds: Sequence[int] | None = None, notes: bool = True) -> str:
+    """Markdown listing how ``profile`` of ``experiment`` departs from the source (its
+    scale-downs), and, with ``notes``, the choices made where the source is silent. ``seeds``:
+    the seeds this build uses when they differ from the profile's. (The data
+    caveat goes with the numbers: :func:`paper_vs_ours_table` puts it in the caption.)"""
+    from .experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    prof = exp.profile(profile)
+    chosen = ", ".join(str(s) for s in (prof.seeds if seeds is None else seeds))
+    which = "" if seeds is None else ", chosen for this build"
+    lines = [f"**{exp.source.capitalize()} {exp.table}, {exp.title}**, profile `{profile}` (seeds {chosen}{which}).", ""]
+    if prof.scale_downs:
+        lines.append("Scaled down from the source:")
+        lines += [f"- {s}" for s in prof.scale_downs]
+    else:
+        lines.append("Runs the source's own setup.")
+    if notes and exp.notes:
+        lines += ["", "Choices where the source is silent or ambiguous:"]
+        lines += [f"- {n}" for n in exp.notes]
+    return "\n".join(lines)
+
+
+def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoch: str | int = "last") -> Any:
+    """Sorted activation-probability curves on a common grid, long form for seaborn.
+
+    ``stats`` is a :func:`relustudy.store.load_activation_stats` frame (one row per run, epoch and
+    layer, the sorted curve in the list column ``curve``). Each curve is resampled at ``points``
+    evenly spaced unit ranks (fraction of the layer's units, 0 = most active unit) by linear
+    interpolation. ``epoch="last"`` keeps each run's last measured epoch. Returns columns
+    ``experiment, arm, seed, run_id, rank, probability``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame(stats)
+    cols = ["experiment", "arm", "seed", "run_id", "rank", "probability"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    if "layer" in df:
+        df = df[df["layer"] == layer]
+    if "epoch" in df and len(df):
+        if epoch == "last":
+            df = df[df["epoch"] == df.groupby("run_id")["epoch"].transform("max")]
+        else:
+            df = df[df["epoch"] == int(epoch)]
+    grid = np.linspace(0.0, 1.0, points)
+    rows = []
+    for rec in df.itertuples(index=False):
+        curve = np.asarray(rec.curve, dtype=float)
+        if curve.size == 0:
+            continue
+        curve = np.sort(curve)[::-1]  # decreasing, whatever order it was stored in
+        x = np.linspace(0.0, 1.0, curve.size) if curve.size > 1 else np.zeros(1)
+        y = np.interp(grid, x, curve) if curve.size > 1 else np.full(points, curve[0])
+        rows.append(pd.DataFrame({
+            "experiment": getattr(rec, "experiment", ""), "arm": rec.arm, "seed": rec.seed,
+            "run_id": getattr(rec, "run_id", ""), "rank": grid, "probability": y,
+        }))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=cols)
+
+
+class ChapterRuns:
+    """The records a chapter shows: one profile, some experiments, the configured seeds only.
+
+    ``results`` is the :func:`relustudy.store.load_results` frame, ``stats`` the
+    :func:`relustudy.store.load_activation_stats` frame and ``records`` the parsed result.json
+    records, all restricted to the run ids that the experiments' configs for this profile (and
+    these seeds) produce, so records of other seeds in the same store are not mixed in.
+    """
+
+    def __init__(self, profile: str, experiments: Sequence[str], results: Any, stats: Any, records: list[dict[str, Any]],
+                 expected: int):
+        self.profile = profile
+        self.experiments = list(experiments)
+        self.results = results
+        self.stats = stats
+        self.records = records
+        self.expected = expected  # runs the configs ask for
+        self.skipped: dict[str, str] = {}  # experiment -> why it could not run (ensure_runs(skip_unavailable=True))
+
+    def provenance(self) -> str:
+        return provenance(self.records)
+
+    def missing(self) -> int:
+        return self.expected - len(self.records)
+
+    def skipped_markdown(self) -> str:
+        """Markdown naming the experiments that could not run here, and why ("" if none)."""
+        if not self.skipped:
+            return ""
+        return "Not run in this build (their claims read *not run*):\n\n" + "\n".join(
+            f"- `{name}`: {why}" for name, why in self.skipped.items())
+
+
+def ensure_runs(experiments: Sequence[str], params: Any, *, train: bool = True, skip_unavailable: bool = False,
+                log: Callable[[str], None] | None = None) -> ChapterRuns:
+    """Make sure every run of ``experiments`` exists for ``params`` (a validated
+    :class:`relustudy.notebook_params.NotebookParams`), training what has no complete record
+    (quietly, no progress bars), then load the chapter's records.
+
+    With ``train=False`` nothing is trained: the chapter shows what the store holds. With
+    ``skip_unavailable`` an experiment whose dataset cannot be found (``DataError``, e.g.
+    CIFAR-100 offline) is skipped and listed in ``ChapterRuns.skipped`` instead of failing
+    (the summary uses this: claims without records then read "not run").
+    """
+    import pandas as pd
+
+    from .data import DataError
+    from .experiments import get_experiment, run_experiment
+    from .store import ResultsStore, load_activation_stats, load_results
+
+    run_ids: set[str] = set()
+    skipped: dict[str, str] = {}
+    for name in experiments:
+        exp = get_experiment(name)
+        run_ids.update(c.run_id() for c in exp.configs(params.profile, seeds=params.seeds, device=params.device))
+        if train:
+            try:
+                run_experiment(name, params.profile, log=log, progress=False, **params.run_kwargs())
+            except DataError as e:
+                if not skip_unavailable:
+                    raise
+                skipped[name] = str(e).splitlines()[0]
+    store = ResultsStore(params.results_dir)
+    results, stats, records = [], [], []
+    for name in experiments:
+        r = load_results(store, experiment=name, profile=params.profile)
+        s = load_activation_stats(store, experiment=name, profile=params.profile)
+        results.append(r[r["run_id"].isin(run_ids)] if len(r) else r)
+        stats.append(s[s["run_id"].isin(run_ids)] if len(s) else s)
+        records += [rec for rec in store.records(name, params.profile) if rec.get("run_id") in run_ids]
+    results_df = pd.concat([r for r in results if len(r)], ignore_index=True) if any(len(r) for r in results) else results[0]
+    stats_df = pd.concat([s for s in stats if len(s)], ignore_index=True) if any(len(s) for s in stats) else stats[0]
+    runs = ChapterRuns(params.profile, experiments, results_df, stats_df, records, expected=len(run_ids))
+    runs.skipped = skipped
+    return runs
+
+
+def profiles_table(profile: str | None = None) -> Any:
+    """Every registered experiment x profile: seeds, epochs, batch size, training images and the
+    scale-downs in words (from the experiment registry). ``profile`` marks the built one."""
+    import pandas as pd
+
+    from .experiments import EXPERIMENTS
+
+    rows = []
+    for name in EXPERIMENTS.names():
+        exp = EXPERIMENTS.get(name)
+        for pname, prof in exp.profiles.items():
+            settings = {**exp.common, **prof.settings}
+            try:
+                images = f"{exp.train_images(pname):,}"
+            except Exception:  # the dataset registry may not know the set (e.g. not installed)
+                images = str(settings.get("train_subset") or "all")
+            rows.append({
+                "experiment": name,
+                "source": f"{exp.source} {exp.table}",
+                "profile": pname + (" (this build)" if pname == profile else ""),
+                "seeds": len(prof.seeds),
+                "epochs": settings.get("epochs"),
+                "batch": settings.get("batch_size"),
+                "training images": images,
+                "departs from the source by": prof.describe(),
+            })
+    return pd.DataFrame(rows)
+
+
+def notes_markdown(experiments: Iterable[str] | None = None) -> str:
+    """Markdown: per experiment, the choices made where its source is silent (``notes``)."""
+    from .experiments import EXPERIMENTS
+
+    lines = []
+    for name in experiments or EXPERIMENTS.names():
+        exp = EXPERIMENTS.get(name)
+        lines.append(f"**`{name}`** ({exp.source} {exp.table}, {exp.title}):")
+        lines.append("")
+        lines += [f"- {n}" for n in exp.notes] or ["- (none)"]
+        caveat = dataset_caveat(name, full=True)
+        if caveat:
+            lines.append(f"- *{caveat}*")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+METRIC_LABELS = {
+    "test_accuracy": "accuracy",
+    "test_error": "test error",
+    "last_conv.sparsity": "lifetime sparsity",
+    "last_conv.dispersion": "dispersion",
+    "last_conv.dead_fraction": "dead units (fraction)",
+}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def _fmt_num(v: Any, digits: int = 3, signed: bool = False) -> str:
+    if not _finite(v):
+        return "n/a"
+    return f"{float(v):+.{digits}f}" if signed else f"{float(v):.{digits}f}"
+
+
+def _fmt_p(p: Any) -> str:
+    if not _finite(p):
+        return "n/a"
+    return "< 0.001" if float(p) < 1e-3 else f"{float(p):.3f}"
+
+
+def paired_table(results: Any, experiments: Sequence[str], arm_a: str, arm_b: str, metrics: Sequence[str],
+                 *, digits: int = 3) -> Any:
+    """``arm_a`` minus ``arm_b``, paired by seed, for every experiment and metric, as a display
+    table indexed by (source table, dataset / model): metric, n pairs, both means, difference,
+    95% t-interval, the paired t-test p-value and the exact sign-flip p-value (see
+    :mod:`relustudy.stats`)."""
+    import pandas as pd
+
+    from .experiments import get_experiment
+    from .stats import paired_comparison
+
+    rows = []
+    for name in experiments:
+        exp = get_experiment(name)
+        for metric in metrics:
+            sub = results[results["experiment"] == name] if len(results) else results
+            try:
+                pc = paired_comparison(sub, metric, arm_a, arm_b, experiment=name)
+            except ValueError as e:  # e.g. no records yet
+                rows.append({"table": exp.table, "dataset / model": exp.title, "metric": metric_label(metric),
+                             "n pairs": 0, f"{arm_a} mean": "n/a", f"{arm_b} mean": "n/a",
+                             f"difference ({arm_a} - {arm_b})": "n/a", "95% CI": str(e), "p (paired t)": "n/a",
+                             "p (sign-flip)": "n/a"})
+                continue
+            ci = (f"[{_fmt_num(pc.ci_low, digits, True)}, {_fmt_num(pc.ci_high, digits, True)}]"
+                  if _finite(pc.ci_low) else "n/a (n < 2)")
+            rows.append({
+                "table": exp.table, "dataset / model": exp.title, "metric": metric_label(metric), "n pairs": pc.n,
+                f"{arm_a} mean": _fmt_num(pc.mean_a, digits), f"{arm_b} mean": _fmt_num(pc.mean_b, digits),
+                f"difference ({arm_a} - {arm_b})": _fmt_num(pc.mean_diff, digits, True), "95% CI": ci,
+                "p (paired t)": _fmt_p(pc.p_value), "p (sign-flip)": _fmt_p(pc.p_permutation),
+            })
+    return pd.DataFrame(rows).set_index(["table", "dataset / model"])
+
+
+def profile_banner(profile: str) -> str:
+    """A MyST admonition for profiles whose numbers must not be read as results (``smoke``)."""
+    if profile == "smoke":
+        return (":::{warning}\nThis page was built with the **smoke** profile: a few hundred images and one "
+                "epoch, only to check that the pipeline runs. Its numbers say nothing about the "
+                "activations; the published book uses the `quick` profile.\n:::")
+    if profile == "quick":
+        return ("The numbers below come from the **quick** profile: the full datasets with the "
+                "scale-downs listed for each experiment.")
+    return f"The numbers below come from the **{profile}** profile."
+
+
+def experiment_caption(experiment: str) -> str:
+    """Short title for a figure panel: "Table 3: 3-layer CNN on CIFAR-10 (JPEG q75)"."""
+    from .experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    suffix = " (JPEG q75)" if exp.dataset == "cifar10" else ""
+    return f"{exp.table}: {exp.title}{suffix}"
+
+
+def arm_order(experiment: str) -> list[str]:
+    """The experiment's arm labels in the source's row order."""
+    from .experiments import get_experiment
+
+    return [arm.label for arm in get_experiment(experiment).arms]
+
+
+def caveats_markdown(experiments: Iterable[str], runs: "ChapterRuns | None" = None) -> str:
+    """The dataset caveats that apply to numbers of ``experiments`` (each once), as Markdown."""
+    seen: list[str] = []
+    for name in experiments:
+        caveat = dataset_caveat(name, runs)
+        if caveat and caveat not in seen:
+            seen.append(caveat)
+    return "\n\n".join(f"*{c}*" for c in seen)
+
+
+_VERDICT_COLOURS = {
+    "replicated": "#d9f2d9",
+    "not replicated": "#f8d7d7",
+    "inconclusive": "#fff3cd",
+    "not run": "#e9ecef",
+}
+_TABLE_STYLES = [
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: normal; padding-bottom: 0.4em;"},
+    {"selector": "th", "props": "text-align: center;"},
+    {"selector": "td", "props": "text-align: right; white-space: nowrap;"},
+]
+
+
+def paper_vs_ours_wide(pvo: Any, *, digits: int = 3) -> Any:
+    """A :func:`relustudy.claims.paper_vs_ours` frame in the source's layout: one row per arm;
+    per published column three sub-columns: the paper's value, ours as "mean ± sd (n=k)" and
+    the difference ours - paper (all as display strings)."""
+    import pandas as pd
+
+    from .stats import format_mean_sd
+
+    arms = list(dict.fromkeys(pvo["arm"]))
+    metrics = list(dict.fromkeys(pvo["metric"]))
+    label = {m: m.replace("_", " ") for m in metrics}
+    data: dict[tuple[str, str], list[str]] = {}
+    for m in metrics:
+        sub = pvo[pvo["metric"] == m].set_index("arm")
+        paper, ours, diff = [], [], []
+        for arm in arms:
+            r = sub.loc[arm] if arm in sub.index else None
+            if r is None:
+                paper.append("n/a"), ours.append("n/a"), diff.append("n/a")
+                continue
+            paper.append(_fmt_num(r["paper"], digits))
+            txt = format_mean_sd(r["ours_mean"], r["ours_sd"], int(r["n"]), digits)
+            if int(r.get("n_diverged", 0) or 0):
+                txt += f" [{int(r['n_diverged'])} diverged]"
+            ours.append(txt)
+            diff.append(_fmt_num(r["diff"], digits, signed=True))
+        data[(label[m], "paper")] = paper
+        data[(label[m], "ours (mean ± sd)")] = ours
+        data[(label[m], "ours − paper")] = diff
+    wide = pd.DataFrame(data, index=pd.Index(arms, name="activation"))
+    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
+    return wide
+
+
+def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = None, *, digits: int = 3) -> Any:
+    """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
+    the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""
+    from .experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    wide = paper_vs_ours_wide(pvo, digits=digits)
+    caption = (f"{exp.source.capitalize()} {exp.table}, {exp.title}: the paper's value (one run), ours "
+               f"(mean ± sd over n seeds) and the difference ours − paper. Lifetime sparsity and dispersion "
+               f"are measured in the last convolutional layer.")
+    caveat = dataset_caveat(experiment, runs)
+    if caveat:
+        caption += " " + caveat
+    return wide.style.set_caption(caption).set_table_styles(_TABLE_STYLES)
+
+
+def claims_table(claims: Any, *, columns: Sequence[str] = ("table", "tested", "paper", "ours", "verdict", "detail")) -> Any:
+    """Claims evaluated by :func:`relustudy.claims.evaluate_claims` as a Styler: one row per
+    claim (its id as the index), the verdict cell coloured; long text wraps."""
+    df = claims.set_index("claim_id")[[c for c in columns if c in claims.columns]] if len(claims) else claims
+    df.index.name = "claim"
+    styler = df.style.set_table_styles([
+        *_TABLE_STYLES[:2],
+        {"selector": "td", "props": "text-align: left; vertical-align: top; white-space: normal; min-width: 8em;"},
+    ])
+    if "verdict" in df.columns and len(df):
+        styler = styler.map(lambda v: f"background-color: {_VERDICT_COLOURS.get(v, 'transparent')}; font-weight: bold;",
+                            subset=["verdict"])
+    return styler
+
+
+def verdict_counts_markdown(claims: Any) -> str:
+    """"11 claims on the smoke profile: 3 replicated, ..." (every verdict, zeros included)."""
+    from .claims import VERDICTS
+
+    n = len(claims)
+    if n == 0:
+        return "No claims are registered yet."
+    counts = claims["verdict"].value_counts()
+    profiles = ", ".join(_unique(claims["profile"])) if "profile" in claims else "?"
+    parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
+    return f"**{n} claim{'s' if n != 1 else ''}** evaluated on the {profiles} profile: {parts}."
+
+
+def claim_quotes_markdown(claims: Any) -> str:
+    """The sources' sentences behind ``claims`` (each once, quoted, with the claim ids)."""
+    if not len(claims):
+        return ""
+    out = []
+    for quote, group in claims.groupby("claim", sort=False):
+        ids = ", ".join(f"`{c}`" for c in group["claim_id"])
+        out.append(f"> {quote}\n\ntested as {ids}")
+    return "\n\n".join(out)
+
+
+def choices_markdown(experiments: Sequence[str]) -> str:
+    """The experiments' notes (choices where the source is silent) without repetition: the
+    notes every listed experiment shares first, then each experiment's own."""
+    from .experiments import get_experiment
+
+    exps = [get_experiment(n) for n in experiments]
+    if not exps:
+        return ""
+    common = [n for n in exps[0].notes if all(n in e.notes for e in exps[1:])]
+    lines = [f"- {n}" for n in common]
+    rest = list(dict.fromkeys(n for e in exps for n in e.notes if n not in common))
+    for note in rest:
+        having = [e for e in exps if note in e.notes]
+        where = ", ".join(f"{e.table} (`{e.name}`)" for e in having)
+        lines.append(f"- Only {where}: {note}")
+    return "\n".join(lines)
+
+
+def show_markdown(text: str) -> None:
+    """Display ``text`` as Markdown in a notebook; nothing at all when it is empty (an empty
+    ``Markdown`` object would show its Python repr in the book)."""
+    if text and text.strip():
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+
+
+def table_style(df: Any, *, hide_index: bool = False, wrap: bool = True) -> Any:
+    """A pandas Styler for a plain display table: left-aligned text that wraps (a DataFrame's
+    HTML would cut long strings at 50 characters), optionally without the row numbers."""
+    styler = df.style.set_table_styles([
+        *_TABLE_STYLES[:2],
+        {"selector": "td", "props": "text-align: left; vertical-align: top;"
+                                    + (" white-space: normal;" if wrap else " white-space: nowrap;")},
+    ])
+    return styler.hide(axis="index") if hide_index else styler

@@ -1,0 +1,93 @@
+"""Validation of the parameters every chapter notebook receives (from its defaults or papermill).
+
+Each notebook's ``parameters`` cell sets ``profile``, ``seeds``, ``device``, ``data_dir`` and
+``results_dir``; the next cell calls :func:`validate`, so a bad value fails the notebook's first
+real cell with one clear message that names the parameter, before anything is trained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import DEVICES, PROFILES
+
+__all__ = ["NotebookParams", "validate"]
+
+
+@dataclass(frozen=True)
+class NotebookParams:
+    """Validated notebook parameters; ``results_dir`` is always a concrete path."""
+
+    profile: str
+    seeds: tuple[int, ...] | None
+    device: str
+    data_dir: Path | None
+    results_dir: Path
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`relustudy.experiments.run_experiment`."""
+        return {
+            "seeds": list(self.seeds) if self.seeds is not None else None,
+            "device": self.device,
+            "results_dir": self.results_dir,
+            "data_dir": str(self.data_dir) if self.data_dir is not None else None,
+        }
+
+
+def _bad(name: str, expected: str, value: Any) -> ValueError:
+    return ValueError(f"invalid notebook parameter {name}={value!r}: expected {expected}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate(*, profile: Any = "smoke", seeds: Any = None, device: Any = "cpu", data_dir: Any = None,
+             results_dir: Any = None) -> NotebookParams:
+    """Check the five notebook parameters; raise ``ValueError`` naming the first bad one.
+
+    - ``profile``: one of ``smoke``, ``quick``, ``paper``.
+    - ``seeds``: ``None`` (the profile's own seeds) or a non-empty list of distinct integers >= 0.
+    - ``device``: ``cpu``, ``cuda`` or ``auto``.
+    - ``data_dir``: ``None`` (``RELUSTUDY_DATA`` / the cache) or an existing directory.
+    - ``results_dir``: ``None`` (:func:`relustudy.experiments.default_results_dir`) or a path that
+      is not an existing file; it is created when the first record is written.
+    """
+    from .experiments import default_results_dir
+
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise _bad("profile", f"one of {', '.join(PROFILES)}", profile)
+
+    if seeds is not None:
+        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple)):
+            raise _bad("seeds", "None or a list of integers >= 0, e.g. [0, 1, 2]", seeds)
+        if len(seeds) == 0:
+            raise _bad("seeds", "None or a non-empty list of integers >= 0", seeds)
+        for s in seeds:
+            if not _is_int(s) or s < 0:
+                raise _bad("seeds", f"integers >= 0 (got {s!r} in the list)", seeds)
+        if len(set(seeds)) != len(seeds):
+            raise _bad("seeds", "distinct integers (a seed is listed twice)", seeds)
+        seeds = tuple(int(s) for s in seeds)
+
+    if not isinstance(device, str) or device not in DEVICES:
+        raise _bad("device", f"one of {', '.join(DEVICES)}", device)
+
+    if data_dir is not None:
+        if not isinstance(data_dir, (str, Path)) or str(data_dir) == "":
+            raise _bad("data_dir", "None or the path of an existing directory", data_dir)
+        path = Path(data_dir).expanduser()
+        if not path.is_dir():
+            raise _bad("data_dir", "None or the path of an existing directory (it does not exist or is not a directory)", data_dir)
+        data_dir = path.resolve()
+
+    if results_dir is None:
+        results = Path(default_results_dir(profile))
+    else:
+        if not isinstance(results_dir, (str, Path)) or str(results_dir) == "":
+            raise _bad("results_dir", "None or a directory path", results_dir)
+        results = Path(results_dir).expanduser()
+        if results.exists() and not results.is_dir():
+            raise _bad("results_dir", "None or a directory path (it is an existing file)", results_dir)
+    return NotebookParams(profile=profile, seeds=seeds, device=device, data_dir=data_dir, results_dir=results.resolve())

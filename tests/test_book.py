@@ -1,0 +1,415 @@
+"""The book builder: link checker, output sanitiser, notebook hygiene, toc coverage, the helpers
+the chapters call, and one end-to-end smoke build of the real book."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from relustudy import book
+from relustudy.book import BookError, check_links, find_broken_links, find_external_assets, sanitize_notebook, strip_progress
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PARAMETERS = ("profile", "seeds", "device", "data_dir", "results_dir")
+
+
+# ------------------------------------------------------------------------------- link checker
+def _site(tmp_path: Path, pages: dict[str, str]) -> Path:
+    html = tmp_path / "html"
+    for rel, body in pages.items():
+        p = html / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body)
+    return html
+
+
+GOOD_PAGES = {
+    "index.html": '<html><head><link rel="stylesheet" href="_static/style.css?v=1"><script src="_static/app.js"></script></head>'
+                  '<body><a href="chapters/smith.html#table-2">Smith</a> <a href="#top">top</a> '
+                  '<a href="https://example.org/paper.pdf">out</a> <a href="mailto:a@b.c">mail</a> '
+                  '<img src="_images/fig%201.png" alt="f"> <a href="chapters/">folder</a></body></html>',
+    "chapters/smith.html": '<a href="../index.html">home</a><img src="../_images/fig 1.png"/>',
+    "chapters/index.html": "<p>index</p>",
+    "_static/style.css": "body {}",
+    "_static/app.js": "",
+    "_images/fig 1.png": "png",
+}
+
+
+def test_link_checker_passes_a_good_tree(tmp_path):
+    html = _site(tmp_path, GOOD_PAGES)
+    assert find_broken_links(html) == []
+    check_links(html)  # no exception
+    assert find_external_assets(html) == []
+
+
+def test_link_checker_finds_a_broken_link_and_a_missing_image(tmp_path):
+    pages = dict(GOOD_PAGES)
+    pages["chapters/smith.html"] = ('<a href="../methods.html#datasets">methods</a>'
+                                    '<img src="../_images/missing.png">'
+                                    '<a href="../index.html">ok</a>')
+    html = _site(tmp_path, pages)
+    broken = find_broken_links(html)
+    assert broken == ["chapters/smith.html: ../_images/missing.png", "chapters/smith.html: ../methods.html#datasets"]
+    with pytest.raises(BookError) as err:
+        check_links(html)
+    msg = str(err.value)
+    assert "2 broken" in msg and "missing.png" in msg and "methods.html#datasets" in msg
+
+
+def test_link_checker_checks_absolute_site_paths_and_missing_folder_index(tmp_path):
+    html = _site(tmp_path, {"index.html": '<a href="/nope.html">x</a><a href="sub/">y</a>', "sub/page.html": ""})
+    assert find_broken_links(html) == ["index.html: /nope.html", "index.html: sub/"]
+
+
+def test_external_assets_are_reported_but_links_out_are_not(tmp_path):
+    html = _site(tmp_path, {
+        "index.html": '<a href="https://example.org">fine</a>'
+                      '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+                      '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato">',
+        "_static/x.css": '@import url("https://fonts.googleapis.com/css2?family=Roboto");',
+    })
+    found = find_external_assets(html)
+    assert len(found) == 3
+    assert any("mathjax" in f for f in found) and any("index.html: <link>" in f for f in found)
+    assert any(f.startswith("_static/x.css") for f in found)
+
+
+def test_check_links_without_a_site_is_an_error(tmp_path):
+    with pytest.raises(BookError, match="no built HTML"):
+        check_links(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------- sanitiser
+TQDM_STREAM = (
+    "training smith_cnn\n"
+    "\r  0%|          | 0/8 [00:00<?, ?it/s]\r 50%|#####     | 4/8 [00:01<00:01,  3.9it/s]"
+    "\r100%|##########| 8/8 [00:02<00:00,  3.9it/s]\n"
+    "epoch 1:  62%|██████▎   | 5/8 [00:01<00:00, 4.01batch/s, loss=0.52]\n"
+    "\x1b[32mdone\x1b[0m\n"
+)
+
+
+def test_strip_progress_removes_tqdm_lines_and_ansi():
+    assert strip_progress(TQDM_STREAM) == "training smith_cnn\ndone\n"
+    assert strip_progress("a\rb\n") == "b\n"  # what a terminal would finally show
+    assert strip_progress("accuracy 93% | n=5 [ok]\n") == "accuracy 93% | n=5 [ok]\n"  # not a bar
+
+
+def test_sanitize_notebook_cleans_streams_and_drops_widgets():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("train()")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=TQDM_STREAM),
+        nbformat.v4.new_output("stream", name="stderr", text="\r 10%|#         | 1/10 [00:00<00:01]\r"),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2, "version_minor": 0},
+            "text/plain": "HBox(children=(FloatProgress(value=0.0, max=8.0), HTML(value='')))"}),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+        nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=["\x1b[31mValueError\x1b[0m: bad"]),
+    ]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    out = sanitize_notebook(nb).cells[0].outputs
+    assert [o["output_type"] for o in out] == ["stream", "execute_result", "error"]
+    assert out[0]["text"] == "training smith_cnn\ndone\n"
+    assert out[2]["traceback"] == ["ValueError: bad"]
+    assert "widgets" not in nb.metadata
+
+
+# ------------------------------------------------------------------------------- notebooks & toc
+def test_there_are_chapter_notebooks():
+    names = {p.stem for p in NOTEBOOKS}
+    assert {"smith", "summary"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i} has outputs"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+    assert "widgets" not in nb.metadata
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_the_five_parameters_then_validates_them(path):
+    nb = nbformat.read(str(path), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
+    ns: dict = {}
+    exec(code[tagged[0]].source, ns)  # plain assignments only
+    assert {k: ns[k] for k in PARAMETERS} == {"profile": "smoke", "seeds": None, "device": "cpu",
+                                              "data_dir": None, "results_dir": None}
+    after = code[tagged[0] + 1].source
+    assert "validate(" in after and all(f"{p}={p}" in after for p in PARAMETERS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_compiles(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            compile(cell.source, f"{path.name}[{i}]", "exec")  # a SyntaxError fails here, not in the build
+
+
+def test_toc_lists_every_notebook_and_every_page():
+    files = book.toc_files(ROOT)
+    assert files[0] == "book/intro"
+    chapters = set(book.chapter_notebooks(ROOT))
+    assert chapters == {p.stem for p in NOTEBOOKS}
+    pages = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.md")}
+    assert pages <= set(files), sorted(pages - set(files))
+    assert len(files) == len(set(files))
+    order = book.chapter_notebooks(ROOT)
+    assert order.index("smith") < order.index("summary")  # the summary runs last
+
+
+def test_config_is_offline_and_does_not_execute():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["title"] == "relu-study"
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    for pattern in ("notebooks", "_build", ".venv", "results", "tests", "docs"):
+        assert pattern in cfg["exclude_patterns"]
+    assert not cfg["launch_buttons"].get("thebe")
+    assert not any(cfg["launch_buttons"].get(k) for k in ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url"))
+    assert not any(cfg["html"]["comments"].values())
+    assert not cfg["html"].get("use_repository_button") and not cfg["html"].get("use_issues_button")
+
+
+def test_toc_without_notebook_is_a_clear_error(tmp_path):
+    (tmp_path / "_config.yml").write_text("title: x\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/chapters/ghost\n")
+    with pytest.raises(BookError, match="ghost"):
+        book.build_book("smoke", root=tmp_path, log=None)
+
+
+# ------------------------------------------------------------------------------- helpers
+def _fake_store(root: Path, seeds=(0, 1)) -> list:
+    """Records for the three Smith experiments (smoke), written through the real store."""
+    from relustudy.data import DATASETS
+    from relustudy.experiments import get_experiment
+    from relustudy.store import ResultsStore
+
+    store = ResultsStore(root)
+    configs = []
+    for name in ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
+        for k, cfg in enumerate(get_experiment(name).configs("smoke", seeds=seeds, device="cpu")):
+            bump = {"tanh": 0.0, "ReLU": 0.01, "LReLU": 0.02, "PReLU": 0.03}[cfg.arm]
+            acc = 0.8 + bump + 0.001 * cfg.seed
+            curve = sorted([0.9 - 0.1 * i - bump for i in range(8)], reverse=True)
+            store.begin(cfg)
+            store.write_stats(cfg, [{"epoch": 1, "layer": "last_conv", "module": "act3", "sparsity": sum(curve) / 8,
+                                     "dispersion": 0.2, "n_units": 8, "curve": curve}])
+            store.write_result(cfg, status="complete",
+                               metrics={"test_accuracy": acc, "last_conv.sparsity": sum(curve) / 8,
+                                        "last_conv.dispersion": 0.2 + bump},
+                               provenance={"device": "cpu: 2 threads, Test CPU", "torch_version": "9.9.9",
+                                           "wall_seconds": 30.0, "git_commit": "0123456789abcdef", "git_dirty": False,
+                                           "data_caveats": list(DATASETS.get(cfg.dataset).caveats)})
+            configs.append(cfg)
+    return configs
+
+
+@pytest.fixture()
+def fake_runs(tmp_path):
+    from relustudy.notebook_params import validate
+
+    _fake_store(tmp_path / "res")
+    params = validate(profile="smoke", seeds=None, device="cpu", results_dir=str(tmp_path / "res"))
+    return book.ensure_runs(["smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"], params, train=False)
+
+
+def test_ensure_runs_loads_only_the_configured_seeds(tmp_path):
+    from relustudy.notebook_params import validate
+
+    _fake_store(tmp_path / "res", seeds=(0, 1, 7))
+    params = validate(profile="smoke", seeds=[0, 1], device="cpu", results_dir=str(tmp_path / "res"))
+    runs = book.ensure_runs(["smith_fmnist_cnn"], params, train=False)
+    assert sorted(runs.results["seed"].unique()) == [0, 1]
+    assert len(runs.records) == runs.expected == 8 and runs.missing() == 0
+    assert set(runs.stats["seed"]) == {0, 1}
+
+
+def test_provenance_sentence(fake_runs):
+    text = fake_runs.provenance()
+    assert text == ("profile smoke, 24 runs on cpu: 2 threads, Test CPU, torch 9.9.9, total wall time 12.0 min, "
+                    "commit 0123456.")
+    # From the tidy frame: runs counted once although there is one row per metric.
+    from_frame = book.provenance(fake_runs.results)
+    assert from_frame.startswith("profile smoke, 24 runs on cpu: 2 threads, Test CPU, ")
+    assert "total wall time 12.0 min, commit 0123456." in from_frame
+    assert book.provenance([]) == "no runs recorded yet."
+    rec = {"profile": "quick", "provenance": {"device": "NVIDIA H100", "wall_seconds": 90, "git_commit": "unknown"}}
+    assert book.provenance([rec]) == "profile quick, 1 run on NVIDIA H100, total wall time 1.5 min, commit unknown (records made outside a git commit)."
+
+
+def test_paired_table_prelu_vs_relu(fake_runs):
+    t = book.paired_table(fake_runs.results, ["smith_fmnist_cnn", "smith_cifar10_vgg3"], "PReLU", "ReLU",
+                          ["test_accuracy", "last_conv.dispersion"])
+    assert list(t.index.get_level_values("table")) == ["Table 2", "Table 2", "Table 4", "Table 4"]
+    row = t.iloc[0]
+    assert row["metric"] == "accuracy" and row["n pairs"] == 2
+    assert row["difference (PReLU - ReLU)"] == "+0.020"  # 0.03 - 0.01 on every seed
+    assert row["95% CI"] == "[+0.020, +0.020]"  # zero spread: the interval is the point
+    assert row["p (sign-flip)"] == "0.500"  # 2 of the 4 sign patterns are as extreme
+
+
+def test_curve_frame_resamples_each_run_on_a_common_grid(fake_runs):
+    cf = book.curve_frame(fake_runs.stats, points=11)
+    assert set(cf.columns) >= {"experiment", "arm", "seed", "rank", "probability"}
+    one = cf[(cf.experiment == "smith_fmnist_cnn") & (cf.arm == "ReLU") & (cf.seed == 0)]
+    assert len(one) == 11
+    assert one["probability"].iloc[0] == pytest.approx(0.89) and one["probability"].iloc[-1] == pytest.approx(0.19)
+    assert one["probability"].is_monotonic_decreasing
+    assert book.curve_frame(fake_runs.stats, layer="no_such_layer").empty
+
+
+def test_profile_and_notes_come_from_the_registry():
+    from relustudy.experiments import get_experiment
+
+    exp = get_experiment("smith_cifar10_cnn")
+    text = book.profile_markdown("smith_cifar10_cnn", "quick")
+    for line in exp.profile("quick").scale_downs + exp.notes:
+        assert line in text
+    notes = book.notes_markdown()
+    assert "JPEG quality 75" in notes and "test-set order" in notes  # every caveat, in full
+    assert all(n in notes for n in exp.notes)
+    table = book.profiles_table("quick")
+    assert set(table["profile"].str.split().str[0]) == {"smoke", "quick", "paper"}
+    assert (table["profile"] == "quick (this build)").sum() == table["experiment"].nunique()
+
+
+def test_caveats_and_banner(fake_runs):
+    assert book.caveats_markdown(["smith_fmnist_cnn"]) == ""
+    both = book.caveats_markdown(["smith_cifar10_cnn", "smith_cifar10_vgg3"])
+    assert both.count("CIFAR-10 data caveat") == 1 and "JPEG quality 75" in both
+    # From the records: the caveats of the copy each run was trained on.
+    assert book.caveats_markdown(["smith_cifar10_cnn"], fake_runs) == both
+    lossless = {**fake_runs.records[8], "provenance": {**fake_runs.records[8]["provenance"], "data_caveats": []}}
+    assert lossless["experiment"] == "smith_cifar10_cnn"
+    fake_runs.records = [r for r in fake_runs.records if r["experiment"] != "smith_cifar10_cnn"] + [lossless]
+    assert book.caveats_markdown(["smith_cifar10_cnn"], fake_runs) == ""
+    assert "JPEG" in book.paper_vs_ours_table(__import__("relustudy.claims").claims.paper_vs_ours(
+        fake_runs.results, "smith_cifar10_vgg3", "smoke"), "smith_cifar10_vgg3", fake_runs).to_html()
+    assert "{warning}" in book.profile_banner("smoke") and "{warning}" not in book.profile_banner("quick")
+
+
+# ------------------------------------------------------------------------------- end to end
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.slow
+def test_smoke_book_build():
+    """Execute every chapter on the smoke profile and build the HTML (runs are cached in
+    ``_build/smoke-results``, shared with the nbval run over notebooks/)."""
+    shared = ROOT.parent / "shared" / "data"  # the workplace's offline copies (the Makefile's default)
+    data_dir = None if os.environ.get("RELUSTUDY_DATA") or not shared.is_dir() else str(shared)
+    html = book.build_book("smoke", device="cpu", data_dir=data_dir, root=ROOT, log=print)
+    index = html / "index.html"
+    smith = html / "book" / "chapters" / "smith.html"
+    assert index.is_file() and smith.is_file()
+    page = smith.read_text()
+    assert "<table" in page
+    assert "Table 2" in page and "Table 4" in page and "JPEG" in page
+    assert "<img" in page  # the activation-probability figure
+    summary = (html / "book" / "chapters" / "summary.html").read_text()
+    assert "<table" in summary
+    assert find_broken_links(html) == [] and find_external_assets(html) == []
+
+
+def test_theme_templates_in_static_are_not_pages(tmp_path):
+    html = _site(tmp_path, {"index.html": "<p>x</p>",
+                            "_static/webpack-macros.html": "<script src=\"{{ pathto('_static/x.js', 1) }}\"></script>"})
+    assert find_broken_links(html) == []
+
+
+def test_paper_vs_ours_in_the_sources_layout(fake_runs):
+    from relustudy.claims import paper_vs_ours
+
+    wide = book.paper_vs_ours_wide(paper_vs_ours(fake_runs.results, "smith_fmnist_cnn", "smoke"))
+    assert list(wide.index) == ["tanh", "ReLU", "LReLU", "PReLU"]
+    assert wide.shape == (4, 9)
+    assert list(wide.columns.get_level_values(0).unique()) == ["accuracy", "lifetime sparsity", "dispersion"]
+    relu = wide.loc["ReLU"]
+    assert relu[("accuracy", "paper")] == "0.906"  # Smith Table 2, from the reference data
+    assert relu[("accuracy", "ours (mean ± sd)")] == "0.810 ± 0.001 (n=2)"  # seeds 0, 1: 0.810, 0.811
+    assert relu[("accuracy", "ours − paper")] == "-0.096"
+
+
+def test_claim_tables_are_computed_from_the_runs(fake_runs):
+    from relustudy.claims import evaluate_claims
+
+    claims = evaluate_claims(fake_runs.results, "smoke", source="smith")
+    counts = book.verdict_counts_markdown(claims)
+    assert counts.startswith(f"**{len(claims)} claims** evaluated on the smoke profile:")
+    assert sum(int(w) for w in counts.split(":")[1].replace(".", "").split(",") for w in [w.split()[0]]) == len(claims)
+    html = book.claims_table(claims).to_html()
+    assert all(cid in html for cid in claims["claim_id"])
+    quotes = book.claim_quotes_markdown(claims)
+    assert quotes.count("> ") == claims["claim"].nunique()
+    assert book.verdict_counts_markdown(claims.iloc[0:0]) == "No claims are registered yet."
+
+
+def test_ensure_runs_can_skip_experiments_without_data(tmp_path, monkeypatch):
+    import relustudy.experiments as experiments
+    from relustudy.data import DataError
+    from relustudy.notebook_params import validate
+
+    def no_data(name, profile, **kwargs):
+        raise DataError(f"dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download\nmore detail")
+
+    monkeypatch.setattr(experiments, "run_experiment", no_data)
+    params = validate(profile="smoke", results_dir=str(tmp_path / "empty"))
+    with pytest.raises(DataError):
+        book.ensure_runs(["smith_fmnist_cnn"], params)
+    runs = book.ensure_runs(["smith_fmnist_cnn"], params, skip_unavailable=True)
+    assert runs.skipped == {"smith_fmnist_cnn": "dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download"}
+    assert "`smith_fmnist_cnn`" in runs.skipped_markdown() and runs.records == [] and runs.missing() == 8
+    assert runs.provenance() == "no runs recorded yet."
+
+
+def test_bad_papermill_parameter_fails_the_first_cell_clearly(tmp_path):
+    """A notebook run with a bad parameter fails in the validation cell; the BookError names the
+    notebook, the executed copy and the parameter, in a few lines rather than a traceback."""
+    target = tmp_path / "chapters" / "profiles.ipynb"
+    params = {"profile": "fast", "seeds": None, "device": "cpu", "data_dir": None, "results_dir": None}
+    with pytest.raises(BookError) as err:
+        book.execute_chapter(ROOT / "notebooks" / "profiles.ipynb", target, params, cwd=ROOT)
+    msg = str(err.value)
+    assert "notebooks/profiles.ipynb failed" in msg and str(target) in msg
+    assert "invalid notebook parameter profile='fast'" in msg
+    assert len(msg.splitlines()) <= 12
+    executed = nbformat.read(str(target), as_version=4)  # papermill kept the copy, error included
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors and errors[0]["ename"] == "ValueError"
+
+
+def test_choices_are_listed_once():
+    from relustudy.experiments import get_experiment
+
+    names = ["smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"]
+    text = book.choices_markdown(names)
+    every = {n for name in names for n in get_experiment(name).notes}
+    for note in every:
+        assert text.count(note) == 1, note
+    assert "seeds 0, 3, chosen for this build" in book.profile_markdown("smith_fmnist_cnn", "quick", seeds=[0, 3])
+
+
+def test_display_helpers_do_not_truncate_or_show_reprs(capsys):
+    table = book.profiles_table("smoke")
+    longest = max(table["departs from the source by"], key=len)
+    assert len(longest) > 50 and longest in book.table_style(table, hide_index=True).to_html()
+    book.show_markdown("   ")  # nothing displayed, not "<IPython.core.display.Markdown object>"
+    assert capsys.readouterr().out == ""
