@@ -62,3 +62,40 @@ def test_missing_data_is_one_line_error(tmp_path, monkeypatch):
     err = proc.stderr.strip()
     assert err.startswith("relustudy: error:")
     assert "RELUSTUDY_DATA" in err and "--download" in err
+
+
+def test_run_twice_recomputes_nothing(tmp_path, capsys):
+    args = ["run", "smith_fmnist_cnn", "--profile", "smoke", "--seeds", "0", "--results-dir", str(tmp_path), "--device", "cpu"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.count("complete in") == 4  # one seed x four activations, all trained
+    records = sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("result.json"))
+    assert len(records) == 4
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert second.count(": cached") == 4 and "complete in" not in second
+    assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")) == records  # nothing rewritten
+    # and the tidy CSV has the documented columns
+    assert main(["results", "smith_fmnist_cnn", "--profile", "smoke", "--results-dir", str(tmp_path), "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    for col in ("experiment", "dataset", "model", "activation", "seed", "metric", "value"):
+        assert col in header
+
+
+def test_data_check_exits_nonzero_on_a_corrupt_file(tmp_path):
+    import numpy as np
+
+    good = {"x_train": np.zeros((2, 28, 28), np.uint8), "y_train": np.zeros(2, np.uint8),
+            "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.zeros(2, np.uint8),
+            "classes": np.array([str(i) for i in range(10)])}
+    np.savez(tmp_path / "mnist.npz", **good)  # arrays that do not match the MANIFEST checksums
+    cache = tmp_path / "cache"
+    proc = subprocess.run(
+        [sys.executable, "-m", "relustudy.cli", "data", "check", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "RELUSTUDY_DATA": str(tmp_path), "RELUSTUDY_CACHE": str(cache)},
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("mnist"))
+    assert "corrupt" in line
+    assert "Traceback" not in proc.stderr
