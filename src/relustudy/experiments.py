@@ -84,8 +84,9 @@ class Experiment:
         return out
 
     def train_images(self, profile: str) -> int:
-        n = self.profile(profile).settings.get("train_subset") or FULL_TRAIN_SIZES[self.dataset]
-        return int(n)
+        from .data import DATASETS
+
+        return int(self.profile(profile).settings.get("train_subset") or DATASETS.get(self.dataset).n_train)
 
     def estimated_cpu_minutes(self, profile: str) -> float:
         """Rough cost on our 2-core CPU, from measured training throughput (images/s)."""
@@ -96,9 +97,6 @@ class Experiment:
         evals = 10_000 * settings.get("epochs", 1) / (rate * 3)  # eval is ~3x faster than training
         return len(self.arms) * len(prof.seeds) * (images / rate + evals) / 60.0
 
-
-# Training-split sizes of the full datasets (for cost estimates only; relustudy.data checks the data).
-FULL_TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000}
 
 # Measured training throughput on the project's 2-core CPU (eager PyTorch, batch 128, fp32,
 # ReLU; PReLU is 20-35% slower). Used only for `relustudy list` estimates.

@@ -1,0 +1,410 @@
+"""Implementation micro-benchmark of the activations (the benchmark chapter's timing table).
+
+The Theano blog this study revisits timed ReLU written as ``max(x, 0)``, ``(x + |x|)/2`` and a
+switch, and PReLU in max/min and abs forms, by timing whole MNIST training runs. Jan Schlueter
+replied that the activation itself should be profiled, forward and backward separately. This
+module does that, against a memory-bandwidth bound measured in the same run:
+
+    benchmark_activations(names=None, shape=(128, 32, 28, 28), device="cpu",
+                          dtype=torch.float32, repeats=7, min_run_time=0.2,
+                          compile=False, threads=None) -> pandas.DataFrame
+
+What is timed (one row per case and direction; see ``COLUMNS``)
+- kind ``"variant"``: the registry's implementation variants ``VARIANTS`` (relu, relu_max,
+  relu_mask, relu_abs, relu_where, prelu, prelu_maxmin, prelu_abs, prelu_schluter), as built by
+  ``build_activation(name, num_channels=shape[1])`` (PReLU channel-wise, a = 0.25).
+- kind ``"builtin"``: PyTorch functions called directly, ``BUILTINS`` (F.relu, F.leaky_relu
+  slope 0.01, F.prelu, F.rrelu in training and in eval mode, F.elu, torch.tanh).
+- kind ``"module"``: every other registry activation (lrelu, rrelu, torch_rrelu, elu, tanh), as
+  the models use it (modules in training mode, so the RReLUs sample noise).
+- kind ``"compiled"`` (``compile=True`` only): every variant under ``torch.compile`` (default
+  inductor backend; relu and prelu are included as the compiled references). A failure is
+  recorded per variant in ``error`` ("compile failed: <one line>") with NaN times, never raised.
+  Before timing, the compiled forward output and input/parameter gradients are compared with
+  eager ones (``torch.testing.assert_close`` with dtype-default tolerances; PReLU's grad_a, a
+  reduction the compiler may reorder, within 16 eps * sum|grad_out * x|, see ``_mismatches``)
+  -> ``compiled_matches_eager``; a mismatch is recorded (and explained in ``error``) and the
+  variant is still timed. Buffer donation of compiled backward graphs is switched off (it
+  forbids the ``retain_graph=True`` the backward timing needs).
+- kind ``"bound"``: ``name="copy"``, ``direction="copy"``: ``dst.copy_(src)`` into a
+  preallocated tensor of the input's size (reads N and writes N elements).
+
+Forward is ``f(x)`` with ``x.requires_grad=True``, i.e. the training forward as a network pays
+it, including autograd's graph recording (and ``ctx.save_for_backward`` of the custom Functions);
+the output is freed after each call. Backward is
+``torch.autograd.grad(out, (x, *params), grad_out, retain_graph=True)`` on a graph built once
+per measurement: it returns fresh gradients instead of accumulating into ``.grad`` (which
+``out.backward(grad_out, retain_graph=True)`` would do, adding a read-modify-write of N
+elements per call). For PReLU forms ``params`` is (a,), so the timed backward includes the
+reduction of grad_a. Note (see ``relustudy.activations``) that relu_max, relu_abs,
+prelu_maxmin, prelu_abs and prelu_schluter use Python-level autograd Functions (left derivative
+at 0), which the backward times include.
+
+Measurements. Each measurement is ``torch.utils.benchmark.Timer(...).blocked_autorange(
+min_run_time)`` and its median time per call (the Timer synchronises the accelerator around each
+block, so CUDA times are complete). There are ``repeats`` independent measurements per case and
+direction, taken in interleaved rounds (round r measures every case once, copy included), so a
+background load that comes and goes spreads over all cases instead of hitting a few. Reported:
+median, IQR (75th - 25th percentile, linear interpolation), min and max over the ``repeats``,
+in milliseconds. The Timer runs with ``threads`` intra-op threads (default: the current
+``torch.get_num_threads()``).
+
+Bytes and the bound. ``bytes`` is what an ideal implementation moves (N elements of
+``itemsize`` bytes, C = number of PReLU coefficients):
+- forward: read x, write y = 2 N itemsize (+ C itemsize to read a for PReLU forms);
+- backward: read grad_out and x, write grad_in = 3 N itemsize (+ 2 C itemsize for PReLU forms:
+  read a, write grad_a; the grad_a reduction reads nothing beyond grad_out and x);
+- copy: 2 N itemsize.
+The same model is used for every case so rows compare on one yardstick; for F.rrelu in training
+(and our rrelu/torch_rrelu modules) it is a lower bound, since the sampled noise must also be
+written for the backward. ``gbps = bytes / median_s / 1e9`` and
+``bound_ratio = median_ms / (copy_median_ms * bytes / copy_bytes)``: the time relative to the copy
+scaled to the same number of bytes (1 = as fast as a copy moving the same bytes; the copy row has
+1). At small shapes the data sit in cache and per-call overhead dominates, so the ratio means
+"relative to a copy of the same size on this machine", not "relative to DRAM bandwidth".
+
+``names``: registry names and/or ``BUILTINS`` names; None = all of them. An unknown name raises
+``relustudy.registry.UnknownNameError`` (the registry's error, listing the valid names) before
+anything is measured. A device that is not available raises ``DeviceUnavailableError``.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils import benchmark
+
+from relustudy.activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation
+
+__all__ = [
+    "BUILTINS",
+    "COLUMNS",
+    "DeviceUnavailableError",
+    "VARIANTS",
+    "benchmark_activations",
+    "case_names",
+]
+
+VARIANTS: tuple[str, ...] = (
+    "relu",
+    "relu_max",
+    "relu_mask",
+    "relu_abs",
+    "relu_where",
+    "prelu",
+    "prelu_maxmin",
+    "prelu_abs",
+    "prelu_schluter",
+)
+"""Registry implementation variants (kind ``"variant"``; compiled too when compile=True)."""
+
+PRELU_INIT = 0.25
+LEAKY_SLOPE = 0.01
+
+# name -> (fn(x, a) -> y, uses the PReLU coefficient a)
+BUILTINS: dict[str, tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bool]] = {
+    "F.relu": (lambda x, a: F.relu(x), False),
+    "F.leaky_relu": (lambda x, a: F.leaky_relu(x, LEAKY_SLOPE), False),
+    "F.prelu": (lambda x, a: F.prelu(x, a), True),
+    "F.rrelu[train]": (lambda x, a: F.rrelu(x, *TORCH_RRELU_BOUNDS, training=True), False),
+    "F.rrelu[eval]": (lambda x, a: F.rrelu(x, *TORCH_RRELU_BOUNDS, training=False), False),
+    "F.elu": (lambda x, a: F.elu(x), False),
+    "torch.tanh": (lambda x, a: torch.tanh(x), False),
+}
+"""PyTorch functions timed directly (kind ``"builtin"``); F.prelu gets a (C,) tensor a = 0.25."""
+
+COLUMNS: list[str] = [
+    "name",
+    "kind",
+    "direction",
+    "median_ms",
+    "iqr_ms",
+    "min_ms",
+    "max_ms",
+    "gbps",
+    "bound_ratio",
+    "bytes",
+    "device",
+    "dtype",
+    "threads",
+    "shape",
+    "torch_version",
+    "repeats",
+    "min_run_time",
+    "compiled_matches_eager",
+    "error",
+]
+"""Columns of the table, in order. ``compiled_matches_eager`` is None except on compiled rows;
+``error`` is "" unless the case failed (then the times are NaN)."""
+
+COPY_NAME = "copy"
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested device (e.g. ``"cuda"`` on a machine without a GPU) cannot be used."""
+
+
+@dataclass
+class _Case:
+    name: str
+    kind: str
+    fn: Callable[[torch.Tensor], torch.Tensor] | None
+    params: list[torch.Tensor] = field(default_factory=list)
+    n_coeff: int = 0  # PReLU coefficients read in forward / written (grad) in backward
+    error: str = ""
+    matches: bool | None = None
+    times: dict[str, list[float]] = field(default_factory=lambda: {"forward": [], "backward": []})
+
+
+def case_names() -> list[str]:
+    """Every name ``benchmark_activations`` accepts: registry names, then ``BUILTINS``."""
+    return [*ACTIVATIONS.names(), *BUILTINS]
+
+
+def _kind_of(name: str) -> str:
+    if name in BUILTINS:
+        return "builtin"
+    return "variant" if name in VARIANTS else "module"
+
+
+def _resolve_names(names: Iterable[str] | None) -> list[str]:
+    if names is None:
+        return [*VARIANTS, *(n for n in ACTIVATIONS.names() if n not in VARIANTS), *BUILTINS]
+    if isinstance(names, str):
+        names = [names]
+    out: list[str] = []
+    for name in names:
+        if name not in BUILTINS:
+            ACTIVATIONS.get(name)  # raises UnknownNameError listing the valid names
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError("names is empty; give None for every activation")
+    return out
+
+
+def _check_args(shape, repeats, min_run_time, threads, dtype) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise ValueError(f"shape must be a sequence of integers, got {shape!r}") from None
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError(f"shape must have >= 2 positive dims (channels on dim 1), got {shape!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    if not isinstance(min_run_time, (int, float)) or not (0 < min_run_time < math.inf):
+        raise ValueError(f"min_run_time must be a positive number of seconds, got {min_run_time!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be None or an integer >= 1, got {threads!r}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    return shape
+
+
+def _check_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(f"device {str(dev)!r} requested but CUDA is not available")
+    try:
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        raise DeviceUnavailableError(f"device {str(dev)!r} is not usable: {_one_line(e)}") from e
+    return dev
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    text = str(e).strip().splitlines()
+    msg = f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def _grad_inputs(x: torch.Tensor, case: _Case) -> tuple[torch.Tensor, ...]:
+    return (x, *case.params)
+
+
+def _build_cases(names: Sequence[str], channels: int, dev: torch.device, dtype: torch.dtype) -> list[_Case]:
+    cases: list[_Case] = []
+    a = torch.full((channels,), PRELU_INIT, device=dev, dtype=dtype, requires_grad=True)
+    for name in names:
+        kind = _kind_of(name)
+        if kind == "builtin":
+            fn2, uses_a = BUILTINS[name]
+            fn = (lambda x, fn2=fn2: fn2(x, a)) if uses_a else (lambda x, fn2=fn2: fn2(x, None))
+            cases.append(_Case(name, kind, fn, [a] if uses_a else [], channels if uses_a else 0))
+        else:
+            module = build_activation(name, num_channels=channels).to(device=dev, dtype=dtype)
+            params = [p for p in module.parameters() if p.requires_grad]
+            cases.append(_Case(name, kind, module, params, sum(p.numel() for p in params)))
+    return cases
+
+
+def _compiled_case(case: _Case, x: torch.Tensor, grad_out: torch.Tensor) -> _Case:
+    """``torch.compile`` a variant, run it once (compiles forward and backward) and compare it
+    with eager. Any failure is recorded, never raised."""
+    out = _Case(case.name, "compiled", None, case.params, case.n_coeff)
+    try:
+        compiled = torch.compile(case.fn)
+        inputs = _grad_inputs(x, case)
+        y_c = compiled(x)
+        g_c = torch.autograd.grad(y_c, inputs, grad_out)
+    except Exception as e:  # noqa: BLE001 -- any compiler error becomes a table entry
+        out.error = f"compile failed: {_one_line(e)}"
+        return out
+    out.fn = compiled
+    y_e = case.fn(x)
+    g_e = torch.autograd.grad(y_e, inputs, grad_out)
+    problems = _mismatches(y_c, y_e, g_c, g_e, x, grad_out)
+    out.matches = not problems
+    if problems:
+        out.error = ("compiled != eager: " + "; ".join(problems))[:300]
+    return out
+
+
+def _mismatches(y_c, y_e, g_c, g_e, x, grad_out) -> list[str]:
+    """Compare compiled with eager. Output and grad_in are elementwise: ``assert_close`` with
+    its dtype-default tolerances. Parameter gradients (PReLU's grad_a) are sums over N/C
+    elements whose order the compiler may change, so they get an absolute tolerance of
+    ``16 eps sum|grad_out * x|`` over the reduced elements (|dy/da| <= |x| for every PReLU
+    form): reassociation errors stay far below it, a wrong formula does not."""
+    problems: list[str] = []
+    pairs = [("output", y_c, y_e), ("grad_in", g_c[0], g_e[0])]
+    for what, c, e in pairs:
+        try:
+            torch.testing.assert_close(c, e)
+        except AssertionError as err:
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            problems.append(f"{what}: " + ", ".join(lines[1:3]))
+    terms = (grad_out * x.detach()).abs()
+    per_channel = terms.sum(dim=[d for d in range(terms.dim()) if d != 1])
+    eps = torch.finfo(x.dtype).eps
+    for i, (c, e) in enumerate(zip(g_c[1:], g_e[1:])):
+        scale = per_channel if c.numel() == per_channel.numel() else per_channel.sum()
+        tol = 16 * eps * scale.reshape(-1) + 1e-5
+        diff = (c.detach() - e.detach()).abs().reshape(-1)
+        if not bool((diff <= tol).all()):
+            worst = int((diff - tol).argmax())
+            problems.append(
+                f"param {i} grad: |diff| {diff[worst].item():.3g} > tol {tol[worst].item():.3g} at {worst}"
+            )
+    return problems
+
+
+def _measure(stmt: str, globals_: dict, threads: int, min_run_time: float) -> float:
+    timer = benchmark.Timer(stmt=stmt, globals=globals_, num_threads=threads)
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+def _summary(times_s: list[float]) -> dict[str, float]:
+    if not times_s:
+        return dict(median_ms=math.nan, iqr_ms=math.nan, min_ms=math.nan, max_ms=math.nan)
+    t = np.asarray(times_s) * 1e3
+    q25, q50, q75 = np.percentile(t, [25, 50, 75])
+    return dict(median_ms=float(q50), iqr_ms=float(q75 - q25), min_ms=float(t.min()), max_ms=float(t.max()))
+
+
+def _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time) -> list[float]:
+    """``repeats`` interleaved rounds: each measures the copy and every case once, forward and
+    backward, appending to ``case.times``; returns the copy times. A failing case is recorded."""
+    copy_times: list[float] = []
+    for _ in range(repeats):
+        copy_times.append(_measure("dst.copy_(src)", {"dst": dst, "src": src}, threads, min_run_time))
+        for case in cases:
+            if case.error and case.fn is None:
+                continue
+            try:
+                case.times["forward"].append(_measure("f(x)", {"f": case.fn, "x": x}, threads, min_run_time))
+                out = case.fn(x)
+                g = {"grad": torch.autograd.grad, "out": out, "inputs": _grad_inputs(x, case), "g": grad_out}
+                case.times["backward"].append(
+                    _measure("grad(out, inputs, g, retain_graph=True)", g, threads, min_run_time)
+                )
+                del out, g
+            except Exception as e:  # noqa: BLE001 -- one failing case must not lose the table
+                case.error = f"failed: {_one_line(e)}"
+                case.fn = None
+                case.times = {"forward": [], "backward": []}
+    return copy_times
+
+
+def benchmark_activations(
+    names: Iterable[str] | None = None,
+    shape: Sequence[int] = (128, 32, 28, 28),
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 7,
+    min_run_time: float = 0.2,
+    compile: bool = False,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Time every activation implementation forward and backward (see the module docstring).
+
+    Returns one row per (name, kind, direction) plus the ``copy`` bound row, columns ``COLUMNS``.
+    Expect roughly ``repeats * 2 * (cases + 1) * min_run_time`` seconds (plus compilation).
+    """
+    shape = _check_args(shape, repeats, min_run_time, threads, dtype)
+    names = _resolve_names(names)
+    dev = _check_device(device)
+    threads = torch.get_num_threads() if threads is None else threads
+
+    n = math.prod(shape)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen, dtype=dtype).to(dev).requires_grad_()
+    grad_out = torch.randn(shape, generator=gen, dtype=dtype).to(dev)
+    src = torch.randn(shape, generator=gen, dtype=dtype).to(dev)
+    dst = torch.empty_like(src)
+
+    cases = _build_cases(names, shape[1], dev, dtype)
+    # Compiled backward graphs "donate" (reuse) saved buffers by default, which forbids the
+    # retain_graph=True the backward timing needs; disabled while compiling and running.
+    no_donation = nullcontext()
+    if compile:
+        import torch._functorch.config as functorch_config
+
+        no_donation = functorch_config.patch(donated_buffer=False)
+    with no_donation:
+        if compile:
+            cases += [_compiled_case(c, x, grad_out) for c in cases if c.kind == "variant"]
+        copy_times = _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time)
+
+    common = dict(
+        device=str(dev),
+        dtype=str(dtype).removeprefix("torch."),
+        threads=threads,
+        shape="x".join(map(str, shape)),
+        torch_version=torch.__version__,
+        repeats=repeats,
+        min_run_time=float(min_run_time),
+    )
+    copy_bytes = 2 * n * itemsize
+    copy = _summary(copy_times)
+    rows = [
+        dict(
+            name=COPY_NAME, kind="bound", direction="copy", **copy,
+            gbps=copy_bytes / (copy["median_ms"] * 1e-3) / 1e9, bound_ratio=1.0, bytes=copy_bytes,
+            **common, compiled_matches_eager=None, error="",
+        )
+    ]
+    for case in cases:
+        for direction in ("forward", "backward"):
+            if direction == "forward":
+                nbytes = (2 * n + case.n_coeff) * itemsize
+            else:
+                nbytes = (3 * n + 2 * case.n_coeff) * itemsize
+            s = _summary(case.times[direction])
+            med = s["median_ms"]
+            rows.append(
+                dict(
+                    name=case.name, kind=case.kind, direction=direction, **s,
+                    gbps=nbytes / (med * 1e-3) / 1e9,
+                    bound_ratio=med / (copy["median_ms"] * nbytes / copy_bytes),
+                    bytes=nbytes, **common, compiled_matches_eager=case.matches, error=case.error,
+                )
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,206 @@
+"""Tests for relustudy.microbench: the table's shape and bookkeeping (rows, bytes, GB/s and the
+copy-bound ratio recomputed from the table), error paths, torch.compile handling and the CLI.
+Tiny shapes and run times; speed itself is never asserted."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from relustudy.activations import ACTIVATIONS
+from relustudy import microbench
+from relustudy.microbench import (
+    BUILTINS,
+    COLUMNS,
+    VARIANTS,
+    DeviceUnavailableError,
+    benchmark_activations,
+    case_names,
+)
+from relustudy.registry import UnknownNameError
+
+SHAPE = (4, 3, 8, 8)
+N = 4 * 3 * 8 * 8  # 768
+TINY = dict(shape=SHAPE, repeats=2, min_run_time=1e-3, threads=1)
+MODULES = ["lrelu", "rrelu", "torch_rrelu", "elu", "tanh"]
+PRELU_FORMS = {"prelu", "prelu_maxmin", "prelu_abs", "prelu_schluter", "F.prelu"}
+TIMES = ["median_ms", "iqr_ms", "min_ms", "max_ms"]
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return benchmark_activations(**TINY)
+
+
+def test_columns_and_metadata(table):
+    assert list(table.columns) == COLUMNS
+    assert set(table.device) == {"cpu"}
+    assert set(table["dtype"]) == {"float32"}
+    assert set(table.threads) == {1}
+    assert set(table["shape"]) == {"4x3x8x8"}  # (table.shape is the DataFrame attribute)
+    assert set(table.torch_version) == {torch.__version__}
+    assert set(table.kind) == {"bound", "variant", "module", "builtin"}  # no compiled rows by default
+    assert (table.error == "").all()
+
+
+def test_forward_and_backward_row_for_every_case(table):
+    expected = {
+        **{n: "variant" for n in VARIANTS},
+        **{n: "module" for n in MODULES},
+        **{n: "builtin" for n in BUILTINS},
+    }
+    assert set(expected) == set(case_names())  # every registry activation is benchmarked
+    assert set(ACTIVATIONS.names()) <= set(expected)
+    assert set(BUILTINS) == {"F.relu", "F.leaky_relu", "F.prelu", "F.rrelu[train]", "F.rrelu[eval]", "F.elu", "torch.tanh"}
+    cases = table[table.kind != "bound"]
+    got = {(r.name, r.kind, r.direction) for r in cases.itertuples()}
+    want = {(n, k, d) for n, k in expected.items() for d in ("forward", "backward")}
+    assert got == want
+    assert len(cases) == len(want)  # no duplicates
+
+
+def test_copy_bound_row(table):
+    copy = table[table.kind == "bound"]
+    assert len(copy) == 1
+    row = copy.iloc[0]
+    assert (row["name"], row.direction, row.bound_ratio) == ("copy", "copy", 1.0)
+    assert row.bytes == 2 * N * 4  # reads N + writes N float32
+
+
+def test_times_positive_finite_and_ordered(table):
+    t = table[TIMES].to_numpy()
+    assert (t[:, [0, 2, 3]] > 0).all() and (t[:, 1] >= 0).all()
+    assert all(math.isfinite(v) for v in t.ravel())
+    assert (table.min_ms <= table.median_ms).all() and (table.median_ms <= table.max_ms).all()
+    assert (table.iqr_ms <= table.max_ms - table.min_ms + 1e-12).all()
+
+
+def test_bytes_model(table):
+    c = SHAPE[1]  # PReLU coefficients: one per channel
+    for r in table[table.kind != "bound"].itertuples():
+        extra = c if r.name in PRELU_FORMS else 0
+        want = (2 * N + extra) * 4 if r.direction == "forward" else (3 * N + 2 * extra) * 4
+        assert r.bytes == want, r
+
+
+def test_gbps_and_bound_ratio_recomputed_from_table(table):
+    copy = table[table.kind == "bound"].iloc[0]
+    for r in table.itertuples():
+        assert r.gbps == pytest.approx(r.bytes / (r.median_ms * 1e-3) / 1e9, rel=1e-12)
+        scaled_copy_ms = copy.median_ms * r.bytes / copy.bytes
+        assert r.bound_ratio == pytest.approx(r.median_ms / scaled_copy_ms, rel=1e-12)
+
+
+def test_names_subset_and_unknown_name():
+    df = benchmark_activations(names=["relu_where", "F.elu"], **TINY)
+    assert sorted(set(df.name)) == ["F.elu", "copy", "relu_where"]
+    assert len(df) == 5
+    with pytest.raises(UnknownNameError, match="valid names"):
+        benchmark_activations(names=["relu", "relu_sqrt"], **TINY)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(repeats=0), dict(shape=(8,)), dict(shape=(2, 0, 3)), dict(min_run_time=0), dict(threads=0), dict(dtype=torch.int32)],
+)
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        benchmark_activations(**{**TINY, **kwargs})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_unavailable_raises():
+    with pytest.raises(DeviceUnavailableError):
+        benchmark_activations(names=["relu"], device="cuda", **TINY)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cuda_table():
+    df = benchmark_activations(names=["relu", "prelu_abs"], device="cuda", **TINY)
+    assert set(df.device) == {"cuda"} or set(df.device) == {"cuda:0"}
+    assert (df.error == "").all() and (df.median_ms > 0).all()
+
+
+@pytest.mark.slow
+def test_compile_relu_abs_matches_eager_or_records_failure(monkeypatch):
+    # Compiling one small variant takes ~10-15 s on the 2-core machine (inductor cache cold).
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "compile_threads", 1)  # no compile-worker pool
+    df = benchmark_activations(names=["relu_abs"], compile=True, **TINY)
+    comp = df[df.kind == "compiled"]
+    assert set(comp.direction) == {"forward", "backward"} and set(comp.name) == {"relu_abs"}
+    eager = df[df.kind == "variant"]
+    assert len(eager) == 2 and (eager.error == "").all() and eager.compiled_matches_eager.isna().all()
+    for r in comp.itertuples():
+        if r.error.startswith("compile failed: "):
+            assert len(r.error.splitlines()) == 1 and math.isnan(r.median_ms)
+        else:
+            assert r.error == "" and r.compiled_matches_eager is True
+            assert math.isfinite(r.median_ms) and r.median_ms > 0
+
+
+def test_compile_failure_is_recorded_not_raised(monkeypatch):
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("inductor exploded\nsecond line of the traceback")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    df = benchmark_activations(names=["relu_mask", "F.relu"], compile=True, **TINY)
+    comp = df[df.kind == "compiled"]
+    assert set(comp.name) == {"relu_mask"} and len(comp) == 2  # builtins are not compiled
+    assert set(comp.error) == {"compile failed: RuntimeError: inductor exploded"}
+    assert comp[TIMES].isna().all().all() and comp.gbps.isna().all()
+    ok = df[df.kind != "compiled"]
+    assert (ok.error == "").all() and (ok.median_ms > 0).all()
+
+
+def test_failing_case_is_recorded_not_raised(monkeypatch):
+    def broken(x, a):
+        raise RuntimeError("kernel missing")
+
+    monkeypatch.setitem(microbench.BUILTINS, "F.elu", (broken, False))
+    df = benchmark_activations(names=["F.elu", "relu"], **TINY)
+    bad = df[df.name == "F.elu"]
+    assert len(bad) == 2 and set(bad.error) == {"failed: RuntimeError: kernel missing"}
+    assert bad.median_ms.isna().all()
+    good = df[df.name != "F.elu"]
+    assert (good.error == "").all() and (good.median_ms > 0).all()
+
+
+def test_compiled_vs_eager_comparison_tolerates_reordered_sums_only():
+    g = torch.Generator().manual_seed(0)
+    x, go = torch.randn(8, 3, 40, 40, generator=g), torch.randn(8, 3, 40, 40, generator=g)
+    y = torch.relu(x)
+    grad_a = (go * x.clamp(max=0)).sum(dim=(0, 2, 3))  # PReLU's grad_a at this x
+    reordered = (go * x.clamp(max=0)).double().sum(dim=(0, 2, 3)).float()  # another summation order
+    assert microbench._mismatches(y, y, (go, reordered), (go, grad_a), x, go) == []
+    wrong = grad_a * 1.001  # a formula error, even a small one, is far above the tolerance
+    problems = microbench._mismatches(y, y, (go, wrong), (go, grad_a), x, go)
+    assert len(problems) == 1 and problems[0].startswith("param 0 grad")
+    problems = microbench._mismatches(y + 1e-3, y, (go, grad_a), (go, grad_a), x, go)
+    assert len(problems) == 1 and problems[0].startswith("output")
+
+
+def _load_cli():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_activations.py"
+    spec = importlib.util.spec_from_file_location("bench_activations", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cli_writes_csv(tmp_path, capsys):
+    cli = _load_cli()
+    assert cli.parse_shape("2x3x4x4") == cli.parse_shape("2,3,4,4") == (2, 3, 4, 4)
+    out = tmp_path / "sub" / "bench.csv"
+    rc = cli.main(["--shape", "2,3,4,4", "--names", "relu,F.prelu", "--repeats", "1",
+                   "--min-run-time", "0.001", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == COLUMNS and len(df) == 5
+    printed = capsys.readouterr().out
+    assert "F.prelu" in printed and "bound_ratio" in printed
