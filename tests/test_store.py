@@ -153,6 +153,7 @@ def test_provenance_fields(tmp_path):
     assert p["start_time"].endswith("+00:00")
     assert isinstance(p["git_commit"], str) and p["git_commit"]
     assert p["git_dirty"] in (True, False, "unknown")
+    assert len(p["source_sha256"]) == 64
 
 
 def test_git_info_is_unknown_without_git(monkeypatch):
@@ -161,9 +162,33 @@ def test_git_info_is_unknown_without_git(monkeypatch):
 
     monkeypatch.setattr(store_mod.subprocess, "run", no_git)
     info = store_mod.git_info(refresh=True)
-    assert info == {"git_commit": "unknown", "git_dirty": "unknown"}
+    assert info["git_commit"] == "unknown" and info["git_dirty"] == "unknown"
+    assert info["source_sha256"] == store_mod.package_source_sha256()
     monkeypatch.undo()
     store_mod.git_info(refresh=True)
+
+
+def test_git_state_is_a_snapshot_not_reread_per_record(monkeypatch):
+    # A long run keeps the code it loaded: editing or committing the tree meanwhile must not
+    # change what later records of the same process say about their code.
+    before = store_mod.git_info()
+    calls = []
+    monkeypatch.setattr(store_mod.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    assert store_mod.git_info() == before
+    assert calls == []
+
+
+def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("x = 1\n")
+    fake = pkg / "store.py"
+    fake.write_text("")
+    monkeypatch.setattr(store_mod, "__file__", str(fake))
+    h1 = store_mod.package_source_sha256()
+    (pkg / "a.py").write_text("x = 2\n")
+    assert store_mod.package_source_sha256() != h1
+    assert len(h1) == 64
 
 
 def test_checkpoint_roundtrip_and_delete(tmp_path):

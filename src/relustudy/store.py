@@ -48,7 +48,8 @@ File formats.
   stats were taken after the last epoch, ``<probe>.sparsity|dispersion|dead_fraction|n_units``
   and their ``*_channel`` twins. A diverged run has only ``epochs_completed, wall_seconds,
   images_per_second`` (no final model to report on). Provenance: ``git_commit, git_dirty,
-  profile, seed, device, device_type, num_threads, precision, torch/numpy/python/relustudy
+  source_sha256 (one snapshot per process, see git_info), profile, seed, device, device_type,
+  num_threads, precision, torch/numpy/python/relustudy
   versions, start_time, end_time`` (UTC ISO), ``wall_seconds`` (all sessions), ``resumes``,
   ``channels_last_used, train_images, test_images, data_caveats``.
   Non-finite numbers are written as ``null`` so every file is strict JSON.
@@ -56,6 +57,7 @@ File formats.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -194,13 +196,18 @@ _GIT_CACHE: dict[str, Any] | None = None
 
 
 def git_info(refresh: bool = False) -> dict[str, Any]:
-    """``{"git_commit": sha | "unknown", "git_dirty": bool | "unknown"}`` for the package's repo.
+    """``{"git_commit": sha | "unknown", "git_dirty": bool | "unknown", "source_sha256": hex}``.
 
     Runs git in the folder holding this package and only trusts a repository whose top level
     contains this very package under ``src/relustudy`` (an installed copy inside some other
     repository reads "unknown"). Missing git, no repo, no commits yet: "unknown". Tracked
     files only count towards "dirty" (new result folders are untracked and do not).
-    The commit is cached per process; the dirty flag is re-read each call.
+
+    Why one snapshot per process (taken when this module is imported, i.e. when the code that
+    will train was loaded): a long ``relustudy run`` keeps executing the code it loaded even if
+    the tree is edited or committed meanwhile, so re-reading git at each record would stamp
+    records with the state of the tree, not of the code that made them. ``source_sha256`` hashes
+    the package's own ``.py`` files as loaded, so a record's code is identifiable without git.
     """
     global _GIT_CACHE
     here = Path(__file__).resolve().parent
@@ -217,13 +224,27 @@ def git_info(refresh: bool = False) -> dict[str, Any]:
         top = git("rev-parse", "--show-toplevel")
         ok = top is not None and (Path(top.strip()) / "src" / "relustudy").resolve() == here
         head = git("rev-parse", "HEAD") if ok else None
-        _GIT_CACHE = {"ok": ok, "commit": head.strip() if head and head.strip() else "unknown"}
-    dirty: Any = "unknown"
-    if _GIT_CACHE["ok"]:
-        status = git("status", "--porcelain", "--untracked-files=no")
-        if status is not None:
-            dirty = bool(status.strip())
-    return {"git_commit": _GIT_CACHE["commit"], "git_dirty": dirty}
+        dirty: Any = "unknown"
+        if ok:
+            status = git("status", "--porcelain", "--untracked-files=no")
+            if status is not None:
+                dirty = bool(status.strip())
+        _GIT_CACHE = {"git_commit": head.strip() if head and head.strip() else "unknown", "git_dirty": dirty}
+    return {**_GIT_CACHE, "source_sha256": _SOURCE_SHA256}
+
+
+def package_source_sha256() -> str:
+    """sha256 over the package's ``.py`` files (sorted by name; name and content both hashed)."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(here.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# The snapshot of the code this process runs (see git_info): taken at import.
+_SOURCE_SHA256 = package_source_sha256()
+git_info()
 
 
 def _cpu_model() -> str:
