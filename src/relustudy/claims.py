@@ -76,10 +76,15 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "last_conv.sparsity": False,
     "last_conv.dispersion": False,
     "last_conv.dead_fraction": False,
+    "best_test_accuracy": True,
+    "epochs_to_sweet_spot": False,
+    "log_median_images_per_second": True,
 }
 
 # Margins of "about the same" claims, in the metric's units.
-EQUIVALENCE_MARGIN: dict[str, float] = {"test_accuracy": 0.01, "test_error": 0.01}
+# Speed is compared as log images/s, so a paired difference is a log ratio: 0.10 = about 10%.
+EQUIVALENCE_MARGIN: dict[str, float] = {"test_accuracy": 0.01, "test_error": 0.01, "best_test_accuracy": 0.01,
+                                        "log_median_images_per_second": 0.10}
 
 # Half a unit of the last printed digit of each source's numbers (rounding tolerance).
 ROUNDING_HALF_UNIT: dict[str, float] = {"smith": 0.0005}
@@ -234,7 +239,11 @@ class Claim:
         return reference.paper_value(src, table, arm, reference.paper_column(src, metric))
 
     def _column(self, metric: str) -> str:
-        return reference.paper_column(self.source, metric)
+        """The source's name for ``metric``; our own name where the source publishes none."""
+        try:
+            return reference.paper_column(self.source, metric)
+        except UnknownNameError:
+            return metric
 
 
 @dataclass(frozen=True)
@@ -249,6 +258,7 @@ class ComparisonClaim(Claim):
     others: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("test_accuracy",)
     relation: str = "better"
+    paper_says: str = ""  # for sources that state the claim without numbers (figures only)
 
     def __post_init__(self) -> None:
         if self.relation not in ("better", "not_worse", "same"):
@@ -259,6 +269,8 @@ class ComparisonClaim(Claim):
                 raise ValueError(f"no equivalence margin for metric {m!r}")
 
     def paper_text(self) -> str:
+        if self.paper_says:
+            return self.paper_says
         src, table = reference.experiment_reference(self.experiment)
         parts = []
         for m in self.metrics:
@@ -268,6 +280,8 @@ class ComparisonClaim(Claim):
 
     def paper_supports(self) -> tuple[bool, list[str]]:
         """Whether the source's own numbers satisfy the statement; the failing parts."""
+        if self.paper_says:  # no numbers to check: the source's figures are its only evidence
+            return True, []
         failing = []
         for m in self.metrics:
             x = self._paper(self.arm, m)
@@ -284,7 +298,8 @@ class ComparisonClaim(Claim):
         d = _select(results_df, self.experiment, profile)
         arms = (self.arm, *self.others)
         ok, failing = self.paper_supports()
-        paper_note = ("The paper's own numbers support the statement as tested." if ok else
+        paper_note = ("The source gives no numbers for this (figures only)." if self.paper_says else
+                      "The paper's own numbers support the statement as tested." if ok else
                       "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ").")
         rule = RULES[self.relation].format(x=self.arm, m=", ".join(f"{EQUIVALENCE_MARGIN.get(m, math.nan):g}" for m in self.metrics))
         missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
@@ -347,6 +362,115 @@ class ValueClaim(Claim):
         return self._result(profile, ours, verdict, detail, _profile_note(self.experiment, profile, absolute=True))
 
 
+def _arm_cells(d: pd.DataFrame, metric: str, arms: Sequence[str], label: str | None = None) -> str:
+    summ = summarize(d, metric, by=("arm",)).set_index("arm") if not d.empty else pd.DataFrame()
+    cells = []
+    for a in arms:
+        if a in summ.index:
+            row = summ.loc[a]
+            cells.append(f"{a} {format_mean_sd(row['mean'], row['sd'], int(row['n']))}")
+        else:
+            cells.append(f"{a} n/a (n=0)")
+    return f"{label or metric}: " + ", ".join(cells)
+
+
+@dataclass(frozen=True)
+class RankClaim(Claim):
+    """``arm`` is among the best (``best=True``) or worst ``k`` of ``(arm, *others)`` on ``metric``.
+
+    Ranks from means alone would call noise a ranking, so the verdict counts paired comparisons
+    (95% CI of the seed-paired difference excluding 0): with N = len(others),
+    replicated if ``arm`` is significantly on the claimed side of at least N - k + 1 others (at
+    most k - 1 others can then be on that side of it); not replicated if at least k others are
+    significantly on the claimed side of it (it then cannot rank within k); else inconclusive.
+    """
+
+    arm: str = ""
+    others: tuple[str, ...] = ()
+    metric: str = "test_accuracy"
+    k: int = 1
+    best: bool = True
+    paper_says: str = ""
+
+    def __post_init__(self) -> None:
+        _higher_is_better(self.metric)
+        if not 1 <= self.k <= len(self.others):
+            raise ValueError(f"k must be in 1..{len(self.others)}, got {self.k}")
+
+    def paper_text(self) -> str:
+        return self.paper_says
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        arms = (self.arm, *self.others)
+        missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
+        if d.empty or missing:
+            return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
+                                f"no records for arm(s) {', '.join(missing) or 'any'} in {self.experiment!r}, profile {profile!r}", "")
+        side = "best" if self.best else "worst"
+        n_others = len(self.others)
+        rule = (f"Rule: among the {side} {self.k} of {len(arms)} if {self.arm} is significantly "
+                f"{'better' if self.best else 'worse'} than at least {n_others - self.k + 1} of the other {n_others} "
+                f"(paired 95% CI excluding 0); not if at least {self.k} others are significantly "
+                f"{'better' if self.best else 'worse'} than it; else inconclusive.")
+        ahead = behind = 0  # others that arm beats / that beat arm, significantly
+        details = [rule]
+        for other in self.others:
+            pc = paired_comparison(d, self.metric, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
+            sign = _better_sign(pc, self.metric) if pc.n >= 2 else 0
+            ahead += sign == 1
+            behind += sign == -1
+            details.append(pc.describe())
+        claimed, against = (ahead, behind) if self.best else (behind, ahead)
+        if claimed >= n_others - self.k + 1:
+            verdict = REPLICATED
+        elif against >= self.k:
+            verdict = NOT_REPLICATED
+        else:
+            verdict = INCONCLUSIVE
+        details.append(f"significantly better than {ahead}, significantly worse than {behind} of {n_others} -> {verdict}")
+        ours = _arm_cells(d, self.metric, arms) + f" [{profile} profile]"
+        return self._result(profile, ours, verdict, " | ".join(details),
+                            "The source gives no numbers for this (figures only). " +
+                            _profile_note(self.experiment, profile, absolute=False))
+
+
+@dataclass(frozen=True)
+class OrderClaim(Claim):
+    """Within ``arm``'s runs, ``metrics`` decrease in the given order (each paired by seed with the
+    next); the parts combine by :func:`combine` (a "better" comparison with higher = first)."""
+
+    arm: str = ""
+    metrics: tuple[str, ...] = ()
+    paper_says: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.metrics) < 2:
+            raise ValueError("an order needs at least two metrics")
+
+    def paper_text(self) -> str:
+        return self.paper_says
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        d = d[(d["arm"] == self.arm) & d["metric"].isin(self.metrics)] if not d.empty else d
+        if d.empty:
+            return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
+                                f"no records for {self.arm!r} in {self.experiment!r}, profile {profile!r}", "")
+        # Reuse the seed-paired comparison with the metric names standing in for arms.
+        as_arms = d.assign(arm=d["metric"], metric="value")
+        details = ["Rule: each metric must exceed the next one, paired by seed (95% CI of the difference above 0)."]
+        verdicts = []
+        for hi, lo in zip(self.metrics, self.metrics[1:]):
+            pc = paired_comparison(as_arms, "value", hi, lo, self.experiment, profile, confidence=CONFIDENCE)
+            v = comparison_verdict(pc, "better", "test_accuracy")  # "higher is the claimed side"
+            verdicts.append(v)
+            details.append(f"{pc.describe()} -> {v}")
+        ours = _arm_cells(as_arms, "value", self.metrics, label=self.arm) + f" [{profile} profile]"
+        return self._result(profile, ours, combine(verdicts), " | ".join(details),
+                            "The source gives no numbers for this (a printout missing from its text).")
+
+
 CLAIMS: Registry[Claim] = Registry("claim")
 
 
@@ -403,6 +527,88 @@ def _smith_claims() -> None:
 
 
 _smith_claims()
+
+
+# ------------------------------------------------------------------------ MNIST blog claims
+_THEANO = "theano_mnist_radford"
+_THEANO_SECTION = "Results and conclusions"
+_THEANO_SAME_SPEED = "The maximum and the absolute calculations seem to have performed equally fast."
+_THEANO_PRELU_TIME = "The added time using PReLU is minimal."
+_THEANO_PRELU_ACC = ("Similarly the added precision is minimal, although PReLU seems to slightly faster find the "
+                     "sweet-spot.")
+_THEANO_ALPHAS = ("Interestingly the α (alpha) values behaved in a similar fashion to that in the original article, "
+                  "alphas in the lower layers were higher compared to lower layers.")
+_SPEED = "log_median_images_per_second"
+_FIG = "bar chart of the time of 30 epochs (figure only)"
+_TF_SECTION = "Results"
+_TF_QUOTE = ("RReLU does not only perform among the worst but the simple ReLU performs the best when normalization "
+             "is used and almost the best when no normalization is added.")
+
+
+def _mnist_blog_claims() -> None:
+    from .experiments import TF_BLOG_ARMS
+
+    for relu, prelu in (("ReLU (max)", "ReLU (abs)"), ("PReLU (max/min)", "PReLU (abs)")):
+        kind = relu.split()[0].lower()
+        register(ComparisonClaim(
+            id=f"theano_blog.{kind}_max_and_abs_equally_fast", source="theano_blog", experiment=_THEANO,
+            section=_THEANO_SECTION, quote=_THEANO_SAME_SPEED,
+            statement=(f"{relu} and {prelu} train equally fast: whole-network images/s within ±10% "
+                       f"(log ratio within ±{EQUIVALENCE_MARGIN[_SPEED]:g})."),
+            note="Whole-network timing on our CPU; the micro-benchmark section times the activations alone.",
+            arm=relu, others=(prelu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
+    for relu, prelu in (("ReLU (max)", "PReLU (max/min)"), ("ReLU (abs)", "PReLU (abs)")):
+        form = relu[relu.index("(") + 1:-1]
+        register(ComparisonClaim(
+            id=f"theano_blog.prelu_{form}_adds_minimal_time", source="theano_blog", experiment=_THEANO,
+            section=_THEANO_SECTION, quote=_THEANO_PRELU_TIME,
+            statement=(f"{prelu} trains at the speed of {relu}: whole-network images/s within ±10% "
+                       f"(log ratio within ±{EQUIVALENCE_MARGIN[_SPEED]:g})."),
+            note="'Minimal' read as at most about 10%.",
+            arm=prelu, others=(relu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
+    register(ComparisonClaim(
+        id="theano_blog.prelu_adds_minimal_accuracy", source="theano_blog", experiment=_THEANO,
+        section=_THEANO_SECTION, quote=_THEANO_PRELU_ACC,
+        statement=("PReLU (max/min)'s final test accuracy is within ±0.01 of ReLU (max)'s "
+                   "(equivalence margin of one percentage point)."),
+        arm="PReLU (max/min)", others=("ReLU (max)",), metrics=("test_accuracy",), relation="same",
+        paper_says="line chart of accuracy per epoch (figure only)"))
+    register(ComparisonClaim(
+        id="theano_blog.prelu_reaches_sweet_spot_sooner", source="theano_blog", experiment=_THEANO,
+        section=_THEANO_SECTION, quote=_THEANO_PRELU_ACC,
+        statement=("PReLU (max/min) needs fewer epochs than ReLU (max) to reach its sweet spot (the first epoch "
+                   "within 0.2 percentage points of the run's best test accuracy)."),
+        arm="PReLU (max/min)", others=("ReLU (max)",), metrics=("epochs_to_sweet_spot",), relation="better",
+        paper_says="line chart of accuracy per epoch (figure only)"))
+    register(OrderClaim(
+        id="theano_blog.alphas_higher_in_lower_layers", source="theano_blog", experiment=_THEANO,
+        section="The α values", quote=_THEANO_ALPHAS,
+        statement=("In PReLU (abs) (the blog's PReLU3) the mean learned coefficient decreases from each layer to "
+                   "the next: conv1 > conv2 > conv3 > dense (3 paired comparisons)."),
+        arm="PReLU (abs)",
+        metrics=("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean"),
+        paper_says="a printout of the alphas of PReLU3 (missing from the text copy)"))
+    for exp, bn in (("tf_rrelu_mnist_bn", True), ("tf_rrelu_mnist_nobn", False)):
+        which = "with" if bn else "without"
+        others = tuple(a for a in TF_BLOG_ARMS if a != "RReLU")
+        register(RankClaim(
+            id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.rrelu_among_worst", source="tf_rrelu_blog", experiment=exp,
+            section=_TF_SECTION, quote=_TF_QUOTE,
+            statement=f"{which.capitalize()} batch norm, RReLU's final test accuracy is among the worst 2 of the blog's 6 activations.",
+            arm="RReLU", others=others, metric="test_accuracy", k=2, best=False,
+            paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)"))
+        others = tuple(a for a in TF_BLOG_ARMS if a != "ReLU")
+        register(RankClaim(
+            id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.relu_{'best' if bn else 'almost_best'}", source="tf_rrelu_blog",
+            experiment=exp, section=_TF_SECTION, quote=_TF_QUOTE,
+            statement=(f"{which.capitalize()} batch norm, ReLU's final test accuracy is the best of the blog's 6 activations."
+                       if bn else f"{which.capitalize()} batch norm, ReLU's final test accuracy is among the best 2 of the "
+                                  "blog's 6 activations ('almost the best')."),
+            arm="ReLU", others=others, metric="test_accuracy", k=1 if bn else 2, best=True,
+            paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)"))
+
+
+_mnist_blog_claims()
 
 
 # --------------------------------------------------------------------------- tables for books

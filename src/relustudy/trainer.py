@@ -43,6 +43,7 @@ import contextlib
 import logging
 import math
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -507,17 +508,39 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
     return finish("complete")
 
 
+# "Sweet spot" (the Theano blog's word): the first epoch whose test accuracy is within this many
+# accuracy units (0.002 = 0.2 percentage points = 20 MNIST test images) of the run's best.
+SWEET_SPOT_TOLERANCE = 0.002
+
+
+def learning_curve_metrics(test_accuracy: list[float], tolerance: float = SWEET_SPOT_TOLERANCE) -> dict[str, Any]:
+    """``best_test_accuracy``, ``best_epoch`` (1-based, first of ties) and ``epochs_to_sweet_spot``
+    (first epoch within ``tolerance`` of the best) of one run's per-epoch test accuracies."""
+    acc = list(test_accuracy)
+    if not acc or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in acc):
+        return {}
+    best = max(acc)
+    return {"best_test_accuracy": best, "best_epoch": acc.index(best) + 1,
+            "epochs_to_sweet_spot": next(i for i, a in enumerate(acc, 1) if a >= best - tolerance)}
+
+
 def _final_metrics(config: RunConfig, history: list[dict[str, Any]], stats: list[dict[str, Any]],
                    wall_seconds: float) -> dict[str, Any]:
     m: dict[str, Any] = {"epochs_completed": len(history), "wall_seconds": wall_seconds}
     if history:
         ips = [r["images_per_second"] for r in history if math.isfinite(r["images_per_second"])]
         m["images_per_second"] = sum(ips) / len(ips) if ips else float("nan")
+        # Median over epochs: robust to the first epoch's warm-up and to a background burst.
+        # Its log makes a paired difference a log ratio (how speed claims are tested).
+        med = statistics.median(ips) if ips else float("nan")
+        m["median_images_per_second"] = med
+        m["log_median_images_per_second"] = math.log(med) if med > 0 else float("nan")
     if history and len(history) == config.epochs:  # complete runs only; a diverged run has no final model
         last = history[-1]
         for k in ("test_accuracy", "test_error", "test_top5_error", "test_loss", "train_loss", "train_error"):
             m[k] = last[k]
         m.update({k: v for k, v in last.items() if k.startswith("alpha.")})
+        m.update(learning_curve_metrics([r["test_accuracy"] for r in history]))
         for rec in stats:
             if rec["epoch"] == config.epochs:
                 for k in _STAT_SCALARS:

@@ -1,0 +1,157 @@
+"""The MNIST chapter's library parts: the Theano-blog and TensorFlow-blog experiments, the
+learning-curve metrics the trainer records, and the blog claims (rank, order, speed) on
+synthetic results."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from relustudy import claims as C
+from relustudy.experiments import TF_BLOG_ARMS, get_experiment
+from relustudy.trainer import SWEET_SPOT_TOLERANCE, _final_metrics, learning_curve_metrics
+
+
+# ---------------------------------------------------------------------------- experiments
+def test_theano_experiment_follows_radfords_tutorial():
+    exp = get_experiment("theano_mnist_radford")
+    cfgs = exp.configs("paper")
+    assert {c.arm for c in cfgs} == {"ReLU (switch)", "ReLU (max)", "ReLU (abs)", "PReLU (max/min)",
+                                     "PReLU (abs)", "PReLU (Schlüter)"}
+    c = cfgs[0]
+    assert (c.model, c.dataset, c.optimizer, c.lr, c.momentum, c.eps, c.batch_size) == (
+        "radford_convnet", "mnist", "rmsprop_theano", 1e-3, 0.9, 1e-6, 128)
+    assert c.train_subset == 10_000 and c.epochs == 30 and c.test_subset is None
+    assert len({c.subset_seed for c in cfgs}) == 1  # the same 10k images for every arm and seed
+    prelu = [c for c in cfgs if c.arm.startswith("PReLU")]
+    assert all(c.activation_params == {"mode": "channel", "init": 0.25} for c in prelu)
+    assert exp.configs("quick")[0].epochs < 30 and "15 epochs instead of 30" in exp.profile("quick").describe()
+
+
+@pytest.mark.parametrize("name,bn", [("tf_rrelu_mnist_bn", True), ("tf_rrelu_mnist_nobn", False)])
+def test_tf_blog_experiments(name, bn):
+    exp = get_experiment(name)
+    cfgs = exp.configs("quick")
+    assert all(c.model_params == {"batch_norm": bn} and c.model == "simple_mlp_bn" for c in cfgs)
+    by_arm = {c.arm: c for c in cfgs}
+    assert by_arm["LReLU (a=100)"].activation_params == {"a": 100.0}
+    assert by_arm["LReLU (a=5.5)"].activation_params == {"a": 5.5}
+    assert by_arm["RReLU"].activation == "rrelu" and by_arm["RReLU (torch)"].activation == "torch_rrelu"
+    assert len(cfgs) == 7 * 3
+    assert "RReLU (torch)" not in TF_BLOG_ARMS and len(TF_BLOG_ARMS) == 6
+    # the two settings are different runs even for the same arm and seed
+    other = get_experiment("tf_rrelu_mnist_nobn" if bn else "tf_rrelu_mnist_bn").configs("quick")[0]
+    assert other.run_id() != cfgs[0].run_id()
+
+
+# ------------------------------------------------------------------------ learning curves
+def test_learning_curve_metrics_known_values():
+    m = learning_curve_metrics([0.90, 0.975, 0.979, 0.981, 0.980])
+    assert m["best_test_accuracy"] == 0.981 and m["best_epoch"] == 4
+    assert m["epochs_to_sweet_spot"] == 3  # 0.979 >= 0.981 - 0.002
+    assert learning_curve_metrics([0.5, 0.5])["best_epoch"] == 1  # first of ties
+    assert learning_curve_metrics([]) == {} and learning_curve_metrics([0.5, math.nan]) == {}
+    assert SWEET_SPOT_TOLERANCE == 0.002
+
+
+def test_final_metrics_speed_is_a_median_and_its_log():
+    from relustudy.config import RunConfig
+
+    cfg = RunConfig(experiment="e", profile="smoke", dataset="mnist", model="simple_mlp_bn", activation="relu", epochs=3)
+    hist = [dict(epoch=i + 1, test_accuracy=a, test_error=1 - a, test_top5_error=0.0, test_loss=0.1, train_loss=0.1,
+                 train_error=0.1, images_per_second=ips) for i, (a, ips) in enumerate([(0.9, 100.0), (0.95, 400.0), (0.96, 300.0)])]
+    m = _final_metrics(cfg, hist, [], 5.0)
+    assert m["median_images_per_second"] == 300.0
+    assert m["log_median_images_per_second"] == pytest.approx(math.log(300.0))
+    assert m["images_per_second"] == pytest.approx(800 / 3)
+    assert m["epochs_to_sweet_spot"] == 3 and m["best_test_accuracy"] == 0.96
+
+
+# ---------------------------------------------------------------------------- blog claims
+SEED_JITTER = np.array([0.0, 0.0004, -0.0004, 0.0002, -0.0002])
+
+
+def tidy(experiment: str, values: dict[str, dict[str, float]], seeds=range(5), noise: float = 0.0,
+         rng_seed: int = 0) -> pd.DataFrame:
+    """values[arm][metric] + seed jitter shared by arms (+ optional independent noise)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for arm, by_metric in values.items():
+        for i, seed in enumerate(seeds):
+            for metric, v in by_metric.items():
+                rows.append(dict(experiment=experiment, profile="quick", arm=arm, seed=seed, status="complete",
+                                 run_id=f"{arm}-{seed}", metric=metric,
+                                 value=v + SEED_JITTER[i % 5] + noise * rng.standard_normal()))
+    return pd.DataFrame(rows)
+
+
+def tf_values(acc: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {a: {"test_accuracy": acc.get(a, 0.97)} for a in (*TF_BLOG_ARMS, "RReLU (torch)")}
+
+
+def test_rank_claim_worst_and_best():
+    worst = tidy("tf_rrelu_mnist_bn", tf_values({"RReLU": 0.95, "ELU": 0.96, "ReLU": 0.98}))
+    assert C.get_claim("tf_rrelu_blog.bn.rrelu_among_worst").evaluate(worst, "quick").verdict == "replicated"
+    r = C.get_claim("tf_rrelu_blog.bn.relu_best").evaluate(worst, "quick")
+    assert r.verdict == "replicated" and "significantly better than 5" in r.detail
+    # RReLU in the middle: two arms significantly below it -> cannot be among the worst 2
+    mid = tidy("tf_rrelu_mnist_bn", tf_values({"RReLU": 0.97, "ELU": 0.95, "PReLU": 0.95, "ReLU": 0.99}))
+    assert C.get_claim("tf_rrelu_blog.bn.rrelu_among_worst").evaluate(mid, "quick").verdict == "not replicated"
+    # ReLU beaten by one arm: not the best, but still among the best 2 ("almost the best")
+    nobn = tidy("tf_rrelu_mnist_nobn", tf_values({"ReLU": 0.98, "PReLU": 0.99}))
+    assert C.get_claim("tf_rrelu_blog.nobn.relu_almost_best").evaluate(nobn, "quick").verdict == "replicated"
+    bn = tidy("tf_rrelu_mnist_bn", tf_values({"ReLU": 0.98, "PReLU": 0.99}))
+    assert C.get_claim("tf_rrelu_blog.bn.relu_best").evaluate(bn, "quick").verdict == "not replicated"
+
+
+def test_rank_claim_within_noise_is_inconclusive_and_missing_is_not_run():
+    noisy = tidy("tf_rrelu_mnist_bn", tf_values({}), noise=0.01)
+    assert C.get_claim("tf_rrelu_blog.bn.rrelu_among_worst").evaluate(noisy, "quick").verdict == "inconclusive"
+    partial = noisy[noisy["arm"] != "ELU"]
+    r = C.get_claim("tf_rrelu_blog.bn.relu_best").evaluate(partial, "quick")
+    assert r.verdict == "not run" and "ELU" in r.detail
+    with pytest.raises(ValueError, match="k must be"):
+        C.RankClaim(id="x", source="tf_rrelu_blog", experiment="tf_rrelu_mnist_bn", section="", quote="",
+                    statement="", arm="ReLU", others=("ELU",), k=2)
+
+
+ALPHAS = ("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean")
+
+
+def test_order_claim_alphas():
+    claim = C.get_claim("theano_blog.alphas_higher_in_lower_layers")
+    decreasing = tidy("theano_mnist_radford", {"PReLU (abs)": dict(zip(ALPHAS, (0.5, 0.3, 0.2, 0.1)))})
+    assert claim.evaluate(decreasing, "quick").verdict == "replicated"
+    swapped = tidy("theano_mnist_radford", {"PReLU (abs)": dict(zip(ALPHAS, (0.5, 0.1, 0.2, 0.05)))})
+    r = claim.evaluate(swapped, "quick")
+    assert r.verdict == "not replicated" and "alpha.act2.mean - alpha.act3.mean" in r.detail
+    assert claim.evaluate(swapped[swapped["arm"] == "nobody"], "quick").verdict == "not run"
+
+
+def test_speed_claims_use_log_ratio_margin():
+    def speeds(ratio_abs: float) -> pd.DataFrame:
+        v = {a: {"log_median_images_per_second": math.log(1000.0)} for a in
+             ("ReLU (max)", "ReLU (abs)", "PReLU (max/min)", "PReLU (abs)")}
+        v["ReLU (abs)"]["log_median_images_per_second"] = math.log(1000.0 * ratio_abs)
+        return tidy("theano_mnist_radford", v)
+
+    claim = C.get_claim("theano_blog.relu_max_and_abs_equally_fast")
+    assert claim.evaluate(speeds(1.02), "quick").verdict == "replicated"  # 2% apart
+    r = claim.evaluate(speeds(0.7), "quick")  # abs 30% slower
+    assert r.verdict == "not replicated"
+    assert "figure only" in r.paper and "no numbers" in r.note
+
+
+def test_sweet_spot_claim_lower_is_better():
+    v = {"ReLU (max)": {"epochs_to_sweet_spot": 9.0}, "PReLU (max/min)": {"epochs_to_sweet_spot": 6.0}}
+    df = tidy("theano_mnist_radford", v)
+    assert C.get_claim("theano_blog.prelu_reaches_sweet_spot_sooner").evaluate(df, "quick").verdict == "replicated"
+
+
+def test_blog_claims_are_registered_per_source():
+    theano = [c for c in C.CLAIMS.names() if c.startswith("theano_blog.")]
+    tf = [c for c in C.CLAIMS.names() if c.startswith("tf_rrelu_blog.")]
+    assert len(theano) == 7 and len(tf) == 4
+    assert all(C.get_claim(c).experiment == "theano_mnist_radford" for c in theano)
