@@ -204,3 +204,47 @@ def test_cli_writes_csv(tmp_path, capsys):
     assert list(df.columns) == COLUMNS and len(df) == 5
     printed = capsys.readouterr().out
     assert "F.prelu" in printed and "bound_ratio" in printed
+
+
+# ------------------------------------------------------------------------ recorded benchmarks
+mb = microbench
+
+
+def _fake_table(**settings):
+    rows = [dict(name="copy", kind="bound", direction="copy", median_ms=1.0, iqr_ms=0.1, min_ms=0.9, max_ms=1.1,
+                 gbps=10.0, bound_ratio=1.0, bytes=8, error="")]
+    for name, med, lo, hi in (("relu_max", 2.0, 1.9, 2.1), ("relu_abs", 2.05, 2.0, 2.2), ("prelu", 4.0, 3.9, 4.1)):
+        rows.append(dict(name=name, kind="variant", direction="forward", median_ms=med, iqr_ms=0.1, min_ms=lo,
+                         max_ms=hi, gbps=1.0, bound_ratio=med, bytes=8, error=""))
+    return mb.pd.DataFrame(rows)
+
+
+def test_record_and_load_benchmark(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(mb, "benchmark_activations", lambda **kw: calls.append(kw) or _fake_table(**kw))
+    df = mb.record_benchmark("smoke", tmp_path)
+    assert calls == [{"device": "cpu", **mb.BENCH_PROFILES["smoke"]}]
+    loaded = mb.load_benchmark(tmp_path, "smoke")
+    assert loaded["median_ms"].tolist() == df["median_ms"].tolist()
+    rec = loaded.attrs["record"]
+    assert rec["profile"] == "smoke" and rec["settings"]["shape"] == [16, 8, 16, 16]
+    assert {"git_commit", "source_sha256", "device", "torch_version", "wall_seconds"} <= set(rec["provenance"])
+    mb.record_benchmark("smoke", tmp_path)  # an existing record is reused ...
+    assert len(calls) == 1
+    mb.record_benchmark("smoke", tmp_path, force=True)  # ... unless forced
+    assert len(calls) == 2
+
+
+def test_missing_benchmark_names_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="relustudy bench --profile quick --device cpu"):
+        mb.load_benchmark(tmp_path, "quick")
+    with pytest.raises(ValueError, match="valid profiles"):
+        mb.benchmark_dir(tmp_path, "fast")
+
+
+def test_speed_ratio_verdicts():
+    df = _fake_table()
+    same = mb.speed_ratio(df, "relu_max", "relu_abs", "forward")
+    assert same["verdict"] == "within noise" and same["ratio"] == pytest.approx(2.0 / 2.05)
+    diff = mb.speed_ratio(df, "prelu", "relu_max", "forward")
+    assert diff["verdict"] == "different" and diff["ratio"] == pytest.approx(2.0)

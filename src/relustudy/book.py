@@ -616,13 +616,15 @@ class ChapterRuns:
     """The records a chapter shows: one profile, some experiments, the configured seeds only.
 
     ``results`` is the :func:`relustudy.store.load_results` frame, ``stats`` the
-    :func:`relustudy.store.load_activation_stats` frame and ``records`` the parsed result.json
+    :func:`relustudy.store.load_activation_stats` frame, ``histories`` the
+    :func:`relustudy.store.load_histories` frame and ``records`` the parsed result.json
     records, all restricted to the run ids that the experiments' configs for this profile (and
     these seeds) produce, so records of other seeds in the same store are not mixed in.
     """
 
     def __init__(self, profile: str, experiments: Sequence[str], results: Any, stats: Any, records: list[dict[str, Any]],
-                 expected: int):
+                 expected: int, histories: Any = None):
+        self.histories = histories  # load_histories frame (one row per run and epoch), same run ids
         self.profile = profile
         self.experiments = list(experiments)
         self.results = results
@@ -660,7 +662,7 @@ def ensure_runs(experiments: Sequence[str], params: Any, *, train: bool = True, 
 
     from .data import DataError
     from .experiments import get_experiment, run_experiment
-    from .store import ResultsStore, load_activation_stats, load_results
+    from .store import ResultsStore, load_activation_stats, load_histories, load_results
 
     run_ids: set[str] = set()
     skipped: dict[str, str] = {}
@@ -675,18 +677,85 @@ def ensure_runs(experiments: Sequence[str], params: Any, *, train: bool = True, 
                     raise
                 skipped[name] = str(e).splitlines()[0]
     store = ResultsStore(params.results_dir)
-    results, stats, records = [], [], []
+    results, stats, histories, records = [], [], [], []
     for name in experiments:
         r = load_results(store, experiment=name, profile=params.profile)
         s = load_activation_stats(store, experiment=name, profile=params.profile)
+        h = load_histories(store, experiment=name, profile=params.profile)
         results.append(r[r["run_id"].isin(run_ids)] if len(r) else r)
         stats.append(s[s["run_id"].isin(run_ids)] if len(s) else s)
+        histories.append(h[h["run_id"].isin(run_ids)] if len(h) else h)
         records += [rec for rec in store.records(name, params.profile) if rec.get("run_id") in run_ids]
     results_df = pd.concat([r for r in results if len(r)], ignore_index=True) if any(len(r) for r in results) else results[0]
     stats_df = pd.concat([s for s in stats if len(s)], ignore_index=True) if any(len(s) for s in stats) else stats[0]
-    runs = ChapterRuns(params.profile, experiments, results_df, stats_df, records, expected=len(run_ids))
+    hist_df = (pd.concat([h for h in histories if len(h)], ignore_index=True) if any(len(h) for h in histories)
+               else histories[0])
+    runs = ChapterRuns(params.profile, experiments, results_df, stats_df, records, expected=len(run_ids),
+                       histories=hist_df)
     runs.skipped = skipped
     return runs
+
+
+def ensure_benchmark(params: Any) -> Any:
+    """The activation micro-benchmark of ``params.profile`` on the CPU (measured and recorded in
+    ``params.results_dir`` when there is no record yet), with the CUDA one when this machine has
+    a GPU and ``params.device`` is not "cpu". Returns ``{device type: table}``."""
+    import torch
+
+    from .microbench import record_benchmark
+
+    tables = {"cpu": record_benchmark(params.profile, params.results_dir, device="cpu")}
+    if params.device != "cpu" and torch.cuda.is_available():
+        tables["cuda"] = record_benchmark(params.profile, params.results_dir, device="cuda")
+    return tables
+
+
+def benchmark_table(df: Any, *, digits: int = 3) -> Any:
+    """The micro-benchmark record as a display table: one row per case, forward and backward side
+    by side (median ms with IQR, GB/s, ratio to the copy bound), the copy bound first."""
+    import pandas as pd
+
+    rows = []
+    for r in df.itertuples(index=False):
+        if r.kind == "bound":
+            rows.append({"case": f"{r.name} (bound)", "kind": r.kind, "direction": "copy", "median ms": r.median_ms,
+                         "IQR ms": r.iqr_ms, "GB/s": r.gbps, "x copy bound": r.bound_ratio, "note": ""})
+            continue
+        note = r.error or ("" if r.compiled_matches_eager in (None, "", True, "True") or pd.isna(r.compiled_matches_eager)
+                           else "compiled differs from eager")
+        rows.append({"case": r.name, "kind": r.kind, "direction": r.direction, "median ms": r.median_ms,
+                     "IQR ms": r.iqr_ms, "GB/s": r.gbps, "x copy bound": r.bound_ratio, "note": note})
+    out = pd.DataFrame(rows)
+    for col in ("median ms", "IQR ms", "GB/s", "x copy bound"):
+        out[col] = out[col].map(lambda v: _fmt_num(v, digits))
+    wide = out.pivot_table(index=["case", "kind"], columns="direction",
+                           values=["median ms", "IQR ms", "GB/s", "x copy bound"], aggfunc="first", sort=False)
+    wide.columns = [f"{d} {m}" for m, d in wide.columns]
+    order = [f"{d} {m}" for d in ("copy", "forward", "backward") for m in ("median ms", "IQR ms", "GB/s", "x copy bound")]
+    wide = wide[[c for c in order if c in wide.columns]].fillna("")
+    notes = out.groupby(["case", "kind"], sort=False)["note"].agg(lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
+    wide["note"] = notes.reindex(wide.index).fillna("")
+    return wide
+
+
+def arm_summary_table(results: Any, experiment: str, metrics: Sequence[str], *, digits: int = 3,
+                      labels: dict[str, str] | None = None) -> Any:
+    """Arms (in the source's order) x metrics: "mean ± sd (n=...)" over the complete runs."""
+    import pandas as pd
+
+    from .stats import format_mean_sd, summarize
+
+    sub = results[results["experiment"] == experiment] if len(results) else results
+    table = pd.DataFrame(index=pd.Index(arm_order(experiment), name="arm"))
+    for metric in metrics:
+        col = (labels or {}).get(metric, metric_label(metric))
+        if sub.empty:
+            table[col] = "n/a (n=0)"
+            continue
+        summ = summarize(sub, metric, by=("arm",)).set_index("arm")
+        table[col] = [format_mean_sd(summ.loc[a, "mean"], summ.loc[a, "sd"], int(summ.loc[a, "n"]), digits)
+                      if a in summ.index else "n/a (n=0)" for a in table.index]
+    return table
 
 
 def profiles_table(profile: str | None = None) -> Any:
@@ -741,6 +810,11 @@ METRIC_LABELS = {
     "last_conv.sparsity": "lifetime sparsity",
     "last_conv.dispersion": "dispersion",
     "last_conv.dead_fraction": "dead units (fraction)",
+    "median_images_per_second": "training images/s (median over epochs)",
+    "log_median_images_per_second": "log training images/s",
+    "epochs_to_sweet_spot": "epochs to sweet spot",
+    "best_test_accuracy": "best accuracy (any epoch)",
+    "best_epoch": "epoch of best accuracy",
 }
 
 

@@ -1,4 +1,4 @@
-"""The ``relustudy`` command line: list, run, results, data check, book.
+"""The ``relustudy`` command line: list, run, results, bench, data check, book.
 
 User mistakes (unknown experiment, bad profile, missing or corrupt data, a bad parameter) end
 with one clear line on stderr and exit status 2, never a traceback.
@@ -19,7 +19,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .registry import UnknownNameError
 
-    errors: list[type[BaseException]] = [ConfigError, UnknownNameError]
+    from .microbench import DeviceUnavailableError
+
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, DeviceUnavailableError]
     try:
         from .data import DataError
 
@@ -70,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     check = data_sub.add_parser("check", help="verify every available dataset's checksums")
     check.add_argument("--data-dir", default=None)
+
+    bench = sub.add_parser("bench", help="record the activation micro-benchmark (forward/backward vs a copy bound)")
+    add_common(bench, "quick")
+    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    bench.add_argument("--force", action="store_true", help="measure again even if a record exists")
 
     book = sub.add_parser("book", help="execute the chapter notebooks and build the book into _build/html")
     add_common(book, "quick")
@@ -134,6 +141,16 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if corrupt else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .experiments import default_results_dir
+    from .microbench import benchmark_dir, record_benchmark
+
+    root = args.results_dir or default_results_dir(args.profile)
+    df = record_benchmark(args.profile, root, device=args.device, force=args.force)
+    print(f"{len(df)} rows recorded in {benchmark_dir(root, args.profile, args.device)}")
+    return 0
+
+
 def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
@@ -143,7 +160,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "results": cmd_results, "bench": cmd_bench, "book": cmd_book}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,7 @@ anything is measured. A device that is not available raises ``DeviceUnavailableE
 """
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -78,7 +79,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils import benchmark
+# torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on a CPU-only
+# machine with a CUDA wheel: noise in every notebook that imports this module.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
 
 from relustudy.activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation
 
@@ -408,3 +412,80 @@ def benchmark_activations(
                 )
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# ------------------------------------------------------------------------ recorded benchmarks
+# The chapter's micro-benchmark table is a record like a training run: settings per profile, the
+# table as CSV and a JSON beside it with the settings and provenance, written atomically under
+# ``<results>/microbench/<profile>/<device type>/``. The book reads it; nothing is typed.
+BENCH_PROFILES: dict[str, dict] = {
+    # smoke: a tiny tensor and short timings, eager only (compiling takes minutes): CI's check
+    # that the whole path works, not a measurement.
+    "smoke": dict(shape=(16, 8, 16, 16), repeats=3, min_run_time=0.01, compile=False),
+    # quick/paper: the activations of radford_convnet's first layer at batch 128 (128 x 32 x 30 x 30,
+    # 14.7 MB in fp32: larger than this CPU's caches), with the compiled variants.
+    "quick": dict(shape=(128, 32, 30, 30), repeats=7, min_run_time=0.2, compile=True),
+    "paper": dict(shape=(128, 32, 30, 30), repeats=15, min_run_time=0.5, compile=True),
+}
+BENCH_FOLDER = "microbench"
+BENCH_TABLE = "benchmark.csv"
+BENCH_RECORD = "benchmark.json"
+
+
+def benchmark_dir(results_dir, profile: str, device: str = "cpu"):
+    from pathlib import Path
+
+    from .experiments import validate_profile
+
+    return Path(results_dir) / BENCH_FOLDER / validate_profile(profile) / torch.device(device).type
+
+
+def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool = False) -> pd.DataFrame:
+    """Run the micro-benchmark with ``BENCH_PROFILES[profile]`` on ``device`` and record it (or,
+    unless ``force``, return the existing record). Returns the table."""
+    import time
+
+    from .store import atomic_write, device_description, git_info, utc_now, write_json
+
+    folder = benchmark_dir(results_dir, profile, device)
+    if not force and (folder / BENCH_RECORD).is_file():
+        return load_benchmark(results_dir, profile, device)
+    settings = BENCH_PROFILES[profile]
+    start, t0 = utc_now(), time.perf_counter()
+    df = benchmark_activations(device=device, **settings)
+    wall = time.perf_counter() - t0
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / BENCH_TABLE, df.to_csv(index=False))
+    # the JSON is written last: its presence marks a complete record
+    write_json(folder / BENCH_RECORD, {
+        "profile": profile, "settings": {**settings, "shape": list(settings["shape"])},
+        "provenance": {**git_info(), "device": device_description(device), "torch_version": torch.__version__,
+                       "start_time": start, "end_time": utc_now(), "wall_seconds": wall},
+    })
+    return df
+
+
+def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFrame:
+    """The recorded table with ``record`` (settings and provenance) in ``df.attrs``; a missing
+    record raises FileNotFoundError naming the command that makes it."""
+    import json
+
+    folder = benchmark_dir(results_dir, profile, device)
+    if not (folder / BENCH_RECORD).is_file():
+        raise FileNotFoundError(f"no {profile} micro-benchmark record for {device} in {folder}; "
+                                f"run: relustudy bench --profile {profile} --device {device}")
+    df = pd.read_csv(folder / BENCH_TABLE, keep_default_na=False, na_values=["", "nan", "NaN"])
+    df["error"] = df["error"].fillna("").astype(str)
+    df.attrs["record"] = json.loads((folder / BENCH_RECORD).read_text(encoding="utf-8"))
+    return df
+
+
+def speed_ratio(df: pd.DataFrame, a: str, b: str, direction: str, kind: str = "variant") -> dict:
+    """Time of ``a`` over time of ``b`` (median ratio) for one direction, and whether the two
+    differ beyond the measurements' own spread: their [min, max] ranges over the repeats do not
+    overlap -> "different", else "within noise"."""
+    rows = df[(df["kind"] == kind) & (df["direction"] == direction)].set_index("name")
+    ra, rb = rows.loc[a], rows.loc[b]
+    overlap = ra["min_ms"] <= rb["max_ms"] and rb["min_ms"] <= ra["max_ms"]
+    return {"a": a, "b": b, "direction": direction, "ratio": float(ra["median_ms"] / rb["median_ms"]),
+            "verdict": "within noise" if overlap else "different"}
