@@ -413,3 +413,37 @@ def test_display_helpers_do_not_truncate_or_show_reprs(capsys):
     assert len(longest) > 50 and longest in book.table_style(table, hide_index=True).to_html()
     book.show_markdown("   ")  # nothing displayed, not "<IPython.core.display.Markdown object>"
     assert capsys.readouterr().out == ""
+
+
+def test_timing_table_from_records(fake_runs):
+    t = book.timing_table(fake_runs)
+    assert list(t.index) == ["Table 2: 3-layer CNN on Fashion-MNIST", "Table 3: 3-layer CNN on CIFAR-10",
+                             "Table 4: 3-VGG-block CNN on CIFAR-10", "total"]
+    assert t.loc["total", "runs"] == 24 and t.loc["total", "wall time (min)"] == "12.0"  # 24 x 30 s
+    assert t.loc["Table 2: 3-layer CNN on Fashion-MNIST", "wall time (min)"] == "4.0"
+    assert float(t.loc["total", "paper profile, estimated (min)"]) > float(t.loc["total", "wall time (min)"])
+    assert t.loc["Table 2: 3-layer CNN on Fashion-MNIST", "device"] == "cpu: 2 threads, Test CPU"
+
+
+def test_arm_summary_table(fake_runs):
+    t = book.arm_summary_table(fake_runs.results, "smith_fmnist_cnn", ["test_accuracy", "median_images_per_second"])
+    assert list(t.index) == ["tanh", "ReLU", "LReLU", "PReLU"]
+    assert t.loc["PReLU", "accuracy"] == "0.831 ± 0.001 (n=2)"
+    assert t.loc["ReLU", "training images/s (median over epochs)"] == "n/a (n=0)"  # not recorded
+
+
+def test_benchmark_table_pivots_directions():
+    from relustudy import microbench as mb
+
+    rows = [dict(name="copy", kind="bound", direction="copy", median_ms=1.0, iqr_ms=0.1, gbps=20.0, bound_ratio=1.0,
+                 compiled_matches_eager=None, error="")]
+    for name, kind, ok in (("relu_max", "variant", None), ("relu_max", "compiled", False)):
+        for direction, med in (("forward", 2.0), ("backward", 3.0)):
+            rows.append(dict(name=name, kind=kind, direction=direction, median_ms=med, iqr_ms=0.2, gbps=5.0,
+                             bound_ratio=med, compiled_matches_eager=ok, error=""))
+    t = book.benchmark_table(mb.pd.DataFrame(rows))
+    assert t.loc[("relu_max", "variant"), "forward median ms"] == "2.000"
+    assert t.loc[("relu_max", "variant"), "backward x copy bound"] == "3.000"
+    assert t.loc[("copy (bound)", "bound"), "copy GB/s"] == "20.000"
+    assert t.loc[("relu_max", "compiled"), "note"] == "compiled differs from eager"
+    assert t.loc[("relu_max", "variant"), "note"] == ""

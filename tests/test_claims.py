@@ -74,8 +74,13 @@ def test_metric_and_experiment_mappings():
     assert R.experiment_reference("smith_cifar10_cnn") == ("smith", "Table 3")
     tables = R.experiment_tables()
     assert tables["smith_fmnist_cnn"] == ("smith", "Table 2") and tables["smith_cifar10_vgg3"] == ("smith", "Table 4")
-    for source, table in tables.values():  # every experiment's table has published numbers
-        assert not R.paper_values(source, table).empty
+    for name, (source, table) in tables.items():
+        if source == "smith":  # every Smith experiment's table has published numbers
+            assert not R.paper_values(source, table).empty
+        else:  # the blogs state their results in figures only
+            assert source in ("theano_blog", "tf_rrelu_blog"), name
+            with pytest.raises(UnknownNameError):
+                R.paper_values(source, table)
 
 
 def test_reference_errors_list_valid_names():
@@ -265,10 +270,11 @@ def test_evaluate_claims_summary():
                     results("smith_fmnist_cnn", paper_like("Table 2"))])
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
-    assert len(out) == len(C.CLAIMS) == 11
+    assert len(out) == len(C.CLAIMS) == 11 + 7 + 4  # Smith, Theano blog, TensorFlow blog
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
+    assert (by_id[[i for i in by_id.index if "blog." in i]] == "not run").all()
     # paper-like means: PReLU 0.703 vs ReLU 0.685 on Table 3 is a clear, replicated difference
     assert by_id["smith.table3.prelu_better_than_relu_and_lrelu"] == "replicated"
     assert (out["profile"] == "quick").all() and out["claim"].str.len().gt(0).all()

@@ -27,7 +27,7 @@ def test_theano_experiment_follows_radfords_tutorial():
     assert len({c.subset_seed for c in cfgs}) == 1  # the same 10k images for every arm and seed
     prelu = [c for c in cfgs if c.arm.startswith("PReLU")]
     assert all(c.activation_params == {"mode": "channel", "init": 0.25} for c in prelu)
-    assert exp.configs("quick")[0].epochs < 30 and "10 epochs instead of 30" in exp.profile("quick").describe()
+    assert exp.configs("quick")[0].epochs < 30 and "15 epochs instead of 30" in exp.profile("quick").describe()
 
 
 @pytest.mark.parametrize("name,bn", [("tf_rrelu_mnist_bn", True), ("tf_rrelu_mnist_nobn", False)])

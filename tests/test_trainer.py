@@ -355,26 +355,24 @@ def test_rmsprop_theano_one_step_by_hand():
     assert abs(u.item() - t.item()) > 1e-4
 
 
-def test_schedules_step_per_epoch():
-    model = nn.Linear(2, 2)
-    cfg = small(epochs=4, optimizer="sgd", lr=1.0, schedule="step", schedule_params={"milestones": [1, 3], "gamma": 0.1})
+def _epoch_lrs(cfg, model, epochs=4):
+    """The learning rate of each epoch under ``cfg``'s schedule."""
     opt = build_optimizer(cfg, model)
     sched = build_scheduler(cfg, opt)
     lrs = []
-    for _ in range(4):
+    for _ in range(epochs):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()  # no gradients: a no-op, but keeps the scheduler's call-order check quiet
         sched.step()
-    assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.01])
+    return lrs
+
+
+def test_schedules_step_per_epoch():
+    model = nn.Linear(2, 2)
+    step = small(epochs=4, optimizer="sgd", lr=1.0, schedule="step", schedule_params={"milestones": [1, 3], "gamma": 0.1})
+    assert _epoch_lrs(step, model) == pytest.approx([1.0, 0.1, 0.1, 0.01])
     cos = small(epochs=4, optimizer="sgd", lr=1.0, schedule="cosine")
-    opt = build_optimizer(cos, model)
-    sched = build_scheduler(cos, opt)
-    lrs = []
-    for _ in range(4):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()  # no gradients: a no-op, but keeps the scheduler's call-order check quiet
-        sched.step()
-    assert lrs == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
+    assert _epoch_lrs(cos, model) == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
     assert build_scheduler(small(), build_optimizer(small(), model)) is None
 
 

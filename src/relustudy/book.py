@@ -738,6 +738,40 @@ def benchmark_table(df: Any, *, digits: int = 3) -> Any:
     return wide
 
 
+def timing_table(runs: "ChapterRuns") -> Any:
+    """Where the chapter's CPU time went, from the records: per experiment the runs, their summed
+    wall time, the median training throughput, the device(s), and for comparison the estimated
+    cost of the ``paper`` profile on the same machine (from the measured throughput), with a total
+    row."""
+    import pandas as pd
+
+    from .experiments import get_experiment
+
+    rows = []
+    for name in runs.experiments:
+        recs = [r for r in runs.records if (r.get("config") or {}).get("experiment") == name]
+        walls = [float((r.get("provenance") or {}).get("wall_seconds") or 0.0) for r in recs]
+        ips = [float(r["metrics"]["images_per_second"]) for r in recs
+               if _finite((r.get("metrics") or {}).get("images_per_second"))]
+        exp = get_experiment(name)
+        rows.append({
+            "experiment": f"{exp.table}: {exp.title}", "runs": len(recs), "wall time (min)": sum(walls) / 60.0,
+            "median images/s": float(pd.Series(ips).median()) if ips else float("nan"),
+            "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
+            "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper"),
+        })
+    out = pd.DataFrame(rows)
+    if len(out):
+        total = {"experiment": "total", "runs": int(out["runs"].sum()), "wall time (min)": out["wall time (min)"].sum(),
+                 "median images/s": float("nan"), "device": "",
+                 "paper profile, estimated (min)": out["paper profile, estimated (min)"].sum()}
+        out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+        for col in ("wall time (min)", "paper profile, estimated (min)"):
+            out[col] = out[col].map(lambda v: f"{v:.1f}")
+        out["median images/s"] = out["median images/s"].map(lambda v: f"{v:.0f}" if _finite(v) else "")
+    return out.set_index("experiment") if len(out) else out
+
+
 def arm_summary_table(results: Any, experiment: str, metrics: Sequence[str], *, digits: int = 3,
                       labels: dict[str, str] | None = None) -> Any:
     """Arms (in the source's order) x metrics: "mean ± sd (n=...)" over the complete runs."""
