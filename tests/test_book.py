@@ -447,3 +447,12 @@ def test_benchmark_table_pivots_directions():
     assert t.loc[("copy (bound)", "bound"), "copy GB/s"] == "20.000"
     assert t.loc[("relu_max", "compiled"), "note"] == "compiled differs from eager"
     assert t.loc[("relu_max", "variant"), "note"] == ""
+
+
+def test_spread_across_arms(fake_runs):
+    t = book.spread_across_arms(fake_runs.results, "smith_fmnist_cnn", ["ReLU", "PReLU"])
+    assert list(t.index) == [0, 1] and (t["arms"] == 2).all()
+    assert t["max - min accuracy"].tolist() == pytest.approx([0.02, 0.02])  # PReLU 0.03 vs ReLU 0.01 bump
+    same = book.spread_across_arms(fake_runs.results, "smith_fmnist_cnn", ["ReLU"])
+    assert (same["max - min accuracy"] == 0).all()
+    assert book.spread_across_arms(fake_runs.results, "nothing", ["ReLU"]).empty

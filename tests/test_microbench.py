@@ -224,6 +224,7 @@ def test_record_and_load_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(mb, "benchmark_activations", lambda **kw: calls.append(kw) or _fake_table(**kw))
     df = mb.record_benchmark("smoke", tmp_path)
     assert calls == [{"device": "cpu", **mb.BENCH_PROFILES["smoke"]}]
+    assert df.attrs["record"]["profile"] == "smoke"  # a fresh record carries its provenance too
     loaded = mb.load_benchmark(tmp_path, "smoke")
     assert loaded["median_ms"].tolist() == df["median_ms"].tolist()
     rec = loaded.attrs["record"]

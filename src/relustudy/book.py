@@ -772,6 +772,20 @@ def timing_table(runs: "ChapterRuns") -> Any:
     return out.set_index("experiment") if len(out) else out
 
 
+def spread_across_arms(results: Any, experiment: str, arms: Sequence[str], metric: str = "test_accuracy") -> Any:
+    """Per seed, the largest difference of ``metric`` between ``arms`` (max - min over the arms
+    that completed that seed): 0 means the arms' runs ended identically."""
+    import pandas as pd
+
+    d = results[(results["experiment"] == experiment) & (results["metric"] == metric) & results["arm"].isin(arms)
+                & (results["status"] == "complete")] if len(results) else results
+    if len(d) == 0:
+        return pd.DataFrame(columns=["seed", "arms", f"max - min {metric_label(metric)}"]).set_index("seed")
+    g = d.groupby("seed")["value"]
+    return pd.DataFrame({"arms": d.groupby("seed")["arm"].nunique(),
+                         f"max - min {metric_label(metric)}": g.max() - g.min()})
+
+
 def arm_summary_table(results: Any, experiment: str, metrics: Sequence[str], *, digits: int = 3,
                       labels: dict[str, str] | None = None) -> Any:
     """Arms (in the source's order) x metrics: "mean ± sd (n=...)" over the complete runs."""

@@ -462,7 +462,7 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
         "provenance": {**git_info(), "device": device_description(device), "torch_version": torch.__version__,
                        "start_time": start, "end_time": utc_now(), "wall_seconds": wall},
     })
-    return df
+    return load_benchmark(results_dir, profile, device)  # same table and attrs as a cached record
 
 
 def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFrame:
