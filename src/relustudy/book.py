@@ -754,11 +754,12 @@ def timing_table(runs: "ChapterRuns") -> Any:
         ips = [float(r["metrics"]["images_per_second"]) for r in recs
                if _finite((r.get("metrics") or {}).get("images_per_second"))]
         exp = get_experiment(name)
+        median_ips = float(pd.Series(ips).median()) if ips else None
         rows.append({
             "experiment": f"{exp.table}: {exp.title}", "runs": len(recs), "wall time (min)": sum(walls) / 60.0,
-            "median images/s": float(pd.Series(ips).median()) if ips else float("nan"),
+            "median images/s": median_ips if median_ips else float("nan"),
             "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
-            "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper"),
+            "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper", median_ips),
         })
     out = pd.DataFrame(rows)
     if len(out):

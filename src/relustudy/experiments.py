@@ -84,15 +84,18 @@ class Experiment:
         return out
 
     def train_images(self, profile: str) -> int:
+        """Training images per epoch: the profile's (or the experiment's common) subset, else the full set."""
         from .data import DATASETS
 
-        return int(self.profile(profile).settings.get("train_subset") or DATASETS.get(self.dataset).n_train)
+        settings = {**self.common, **self.profile(profile).settings}
+        return int(settings.get("train_subset") or DATASETS.get(self.dataset).n_train)
 
-    def estimated_cpu_minutes(self, profile: str) -> float:
-        """Rough cost on our 2-core CPU, from measured training throughput (images/s)."""
+    def estimated_cpu_minutes(self, profile: str, images_per_second: float | None = None) -> float:
+        """Rough cost on our 2-core CPU: from ``images_per_second`` (a measured training
+        throughput, e.g. the median of this experiment's records) or else the table below."""
         prof = self.profile(profile)
         settings = {**self.common, **prof.settings}
-        rate = CPU_IMAGES_PER_SECOND.get((self.model, self.dataset), 1000.0)
+        rate = images_per_second or CPU_IMAGES_PER_SECOND.get((self.model, self.dataset), 1000.0)
         images = self.train_images(profile) * settings.get("epochs", 1)
         evals = 10_000 * settings.get("epochs", 1) / (rate * 3)  # eval is ~3x faster than training
         return len(self.arms) * len(prof.seeds) * (images / rate + evals) / 60.0
