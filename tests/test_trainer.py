@@ -23,10 +23,9 @@ import relustudy
 from relustudy import trainer
 from relustudy.config import RunConfig
 from relustudy.store import ResultsStore, load_histories, load_results
-from relustudy.trainer import RMSpropTheano, build_optimizer, build_scheduler, progress_enabled, train
+from relustudy.trainer import TIMING_METRICS, RMSpropTheano, build_optimizer, build_scheduler, progress_enabled, train
 
 TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}
-TIMING_METRICS = {"wall_seconds", "images_per_second"}
 
 # One thread: tiny batches gain little from more, and a busy machine hurts multi-threaded runs most.
 SMALL = dict(experiment="trainer_test", profile="smoke", dataset="mnist", model="smith_cnn", train_subset=256,

@@ -512,6 +512,11 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
 # accuracy units (0.002 = 0.2 percentage points = 20 MNIST test images) of the run's best.
 SWEET_SPOT_TOLERANCE = 0.002
 
+# Final metrics that measure time, not learning: they differ between two runs of the same config
+# (everything else in a record must not).
+TIMING_METRICS = frozenset({"wall_seconds", "images_per_second", "median_images_per_second",
+                            "log_median_images_per_second"})
+
 
 def learning_curve_metrics(test_accuracy: list[float], tolerance: float = SWEET_SPOT_TOLERANCE) -> dict[str, Any]:
     """``best_test_accuracy``, ``best_epoch`` (1-based, first of ties) and ``epochs_to_sweet_spot``
