@@ -474,8 +474,9 @@ def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFra
     if not (folder / BENCH_RECORD).is_file():
         raise FileNotFoundError(f"no {profile} micro-benchmark record for {device} in {folder}; "
                                 f"run: relustudy bench --profile {profile} --device {device}")
-    df = pd.read_csv(folder / BENCH_TABLE, keep_default_na=False, na_values=["", "nan", "NaN"])
-    df["error"] = df["error"].fillna("").astype(str)
+    # an empty error cell is "" (no error), not NaN
+    df = pd.read_csv(folder / BENCH_TABLE, keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c != "error"})
+    df["error"] = df["error"].astype(str)
     df.attrs["record"] = json.loads((folder / BENCH_RECORD).read_text(encoding="utf-8"))
     return df
 
