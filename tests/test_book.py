@@ -278,6 +278,8 @@ def test_profile_and_notes_come_from_the_registry():
 
     exp = get_experiment("smith_cifar10_cnn")
     text = book.profile_markdown("smith_cifar10_cnn", "quick")
+    assert text.startswith("**Smith Table 3, ")
+    assert book.profile_markdown("theano_mnist_radford", "quick").startswith("**Theano blog Results and conclusions, ")
     for line in exp.profile("quick").scale_downs + exp.notes:
         assert line in text
     notes = book.notes_markdown()

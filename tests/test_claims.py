@@ -64,6 +64,10 @@ def test_reference_shape_and_sources():
     assert R.paper_values("tf_rrelu_blog").empty  # its results are only in figures
     assert len(R.paper_values("xu2015", "Table 3")) == 10
     assert len(R.paper_values("he2015", "Table 2")) == 26  # 13 layers x 2 variants
+    assert set(R.SOURCE_LABELS) == set(R.SOURCES)  # every source has a name for the book
+    assert R.source_label("theano_blog") == "Theano blog"
+    with pytest.raises(UnknownNameError, match="valid names"):
+        R.source_label("theano")
 
 
 def test_metric_and_experiment_mappings():

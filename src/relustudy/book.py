@@ -556,12 +556,13 @@ def profile_markdown(experiment: str, profile: str, *, seeds: Sequence[int] | No
     the seeds this build uses when they differ from the profile's. (The data
     caveat goes with the numbers: :func:`paper_vs_ours_table` puts it in the caption.)"""
     from .experiments import get_experiment
+    from .reference import source_label
 
     exp = get_experiment(experiment)
     prof = exp.profile(profile)
     chosen = ", ".join(str(s) for s in (prof.seeds if seeds is None else seeds))
     which = "" if seeds is None else ", chosen for this build"
-    lines = [f"**{exp.source.capitalize()} {exp.table}, {exp.title}**, profile `{profile}` (seeds {chosen}{which}).", ""]
+    lines = [f"**{source_label(exp.source)} {exp.table}, {exp.title}**, profile `{profile}` (seeds {chosen}{which}).", ""]
     if prof.scale_downs:
         lines.append("Scaled down from the source:")
         lines += [f"- {s}" for s in prof.scale_downs]
@@ -1007,10 +1008,11 @@ def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = 
     """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
     the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""
     from .experiments import get_experiment
+    from .reference import source_label
 
     exp = get_experiment(experiment)
     wide = paper_vs_ours_wide(pvo, digits=digits)
-    caption = (f"{exp.source.capitalize()} {exp.table}, {exp.title}: the paper's value (one run), ours "
+    caption = (f"{source_label(exp.source)} {exp.table}, {exp.title}: the paper's value (one run), ours "
                f"(mean ± sd over n seeds) and the difference ours − paper. Lifetime sparsity and dispersion "
                f"are measured in the last convolutional layer.")
     caveat = dataset_caveat(experiment, runs)

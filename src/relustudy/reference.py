@@ -49,6 +49,21 @@ SOURCES: dict[str, str] = {
                      '(blog post)',
 }
 
+# How the book names each source in running text and captions.
+SOURCE_LABELS: dict[str, str] = {
+    "smith": "Smith",
+    "xu2015": "Xu et al. 2015",
+    "he2015": "He et al. 2015",
+    "theano_blog": "Theano blog",
+    "tf_rrelu_blog": "TensorFlow RReLU blog",
+}
+
+
+def source_label(source: str) -> str:
+    """The short name of ``source`` for the book, e.g. ``"Theano blog"``."""
+    return SOURCE_LABELS[_check_source(source)]
+
+
 # Per source: our metric name (results store) -> the source's column name (paper_values.csv).
 PAPER_COLUMNS: dict[str, dict[str, str]] = {
     "smith": {
