@@ -250,6 +250,9 @@ def test_provenance_sentence(fake_runs):
     assert book.provenance([]) == "no runs recorded yet."
     rec = {"profile": "quick", "provenance": {"device": "NVIDIA H100", "wall_seconds": 90, "git_commit": "unknown"}}
     assert book.provenance([rec]) == "profile quick, 1 run on NVIDIA H100, total wall time 1.5 min, commit unknown (records made outside a git commit)."
+    named = {"profile": "quick", "provenance": {"device": "cpu", "wall_seconds": 60, "git_commit": "abcdef12",
+                                                "cpu_identity": "X (family 1 model 2), torch CPU capability AVX2"}}
+    assert ", CPU X (family 1 model 2), torch CPU capability AVX2 (1 older runs: not recorded), " in book.provenance([named, rec])
 
 
 def test_paired_table_prelu_vs_relu(fake_runs):

@@ -154,6 +154,18 @@ def test_provenance_fields(tmp_path):
     assert isinstance(p["git_commit"], str) and p["git_commit"]
     assert p["git_dirty"] in (True, False, "unknown")
     assert len(p["source_sha256"]) == 64
+    import torch
+
+    assert p["cpu_identity"].endswith(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+
+
+def test_cpu_identity_reads_family_and_model(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\n"
+                    "processor\t: 1\ncpu family\t: 99\n", encoding="utf-8")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k))
+    assert store_mod.cpu_identity().startswith("AMD EPYC (family 25 model 17), torch CPU capability ")
 
 
 def test_git_info_is_unknown_without_git(monkeypatch):

@@ -535,6 +535,10 @@ def provenance(runs: Any) -> str:
     ]
     if torches:
         parts.append(f"torch {', '.join(torches)}")
+    cpus = _unique(r.get("cpu_identity") for r in rows)
+    if cpus:  # recorded since 2026-11-26; older records name only the CPU model
+        unnamed = sum(1 for r in rows if not r.get("cpu_identity"))
+        parts.append(f"CPU {'; '.join(cpus)}" + (f" ({unnamed} older runs: not recorded)" if unnamed else ""))
     parts.append(f"total wall time {_fmt_minutes(wall)}")
     if commits:
         parts.append(f"commit {', '.join(commits)}" + (" (with uncommitted changes)" if dirty else ""))

@@ -445,7 +445,7 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
     unless ``force``, return the existing record). Returns the table."""
     import time
 
-    from .store import atomic_write, device_description, git_info, utc_now, write_json
+    from .store import atomic_write, cpu_identity, device_description, git_info, utc_now, write_json
 
     folder = benchmark_dir(results_dir, profile, device)
     if not force and (folder / BENCH_RECORD).is_file():
@@ -459,7 +459,8 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
     # the JSON is written last: its presence marks a complete record
     write_json(folder / BENCH_RECORD, {
         "profile": profile, "settings": {**settings, "shape": list(settings["shape"])},
-        "provenance": {**git_info(), "device": device_description(device), "torch_version": torch.__version__,
+        "provenance": {**git_info(), "device": device_description(device), "cpu_identity": cpu_identity(),
+                       "torch_version": torch.__version__,
                        "start_time": start, "end_time": utc_now(), "wall_seconds": wall},
     })
     return load_benchmark(results_dir, profile, device)  # same table and attrs as a cached record

@@ -49,7 +49,7 @@ File formats.
   and their ``*_channel`` twins. A diverged run has only ``epochs_completed, wall_seconds,
   images_per_second`` (no final model to report on). Provenance: ``git_commit, git_dirty,
   source_sha256 (one snapshot per process, see git_info), profile, seed, device, device_type,
-  num_threads, precision, torch/numpy/python/relustudy
+  num_threads, cpu_identity (see cpu_identity), precision, torch/numpy/python/relustudy
   versions, start_time, end_time`` (UTC ISO), ``wall_seconds`` (all sessions), ``resumes``,
   ``channels_last_used, train_images, test_images, data_caveats``.
   Non-finite numbers are written as ``null`` so every file is strict JSON.
@@ -258,6 +258,34 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_identity() -> str:
+    """The host CPU as far as it decides which kernels run: its model name, its family/model
+    numbers (the microarchitecture; a virtual machine often reports only "AMD EPYC") and the
+    instruction set PyTorch dispatches its CPU kernels to. Why: the same code, seed and data
+    give bit-identical records on one kind of CPU, but can differ in the last bits on another
+    (other vector kernels sum in another order), so a record names the CPU it was made on."""
+    import torch
+
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip():  # the first processor's block is enough
+                    break
+    except OSError:
+        pass
+    family = f" (family {fields['cpu family']} model {fields['model']})" if len(fields) == 2 else ""
+    try:
+        isa = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # pragma: no cover - very old torch
+        isa = "unknown"
+    return f"{_cpu_model()}{family}, torch CPU capability {isa}"
+
+
 def device_description(device: Any = "cpu", num_threads: int | None = None) -> str:
     """Human-readable device: the CUDA device name, or ``"cpu: N threads, <CPU model>"``."""
     import torch
@@ -291,6 +319,7 @@ def provenance(config: RunConfig, *, device: Any, start_time: str, end_time: str
         "device": device_description(device, num_threads),
         "device_type": torch.device(device).type,
         "num_threads": num_threads,
+        "cpu_identity": cpu_identity(),
         "precision": config.precision,
         "torch_version": torch.__version__,
         "numpy_version": numpy.__version__,
