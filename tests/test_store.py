@@ -165,7 +165,11 @@ def test_cpu_identity_reads_family_and_model(monkeypatch, tmp_path):
                     "processor\t: 1\ncpu family\t: 99\n", encoding="utf-8")
     real_open = open
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k))
-    assert store_mod.cpu_identity().startswith("AMD EPYC (family 25 model 17), torch CPU capability ")
+    store_mod._cpuinfo.cache_clear()  # read once per process: make it read the fake
+    try:
+        assert store_mod.cpu_identity().startswith("AMD EPYC (family 25 model 17), torch CPU capability ")
+    finally:
+        store_mod._cpuinfo.cache_clear()
 
 
 def test_git_info_is_unknown_without_git(monkeypatch):

@@ -823,7 +823,7 @@ def profiles_table(profile: str | None = None) -> Any:
     for name in EXPERIMENTS.names():
         exp = EXPERIMENTS.get(name)
         for pname, prof in exp.profiles.items():
-            settings = {**exp.common, **prof.settings}
+            settings = exp.settings(pname)
             try:
                 images = f"{exp.train_images(pname):,}"
             except Exception:  # the dataset registry may not know the set (e.g. not installed)

@@ -60,6 +60,10 @@ class Experiment:
             raise ConfigError(f"unknown profile {profile!r} for experiment {self.name!r}; valid: {', '.join(self.profiles)}")
         return self.profiles[profile]
 
+    def settings(self, profile: str) -> dict[str, Any]:
+        """RunConfig fields shared by every arm of ``profile``: the common ones, overridden by the profile's."""
+        return {**self.common, **self.profile(profile).settings}
+
     def configs(self, profile: str, seeds: Iterable[int] | None = None, device: str = "auto") -> list[RunConfig]:
         prof = self.profile(profile)
         seeds = tuple(prof.seeds if seeds is None else seeds)
@@ -67,8 +71,7 @@ class Experiment:
         for arm in self.arms:
             for seed in seeds:
                 fields = {
-                    **self.common,
-                    **prof.settings,
+                    **self.settings(profile),
                     "experiment": self.name,
                     "profile": profile,
                     "dataset": self.dataset,
@@ -87,14 +90,12 @@ class Experiment:
         """Training images per epoch: the profile's (or the experiment's common) subset, else the full set."""
         from .data import DATASETS
 
-        settings = {**self.common, **self.profile(profile).settings}
-        return int(settings.get("train_subset") or DATASETS.get(self.dataset).n_train)
+        return int(self.settings(profile).get("train_subset") or DATASETS.get(self.dataset).n_train)
 
     def estimated_cpu_minutes(self, profile: str, images_per_second: float | None = None) -> float:
         """Rough cost on our 2-core CPU: from ``images_per_second`` (a measured training
         throughput, e.g. the median of this experiment's records) or else the table below."""
-        prof = self.profile(profile)
-        settings = {**self.common, **prof.settings}
+        prof, settings = self.profile(profile), self.settings(profile)
         rate = images_per_second or CPU_IMAGES_PER_SECOND.get((self.model, self.dataset), 1000.0)
         images = self.train_images(profile) * settings.get("epochs", 1)
         evals = 10_000 * settings.get("epochs", 1) / (rate * 3)  # eval is ~3x faster than training

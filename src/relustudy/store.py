@@ -57,6 +57,7 @@ File formats.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -247,15 +248,25 @@ _SOURCE_SHA256 = package_source_sha256()
 git_info()
 
 
-def _cpu_model() -> str:
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's block of ``/proc/cpuinfo`` (lower-case keys; {} where there is none).
+    Read once per process: the CPU does not change under a running process."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():  # the first processor's block is enough
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return fields
+
+
+def _cpu_model() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_identity() -> str:
@@ -266,19 +277,8 @@ def cpu_identity() -> str:
     (other vector kernels sum in another order), so a record names the CPU it was made on."""
     import torch
 
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key in ("cpu family", "model") and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip():  # the first processor's block is enough
-                    break
-    except OSError:
-        pass
-    family = f" (family {fields['cpu family']} model {fields['model']})" if len(fields) == 2 else ""
+    fields = _cpuinfo()
+    family = f" (family {fields['cpu family']} model {fields['model']})" if {"cpu family", "model"} <= set(fields) else ""
     try:
         isa = torch.backends.cpu.get_cpu_capability()
     except Exception:  # pragma: no cover - very old torch
