@@ -64,14 +64,16 @@ def test_reference_shape_and_sources():
     assert R.paper_values("tf_rrelu_blog").empty  # its results are only in figures
     assert len(R.paper_values("xu2015", "Table 3")) == 10
     assert len(R.paper_values("he2015", "Table 2")) == 26  # 13 layers x 2 variants
-    assert set(R.SOURCE_LABELS) == set(R.SOURCES)  # every source has a name for the book
+    assert all(R.get_source(k).label and R.get_source(k).key == k for k in R.SOURCES)  # a name for the book
     assert R.source_label("theano_blog") == "Theano blog"
     with pytest.raises(UnknownNameError, match="valid names"):
         R.source_label("theano")
 
 
 def test_metric_and_experiment_mappings():
-    assert R.SMITH_METRICS == {"test_accuracy": "accuracy", "last_conv.sparsity": "lifetime_sparsity",
+    from relustudy.sources.smith import SMITH_METRICS
+
+    assert SMITH_METRICS == {"test_accuracy": "accuracy", "last_conv.sparsity": "lifetime_sparsity",
                                "last_conv.dispersion": "dispersion"}
     assert R.paper_column("smith", "test_accuracy") == "accuracy"
     assert R.our_metric("smith", "dispersion") == "last_conv.dispersion"
@@ -79,7 +81,7 @@ def test_metric_and_experiment_mappings():
     tables = R.experiment_tables()
     assert tables["smith_fmnist_cnn"] == ("smith", "Table 2") and tables["smith_cifar10_vgg3"] == ("smith", "Table 4")
     for name, (source, table) in tables.items():
-        if source == "smith":  # every Smith experiment's table has published numbers
+        if source in ("smith", "xu2015"):  # every table of theirs we run has published numbers
             assert not R.paper_values(source, table).empty
         else:  # the blogs state their results in figures only
             assert source in ("theano_blog", "tf_rrelu_blog"), name
@@ -274,7 +276,7 @@ def test_evaluate_claims_summary():
                     results("smith_fmnist_cnn", paper_like("Table 2"))])
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
-    assert len(out) == len(C.CLAIMS) == 11 + 7 + 4  # Smith, Theano blog, TensorFlow blog
+    assert len(out) == len(C.CLAIMS) == 11 + 7 + 4 + 2 * 12 + 1  # Smith, Theano, TF blog, Xu (2 tables + NDSB)
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
@@ -283,7 +285,8 @@ def test_evaluate_claims_summary():
     assert by_id["smith.table3.prelu_better_than_relu_and_lrelu"] == "replicated"
     assert (out["profile"] == "quick").all() and out["claim"].str.len().gt(0).all()
     assert len(C.evaluate_claims(df, "quick", source="smith")) == 11
-    assert C.evaluate_claims(df, "quick", source="xu2015").empty
+    xu = C.evaluate_claims(df, "quick", source="xu2015")  # no Xu records: not run, NDSB not obtainable
+    assert set(xu["verdict"]) == {"not run", "not obtainable"}
     with pytest.raises(ValueError, match="verdict must be one of"):
         C.ClaimResult("x", "s", "t", "e", "quick", "c", "t", "p", "o", "probably", "d")
 

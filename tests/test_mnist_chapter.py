@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from relustudy import claims as C
-from relustudy.experiments import TF_BLOG_ARMS, get_experiment
+from relustudy.experiments import get_experiment
+from relustudy.sources.tf_rrelu_blog import TF_BLOG_ARMS
 from relustudy.trainer import SWEET_SPOT_TOLERANCE, _final_metrics, learning_curve_metrics
 
 

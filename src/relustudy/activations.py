@@ -58,6 +58,16 @@ variants use them, keeping each formulation's forward:
 should note that relu_max/relu_abs/prelu_maxmin/prelu_abs/prelu_schluter pay for a Python-level
 autograd Function in the backward pass.
 
+Implementations. On the CPU in fp32/fp64, ``prelu`` and ``rrelu`` run fused one-pass kernels
+(``relustudy.kernels``, plain C compiled on first use): this torch build's PReLU backward and
+``torch.where`` take 20-35x the time of a copy. ``prelu``'s forward is bit-identical to
+``F.prelu`` and its grad_x to the reference; grad_a is summed in another order (double partial
+sums), equal to the float64 reference within float rounding. ``rrelu`` draws its divisors from a
+counter-based hash of (element index, a seed drawn from torch's generator every training pass)
+instead of torch's ``uniform_``: the same law, a ~ U(lower, upper) on a 2^-24 grid, fresh every
+pass, and the backward recomputes them instead of saving them. Without a C compiler both fall back
+to the PyTorch forms below; ``implementation(name)`` says which one runs, and records store it.
+
 Slopes of the leaky ReLU in the literature: Maas et al. 2013 use 0.01 (our default); Xu et al.
 2015 write y = x/a with a = 100 ("leaky") and a = 5.5 ("very leaky"); Keras' ``LeakyReLU``
 defaults to 0.3. ``SMITH_LRELU_SLOPE = 0.1``: Smith's chapter says to use 0.1 "or another small
@@ -81,6 +91,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from relustudy import kernels
 from relustudy.registry import Registry
 
 __all__ = [
@@ -109,7 +120,9 @@ __all__ = [
     "XU_VERY_LEAKY_LRELU_A",
     "activation_factory",
     "build_activation",
+    "implementation",
     "no_weight_decay_parameters",
+    "rrelu_noise",
 ]
 
 ACTIVATIONS: Registry = Registry("activation")
@@ -208,6 +221,80 @@ def _min0(x: torch.Tensor) -> torch.Tensor:
 
 def _abs0(x: torch.Tensor) -> torch.Tensor:
     return _Abs0.apply(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused CPU implementations (relustudy.kernels): one pass forward, one pass backward. They compute
+# the same function as the reference formulas (bit-identical forwards; PReLU's grad_a summed in
+# another order, see tests/test_activations.py) and are used where kernels.supports(x).
+# ---------------------------------------------------------------------------------------------
+class _FusedPReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        lib, sfx = kernels.library(), kernels.suffix(x)
+        xs, outer, c, inner = kernels.layout(x, weight.numel())
+        a = weight.detach().to(x.dtype).contiguous()
+        y = torch.empty_like(xs)
+        getattr(lib, f"prelu_forward_{sfx}")(xs.data_ptr(), a.data_ptr(), y.data_ptr(), outer, c, inner,
+                                             torch.get_num_threads())
+        ctx.save_for_backward(xs, a)
+        ctx.weight_dtype = weight.dtype
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        xs, a = ctx.saved_tensors
+        lib, sfx = kernels.library(), kernels.suffix(xs)
+        g = grad if grad.stride() == xs.stride() and grad.dtype == xs.dtype else torch.empty_like(xs).copy_(grad)
+        _, outer, c, inner = kernels.layout(xs, a.numel())
+        gx = torch.empty_like(xs)
+        ga = torch.empty(c, dtype=torch.float64)
+        getattr(lib, f"prelu_backward_{sfx}")(g.data_ptr(), xs.data_ptr(), a.data_ptr(), gx.data_ptr(), ga.data_ptr(),
+                                              outer, c, inner, torch.get_num_threads())
+        return gx, ga.to(ctx.weight_dtype)
+
+
+class _FusedRReLU(torch.autograd.Function):
+    """Xu et al.'s RReLU in training: the noise is recomputed in backward from the pass's seed."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lower: float, upper: float, seed: int) -> torch.Tensor:
+        lib, sfx = kernels.library(), kernels.suffix(x)
+        xs, n, _, _ = kernels.layout(x, 1)
+        y = torch.empty_like(xs)
+        getattr(lib, f"rrelu_forward_{sfx}")(xs.data_ptr(), y.data_ptr(), n, seed, lower, upper, torch.get_num_threads())
+        ctx.save_for_backward(xs)
+        ctx.params = (lower, upper, seed)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (xs,) = ctx.saved_tensors
+        lower, upper, seed = ctx.params
+        lib, sfx = kernels.library(), kernels.suffix(xs)
+        g = grad if grad.stride() == xs.stride() and grad.dtype == xs.dtype else torch.empty_like(xs).copy_(grad)
+        gx = torch.empty_like(xs)
+        getattr(lib, f"rrelu_backward_{sfx}")(g.data_ptr(), xs.data_ptr(), gx.data_ptr(), xs.numel(), seed, lower, upper,
+                                              torch.get_num_threads())
+        return gx, None, None, None
+
+
+def _rrelu_seed() -> int:
+    """A fresh 63-bit seed for one RReLU pass, from torch's default generator (so
+    ``torch.manual_seed`` and checkpointed RNG states make runs repeatable)."""
+    return int(torch.randint(0, 2**62, (1,), dtype=torch.int64)) * 2 + 1
+
+
+def rrelu_noise(n: int, seed: int, lower: float, upper: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The divisors a_i (i < n) the fused kernel draws for ``seed``: for testing the law."""
+    lib = kernels.library()
+    if lib is None:
+        raise RuntimeError(f"fused kernels unavailable ({kernels.unavailable_reason()})")
+    out = torch.empty(n, dtype=dtype)
+    getattr(lib, f"rrelu_noise_{'f32' if dtype == torch.float32 else 'f64'}")(out.data_ptr(), n, seed, lower, upper)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,6 +437,8 @@ class PReLU(Activation):
         self.weight = nn.Parameter(torch.full((size,), init))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if kernels.supports(x):
+            return _FusedPReLU.apply(x, self.weight)
         return F.prelu(x, self.weight)
 
     def _a(self, x: torch.Tensor) -> torch.Tensor:
@@ -409,6 +498,11 @@ class RReLU(Activation):
         self.eval_a = (lower + upper) / 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if kernels.supports(x):
+            if self.training:
+                return _FusedRReLU.apply(x, self.lower, self.upper, _rrelu_seed())
+            # a = lower + 0 * u = eval_a exactly: y = x / 5.5, one pass, no noise
+            return _FusedRReLU.apply(x, self.eval_a, self.eval_a, 0)
         if self.training:
             # One draw per element (also for x > 0, where it is unused: simpler and cheap).
             a = torch.empty_like(x).uniform_(self.lower, self.upper)
@@ -517,6 +611,22 @@ def activation_factory(name: str, **params: Any) -> Callable[[int], nn.Module]:
     make.activation_name = name  # type: ignore[attr-defined]  # for logs/introspection
     make.activation_params = params  # type: ignore[attr-defined]
     return make
+
+
+# Activations whose CPU fp32/fp64 forward and backward run in relustudy.kernels (the others run
+# PyTorch's own kernels, and every activation does on CUDA and under bf16 autocast).
+FUSED_ON_CPU = ("prelu", "rrelu")
+
+
+def implementation(name: str, device_type: str = "cpu", precision: str = "fp32") -> str:
+    """Which implementation ``name`` trains with on ``device_type``: recorded in provenance so a
+    timing names the code it measured."""
+    ACTIVATIONS.get(name)
+    if name in FUSED_ON_CPU and device_type == "cpu" and precision == "fp32":
+        if kernels.library() is not None:
+            return f"fused CPU kernel (relustudy.kernels {kernels.source_hash()})"
+        return f"PyTorch composition ({kernels.unavailable_reason() or 'kernels unavailable'})"
+    return "PyTorch"
 
 
 def no_weight_decay_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -939,9 +939,11 @@ def experiment_caption(experiment: str) -> str:
     """Short title for a figure panel: "Table 3: 3-layer CNN on CIFAR-10 (JPEG q75)"."""
     from .experiments import get_experiment
 
+    from .data import DATASETS
+
     exp = get_experiment(experiment)
-    suffix = " (JPEG q75)" if exp.dataset == "cifar10" else ""
-    return f"{exp.table}: {exp.title}{suffix}"
+    tag = DATASETS.get(exp.dataset).caveat_tag
+    return f"{exp.table}: {exp.title}" + (f" ({tag})" if tag else "")
 
 
 def arm_order(experiment: str) -> list[str]:
@@ -966,6 +968,7 @@ _VERDICT_COLOURS = {
     "not replicated": "#f8d7d7",
     "inconclusive": "#fff3cd",
     "not run": "#e9ecef",
+    "not obtainable": "#e9ecef",
 }
 _TABLE_STYLES = [
     {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: normal; padding-bottom: 0.4em;"},
@@ -1012,13 +1015,15 @@ def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = 
     """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
     the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""
     from .experiments import get_experiment
-    from .reference import source_label
+    from .reference import get_source
 
     exp = get_experiment(experiment)
+    source = get_source(exp.source)
     wide = paper_vs_ours_wide(pvo, digits=digits)
-    caption = (f"{source_label(exp.source)} {exp.table}, {exp.title}: the paper's value (one run), ours "
-               f"(mean ± sd over n seeds) and the difference ours − paper. Lifetime sparsity and dispersion "
-               f"are measured in the last convolutional layer.")
+    caption = (f"{source.label} {exp.table}, {exp.title}: the paper's value (one run), ours "
+               f"(mean ± sd over n seeds) and the difference ours − paper.")
+    if source.caption_note:
+        caption += " " + source.caption_note
     caveat = dataset_caveat(experiment, runs)
     if caveat:
         caption += " " + caveat

@@ -64,8 +64,8 @@ from .experiments import get_experiment, validate_profile
 from .registry import Registry, UnknownNameError
 from .stats import PairedComparison, format_mean_sd, paired_comparison, summarize, with_arm
 
-VERDICTS = ("replicated", "not replicated", "inconclusive", "not run")
-REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN = VERDICTS
+VERDICTS = ("replicated", "not replicated", "inconclusive", "not run", "not obtainable")
+REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "test_accuracy": True,
@@ -73,6 +73,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "test_top5_error": False,
     "test_loss": False,
     "train_loss": False,
+    "train_error": False,
+    "train_eval_error": False,
+    "penultimate_conv.sparsity": False,
     "last_conv.sparsity": False,
     "last_conv.dispersion": False,
     "last_conv.dead_fraction": False,
@@ -84,10 +87,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 # Margins of "about the same" claims, in the metric's units.
 # Speed is compared as log images/s, so a paired difference is a log ratio: 0.10 = about 10%.
 EQUIVALENCE_MARGIN: dict[str, float] = {"test_accuracy": 0.01, "test_error": 0.01, "best_test_accuracy": 0.01,
+                                        "train_error": 0.01, "train_eval_error": 0.01,
                                         "log_median_images_per_second": 0.10}
-
-# Half a unit of the last printed digit of each source's numbers (rounding tolerance).
-ROUNDING_HALF_UNIT: dict[str, float] = {"smith": 0.0005}
 
 CONFIDENCE = 0.95
 
@@ -150,6 +151,15 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
         return {1: REPLICATED, -1: NOT_REPLICATED, 0: INCONCLUSIVE}[_better_sign(pc, metric)]
     if relation == "not_worse":
         return NOT_REPLICATED if _better_sign(pc, metric) == -1 else REPLICATED
+    if relation == "non_inferior":
+        m = EQUIVALENCE_MARGIN[metric]
+        # the CI of (a - b) turned so that positive means "a better"
+        lo, hi = (pc.ci_low, pc.ci_high) if _higher_is_better(metric) else (-pc.ci_high, -pc.ci_low)
+        if lo > -m:
+            return REPLICATED
+        if hi < -m:
+            return NOT_REPLICATED
+        return INCONCLUSIVE
     if relation == "same":
         m = EQUIVALENCE_MARGIN[metric]
         if -m <= pc.ci_low and pc.ci_high <= m:
@@ -157,14 +167,18 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
         if pc.ci_low > m or pc.ci_high < -m:
             return NOT_REPLICATED
         return INCONCLUSIVE
-    raise ValueError(f"unknown relation {relation!r}; valid: better, not_worse, same")
+    raise ValueError(f"unknown relation {relation!r}; valid: {', '.join(RELATIONS)}")
 
+
+RELATIONS = ("better", "not_worse", "non_inferior", "same")
 
 RULES = {
     "better": "replicated if the 95% CI of the paired difference excludes 0 on {x}'s better side, "
               "not replicated if it excludes 0 on the worse side, else inconclusive",
     "not_worse": "not replicated only if the 95% CI of the paired difference lies entirely on {x}'s worse side "
                  "(no margin), else replicated",
+    "non_inferior": "non-inferiority with margin {m}: replicated if the 95% CI of the paired difference lies "
+                    "above -{m} on {x}'s better side, not replicated if it lies entirely below -{m}, else inconclusive",
     "same": "replicated if the 95% CI of the paired difference lies inside ±{m}, not replicated if it lies "
             "entirely outside, else inconclusive",
     "value": "replicated if the paper's value lies inside our 95% prediction interval for one run "
@@ -193,6 +207,18 @@ def _profile_note(experiment: str, profile: str, absolute: bool) -> str:
     what = ("absolute values are expected to differ from the paper" if absolute
             else "the comparison is about the scaled-down setup")
     return f"{profile} profile ({desc}): {what}."
+
+
+def not_run_reason(experiment: str, profile: str, what: str = "") -> str:
+    """Why a claim has no records: the dataset is not on this machine, or the runs were not made."""
+    from .data import dataset_available
+
+    exp = get_experiment(experiment)
+    missing = f"no records for {what or 'experiment ' + repr(experiment)} in {experiment!r}, profile {profile!r}"
+    if not dataset_available(exp.dataset):
+        return (f"not run: data not available on this machine ({exp.dataset}; with internet, "
+                f"`relustudy run {experiment} --profile {profile} --download`): {missing}")
+    return missing
 
 
 def _select(results_df: pd.DataFrame, experiment: str, profile: str) -> pd.DataFrame:
@@ -261,11 +287,11 @@ class ComparisonClaim(Claim):
     paper_says: str = ""  # for sources that state the claim without numbers (figures only)
 
     def __post_init__(self) -> None:
-        if self.relation not in ("better", "not_worse", "same"):
-            raise ValueError(f"unknown relation {self.relation!r}; valid: better, not_worse, same")
+        if self.relation not in RELATIONS:
+            raise ValueError(f"unknown relation {self.relation!r}; valid: {', '.join(RELATIONS)}")
         for m in self.metrics:
             _higher_is_better(m)
-            if self.relation == "same" and m not in EQUIVALENCE_MARGIN:
+            if self.relation in ("same", "non_inferior") and m not in EQUIVALENCE_MARGIN:
                 raise ValueError(f"no equivalence margin for metric {m!r}")
 
     def paper_text(self) -> str:
@@ -289,6 +315,7 @@ class ComparisonClaim(Claim):
                 y = self._paper(other, m)
                 better = (x - y) if _higher_is_better(m) else (y - x)  # > 0: arm better
                 ok = {"better": better > 0, "not_worse": better >= 0,
+                      "non_inferior": better > -EQUIVALENCE_MARGIN.get(m, 0.0),
                       "same": abs(x - y) <= EQUIVALENCE_MARGIN.get(m, 0.0)}[self.relation]
                 if not ok:
                     failing.append(f"{self._column(m)}: {self.arm} {x:.3f} vs {other} {y:.3f}")
@@ -304,8 +331,7 @@ class ComparisonClaim(Claim):
         rule = RULES[self.relation].format(x=self.arm, m=", ".join(f"{EQUIVALENCE_MARGIN.get(m, math.nan):g}" for m in self.metrics))
         missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
         if d.empty or missing:
-            why = (f"no records for experiment {self.experiment!r}, profile {profile!r}" if d.empty else
-                   f"no records for arm(s) {', '.join(missing)} in {self.experiment!r}, profile {profile!r}")
+            why = not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}")
             return self._result(profile, f"not run ({profile} profile)", NOT_RUN, why, paper_note)
 
         ours_parts, details, verdicts = [], [f"Rule: {rule}."], []
@@ -347,14 +373,14 @@ class ValueClaim(Claim):
         d = _select(results_df, self.experiment, profile)
         if d.empty or not (d["arm"] == self.arm).any():
             return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
-                                f"no records for {self.arm!r} in {self.experiment!r}, profile {profile!r}", "")
+                                not_run_reason(self.experiment, profile, repr(self.arm)), "")
         summ = summarize(d, self.metric, by=("arm",)).set_index("arm")
         row = summ.loc[self.arm] if self.arm in summ.index else None
         mean = float(row["mean"]) if row is not None else math.nan
         sd = float(row["sd"]) if row is not None else math.nan
         n = int(row["n"]) if row is not None else 0
         paper = self._paper(self.arm, self.metric)
-        verdict, low, high = value_verdict(paper, mean, sd, n, ROUNDING_HALF_UNIT.get(self.source, 0.0))
+        verdict, low, high = value_verdict(paper, mean, sd, n, reference.get_source(self.source).rounding_half_unit)
         diff = mean - paper
         detail = (f"Rule: {RULES['value']}. ours - paper = {diff:+.4f}; 95% prediction interval "
                   f"[{low:.4f}, {high:.4f}] over {n} seeds")
@@ -406,7 +432,7 @@ class RankClaim(Claim):
         missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
         if d.empty or missing:
             return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
-                                f"no records for arm(s) {', '.join(missing) or 'any'} in {self.experiment!r}, profile {profile!r}", "")
+                                not_run_reason(self.experiment, profile, f"arm(s) {', '.join(missing) or 'any'}"), "")
         side = "best" if self.best else "worst"
         n_others = len(self.others)
         rule = (f"Rule: among the {side} {self.k} of {len(arms)} if {self.arm} is significantly "
@@ -471,6 +497,26 @@ class OrderClaim(Claim):
                             "The source gives no numbers for this (a printout missing from its text).")
 
 
+@dataclass(frozen=True)
+class UnobtainableClaim(Claim):
+    """A claim about data nobody can re-run (e.g. a closed competition's): listed, never tested.
+    ``experiment`` is empty; ``table_name`` names the source's table and ``reason`` says why."""
+
+    table_name: str = ""
+    reason: str = ""
+    paper_says: str = ""
+
+    @property
+    def table(self) -> str:
+        return self.table_name
+
+    def paper_text(self) -> str:
+        return self.paper_says
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        return self._result(profile, "not obtainable", NOT_OBTAINABLE, self.reason, "")
+
+
 CLAIMS: Registry[Claim] = Registry("claim")
 
 
@@ -480,135 +526,6 @@ def register(claim: Claim) -> Claim:
 
 def get_claim(claim_id: str) -> Claim:
     return CLAIMS.get(claim_id)
-
-
-# ------------------------------------------------------------------------------ Smith claims
-_SMITH_ANALYSIS = "5. Analysis"
-_SMITH_NOT_WORSE = ("However, these results do indicate that PReLU does not perform worse, and often performs "
-                    "better than ReLU and LReLU when classifying images.")
-_SMITH_T3 = ("PReLU gave its best performance with the 4-layer CNN modelling the CIFAR-10 dataset. This model gave "
-             "the best performance of all four models with this architecture and this dataset on all three metrics.")
-_SMITH_T2 = "PReLU performed about the same as ReLU and LReLU with the 4-layer CNN modelling the Fashion-MNIST dataset."
-_SMITH_ALL = ("test_accuracy", "last_conv.sparsity", "last_conv.dispersion")
-
-
-def _smith_claims() -> None:
-    for exp in ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
-        source, table = reference.experiment_reference(exp)
-        slug = table.lower().replace(" ", "")
-        for other in ("ReLU", "LReLU"):
-            register(ComparisonClaim(
-                id=f"{source}.{slug}.prelu_not_worse_than_{other.lower()}", source=source, experiment=exp,
-                section=_SMITH_ANALYSIS, quote=_SMITH_NOT_WORSE,
-                statement=f"PReLU does not perform worse than {other} on test accuracy ({table}).",
-                arm="PReLU", others=(other,), metrics=("test_accuracy",), relation="not_worse"))
-        register(ComparisonClaim(
-            id=f"{source}.{slug}.prelu_better_than_relu_and_lrelu", source=source, experiment=exp,
-            section=_SMITH_ANALYSIS, quote=_SMITH_NOT_WORSE,
-            statement=f"PReLU performs better than ReLU and than LReLU on test accuracy ({table}).",
-            note="'Often' refers to the three tables together; each table is evaluated on its own.",
-            arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="better"))
-        if exp == "smith_cifar10_cnn":
-            register(ComparisonClaim(
-                id=f"{source}.{slug}.prelu_best_on_all_metrics", source=source, experiment=exp,
-                section=_SMITH_ANALYSIS, quote=_SMITH_T3,
-                statement=("PReLU is better than each of tanh, ReLU and LReLU on all three metrics: higher "
-                           f"accuracy, lower lifetime sparsity and lower dispersion ({table}; 9 paired comparisons)."),
-                note=("'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
-                      "sparsity and lower dispersion count as better, as in the paper's Section 5."),
-                arm="PReLU", others=("tanh", "ReLU", "LReLU"), metrics=_SMITH_ALL, relation="better"))
-        if exp == "smith_fmnist_cnn":
-            register(ComparisonClaim(
-                id=f"{source}.{slug}.prelu_same_as_relu_and_lrelu", source=source, experiment=exp,
-                section=_SMITH_ANALYSIS, quote=_SMITH_T2,
-                statement=(f"PReLU's test accuracy is within ±{EQUIVALENCE_MARGIN['test_accuracy']:g} of ReLU's and of "
-                           f"LReLU's ({table}; equivalence margin of one percentage point)."),
-                arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="same"))
-
-
-_smith_claims()
-
-
-# ------------------------------------------------------------------------ MNIST blog claims
-_THEANO = "theano_mnist_radford"
-_THEANO_SECTION = "Results and conclusions"
-_THEANO_SAME_SPEED = "The maximum and the absolute calculations seem to have performed equally fast."
-_THEANO_PRELU_TIME = "The added time using PReLU is minimal."
-_THEANO_PRELU_ACC = ("Similarly the added precision is minimal, although PReLU seems to slightly faster find the "
-                     "sweet-spot.")
-_THEANO_ALPHAS = ("Interestingly the α (alpha) values behaved in a similar fashion to that in the original article, "
-                  "alphas in the lower layers were higher compared to lower layers.")
-_SPEED = "log_median_images_per_second"
-_FIG = "bar chart of the time of 30 epochs (figure only)"
-_TF_SECTION = "Results"
-_TF_QUOTE = ("RReLU does not only perform among the worst but the simple ReLU performs the best when normalization "
-             "is used and almost the best when no normalization is added.")
-
-
-def _mnist_blog_claims() -> None:
-    from .experiments import TF_BLOG_ARMS
-
-    for relu, prelu in (("ReLU (max)", "ReLU (abs)"), ("PReLU (max/min)", "PReLU (abs)")):
-        kind = relu.split()[0].lower()
-        register(ComparisonClaim(
-            id=f"theano_blog.{kind}_max_and_abs_equally_fast", source="theano_blog", experiment=_THEANO,
-            section=_THEANO_SECTION, quote=_THEANO_SAME_SPEED,
-            statement=(f"{relu} and {prelu} train equally fast: whole-network images/s within ±10% "
-                       f"(log ratio within ±{EQUIVALENCE_MARGIN[_SPEED]:g})."),
-            note="Whole-network timing on our CPU; the micro-benchmark section times the activations alone.",
-            arm=relu, others=(prelu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
-    for relu, prelu in (("ReLU (max)", "PReLU (max/min)"), ("ReLU (abs)", "PReLU (abs)")):
-        form = relu[relu.index("(") + 1:-1]
-        register(ComparisonClaim(
-            id=f"theano_blog.prelu_{form}_adds_minimal_time", source="theano_blog", experiment=_THEANO,
-            section=_THEANO_SECTION, quote=_THEANO_PRELU_TIME,
-            statement=(f"{prelu} trains at the speed of {relu}: whole-network images/s within ±10% "
-                       f"(log ratio within ±{EQUIVALENCE_MARGIN[_SPEED]:g})."),
-            note="'Minimal' read as at most about 10%.",
-            arm=prelu, others=(relu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
-    register(ComparisonClaim(
-        id="theano_blog.prelu_adds_minimal_accuracy", source="theano_blog", experiment=_THEANO,
-        section=_THEANO_SECTION, quote=_THEANO_PRELU_ACC,
-        statement=("PReLU (max/min)'s final test accuracy is within ±0.01 of ReLU (max)'s "
-                   "(equivalence margin of one percentage point)."),
-        arm="PReLU (max/min)", others=("ReLU (max)",), metrics=("test_accuracy",), relation="same",
-        paper_says="line chart of accuracy per epoch (figure only)"))
-    register(ComparisonClaim(
-        id="theano_blog.prelu_reaches_sweet_spot_sooner", source="theano_blog", experiment=_THEANO,
-        section=_THEANO_SECTION, quote=_THEANO_PRELU_ACC,
-        statement=("PReLU (max/min) needs fewer epochs than ReLU (max) to reach its sweet spot (the first epoch "
-                   "within 0.2 percentage points of the run's best test accuracy)."),
-        arm="PReLU (max/min)", others=("ReLU (max)",), metrics=("epochs_to_sweet_spot",), relation="better",
-        paper_says="line chart of accuracy per epoch (figure only)"))
-    register(OrderClaim(
-        id="theano_blog.alphas_higher_in_lower_layers", source="theano_blog", experiment=_THEANO,
-        section="The α values", quote=_THEANO_ALPHAS,
-        statement=("In PReLU (abs) (the blog's PReLU3) the mean learned coefficient decreases from each layer to "
-                   "the next: conv1 > conv2 > conv3 > dense (3 paired comparisons)."),
-        arm="PReLU (abs)",
-        metrics=("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean"),
-        paper_says="a printout of the alphas of PReLU3 (missing from the text copy)"))
-    for exp, bn in (("tf_rrelu_mnist_bn", True), ("tf_rrelu_mnist_nobn", False)):
-        which = "with" if bn else "without"
-        others = tuple(a for a in TF_BLOG_ARMS if a != "RReLU")
-        register(RankClaim(
-            id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.rrelu_among_worst", source="tf_rrelu_blog", experiment=exp,
-            section=_TF_SECTION, quote=_TF_QUOTE,
-            statement=f"{which.capitalize()} batch norm, RReLU's final test accuracy is among the worst 2 of the blog's 6 activations.",
-            arm="RReLU", others=others, metric="test_accuracy", k=2, best=False,
-            paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)"))
-        others = tuple(a for a in TF_BLOG_ARMS if a != "ReLU")
-        register(RankClaim(
-            id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.relu_{'best' if bn else 'almost_best'}", source="tf_rrelu_blog",
-            experiment=exp, section=_TF_SECTION, quote=_TF_QUOTE,
-            statement=(f"{which.capitalize()} batch norm, ReLU's final test accuracy is the best of the blog's 6 activations."
-                       if bn else f"{which.capitalize()} batch norm, ReLU's final test accuracy is among the best 2 of the "
-                                  "blog's 6 activations ('almost the best')."),
-            arm="ReLU", others=others, metric="test_accuracy", k=1 if bn else 2, best=True,
-            paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)"))
-
-
-_mnist_blog_claims()
 
 
 # --------------------------------------------------------------------------- tables for books
@@ -629,12 +546,12 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
     exp = get_experiment(experiment)
     source, table = exp.source, exp.table
     pv = reference.paper_values(source, table)
-    mapping = reference.PAPER_COLUMNS.get(source, {})
+    mapping = reference.get_source(source).paper_columns
     inverse = {v: k for k, v in mapping.items()}
     columns = [c for c in dict.fromkeys(pv["column"]) if c in inverse]
     arms = list(dict.fromkeys([a.label for a in exp.arms] + list(pv["row"])))
     d = _select(results_df, experiment, profile)
-    half_unit = ROUNDING_HALF_UNIT.get(source, 0.0)
+    half_unit = reference.get_source(source).rounding_half_unit
     rows = []
     for col in columns:
         metric = inverse[col]

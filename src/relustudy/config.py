@@ -19,11 +19,18 @@ SCHEDULES = ("constant", "step", "cosine")
 NORMALIZATIONS = ("per_channel", "scale01")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("cpu", "cuda", "auto")
+# Extra evaluations of the trained network after the last epoch (relustudy.trainer.FINAL_EVALS):
+# "train_set": eval mode over the training images used (train_eval_error, train_eval_loss);
+# "rrelu_rules": test error of an RReLU network under several test-time rules.
+EVALS = ("train_set", "rrelu_rules")
 
 # Fields that say *where/how fast* a run executes, not *what* it computes: they are stored in
 # the record's provenance but left out of the cache key, so a record made on one machine is
 # reused on another.
 RUNTIME_FIELDS = ("device", "num_threads")
+# Fields added after records existed: left out of the cache key while at their default, so every
+# earlier record keeps its run id.
+KEY_OMITTED_AT_DEFAULT = {"evals": (), "eval_every": 1, "eval_batch_size": None}
 # Stored as floats whatever number type was given, so the run_id does not depend on "1" vs "1.0".
 FLOAT_FIELDS = ("lr", "momentum", "eps", "weight_decay")
 # Valid schedule_params per schedule. step: lr *= gamma (default 0.1) after each milestone epoch;
@@ -64,6 +71,9 @@ class RunConfig:
     channels_last: bool = True
     device: str = "auto"
     num_threads: int | None = None
+    evals: tuple[str, ...] = ()  # extra end-of-run evaluations, names from EVALS
+    eval_every: int = 1  # evaluate on the test set every this many epochs (and always after the last)
+    eval_batch_size: int | None = None  # images per evaluation batch; None = trainer.EVAL_BATCH_SIZE (1000)
 
     def __post_init__(self) -> None:
         # Normalise so equal configs hash equally: lists from JSON -> tuples, stats epochs sorted
@@ -74,6 +84,15 @@ class RunConfig:
         ):
             raise ConfigError(f"invalid run config: stats_epochs must be a list of integers, got {se!r}")
         object.__setattr__(self, "stats_epochs", tuple(sorted({int(e) for e in se})))
+        ev = self.evals
+        if isinstance(ev, (str, bytes)) or not isinstance(ev, (list, tuple, set, frozenset)) or not all(
+            isinstance(e, str) for e in ev
+        ):
+            raise ConfigError(f"invalid run config: evals must be a list of names from {EVALS}, got {ev!r}")
+        unknown = sorted(set(ev) - set(EVALS))
+        if unknown:
+            raise ConfigError(f"invalid run config: unknown eval(s) {', '.join(unknown)}; valid: {', '.join(EVALS)}")
+        object.__setattr__(self, "evals", tuple(sorted(set(ev))))
         for name in ("activation_params", "model_params", "schedule_params"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -115,6 +134,9 @@ class RunConfig:
         need(isinstance(self.arm, str), f"arm must be a string, got {self.arm!r}")
         self._validate_schedule_params(need)
         need(isinstance(self.channels_last, bool), "channels_last must be true or false")
+        need(_is_int(self.eval_every) and self.eval_every >= 1, f"eval_every must be an integer >= 1, got {self.eval_every!r}")
+        need(self.eval_batch_size is None or (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1),
+             f"eval_batch_size must be None or an integer >= 1, got {self.eval_batch_size!r}")
         need(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1), "num_threads must be None or >= 1")
         for name in ("activation_params", "model_params", "schedule_params"):
             try:
@@ -154,6 +176,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["stats_epochs"] = list(self.stats_epochs)
+        d["evals"] = list(self.evals)
         return d
 
     def replace(self, **changes: Any) -> "RunConfig":
@@ -161,7 +184,11 @@ class RunConfig:
 
     def key_dict(self) -> dict[str, Any]:
         """What the run computes: the config without runtime-only fields."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        for k, default in KEY_OMITTED_AT_DEFAULT.items():
+            if (tuple(d[k]) if isinstance(d[k], list) else d[k]) == default:
+                del d[k]
+        return d
 
     def run_id(self) -> str:
         """Stable short hash of :meth:`key_dict`: the run's folder name in the results store."""

@@ -58,7 +58,7 @@ from .registry import Registry
 
 __all__ = [
     "DATASETS", "DatasetSpec", "InMemoryDataset", "DataError", "SubsetSizeError", "DatasetStatus",
-    "load_dataset", "check_datasets", "stratified_subset", "channel_stats", "default_cache_dir",
+    "load_dataset", "check_datasets", "dataset_available", "stratified_subset", "channel_stats", "default_cache_dir",
     "convert_torchvision", "convert_idx_dir", "decode_cifar10_jpeg", "read_idx", "content_sha256",
 ]
 
@@ -107,6 +107,7 @@ class DatasetSpec:
     packed_file: str | None = None
     packed_sha256: tuple[tuple[str, str], ...] = ()
     caveats: tuple[str, ...] = ()  # caveats of data matching ``sha256`` (our reference copy)
+    caveat_tag: str = ""  # the caveat in two words, for figure titles (e.g. "JPEG q75")
     offline_note: str = ""  # added to the "not found" message
 
     @property
@@ -184,6 +185,7 @@ DATASETS.register("cifar10", DatasetSpec(
                    ("y_train", "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"),
                    ("y_test", "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5")),
     caveats=CIFAR10_JPEG_CAVEATS,
+    caveat_tag="JPEG q75",
 ))
 DATASETS.register("cifar100", DatasetSpec(
     name="cifar100", file_name="cifar100.npz", in_shape=(3, 32, 32), num_classes=100, n_train=50000, n_test=10000,
@@ -787,6 +789,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         found = _Found("npz", out, "cache")
     arrays, caveats = _load_npz(spec, found.path, cache)
     return _to_dataset(spec, arrays, found.path, caveats)
+
+
+def dataset_available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether a copy of dataset ``name`` can be found without downloading (not verified)."""
+    spec = DATASETS.get(name)
+    found, _ = _locate(spec, data_dir, default_cache_dir())
+    return found is not None
 
 
 def check_datasets(data_dir: str | os.PathLike | None = None,

@@ -23,67 +23,55 @@ full MNIST after 30 epochs); its timings, accuracies and alphas are in figures a
 missing from the text copy. The TensorFlow RReLU blog states no results in its text (only figures),
 so it has no rows.
 
-Metric mapping. :data:`PAPER_COLUMNS` maps, per source, our metric names (as in the results store)
-to the source's column names; :func:`paper_column` and :func:`our_metric` translate one way or the
+Sources. Each source module in :mod:`relustudy.sources` registers a :class:`Source` in
+:data:`SOURCES`: its citation, the label the book uses, ``paper_columns`` (our metric names, as in
+the results store, -> the source's column names) and the rounding of its printed numbers; :func:`paper_column` and :func:`our_metric` translate one way or the
 other. :func:`experiment_reference` maps an experiment name to its ``(source, table)``, read from
 the experiment registry.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
 import pandas as pd
 
-from .registry import UnknownNameError
+from .registry import Registry, UnknownNameError
 
 COLUMNS = ("source", "table", "row", "column", "value", "note")
 
-SOURCES: dict[str, str] = {
-    "smith": 'J. Smith, "Comparing Rectified Linearity Performance on Image Data"',
-    "xu2015": 'B. Xu, N. Wang, T. Chen, M. Li, "Empirical Evaluation of Rectified Activations in '
-              'Convolution Network", 2015',
-    "he2015": 'K. He et al., "Delving Deep into Rectifiers", 2015 (through reading-group notes)',
-    "theano_blog": '"Benchmarking ReLU and PReLU using MNIST and Theano" (blog post)',
-    "tf_rrelu_blog": 'J. M. Valverde, "Informal review on Randomized Leaky ReLU (RReLU) in Tensorflow" '
-                     '(blog post)',
-}
 
-# How the book names each source in running text and captions.
-SOURCE_LABELS: dict[str, str] = {
-    "smith": "Smith",
-    "xu2015": "Xu et al. 2015",
-    "he2015": "He et al. 2015",
-    "theano_blog": "Theano blog",
-    "tf_rrelu_blog": "TensorFlow RReLU blog",
-}
+@dataclass(frozen=True)
+class Source:
+    """One source of the study: how the book names it and how its published numbers read.
+
+    Registered by its module in :mod:`relustudy.sources` (``SOURCES.register(key, Source(...))``).
+    """
+
+    key: str  # the ``source`` column of paper_values.csv, e.g. "smith"
+    citation: str
+    label: str  # how the book names it in running text and captions, e.g. "Theano blog"
+    paper_columns: dict[str, str] = field(default_factory=dict)  # our metric -> the source's column
+    rounding_half_unit: float = 0.0  # half a unit of the last digit the source prints
+    chapter: str | None = None  # the notebook (notebooks/<chapter>.ipynb) of its chapter, if any
+    caption_note: str = ""  # a sentence the paper-vs-ours captions of its tables need
+
+
+SOURCES: Registry[Source] = Registry("source")
+
+
+def get_source(key: str) -> Source:
+    return SOURCES.get(key)
 
 
 def source_label(source: str) -> str:
     """The short name of ``source`` for the book, e.g. ``"Theano blog"``."""
-    return SOURCE_LABELS[_check_source(source)]
-
-
-# Per source: our metric name (results store) -> the source's column name (paper_values.csv).
-PAPER_COLUMNS: dict[str, dict[str, str]] = {
-    "smith": {
-        "test_accuracy": "accuracy",
-        "last_conv.sparsity": "lifetime_sparsity",
-        "last_conv.dispersion": "dispersion",
-    },
-    "xu2015": {"test_error": "test_error", "test_accuracy": "test_accuracy"},
-    "he2015": {"test_error": "top1_error", "test_top5_error": "top5_error"},
-    "theano_blog": {"test_accuracy": "test_accuracy"},
-    "tf_rrelu_blog": {},
-}
-
-SMITH_METRICS: dict[str, str] = PAPER_COLUMNS["smith"]
-"""Smith: our metric -> the paper's column (accuracy <- test_accuracy, ...)."""
+    return SOURCES.get(source).label
 
 
 def _check_source(source: str) -> str:
-    if source not in SOURCES:
-        raise UnknownNameError(f"unknown source {source!r}; valid names: {', '.join(sorted(SOURCES))}")
+    SOURCES.get(source)  # UnknownNameError listing the valid names
     return source
 
 
@@ -141,7 +129,7 @@ def paper_table(source: str, table: str) -> pd.DataFrame:
 
 def paper_column(source: str, metric: str) -> str:
     """The source's column for our metric name (e.g. smith, test_accuracy -> accuracy)."""
-    mapping = PAPER_COLUMNS[_check_source(source)]
+    mapping = SOURCES.get(source).paper_columns
     if metric not in mapping:
         raise UnknownNameError(f"source {source!r} publishes no column for metric {metric!r}; "
                                f"valid names: {', '.join(sorted(mapping)) or '(none)'}")
@@ -150,7 +138,7 @@ def paper_column(source: str, metric: str) -> str:
 
 def our_metric(source: str, column: str) -> str:
     """Our metric name for the source's column (e.g. smith, accuracy -> test_accuracy)."""
-    inverse = {v: k for k, v in PAPER_COLUMNS[_check_source(source)].items()}
+    inverse = {v: k for k, v in SOURCES.get(source).paper_columns.items()}
     if column not in inverse:
         raise UnknownNameError(f"source {source!r} has no column {column!r} mapped to a metric; "
                                f"valid names: {', '.join(sorted(inverse)) or '(none)'}")

@@ -55,6 +55,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import metrics as _metrics
+from .activations import implementation
 from .config import RunConfig
 from .store import ResultsStore, provenance, utc_now
 
@@ -251,6 +252,11 @@ class _RunData:
         for start in range(0, self.y_test.numel(), batch_size):
             yield self.to_float(self.x_test[start:start + batch_size]), self.y_test[start:start + batch_size]
 
+    def train_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training images in order (for evaluating the trained network on them)."""
+        for start in range(0, self.y_train.numel(), batch_size):
+            yield self.to_float(self.x_train[start:start + batch_size]), self.y_train[start:start + batch_size]
+
 
 def _prepare_data(config: RunConfig, device: torch.device, data_dir: Any, download: bool, channels_last: bool) -> _RunData:
     from .data import channel_stats, stratified_subset
@@ -335,28 +341,89 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: _RunD
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
+def _evaluate(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, split: str = "test",
+              passes: int = 1) -> dict[str, float]:
+    """Loss and errors of ``model`` in eval mode on the test (or train) split. ``passes > 1``
+    averages the softmax over that many forward passes (for stochastic test-time rules; the
+    caller puts the stochastic modules in training mode)."""
     was_training = model.training
-    model.eval()
+    if passes == 1:
+        model.eval()
+    size = config.eval_batch_size or EVAL_BATCH_SIZE
+    batches = data.test_batches(size) if split == "test" else data.train_batches(size)
+    y_all = data.y_test if split == "test" else data.y_train
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     outs = []
     try:
-        for x, y in data.test_batches():
+        for x, y in batches:
             with _autocast(config, device):
-                logits = model(x)
-            logits = logits.float()
+                if passes == 1:
+                    logits = model(x).float()
+                else:  # log of the mean softmax: a "logit" whose argmax and cross-entropy are the average's
+                    probs = sum(F.softmax(model(x).float(), dim=1) for _ in range(passes)) / passes
+                    logits = probs.clamp_min(1e-30).log()
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             outs.append(logits)
     finally:
         model.train(was_training)
     logits = torch.cat(outs)
-    y = data.y_test
+    y = y_all
     return {
         "test_loss": float(loss_sum) / y.numel(),
         "test_accuracy": _metrics.accuracy(logits, y),
         "test_error": _metrics.topk_error(logits, y, 1),
         "test_top5_error": _metrics.topk_error(logits, y, min(5, logits.shape[1])),
     }
+
+
+# Test-time rules of an RReLU network (Xu et al.'s open question 4): name -> (divisor rule, passes).
+# "paper": y = x / ((l + u) / 2), the paper's; "mean_slope": y = x * E[1/a] = x * ln(u/l) / (u - l)
+# (0.196 for U(3, 8), not 1/5.5 = 0.182); "mcK": the softmax averaged over K stochastic passes
+# (dropout off, the noise as in training).
+RRELU_RULES = {"paper": ("paper", 1), "mean_slope": ("mean_slope", 1), "mc1": ("noise", 1), "mc4": ("noise", 4),
+               "mc16": ("noise", 16)}
+# Seed offset of the Monte-Carlo passes (kept apart from the training draws).
+_RULE_SEED_OFFSET = 0x7E57
+
+
+def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
+    from .activations import RReLU
+
+    modules = [m for m in model.modules() if isinstance(m, RReLU)]
+    if not modules:
+        return {}
+    out: dict[str, float] = {}
+    saved = [m.eval_a for m in modules]
+    try:
+        for rule, (kind, passes) in RRELU_RULES.items():
+            for m, paper_a in zip(modules, saved):
+                m.eval_a = paper_a if kind != "mean_slope" else (m.upper - m.lower) / math.log(m.upper / m.lower)
+            if kind == "noise":
+                model.eval()
+                for m in modules:
+                    m.train()
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(config.seed + _RULE_SEED_OFFSET)
+                ev = _evaluate(model, data, config, device, passes=passes) if kind == "noise" else \
+                    _evaluate(model, data, config, device)
+            out[f"rrelu_rule.{rule}.test_error"] = ev["test_error"]
+            out[f"rrelu_rule.{rule}.test_loss"] = ev["test_loss"]
+    finally:
+        for m, a in zip(modules, saved):
+            m.eval_a = a
+        model.train()
+    return out
+
+
+def _final_evaluations(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
+    """The ``config.evals`` of the trained network (see ``relustudy.config.EVALS``)."""
+    out: dict[str, float] = {}
+    if "train_set" in config.evals:
+        ev = _evaluate(model, data, config, device, split="train")
+        out["train_eval_error"], out["train_eval_loss"] = ev["test_error"], ev["test_loss"]
+    if "rrelu_rules" in config.evals:
+        out.update(_rrelu_rule_metrics(model, data, config, device))
+    return out
 
 
 def _alpha_columns(model: nn.Module) -> dict[str, float]:
@@ -462,12 +529,14 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
     def finish(status: str, **extra: Any) -> dict[str, Any]:
         store.write_history(config, history)
         store.write_stats(config, stats)
+        final = _final_evaluations(model, data, config, device) if status == "complete" else {}
         seconds = wall()
         prov = provenance(config, device=device, start_time=start_time, end_time=utc_now(), wall_seconds=seconds,
                           num_threads=threads if device.type == "cpu" else None, resumes=resumes,
                           channels_last_used=channels_last, train_images=int(data.y_train.numel()),
-                          test_images=int(data.y_test.numel()), data_caveats=data.caveats)
-        record = store.write_result(config, status=status, metrics=_final_metrics(config, history, stats, seconds),
+                          test_images=int(data.y_test.numel()), data_caveats=data.caveats,
+                          activation_implementation=implementation(config.activation, device.type, config.precision))
+        record = store.write_result(config, status=status, metrics={**_final_metrics(config, history, stats, seconds), **final},
                                     provenance=prov, **extra)
         store.delete_checkpoint(config)
         return record
@@ -484,7 +553,10 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
             # record's status says it.
             log.info("run %s diverged in epoch %d (non-finite training loss)", config.run_id(), epoch)
             return finish("diverged", diverged_epoch=epoch)
-        ev = _evaluate(model, data, config, device)
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            ev = _evaluate(model, data, config, device)
+        else:  # not evaluated this epoch (config.eval_every): the test columns stay empty
+            ev = dict.fromkeys(("test_loss", "test_accuracy", "test_error", "test_top5_error"), math.nan)
         row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_error": tr["train_error"],
                "test_loss": ev["test_loss"], "test_accuracy": ev["test_accuracy"], "test_error": ev["test_error"],
                "test_top5_error": ev["test_top5_error"], "epoch_seconds": tr["epoch_seconds"],

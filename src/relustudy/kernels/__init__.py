@@ -1,0 +1,147 @@
+"""Fused CPU kernels (``rectifiers.c``), compiled once with the system C compiler, called via ctypes.
+
+Why: on this torch build, ``torch.where`` and PReLU's backward run at 20-35x the time of a copy of
+the same tensors (``benchmarks/bench_kernels.py``), which made PReLU and Xu's RReLU the slowest
+arms of every training run. One C pass per direction reaches the memory bound.
+
+The library is built on first use into ``<cache>/kernels/<hash>/`` (``RELUSTUDY_CACHE``, see
+:func:`relustudy.data.default_cache_dir`), keyed by the source text and the compiler command, with
+an exclusive temporary file renamed into place, so two processes never see a half-written
+library. Where no compiler is found or the build fails, :func:`library` returns None with the
+reason in :func:`unavailable_reason`, and the activations fall back to their PyTorch compositions
+(``relustudy.activations.IMPLEMENTATIONS`` records which one a run used).
+
+``RELUSTUDY_KERNELS=torch`` forces the fallback (to compare, or to rule the kernels out).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+ENV_SWITCH = "RELUSTUDY_KERNELS"
+SOURCE_NAME = "rectifiers.c"
+# -fno-trapping-math lets the compiler evaluate both sides of `x > 0 ? x : a * x` (vector selects);
+# AVX2 is what makes the channels_last PReLU loop and the noise hash vectorise (measured in
+# benchmarks/bench_kernels.py), so it is used where the CPU has it.
+CFLAGS = ("-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
+
+_reason: list[str] = []
+
+
+def _source() -> str:
+    return resources.files(__package__).joinpath(SOURCE_NAME).read_text()
+
+
+def _cpu_has_avx2() -> bool:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx2" in flags and " fma" in flags
+
+
+@lru_cache(maxsize=1)
+def cflags() -> tuple[str, ...]:
+    return CFLAGS + (("-mavx2", "-mfma") if _cpu_has_avx2() else ())
+
+
+def source_hash() -> str:
+    """Short hash of the kernel source and flags: names the implementation in provenance."""
+    return hashlib.sha256((_source() + " ".join(cflags())).encode()).hexdigest()[:12]
+
+
+def _cache_root() -> Path:
+    from ..data import default_cache_dir
+
+    return default_cache_dir() / "kernels"
+
+
+def _build(target: Path) -> None:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        raise OSError("no C compiler (gcc/cc) on PATH")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src = Path(tmp) / SOURCE_NAME
+        src.write_text(_source())
+        out = Path(tmp) / "lib.so"
+        proc = subprocess.run([cc, *cflags(), str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise OSError(f"{cc} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        os.replace(out, target)  # atomic: a reader sees no library or the whole one
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, i32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_uint64
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        getattr(lib, f"prelu_forward_{suffix}").argtypes = [p, p, p, i64, i64, i64, i32]
+        getattr(lib, f"prelu_backward_{suffix}").argtypes = [p, p, p, p, p, i64, i64, i64, i32]
+        getattr(lib, f"rrelu_forward_{suffix}").argtypes = [p, p, i64, u64, real, real, i32]
+        getattr(lib, f"rrelu_backward_{suffix}").argtypes = [p, p, p, i64, u64, real, real, i32]
+        getattr(lib, f"rrelu_noise_{suffix}").argtypes = [p, i64, u64, real, real]
+        for name in ("prelu_forward", "prelu_backward", "rrelu_forward", "rrelu_backward", "rrelu_noise"):
+            getattr(lib, f"{name}_{suffix}").restype = None
+
+
+@lru_cache(maxsize=1)
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library, or None (see :func:`unavailable_reason`)."""
+    if os.environ.get(ENV_SWITCH, "").lower() == "torch":
+        _reason.append(f"{ENV_SWITCH}=torch")
+        return None
+    target = _cache_root() / source_hash() / "librectifiers.so"
+    try:
+        if not target.is_file():
+            _build(target)
+        lib = ctypes.CDLL(str(target))
+        _declare(lib)
+        return lib
+    except OSError as e:
+        _reason.append(f"kernels unavailable: {e}")
+        return None
+
+
+def unavailable_reason() -> str:
+    return _reason[-1] if _reason else ""
+
+
+def supports(x: torch.Tensor) -> bool:
+    """Whether the fused kernels take ``x``: a CPU float32/float64 tensor (autocast's bf16 and
+    CUDA tensors use the PyTorch path)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and library() is not None
+
+
+def suffix(x: torch.Tensor) -> str:
+    return "f32" if x.dtype == torch.float32 else "f64"
+
+
+def layout(x: torch.Tensor, coefficients: int) -> tuple[torch.Tensor, int, int, int]:
+    """``(x', outer, C, inner)``: x' shares memory with x when x is contiguous in NCHW or in
+    channels_last (else a contiguous copy), and its memory is (outer, C, inner)."""
+    if coefficients > 1 and (x.dim() < 2 or x.shape[1] != coefficients):
+        raise ValueError(f"expected input with {coefficients} channels on dim 1, got shape {tuple(x.shape)}")
+    if coefficients == 1:
+        x = x if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last) else x.contiguous()
+        return x, x.numel(), 1, 1
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        n, c, h, w = x.shape
+        return x, n * h * w, c, 1
+    x = x.contiguous()
+    n, c = x.shape[0], x.shape[1]
+    return x, n, c, x.numel() // max(n * c, 1)
+
+
+def ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()

@@ -1,0 +1,149 @@
+/* Fused CPU kernels for the rectifiers whose PyTorch CPU kernels are far from the memory bound
+ * (benchmarks/bench_kernels.py measures them against a copy of the same tensors).
+ *
+ * Layout: every tensor is seen as (outer, C, inner) contiguous, with the coefficient index c the
+ * middle one: NCHW contiguous -> (N, C, H*W); NHWC (channels_last) -> (N*H*W, C, 1); (N, C) ->
+ * (N, C, 1); a shared coefficient -> C = 1. One pass reads what it must and writes its outputs.
+ *
+ * RReLU noise: a = lower + (upper - lower) * u with u = (top 24 bits of noise_bits(seed, i)) / 2^24
+ * for element i: uniform on the 2^24-point grid of [0, 1) (as torch's float uniform_), a fresh
+ * seed per forward pass (drawn from torch's generator by the caller), and recomputed in the
+ * backward pass from (seed, i), so nothing but x is saved.
+ *
+ * Threads: OpenMP, static schedule, `threads` given by the caller (torch.get_num_threads()), so
+ * results are deterministic for a given thread count; the grad_a reduction sums per-thread partials
+ * in double, in thread order.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+/* Counter-based noise: two rounds of murmur3's 32-bit finaliser over (element index, seed). 32-bit
+ * arithmetic only, so the loop vectorises (AVX2: 8 lanes). */
+static inline uint32_t fmix32(uint32_t h) {
+    h ^= h >> 16; h *= 0x85EBCA6BU; h ^= h >> 13; h *= 0xC2B2AE35U; h ^= h >> 16;
+    return h;
+}
+
+static inline uint32_t noise_bits(uint64_t seed, int64_t i) {
+    uint32_t h = fmix32((uint32_t)i * 0x9E3779B9U + (uint32_t)seed);
+    return fmix32(h ^ (uint32_t)(seed >> 32) ^ (uint32_t)((uint64_t)i >> 32));
+}
+
+#define DEFINE_KERNELS(T, SUFFIX)                                                                    \
+void prelu_forward_##SUFFIX(const T *x, const T *a, T *y, int64_t outer, int64_t C, int64_t inner,  \
+                            int threads) {                                                          \
+    int64_t rows = outer * C;                                                                       \
+    if (C == 1) { /* one shared coefficient: one flat loop */                                      \
+        const T s = a[0]; const int64_t n = rows * inner;                                           \
+        _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                      \
+        for (int64_t i = 0; i < n; i++) { T v = x[i]; y[i] = v > 0 ? v : s * v; }                   \
+    } else if (inner == 1) {                                                                        \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                           \
+        for (int64_t o = 0; o < outer; o++) {                                                       \
+            const T *xr = x + o * C; T *yr = y + o * C;                                             \
+            _Pragma("omp simd")                                                                     \
+            for (int64_t c = 0; c < C; c++) { T v = xr[c]; yr[c] = v > 0 ? v : a[c] * v; }          \
+        }                                                                                           \
+    } else {                                                                                        \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                           \
+        for (int64_t r = 0; r < rows; r++) {                                                        \
+            const T *xr = x + r * inner; T *yr = y + r * inner; T s = a[r % C];                     \
+            _Pragma("omp simd")                                                                     \
+            for (int64_t k = 0; k < inner; k++) { T v = xr[k]; yr[k] = v > 0 ? v : s * v; }         \
+        }                                                                                           \
+    }                                                                                               \
+}                                                                                                   \
+                                                                                                    \
+/* grad_x = g (x > 0) or a g (x <= 0); grad_a[c] = sum of g x over x <= 0 (left derivative at 0). */\
+void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *ga, int64_t outer,  \
+                             int64_t C, int64_t inner, int threads) {                               \
+    int64_t rows = outer * C;                                                                       \
+    double *part = (double *)calloc((size_t)threads * (size_t)C, sizeof(double));                   \
+    _Pragma("omp parallel num_threads(threads)")                                                    \
+    {                                                                                               \
+        double *mine = part + (size_t)omp_get_thread_num() * (size_t)C;                             \
+        if (C == 1) {                                                                               \
+            const T s = a[0]; const int64_t n = rows * inner, block = 4096;                         \
+            _Pragma("omp for schedule(static)")                                                     \
+            for (int64_t b = 0; b < n; b += block) {                                                \
+                const int64_t e = b + block < n ? b + block : n; T acc = 0;                         \
+                _Pragma("omp simd reduction(+:acc)")                                                \
+                for (int64_t i = b; i < e; i++) {                                                   \
+                    T v = x[i], d = g[i];                                                           \
+                    gx[i] = v > 0 ? d : s * d;                                                      \
+                    acc += v > 0 ? (T)0 : d * v;                                                    \
+                }                                                                                   \
+                mine[0] += acc;                                                                     \
+            }                                                                                       \
+        } else if (inner == 1) {                                                                    \
+            T *acc = (T *)calloc((size_t)C, sizeof(T));                                             \
+            int64_t n = 0;                                                                          \
+            _Pragma("omp for schedule(static)")                                                     \
+            for (int64_t o = 0; o < outer; o++) {                                                   \
+                const T *gr = g + o * C, *xr = x + o * C; T *out = gx + o * C;                      \
+                _Pragma("omp simd")                                                                 \
+                for (int64_t c = 0; c < C; c++) {                                                   \
+                    T v = xr[c], d = gr[c];                                                         \
+                    out[c] = v > 0 ? d : a[c] * d;                                                  \
+                    acc[c] += v > 0 ? (T)0 : d * v;                                                 \
+                }                                                                                   \
+                if (++n == 64) { for (int64_t c = 0; c < C; c++) { mine[c] += acc[c]; acc[c] = 0; } n = 0; } \
+            }                                                                                       \
+            for (int64_t c = 0; c < C; c++) mine[c] += acc[c];                                      \
+            free(acc);                                                                              \
+        } else {                                                                                    \
+            _Pragma("omp for schedule(static)")                                                     \
+            for (int64_t r = 0; r < rows; r++) {                                                    \
+                const T *gr = g + r * inner, *xr = x + r * inner; T *out = gx + r * inner;          \
+                T s = a[r % C], acc = 0;                                                            \
+                _Pragma("omp simd reduction(+:acc)")                                                \
+                for (int64_t k = 0; k < inner; k++) {                                               \
+                    T v = xr[k], d = gr[k];                                                         \
+                    out[k] = v > 0 ? d : s * d;                                                     \
+                    acc += v > 0 ? (T)0 : d * v;                                                    \
+                }                                                                                   \
+                mine[r % C] += acc;                                                                 \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    memset(ga, 0, (size_t)C * sizeof(double));                                                      \
+    for (int t = 0; t < threads; t++)                                                               \
+        for (int64_t c = 0; c < C; c++) ga[c] += part[(size_t)t * (size_t)C + c];                   \
+    free(part);                                                                                     \
+}                                                                                                   \
+                                                                                                    \
+/* y = x (x > 0) or x / a_i (x <= 0), a_i = lower + (upper - lower) u_i; training noise from seed. */\
+void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, T lower, T upper,           \
+                            int threads) {                                                          \
+    const T width = upper - lower, scale = (T)(1.0 / 16777216.0);                                   \
+    _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                          \
+    for (int64_t i = 0; i < n; i++) {                                                               \
+        T v = x[i];                                                                                 \
+        T u = (T)(noise_bits(seed, i) >> 8) * scale;                                    \
+        T a = lower + width * u;                                                                    \
+        y[i] = v > 0 ? v : v / a;                                                                   \
+    }                                                                                               \
+}                                                                                                   \
+                                                                                                    \
+void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t seed, T lower,      \
+                             T upper, int threads) {                                                \
+    const T width = upper - lower, scale = (T)(1.0 / 16777216.0);                                   \
+    _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                          \
+    for (int64_t i = 0; i < n; i++) {                                                               \
+        T u = (T)(noise_bits(seed, i) >> 8) * scale;                                    \
+        T a = lower + width * u;                                                                    \
+        gx[i] = x[i] > 0 ? g[i] : g[i] / a;                                                         \
+    }                                                                                               \
+}                                                                                                   \
+                                                                                                    \
+/* The noise itself (for the statistical test of the law): a_i for i < n. */                        \
+void rrelu_noise_##SUFFIX(T *out, int64_t n, uint64_t seed, T lower, T upper) {                     \
+    const T width = upper - lower, scale = (T)(1.0 / 16777216.0);                                   \
+    for (int64_t i = 0; i < n; i++)                                                                 \
+        out[i] = lower + width * ((T)(noise_bits(seed, i) >> 8) * scale);               \
+}
+
+DEFINE_KERNELS(float, f32)
+DEFINE_KERNELS(double, f64)

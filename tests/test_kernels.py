@@ -1,0 +1,155 @@
+"""The fused CPU kernels compute exactly the activations they replace (relustudy.kernels)."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from relustudy import kernels
+from relustudy.activations import (XU_RRELU_BOUNDS, _FusedPReLU, _FusedRReLU, build_activation, implementation,
+                                   rrelu_noise)
+
+pytestmark = pytest.mark.skipif(kernels.library() is None, reason=f"fused kernels unavailable: {kernels.unavailable_reason()}")
+
+SHAPES = {"nchw": (4, 6, 5, 7), "2d": (9, 6)}
+
+
+def _input(shape, layout, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    x.view(-1)[:5] = 0.0  # exact zeros: the left derivative must be used there
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _prelu_reference(x, a):
+    ab = a.view(-1, *([1] * (x.dim() - 2))) if a.numel() > 1 else a
+    return torch.where(x > 0, x, ab * x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "2d"])
+@pytest.mark.parametrize("mode", ["channel", "shared"])
+def test_prelu_forward_bit_identical_and_grads_match_reference(dtype, layout, mode):
+    shape = SHAPES["2d"] if layout == "2d" else SHAPES["nchw"]
+    x = _input(shape, layout, dtype)
+    m = build_activation("prelu", shape[1], mode=mode).to(dtype)
+    with torch.no_grad():
+        m.weight.uniform_(-0.5, 1.5)  # also negative and > 1 coefficients
+    xr = x.clone().requires_grad_()
+    y = m(xr)
+    assert y.grad_fn is not None and "Fused" in type(y.grad_fn).__name__
+    assert torch.equal(y, F.prelu(x, m.weight.detach()))
+    assert y.stride() == x.stride()  # the memory format is kept
+    g = torch.randn_like(y)
+    gx, ga = torch.autograd.grad(y, (xr, m.weight), g)
+    x64, a64 = x.double().requires_grad_(), m.weight.detach().double().requires_grad_()
+    gx_ref, ga_ref = torch.autograd.grad(_prelu_reference(x64, a64), (x64, a64), g.double())
+    assert torch.equal(gx, gx_ref.to(dtype))  # one multiply per element: exact
+    scale = (g.double() * x.double()).abs().sum().item() / max(ga.numel(), 1)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    assert torch.allclose(ga.double(), ga_ref, rtol=tol, atol=tol * float(scale))
+
+
+def test_prelu_gradcheck_float64():
+    x = _input((3, 4, 5, 5), "channels_last", torch.float64).requires_grad_()
+    x.data[x.data.abs() < 1e-3] = 0.5  # finite differences must not cross the kink
+    a = torch.tensor([0.25, -0.3, 1.2, 0.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_FusedPReLU.apply, (x, a))
+
+
+def test_prelu_wrong_channel_count_is_one_clear_error():
+    m = build_activation("prelu", 3)
+    with pytest.raises(ValueError, match="3 channels on dim 1"):
+        m(torch.randn(2, 4, 5, 5))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_rrelu_matches_its_formula_with_the_noise_it_draws(layout):
+    x = _input(SHAPES["nchw"], layout).requires_grad_()
+    seed = 12345
+    y = _FusedRReLU.apply(x, 3.0, 8.0, seed)
+    flat = x.detach().permute(0, 2, 3, 1).reshape(-1) if layout == "channels_last" else x.detach().reshape(-1)
+    a = rrelu_noise(flat.numel(), seed, 3.0, 8.0)
+    expect = torch.where(flat > 0, flat, flat / a)
+    got = y.detach().permute(0, 2, 3, 1).reshape(-1) if layout == "channels_last" else y.detach().reshape(-1)
+    assert torch.equal(got, expect)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    gflat = g.permute(0, 2, 3, 1).reshape(-1) if layout == "channels_last" else g.reshape(-1)
+    gxflat = gx.permute(0, 2, 3, 1).reshape(-1) if layout == "channels_last" else gx.reshape(-1)
+    assert torch.equal(gxflat, torch.where(flat > 0, gflat, gflat / a))  # left derivative 1/a at 0
+
+
+def test_rrelu_gradcheck_float64():
+    x = _input((3, 4, 5, 5), "contiguous", torch.float64)
+    x[x.abs() < 1e-3] = 0.5
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: _FusedRReLU.apply(t, 3.0, 8.0, 99), (x,))
+
+
+def test_rrelu_law_uniform_3_8_and_mean_slope():
+    a = rrelu_noise(400_000, 2024, *XU_RRELU_BOUNDS, dtype=torch.float64).numpy()
+    assert a.min() >= 3.0 and a.max() < 8.0
+    ks = stats.kstest(a, stats.uniform(loc=3.0, scale=5.0).cdf)
+    assert ks.pvalue > 1e-3, ks
+    # E[1/a] = ln(8/3)/5 = 0.19616 (not 1/5.5): the mean training slope
+    assert abs((1.0 / a).mean() - math.log(8 / 3) / 5) < 5e-4
+    # neighbours are independent (the hash, not a sequence, makes the noise)
+    assert abs(stats.pearsonr(a[:-1], a[1:]).statistic) < 0.01
+    # another seed gives other draws
+    b = rrelu_noise(1000, 2025, *XU_RRELU_BOUNDS).numpy()
+    assert (abs(b - a[:1000]) > 1e-3).mean() > 0.99
+
+
+def test_rrelu_module_fresh_noise_each_pass_repeatable_by_seed_and_eval_exact():
+    m = build_activation("rrelu")
+    x = -torch.rand(1000) - 0.1  # all negative: every element uses its noise
+    torch.manual_seed(0)
+    y1, y2 = m(x), m(x)
+    assert not torch.equal(y1, y2)  # fresh every forward pass
+    torch.manual_seed(0)
+    assert torch.equal(m(x), y1)  # the torch seed decides the draws
+    slopes = (y1 / x)
+    assert slopes.min() > 1 / 8 - 1e-6 and slopes.max() <= 1 / 3 + 1e-6
+    m.eval()
+    assert torch.equal(m(x), x / 5.5)  # the paper's test rule, exactly
+
+
+def test_fused_and_pytorch_forms_agree(monkeypatch):
+    x = _input(SHAPES["nchw"], "channels_last").requires_grad_()
+    m = build_activation("prelu", 6)
+    y = m(x)
+    g = torch.randn_like(y)
+    gx, ga = torch.autograd.grad(y, (x, m.weight), g)
+    monkeypatch.setattr(kernels, "supports", lambda t: False)
+    y_t = m(x)
+    assert "Fused" not in type(y_t.grad_fn).__name__
+    gx_t, ga_t = torch.autograd.grad(y_t, (x, m.weight), g)
+    assert torch.equal(y, y_t)
+    assert torch.allclose(gx, gx_t) and torch.allclose(ga, ga_t, rtol=1e-5)
+
+
+def test_implementation_is_named_and_the_switch_falls_back():
+    assert implementation("prelu").startswith("fused CPU kernel")
+    assert implementation("relu") == "PyTorch"
+    assert implementation("prelu", "cuda") == "PyTorch"
+    code = ("from relustudy import kernels; from relustudy.activations import implementation, build_activation;"
+            "import torch; m = build_activation('rrelu'); y = m(torch.randn(10));"
+            "print(kernels.library() is None, implementation('rrelu'), type(y.grad_fn).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, kernels.ENV_SWITCH: "torch"}, check=True).stdout
+    assert out.startswith("True PyTorch composition (RELUSTUDY_KERNELS=torch)")
+    assert "Fused" not in out
+
+
+def test_bf16_and_unsupported_inputs_use_pytorch():
+    assert not kernels.supports(torch.randn(3, dtype=torch.bfloat16))
+    assert not kernels.supports(torch.randn(3, dtype=torch.float16))
+    assert kernels.supports(torch.randn(3)) and kernels.supports(torch.randn(3, dtype=torch.float64))
