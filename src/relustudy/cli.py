@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         sp.add_argument("--data-dir", default=None, help="folder with <dataset>.npz files (else $RELUSTUDY_DATA, else the cache)")
         sp.add_argument("--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing")
+        sp.add_argument("--threads-per-job", type=int, default=None, metavar="K",
+                        help="CPU threads per run (default: every CPU this process may use); not part of a run's id")
 
     run = sub.add_parser("run", help="train an experiment's grid (complete runs are skipped)")
     run.add_argument("experiment")
@@ -100,8 +102,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiments import run_experiment
 
+    if args.threads_per_job is not None and args.threads_per_job < 1:
+        raise SystemExit("relustudy: error: --threads-per-job must be >= 1")
     records = run_experiment(args.experiment, args.profile, seeds=args.seeds, device=args.device, force=args.force,
-                             results_dir=args.results_dir, data_dir=args.data_dir, download=args.download)
+                             results_dir=args.results_dir, data_dir=args.data_dir, download=args.download,
+                             num_threads=args.threads_per_job)
     diverged = sum(r.get("status") == "diverged" for r in records)
     print(f"{len(records)} runs recorded ({diverged} diverged)")
     return 0

@@ -68,7 +68,8 @@ class Experiment:
         """RunConfig fields shared by every arm of ``profile``: the common ones, overridden by the profile's."""
         return {**self.common, **self.profile(profile).settings}
 
-    def configs(self, profile: str, seeds: Iterable[int] | None = None, device: str = "auto") -> list[RunConfig]:
+    def configs(self, profile: str, seeds: Iterable[int] | None = None, device: str = "auto",
+                num_threads: int | None = None) -> list[RunConfig]:
         prof = self.profile(profile)
         seeds = tuple(prof.seeds if seeds is None else seeds)
         out = []
@@ -86,6 +87,7 @@ class Experiment:
                     "model_params": {**self.common.get("model_params", {}), **prof.settings.get("model_params", {}), **arm.model_params},
                     "seed": int(seed),
                     "device": device,
+                    "num_threads": num_threads,
                     **arm.settings,
                 }
                 out.append(RunConfig.from_dict(fields))
@@ -165,6 +167,7 @@ def run_experiment(
     download: bool = False,
     log: Callable[[str], None] | None = print,
     progress: bool | None = None,
+    num_threads: int | None = None,
 ) -> list[dict]:
     """Train every run of the grid that has no complete record; return all records."""
     from .store import ResultsStore
@@ -172,7 +175,7 @@ def run_experiment(
 
     exp = get_experiment(name)
     validate_profile(profile)
-    configs = exp.configs(profile, seeds=seeds, device=device)
+    configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
     records = []
     for i, cfg in enumerate(configs, 1):
