@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing")
         sp.add_argument("--threads-per-job", type=int, default=None, metavar="K",
                         help="CPU threads per run (default: every CPU this process may use); not part of a run's id")
+        sp.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N runs at a time, each in its own process (use with --threads-per-job)")
 
     run = sub.add_parser("run", help="train an experiment's grid (complete runs are skipped)")
     run.add_argument("experiment")
@@ -106,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit("relustudy: error: --threads-per-job must be >= 1")
     records = run_experiment(args.experiment, args.profile, seeds=args.seeds, device=args.device, force=args.force,
                              results_dir=args.results_dir, data_dir=args.data_dir, download=args.download,
-                             num_threads=args.threads_per_job)
+                             num_threads=args.threads_per_job, jobs=args.jobs)
     diverged = sum(r.get("status") == "diverged" for r in records)
     print(f"{len(records)} runs recorded ({diverged} diverged)")
     return 0

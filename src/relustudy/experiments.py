@@ -155,6 +155,18 @@ def default_results_dir(profile: str) -> Path:
     return root / "_build" / "smoke-results" if profile == "smoke" else root / "results"
 
 
+def _train_one(config_dict: dict[str, Any], root: str, force: bool, data_dir: str | None, download: bool,
+               progress: bool | None) -> tuple[dict[str, Any], float]:
+    """Train one run in a worker process (``--jobs``): the same call a sequential run makes."""
+    from .store import ResultsStore
+    from .trainer import train
+
+    t0 = time.perf_counter()
+    record = train(RunConfig.from_dict(config_dict), ResultsStore(root), force=force, data_dir=data_dir,
+                   download=download, progress=False if progress is None else progress)
+    return record, time.perf_counter() - t0
+
+
 def run_experiment(
     name: str,
     profile: str,
@@ -168,24 +180,58 @@ def run_experiment(
     log: Callable[[str], None] | None = print,
     progress: bool | None = None,
     num_threads: int | None = None,
+    jobs: int = 1,
 ) -> list[dict]:
-    """Train every run of the grid that has no complete record; return all records."""
+    """Train every run of the grid that has no complete record; return all records (grid order).
+
+    ``jobs > 1`` trains that many runs at a time, each in its own worker process (spawned, so no
+    state is shared); give ``num_threads`` so the workers do not oversubscribe the CPUs. A run's
+    record does not depend on how it was scheduled: it is the one a sequential run with the same
+    threads makes (tests/test_experiments.py).
+    """
     from .store import ResultsStore
     from .trainer import train
 
     exp = get_experiment(name)
     validate_profile(profile)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
+    seeds = None if seeds is None else list(seeds)
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must not repeat, got {seeds}")
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
-    records = []
-    for i, cfg in enumerate(configs, 1):
-        cached = not force and store.is_complete(cfg)
-        t0 = time.perf_counter()
-        record = train(cfg, store, force=force, data_dir=data_dir, download=download, progress=progress)
+
+    def report(i: int, cfg: RunConfig, record: dict, cached: bool, seconds: float) -> None:
         if log:
-            status = "cached" if cached else f"{record.get('status')} in {time.perf_counter() - t0:.0f} s"
+            status = "cached" if cached else f"{record.get('status')} in {seconds:.0f} s"
             acc = record.get("metrics", {}).get("test_accuracy")
             acc_s = f" test_accuracy={acc:.4f}" if isinstance(acc, (int, float)) else ""
             log(f"[{i}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: {status}{acc_s}")
-        records.append(record)
-    return records
+
+    records: list[dict | None] = [None] * len(configs)
+    todo = []
+    for i, cfg in enumerate(configs):
+        if not force and store.is_complete(cfg):
+            records[i] = store.load_record(cfg)
+            report(i + 1, cfg, records[i], True, 0.0)
+        else:
+            todo.append(i)
+    if jobs == 1 or len(todo) <= 1:
+        for i in todo:
+            t0 = time.perf_counter()
+            records[i] = train(configs[i], store, force=force, data_dir=data_dir, download=download, progress=progress)
+            report(i + 1, configs[i], records[i], False, time.perf_counter() - t0)
+        return [r for r in records if r is not None]
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_one, configs[i].to_dict(), str(store.root), force, data_dir, download,
+                               progress): i for i in todo}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            records[i], seconds = fut.result()
+            report(i + 1, configs[i], records[i], False, seconds)
+    return [r for r in records if r is not None]
