@@ -260,7 +260,7 @@ def test_paired_table_prelu_vs_relu(fake_runs):
                           ["test_accuracy", "last_conv.dispersion"])
     assert list(t.index.get_level_values("table")) == ["Table 2", "Table 2", "Table 4", "Table 4"]
     row = t.iloc[0]
-    assert row["metric"] == "accuracy" and row["n pairs"] == 2
+    assert row["metric"] == "test accuracy" and row["n pairs"] == 2
     assert row["difference (PReLU - ReLU)"] == "+0.020"  # 0.03 - 0.01 on every seed
     assert row["95% CI"] == "[+0.020, +0.020]"  # zero spread: the interval is the point
     assert row["p (sign-flip)"] == "0.500"  # 2 of the 4 sign patterns are as extreme
@@ -433,7 +433,7 @@ def test_timing_table_from_records(fake_runs):
 def test_arm_summary_table(fake_runs):
     t = book.arm_summary_table(fake_runs.results, "smith_fmnist_cnn", ["test_accuracy", "median_images_per_second"])
     assert list(t.index) == ["tanh", "ReLU", "LReLU", "PReLU"]
-    assert t.loc["PReLU", "accuracy"] == "0.831 ± 0.001 (n=2)"
+    assert t.loc["PReLU", "test accuracy"] == "0.831 ± 0.001 (n=2)"
     assert t.loc["ReLU", "training images/s (median over epochs)"] == "n/a (n=0)"  # not recorded
 
 
@@ -457,7 +457,7 @@ def test_benchmark_table_pivots_directions():
 def test_spread_across_arms(fake_runs):
     t = book.spread_across_arms(fake_runs.results, "smith_fmnist_cnn", ["ReLU", "PReLU"])
     assert list(t.index) == [0, 1] and (t["arms"] == 2).all()
-    assert t["max - min accuracy"].tolist() == pytest.approx([0.02, 0.02])  # PReLU 0.03 vs ReLU 0.01 bump
+    assert t["max - min test accuracy"].tolist() == pytest.approx([0.02, 0.02])  # PReLU 0.03 vs ReLU 0.01 bump
     same = book.spread_across_arms(fake_runs.results, "smith_fmnist_cnn", ["ReLU"])
-    assert (same["max - min accuracy"] == 0).all()
+    assert (same["max - min test accuracy"] == 0).all()
     assert book.spread_across_arms(fake_runs.results, "nothing", ["ReLU"]).empty

@@ -858,22 +858,11 @@ def notes_markdown(experiments: Iterable[str] | None = None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-METRIC_LABELS = {
-    "test_accuracy": "accuracy",
-    "test_error": "test error",
-    "last_conv.sparsity": "lifetime sparsity",
-    "last_conv.dispersion": "dispersion",
-    "last_conv.dead_fraction": "dead units (fraction)",
-    "median_images_per_second": "training images/s (median over epochs)",
-    "log_median_images_per_second": "log training images/s",
-    "epochs_to_sweet_spot": "epochs to sweet spot",
-    "best_test_accuracy": "best accuracy (any epoch)",
-    "best_epoch": "epoch of best accuracy",
-}
-
-
 def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+    """The metric registry's label (relustudy.metrics.METRICS); never a raw key on a page."""
+    from .metrics import metric_label as _label
+
+    return _label(metric, unit=True)
 
 
 def _fmt_num(v: Any, digits: int = 3, signed: bool = False) -> str:

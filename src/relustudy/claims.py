@@ -13,7 +13,7 @@ Verdicts: "replicated", "not replicated", "inconclusive", "not run".
 
 Comparisons are paired by seed (:func:`relustudy.stats.paired_comparison`): for each seed both arms
 completed, ``d = X - Y``; the 95% t-interval (CI) of mean(d) decides. "Better" follows the metric's
-direction (:data:`HIGHER_IS_BETTER`): higher accuracy; *lower* error, loss, lifetime sparsity and
+direction (``higher_is_better`` in :data:`relustudy.metrics.METRICS`): higher accuracy; *lower* error, loss, lifetime sparsity and
 dispersion (Smith, Section 5, calls PReLU's higher sparsity and dispersion "worse" and its lower
 dispersion "better"). Fewer than 2 pairs gives no CI and the component is "inconclusive".
 
@@ -24,7 +24,7 @@ dispersion "better"). Fewer than 2 pairs gives no CI and the component is "incon
     not replicated if the CI lies entirely on X's worse side; otherwise replicated. This is
     lenient (no margin): few seeds give wide CIs that cannot fail it, so the detail prints the CI.
 "X performs about the same as Y"
-    an equivalence test with margin ``m`` (:data:`EQUIVALENCE_MARGIN`; 0.01 accuracy = one
+    an equivalence test with margin ``m`` (the metric registry's ``margin``; 0.01 accuracy = one
     percentage point, which covers the gaps Smith calls "about the same", 0.002 and 0.008):
     replicated if the CI lies inside [-m, m]; not replicated if it lies entirely outside
     (|difference| > m with confidence); inconclusive otherwise.
@@ -61,34 +61,20 @@ from scipy import stats as _st
 
 from . import reference
 from .experiments import get_experiment, validate_profile
+from .metrics import metric_spec
 from .registry import Registry, UnknownNameError
 from .stats import PairedComparison, format_mean_sd, paired_comparison, summarize, with_arm
 
 VERDICTS = ("replicated", "not replicated", "inconclusive", "not run", "not obtainable")
 REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
 
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "test_accuracy": True,
-    "test_error": False,
-    "test_top5_error": False,
-    "test_loss": False,
-    "train_loss": False,
-    "train_error": False,
-    "train_eval_error": False,
-    "penultimate_conv.sparsity": False,
-    "last_conv.sparsity": False,
-    "last_conv.dispersion": False,
-    "last_conv.dead_fraction": False,
-    "best_test_accuracy": True,
-    "epochs_to_sweet_spot": False,
-    "log_median_images_per_second": True,
-}
+def margin(metric: str) -> float:
+    """The equivalence / non-inferiority margin of ``metric`` (the metric registry's)."""
+    m = metric_spec(metric).margin
+    if m is None:
+        raise UnknownNameError(f"no equivalence margin for metric {metric!r}")
+    return m
 
-# Margins of "about the same" claims, in the metric's units.
-# Speed is compared as log images/s, so a paired difference is a log ratio: 0.10 = about 10%.
-EQUIVALENCE_MARGIN: dict[str, float] = {"test_accuracy": 0.01, "test_error": 0.01, "best_test_accuracy": 0.01,
-                                        "train_error": 0.01, "train_eval_error": 0.01,
-                                        "log_median_images_per_second": 0.10}
 
 CONFIDENCE = 0.95
 
@@ -125,9 +111,10 @@ def _better_sign(pc: PairedComparison, metric: str) -> int:
 
 
 def _higher_is_better(metric: str) -> bool:
-    if metric not in HIGHER_IS_BETTER:
-        raise UnknownNameError(f"no direction known for metric {metric!r}; valid names: {', '.join(sorted(HIGHER_IS_BETTER))}")
-    return HIGHER_IS_BETTER[metric]
+    direction = metric_spec(metric).higher_is_better
+    if direction is None:
+        raise UnknownNameError(f"no direction known for metric {metric!r} (the metric registry gives none)")
+    return direction
 
 
 def combine(verdicts: Sequence[str]) -> str:
@@ -152,7 +139,7 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
     if relation == "not_worse":
         return NOT_REPLICATED if _better_sign(pc, metric) == -1 else REPLICATED
     if relation == "non_inferior":
-        m = EQUIVALENCE_MARGIN[metric]
+        m = margin(metric)
         # the CI of (a - b) turned so that positive means "a better"
         lo, hi = (pc.ci_low, pc.ci_high) if _higher_is_better(metric) else (-pc.ci_high, -pc.ci_low)
         if lo > -m:
@@ -161,7 +148,7 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
             return NOT_REPLICATED
         return INCONCLUSIVE
     if relation == "same":
-        m = EQUIVALENCE_MARGIN[metric]
+        m = margin(metric)
         if -m <= pc.ci_low and pc.ci_high <= m:
             return REPLICATED
         if pc.ci_low > m or pc.ci_high < -m:
@@ -265,11 +252,12 @@ class Claim:
         return reference.paper_value(src, table, arm, reference.paper_column(src, metric))
 
     def _column(self, metric: str) -> str:
-        """The source's name for ``metric``; our own name where the source publishes none."""
+        """The source's name for ``metric`` (its column, readable); the registry's label where the
+        source publishes none."""
         try:
-            return reference.paper_column(self.source, metric)
+            return reference.paper_column(self.source, metric).replace("_", " ")
         except UnknownNameError:
-            return metric
+            return metric_spec(metric).label
 
 
 @dataclass(frozen=True)
@@ -291,7 +279,7 @@ class ComparisonClaim(Claim):
             raise ValueError(f"unknown relation {self.relation!r}; valid: {', '.join(RELATIONS)}")
         for m in self.metrics:
             _higher_is_better(m)
-            if self.relation in ("same", "non_inferior") and m not in EQUIVALENCE_MARGIN:
+            if self.relation in ("same", "non_inferior") and metric_spec(m).margin is None:
                 raise ValueError(f"no equivalence margin for metric {m!r}")
 
     def paper_text(self) -> str:
@@ -315,8 +303,8 @@ class ComparisonClaim(Claim):
                 y = self._paper(other, m)
                 better = (x - y) if _higher_is_better(m) else (y - x)  # > 0: arm better
                 ok = {"better": better > 0, "not_worse": better >= 0,
-                      "non_inferior": better > -EQUIVALENCE_MARGIN.get(m, 0.0),
-                      "same": abs(x - y) <= EQUIVALENCE_MARGIN.get(m, 0.0)}[self.relation]
+                      "non_inferior": better > -(metric_spec(m).margin or 0.0),
+                      "same": abs(x - y) <= (metric_spec(m).margin or 0.0)}[self.relation]
                 if not ok:
                     failing.append(f"{self._column(m)}: {self.arm} {x:.3f} vs {other} {y:.3f}")
         return not failing, failing
@@ -328,7 +316,7 @@ class ComparisonClaim(Claim):
         paper_note = ("The source gives no numbers for this (figures only)." if self.paper_says else
                       "The paper's own numbers support the statement as tested." if ok else
                       "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ").")
-        rule = RULES[self.relation].format(x=self.arm, m=", ".join(f"{EQUIVALENCE_MARGIN.get(m, math.nan):g}" for m in self.metrics))
+        rule = RULES[self.relation].format(x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics))
         missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
         if d.empty or missing:
             why = not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}")
@@ -492,7 +480,9 @@ class OrderClaim(Claim):
             v = comparison_verdict(pc, "better", "test_accuracy")  # "higher is the claimed side"
             verdicts.append(v)
             details.append(f"{pc.describe()} -> {v}")
-        ours = _arm_cells(as_arms, "value", self.metrics, label=self.arm) + f" [{profile} profile]"
+        labelled = as_arms.assign(arm=as_arms["arm"].map(lambda k: metric_spec(k).label))
+        ours = (_arm_cells(labelled, "value", [metric_spec(k).label for k in self.metrics], label=self.arm)
+                + f" [{profile} profile]")
         return self._result(profile, ours, combine(verdicts), " | ".join(details),
                             "The source gives no numbers for this (a printout missing from its text).")
 

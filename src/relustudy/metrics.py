@@ -57,13 +57,23 @@ and returns all statistics for both unit definitions.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from .registry import Registry, UnknownNameError
+
 __all__ = [
+    "METRICS",
+    "MetricSpec",
+    "metric_spec",
+    "metric_label",
+    "format_metric",
+    "timing_metrics",
     "SATURATIONS",
     "TANH_SATURATION_THRESHOLD",
     "UNIT_DEFINITIONS",
@@ -430,3 +440,95 @@ def activation_stats(
         entry["unit_shape"] = recorder.unit_shape(label)
         result[label] = entry
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The metric registry: every metric a record holds, with how the book names and formats it and
+# which direction is better. Tables, figures and verdicts take names, units and formats from here.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    label: str  # what a page calls it
+    unit: str = ""  # "" for fractions and counts that need none
+    higher_is_better: bool | None = None  # None: no direction (a description, not a score)
+    fmt: str = ".3f"  # format spec of one value
+    margin: float | None = None  # equivalence / non-inferiority margin, in the metric's unit
+    timing: bool = False  # measures time, not learning (differs between two runs of one config)
+
+    def format(self, value: Any) -> str:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return "n/a"
+        return format(v, self.fmt) if np.isfinite(v) else "n/a"
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+
+def _metric(name: str, label: str, **kw: Any) -> MetricSpec:
+    return METRICS.register(name, MetricSpec(name, label, **kw))
+
+
+_metric("test_accuracy", "test accuracy", higher_is_better=True, margin=0.01)
+_metric("test_error", "test error", higher_is_better=False, margin=0.01, fmt=".4f")
+_metric("test_top5_error", "top-5 test error", higher_is_better=False, fmt=".4f")
+_metric("test_loss", "test loss (cross-entropy)", unit="nats", higher_is_better=False)
+_metric("train_loss", "training loss (running, cross-entropy)", unit="nats", higher_is_better=False)
+_metric("train_error", "training error (running, dropout on)", higher_is_better=False, margin=0.01, fmt=".4f")
+_metric("train_eval_error", "training error (eval mode)", higher_is_better=False, margin=0.01, fmt=".4f")
+_metric("train_eval_loss", "training loss (eval mode)", unit="nats", higher_is_better=False)
+_metric("best_test_accuracy", "best test accuracy (any epoch)", higher_is_better=True, margin=0.01)
+_metric("best_epoch", "epoch of best test accuracy", fmt=".0f")
+_metric("epochs_to_sweet_spot", "epochs to sweet spot", unit="epochs", higher_is_better=False, fmt=".1f")
+_metric("epochs_completed", "epochs completed", fmt=".0f")
+_metric("wall_seconds", "wall time", unit="s", fmt=".0f", timing=True)
+_metric("images_per_second", "training throughput (mean over epochs)", unit="images/s", fmt=".0f", timing=True)
+_metric("median_images_per_second", "training throughput (median over epochs)", unit="images/s", fmt=".0f",
+        timing=True)
+# Speed is compared as log images/s, so a paired difference is a log ratio: 0.10 = about 10%.
+_metric("log_median_images_per_second", "training throughput (log of the median images/s)", higher_is_better=True,
+        margin=0.10, timing=True)
+
+# Families: a layer's activation statistics, a PReLU coefficient, an RReLU test-time rule.
+_STAT_LABELS = {"sparsity": ("lifetime sparsity", False), "dispersion": ("dispersion", False),
+                "dead_fraction": ("dead units (fraction)", False), "n_units": ("units", None)}
+_FAMILIES = (
+    (re.compile(r"^(?P<layer>[a-z_]+)\.(?P<stat>sparsity|dispersion|dead_fraction|n_units)(?P<ch>_channel)?$"),
+     lambda m: MetricSpec(m.string, f"{_STAT_LABELS[m['stat']][0]}{' (per channel)' if m['ch'] else ''}, "
+                                    f"{m['layer'].replace('_', ' ')}", higher_is_better=_STAT_LABELS[m["stat"]][1])),
+    (re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.(?P<what>mean|min|max)$"),
+     lambda m: MetricSpec(m.string, f"PReLU coefficient a, {m['module']} ({m['what']})")),
+    (re.compile(r"^rrelu_rule\.(?P<rule>[a-z0-9_]+)\.test_(?P<what>error|loss)$"),
+     lambda m: MetricSpec(m.string, f"test {m['what']}, RReLU rule {m['rule']}", higher_is_better=False,
+                          fmt=".4f", unit="" if m["what"] == "error" else "nats")),
+)
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The spec of ``name``: registered, or one of the families (``<layer>.sparsity``,
+    ``alpha.<module>.mean``, ``rrelu_rule.<rule>.test_error``); else UnknownNameError."""
+    if name in METRICS:
+        return METRICS.get(name)
+    for pattern, make in _FAMILIES:
+        m = pattern.match(name)
+        if m:
+            return make(m)
+    raise UnknownNameError(f"unknown metric {name!r}; valid names: {', '.join(METRICS.names())} "
+                           "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|min|max, "
+                           "rrelu_rule.<rule>.test_error|loss)")
+
+
+def metric_label(name: str, *, unit: bool = False) -> str:
+    """How a page names ``name`` (with its unit in parentheses when asked and it has one)."""
+    spec = metric_spec(name)
+    return f"{spec.label} ({spec.unit})" if unit and spec.unit else spec.label
+
+
+def format_metric(name: str, value: Any) -> str:
+    return metric_spec(name).format(value)
+
+
+def timing_metrics() -> frozenset[str]:
+    return frozenset(n for n in METRICS.names() if METRICS.get(n).timing)

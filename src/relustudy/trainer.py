@@ -586,8 +586,7 @@ SWEET_SPOT_TOLERANCE = 0.002
 
 # Final metrics that measure time, not learning: they differ between two runs of the same config
 # (everything else in a record must not).
-TIMING_METRICS = frozenset({"wall_seconds", "images_per_second", "median_images_per_second",
-                            "log_median_images_per_second"})
+TIMING_METRICS = _metrics.timing_metrics()
 
 
 def learning_curve_metrics(test_accuracy: list[float], tolerance: float = SWEET_SPOT_TOLERANCE) -> dict[str, Any]:

@@ -5,7 +5,7 @@ chapter's caption notes (notebooks/smith.ipynb).
 """
 from __future__ import annotations
 
-from ..claims import EQUIVALENCE_MARGIN, ComparisonClaim, register
+from ..claims import margin, ComparisonClaim, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..reference import SOURCES, Source, experiment_reference
 
@@ -109,7 +109,7 @@ def _smith_claims() -> None:
             register(ComparisonClaim(
                 id=f"{source}.{slug}.prelu_same_as_relu_and_lrelu", source=source, experiment=exp,
                 section=_SMITH_ANALYSIS, quote=_SMITH_T2,
-                statement=(f"PReLU's test accuracy is within ±{EQUIVALENCE_MARGIN['test_accuracy']:g} of ReLU's and of "
+                statement=(f"PReLU's test accuracy is within ±{margin('test_accuracy'):g} of ReLU's and of "
                            f"LReLU's ({table}; equivalence margin of one percentage point)."),
                 arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="same"))
 

@@ -5,7 +5,7 @@ the chapter is notebooks/mnist.ipynb, shared with the TensorFlow RReLU blog.
 """
 from __future__ import annotations
 
-from ..claims import EQUIVALENCE_MARGIN, ComparisonClaim, OrderClaim, register
+from ..claims import margin, ComparisonClaim, OrderClaim, register
 from ..experiments import EXPERIMENTS, Arm, Experiment, Profile
 from ..reference import SOURCES, Source
 
@@ -73,7 +73,7 @@ def _claims() -> None:
             id=f"theano_blog.{kind}_max_and_abs_equally_fast", source="theano_blog", experiment=_THEANO,
             section=_THEANO_SECTION, quote=_THEANO_SAME_SPEED,
             statement=(f"{relu} and {prelu} train equally fast: whole-network images/s within ±10% "
-                       f"(log ratio within ±{EQUIVALENCE_MARGIN[_SPEED]:g})."),
+                       f"(log ratio within ±{margin(_SPEED):g})."),
             note="Whole-network timing on our CPU; the micro-benchmark section times the activations alone.",
             arm=relu, others=(prelu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
     for relu, prelu in (("ReLU (max)", "PReLU (max/min)"), ("ReLU (abs)", "PReLU (abs)")):
@@ -82,7 +82,7 @@ def _claims() -> None:
             id=f"theano_blog.prelu_{form}_adds_minimal_time", source="theano_blog", experiment=_THEANO,
             section=_THEANO_SECTION, quote=_THEANO_PRELU_TIME,
             statement=(f"{prelu} trains at the speed of {relu}: whole-network images/s within ±10% "
-                       f"(log ratio within ±{EQUIVALENCE_MARGIN[_SPEED]:g})."),
+                       f"(log ratio within ±{margin(_SPEED):g})."),
             note="'Minimal' read as at most about 10%.",
             arm=prelu, others=(relu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
     register(ComparisonClaim(

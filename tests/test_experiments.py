@@ -1,0 +1,107 @@
+"""Every experiment of every source expands into valid configs whose names resolve; arm labels match
+the source's published rows; every source with a chapter has its notebook and toc entry; --jobs
+gives the records a sequential run gives."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from relustudy import sources
+from relustudy.activations import build_activation
+from relustudy.config import PROFILES, ConfigError
+from relustudy.data import DATASETS
+from relustudy.experiments import EXPERIMENTS, get_experiment, run_experiment
+from relustudy.models import build_model
+from relustudy.reference import SOURCES, paper_values
+from relustudy.trainer import TIMING_METRICS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS.names())
+def test_every_profile_expands_and_every_arm_builds(name):
+    exp = get_experiment(name)
+    spec = DATASETS.get(exp.dataset)
+    assert set(exp.profiles) == set(PROFILES)
+    built = set()
+    for profile in PROFILES:
+        configs = exp.configs(profile)
+        assert len(configs) == len(exp.arms) * len(exp.profile(profile).seeds)
+        assert len({c.run_id() for c in configs}) == len(configs)  # no two runs share a record
+        for c in configs:
+            key = (c.activation, json.dumps(c.activation_params, sort_keys=True), json.dumps(c.model_params, sort_keys=True))
+            if key in built:
+                continue
+            built.add(key)
+            build_activation(c.activation, 4, **c.activation_params)
+            model = build_model(c.model, c.activation, c.activation_params, spec.in_shape, spec.num_classes,
+                                **c.model_params)
+            with torch.no_grad():
+                out = model.eval()(torch.zeros(2, *spec.in_shape))
+            assert out.shape == (2, spec.num_classes)
+
+
+def test_arm_labels_match_the_published_rows():
+    """An arm label one character off its reference row would give two half-empty table rows."""
+    for name in EXPERIMENTS.names():
+        exp = get_experiment(name)
+        pv = paper_values(exp.source)
+        pv = pv[pv["table"] == exp.table]
+        if pv.empty:  # sources that publish figures only (the blogs)
+            continue
+        rows = set(pv["row"])
+        labels = {a.label for a in exp.arms}
+        assert labels <= rows, f"{name}: arms without a published row: {sorted(labels - rows)}"
+
+
+def test_every_source_is_registered_once_with_its_chapter():
+    toc = (ROOT / "_toc.yml").read_text()
+    keys = [m.SOURCE.key for m in sources.MODULES]
+    assert sorted(keys) == SOURCES.names()
+    for module in sources.MODULES:
+        src = module.SOURCE
+        assert src.label and src.citation
+        if src.chapter:
+            assert (ROOT / "notebooks" / f"{src.chapter}.ipynb").is_file(), src.chapter
+            assert f"book/chapters/{src.chapter}" in toc, src.chapter
+    for name in EXPERIMENTS.names():
+        assert get_experiment(name).source in SOURCES
+
+
+def test_xu_grid_keeps_one_subset_and_names_its_evaluations():
+    exp = get_experiment("xu_cifar10_nin")
+    quick = exp.configs("quick")
+    assert {c.train_subset for c in quick} == {2000} and {c.subset_seed for c in quick} == {0}
+    rrelu = [c for c in quick if c.arm == "RReLU"]
+    assert rrelu and all(c.evals == ("rrelu_rules", "train_set") for c in rrelu)
+    assert all(c.evals == ("train_set",) for c in quick if c.arm != "RReLU")
+    prelu = next(c for c in exp.configs("paper") if c.arm == "PReLU")
+    assert prelu.optimizer == "sgd" and prelu.weight_decay > 0  # the decay group excludes a (trainer test)
+    assert [a.label for a in exp.arms] == ["ReLU", "Leaky ReLU, a=100", "Leaky ReLU, a=5.5", "PReLU", "RReLU"]
+
+
+def test_duplicate_seeds_and_bad_jobs_are_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="must not repeat"):
+        run_experiment("tf_rrelu_mnist_bn", "smoke", seeds=[0, 0], results_dir=tmp_path, log=None)
+    with pytest.raises(ConfigError, match="jobs"):
+        run_experiment("tf_rrelu_mnist_bn", "smoke", jobs=0, results_dir=tmp_path, log=None)
+
+
+def _mnist_available() -> bool:
+    from relustudy.data import dataset_available
+
+    return dataset_available("mnist")
+
+
+@pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+def test_jobs_give_the_records_of_a_sequential_run(tmp_path):
+    kw = dict(seeds=[0], num_threads=1, log=None)
+    par = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "par", jobs=2, **kw)
+    seq = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "seq", **kw)
+    assert [r["run_id"] for r in par] == [r["run_id"] for r in seq]
+    for a, b in zip(par, seq):
+        assert {k: v for k, v in a["metrics"].items() if k not in TIMING_METRICS} == \
+               {k: v for k, v in b["metrics"].items() if k not in TIMING_METRICS}
