@@ -45,12 +45,17 @@ def test_columns_and_metadata(table):
     assert set(table.torch_version) == {torch.__version__}
     assert set(table.kind) == {"bound", "variant", "module", "builtin"}  # no compiled rows by default
     assert (table.error == "").all()
+    assert set(table["layout"]) == {"contiguous"}
+    impl = table.set_index(["name", "direction"])["implementation"]
+    assert impl[("F.prelu", "forward")] == "PyTorch" and impl[("relu", "forward")] == "PyTorch"
+    assert impl[("prelu", "forward")].startswith(("fused CPU kernel", "PyTorch composition"))
 
 
 def test_forward_and_backward_row_for_every_case(table):
     expected = {
         **{n: "variant" for n in VARIANTS},
         **{n: "module" for n in MODULES},
+        **{n: "module" for n in microbench.PARAMETRISED},
         **{n: "builtin" for n in BUILTINS},
     }
     assert set(expected) == set(case_names())  # every registry activation is benchmarked
@@ -64,8 +69,9 @@ def test_forward_and_backward_row_for_every_case(table):
 
 
 def test_copy_bound_row(table):
-    copy = table[table.kind == "bound"]
-    assert len(copy) == 1
+    bounds = table[table.kind == "bound"]
+    assert set(bounds["name"]) == {"copy", "exp", "tanh"}
+    copy = bounds[bounds["name"] == "copy"]
     row = copy.iloc[0]
     assert (row["name"], row.direction, row.bound_ratio) == ("copy", "copy", 1.0)
     assert row.bytes == 2 * N * 4  # reads N + writes N float32
@@ -82,13 +88,13 @@ def test_times_positive_finite_and_ordered(table):
 def test_bytes_model(table):
     c = SHAPE[1]  # PReLU coefficients: one per channel
     for r in table[table.kind != "bound"].itertuples():
-        extra = c if r.name in PRELU_FORMS else 0
+        extra = c if r.name in PRELU_FORMS else 1 if r.name == "prelu[shared]" else 0
         want = (2 * N + extra) * 4 if r.direction == "forward" else (3 * N + 2 * extra) * 4
         assert r.bytes == want, r
 
 
 def test_gbps_and_bound_ratio_recomputed_from_table(table):
-    copy = table[table.kind == "bound"].iloc[0]
+    copy = table[table.name == "copy"].iloc[0]
     for r in table.itertuples():
         assert r.gbps == pytest.approx(r.bytes / (r.median_ms * 1e-3) / 1e9, rel=1e-12)
         scaled_copy_ms = copy.median_ms * r.bytes / copy.bytes
@@ -97,8 +103,8 @@ def test_gbps_and_bound_ratio_recomputed_from_table(table):
 
 def test_names_subset_and_unknown_name():
     df = benchmark_activations(names=["relu_where", "F.elu"], **TINY)
-    assert sorted(set(df.name)) == ["F.elu", "copy", "relu_where"]
-    assert len(df) == 5
+    assert sorted(set(df.name)) == ["F.elu", "copy", "exp", "relu_where", "tanh"]
+    assert len(df) == 7
     with pytest.raises(UnknownNameError, match="valid names"):
         benchmark_activations(names=["relu", "relu_sqrt"], **TINY)
 
@@ -201,7 +207,7 @@ def test_cli_writes_csv(tmp_path, capsys):
                    "--min-run-time", "0.001", "--threads", "1", "--out", str(out)])
     assert rc == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == COLUMNS and len(df) == 5
+    assert list(df.columns) == COLUMNS and len(df) == 7
     printed = capsys.readouterr().out
     assert "F.prelu" in printed and "bound_ratio" in printed
 
@@ -223,7 +229,8 @@ def test_record_and_load_benchmark(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(mb, "benchmark_activations", lambda **kw: calls.append(kw) or _fake_table(**kw))
     df = mb.record_benchmark("smoke", tmp_path)
-    assert calls == [{"device": "cpu", **mb.BENCH_PROFILES["smoke"]}]
+    run = {k: v for k, v in mb.BENCH_PROFILES["smoke"].items() if k != "layouts"}
+    assert calls == [{"device": "cpu", **run, "layout": layout} for layout in mb.LAYOUTS]
     assert df.attrs["record"]["profile"] == "smoke"  # a fresh record carries its provenance too
     loaded = mb.load_benchmark(tmp_path, "smoke")
     assert loaded["median_ms"].tolist() == df["median_ms"].tolist()
@@ -231,9 +238,9 @@ def test_record_and_load_benchmark(tmp_path, monkeypatch):
     assert rec["profile"] == "smoke" and rec["settings"]["shape"] == [16, 8, 16, 16]
     assert {"git_commit", "source_sha256", "device", "torch_version", "wall_seconds"} <= set(rec["provenance"])
     mb.record_benchmark("smoke", tmp_path)  # an existing record is reused ...
-    assert len(calls) == 1
-    mb.record_benchmark("smoke", tmp_path, force=True)  # ... unless forced
     assert len(calls) == 2
+    mb.record_benchmark("smoke", tmp_path, force=True)  # ... unless forced
+    assert len(calls) == 4
 
 
 def test_missing_benchmark_names_the_command(tmp_path):
@@ -249,3 +256,35 @@ def test_speed_ratio_verdicts():
     assert same["verdict"] == "within noise" and same["ratio"] == pytest.approx(2.0 / 2.05)
     diff = mb.speed_ratio(df, "prelu", "relu_max", "forward")
     assert diff["verdict"] == "different" and diff["ratio"] == pytest.approx(2.0)
+
+
+def test_limit_ratio_uses_the_tighter_limit(table):
+    """ELU's and tanh's forward are held to max(copy, vectorised exp/tanh); every other row to the copy."""
+    lim = table[table.kind == "bound"].set_index("name")["median_ms"]
+    copy = table[table.name == "copy"].iloc[0]
+    for r in table[table.kind != "bound"].itertuples():
+        memory_ms = copy.median_ms * r.bytes / copy.bytes
+        limit = memory_ms
+        if r.direction == "forward" and r.name in microbench.COMPUTE_LIMITS:
+            limit = max(memory_ms, lim[microbench.COMPUTE_LIMITS[r.name]])
+        assert r.limit_ratio == pytest.approx(r.median_ms / limit, rel=1e-12), r.name
+
+
+def test_channels_last_layout_and_shared_prelu():
+    df = benchmark_activations(names=["prelu", "prelu[shared]"], layout="channels_last", **TINY)
+    assert set(df["layout"]) == {"channels_last"}
+    shared = df[df.name == "prelu[shared]"]
+    assert (shared["bytes"] == [(2 * N + 1) * 4, (3 * N + 2) * 4]).all()  # one coefficient
+    with pytest.raises(ValueError, match="layout"):
+        benchmark_activations(names=["relu"], layout="nhwc", **TINY)
+
+
+def test_old_records_without_layout_load_as_contiguous(tmp_path):
+    folder = mb.benchmark_dir(tmp_path, "quick")
+    folder.mkdir(parents=True)
+    old = _fake_table()
+    old["layout"] = None
+    old.drop(columns=["layout"]).to_csv(folder / mb.BENCH_TABLE, index=False)
+    (folder / mb.BENCH_RECORD).write_text("{}")
+    df = mb.load_benchmark(tmp_path, "quick")
+    assert set(df["layout"]) == {"contiguous"} and (df["limit_ratio"] == df["bound_ratio"]).all()

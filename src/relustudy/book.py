@@ -715,13 +715,18 @@ def ensure_benchmark(params: Any) -> Any:
     return tables
 
 
-def benchmark_table(df: Any, *, digits: int = 3) -> Any:
-    """The micro-benchmark record as a display table: one row per case, forward and backward side
-    by side (median ms with IQR, GB/s, ratio to the copy bound), the copy bound first."""
+def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> Any:
+    """The micro-benchmark record as a display table for one memory layout: one row per case,
+    forward and backward side by side (median ms with IQR, GB/s, ratio to the copy bound), the copy
+    bound first."""
     import pandas as pd
 
     rows = []
+    if "layout" in df:
+        df = df[df["layout"] == layout]
     for r in df.itertuples(index=False):
+        if r.kind == "bound" and r.name != "copy":
+            continue  # the exp/tanh limits are shown in kernel_table
         if r.kind == "bound":
             rows.append({"case": f"{r.name} (bound)", "kind": r.kind, "direction": "copy", "median ms": r.median_ms,
                          "IQR ms": r.iqr_ms, "GB/s": r.gbps, "x copy bound": r.bound_ratio, "note": ""})
@@ -741,6 +746,37 @@ def benchmark_table(df: Any, *, digits: int = 3) -> Any:
     notes = out.groupby(["case", "kind"], sort=False)["note"].agg(lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
     wide["note"] = notes.reindex(wide.index).fillna("")
     return wide
+
+
+TRAINED_ACTIVATIONS = ("relu", "lrelu", "prelu", "prelu[shared]", "rrelu", "elu", "tanh")
+
+
+def kernel_table(df: Any, *, digits: int = 2) -> Any:
+    """The activations the study trains, as the models run them, against their physical limit in
+    both memory layouts: time over the tighter limit (the copy of the same bytes, or for ELU's and
+    tanh's forward this CPU's vectorised exp / tanh) forward and backward, with the implementation;
+    PyTorch's stock functions beside them."""
+    import pandas as pd
+
+    stock = {"prelu": "F.prelu", "rrelu": "F.rrelu[train]", "elu": "F.elu", "tanh": "torch.tanh", "relu": "F.relu",
+             "lrelu": "F.leaky_relu"}
+    if "limit_ratio" not in df:
+        return pd.DataFrame()
+    rows = []
+    for layout in dict.fromkeys(df["layout"]):
+        d = df[(df["layout"] == layout) & (df["kind"] != "compiled")]
+        for name in TRAINED_ACTIVATIONS:
+            for case, label in ((name, "ours"), (stock.get(name), "PyTorch stock")):
+                sub = d[d["name"] == case] if case else d.iloc[0:0]
+                if sub.empty:
+                    continue
+                r = {"activation": name, "layout": layout, "code": label,
+                     "implementation": sub["implementation"].iloc[0] or "PyTorch"}
+                for direction in ("forward", "backward"):
+                    v = sub[sub["direction"] == direction]["limit_ratio"]
+                    r[f"{direction} x limit"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
+                rows.append(r)
+    return pd.DataFrame(rows).set_index(["activation", "layout", "code"])
 
 
 def timing_table(runs: "ChapterRuns") -> Any:

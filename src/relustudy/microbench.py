@@ -84,7 +84,7 @@ import torch.nn.functional as F
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
-from relustudy.activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation
+from relustudy.activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation, implementation
 
 __all__ = [
     "BUILTINS",
@@ -143,9 +143,22 @@ COLUMNS: list[str] = [
     "min_run_time",
     "compiled_matches_eager",
     "error",
+    "layout",
+    "implementation",
+    "limit_ratio",
 ]
 """Columns of the table, in order. ``compiled_matches_eager`` is None except on compiled rows;
-``error`` is "" unless the case failed (then the times are NaN)."""
+``error`` is "" unless the case failed (then the times are NaN). ``layout`` is the input's memory
+format (contiguous or channels_last), ``implementation`` the code that ran
+(``relustudy.activations.implementation``; "PyTorch" for the builtins), ``limit_ratio`` the time over
+the tighter of the two limits: the copy of the same bytes, or (forward ELU and tanh) this CPU's
+vectorised exp / tanh throughput on the same tensors (the ``exp`` and ``tanh`` bound rows)."""
+
+LAYOUTS = ("contiguous", "channels_last")
+# Cases built from a registry name with parameters (not a registry name themselves).
+PARAMETRISED = {"prelu[shared]": ("prelu", {"mode": "shared"})}
+# Forward passes limited by an elementwise function's vectorised throughput rather than by memory.
+COMPUTE_LIMITS = {"elu": "exp", "F.elu": "exp", "tanh": "tanh", "torch.tanh": "tanh"}
 
 COPY_NAME = "copy"
 
@@ -167,8 +180,8 @@ class _Case:
 
 
 def case_names() -> list[str]:
-    """Every name ``benchmark_activations`` accepts: registry names, then ``BUILTINS``."""
-    return [*ACTIVATIONS.names(), *BUILTINS]
+    """Every name ``benchmark_activations`` accepts: registry names, parametrised cases, then ``BUILTINS``."""
+    return [*ACTIVATIONS.names(), *PARAMETRISED, *BUILTINS]
 
 
 def _kind_of(name: str) -> str:
@@ -179,12 +192,12 @@ def _kind_of(name: str) -> str:
 
 def _resolve_names(names: Iterable[str] | None) -> list[str]:
     if names is None:
-        return [*VARIANTS, *(n for n in ACTIVATIONS.names() if n not in VARIANTS), *BUILTINS]
+        return [*VARIANTS, *(n for n in ACTIVATIONS.names() if n not in VARIANTS), *PARAMETRISED, *BUILTINS]
     if isinstance(names, str):
         names = [names]
     out: list[str] = []
     for name in names:
-        if name not in BUILTINS:
+        if name not in BUILTINS and name not in PARAMETRISED:
             ACTIVATIONS.get(name)  # raises UnknownNameError listing the valid names
         if name not in out:
             out.append(name)
@@ -242,7 +255,8 @@ def _build_cases(names: Sequence[str], channels: int, dev: torch.device, dtype: 
             fn = (lambda x, fn2=fn2: fn2(x, a)) if uses_a else (lambda x, fn2=fn2: fn2(x, None))
             cases.append(_Case(name, kind, fn, [a] if uses_a else [], channels if uses_a else 0))
         else:
-            module = build_activation(name, num_channels=channels).to(device=dev, dtype=dtype)
+            reg_name, params = PARAMETRISED.get(name, (name, {}))
+            module = build_activation(reg_name, num_channels=channels, **params).to(device=dev, dtype=dtype)
             params = [p for p in module.parameters() if p.requires_grad]
             cases.append(_Case(name, kind, module, params, sum(p.numel() for p in params)))
     return cases
@@ -312,12 +326,18 @@ def _summary(times_s: list[float]) -> dict[str, float]:
     return dict(median_ms=float(q50), iqr_ms=float(q75 - q25), min_ms=float(t.min()), max_ms=float(t.max()))
 
 
-def _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time) -> list[float]:
-    """``repeats`` interleaved rounds: each measures the copy and every case once, forward and
-    backward, appending to ``case.times``; returns the copy times. A failing case is recorded."""
-    copy_times: list[float] = []
+LIMIT_STATEMENTS = {"copy": "dst.copy_(src)", "exp": "torch.exp(src, out=dst)", "tanh": "torch.tanh(src, out=dst)"}
+
+
+def _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time) -> dict[str, list[float]]:
+    """``repeats`` interleaved rounds: each measures the limits (copy, exp, tanh into a preallocated
+    tensor) and every case once, forward and backward, appending to ``case.times``; returns the
+    limits' times. A failing case is recorded."""
+    limits: dict[str, list[float]] = {k: [] for k in LIMIT_STATEMENTS}
+    copy_times = limits["copy"]
     for _ in range(repeats):
-        copy_times.append(_measure("dst.copy_(src)", {"dst": dst, "src": src}, threads, min_run_time))
+        for k, stmt in LIMIT_STATEMENTS.items():
+            limits[k].append(_measure(stmt, {"dst": dst, "src": src, "torch": torch}, threads, min_run_time))
         for case in cases:
             if case.error and case.fn is None:
                 continue
@@ -333,7 +353,7 @@ def _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time
                 case.error = f"failed: {_one_line(e)}"
                 case.fn = None
                 case.times = {"forward": [], "backward": []}
-    return copy_times
+    return limits
 
 
 def benchmark_activations(
@@ -345,6 +365,7 @@ def benchmark_activations(
     min_run_time: float = 0.2,
     compile: bool = False,
     threads: int | None = None,
+    layout: str = "contiguous",
 ) -> pd.DataFrame:
     """Time every activation implementation forward and backward (see the module docstring).
 
@@ -352,6 +373,10 @@ def benchmark_activations(
     Expect roughly ``repeats * 2 * (cases + 1) * min_run_time`` seconds (plus compilation).
     """
     shape = _check_args(shape, repeats, min_run_time, threads, dtype)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout == "channels_last" and len(shape) != 4:
+        raise ValueError(f"layout channels_last needs a 4-d shape, got {shape!r}")
     names = _resolve_names(names)
     dev = _check_device(device)
     threads = torch.get_num_threads() if threads is None else threads
@@ -359,9 +384,10 @@ def benchmark_activations(
     n = math.prod(shape)
     itemsize = torch.empty((), dtype=dtype).element_size()
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(shape, generator=gen, dtype=dtype).to(dev).requires_grad_()
-    grad_out = torch.randn(shape, generator=gen, dtype=dtype).to(dev)
-    src = torch.randn(shape, generator=gen, dtype=dtype).to(dev)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt).requires_grad_()
+    grad_out = torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt)
+    src = torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt)
     dst = torch.empty_like(src)
 
     cases = _build_cases(names, shape[1], dev, dtype)
@@ -375,9 +401,10 @@ def benchmark_activations(
     with no_donation:
         if compile:
             cases += [_compiled_case(c, x, grad_out) for c in cases if c.kind == "variant"]
-        copy_times = _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time)
+        limits = _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time)
 
     common = dict(
+        layout=layout,
         device=str(dev),
         dtype=str(dtype).removeprefix("torch."),
         threads=threads,
@@ -387,15 +414,26 @@ def benchmark_activations(
         min_run_time=float(min_run_time),
     )
     copy_bytes = 2 * n * itemsize
-    copy = _summary(copy_times)
+    copy = _summary(limits["copy"])
+    limit_ms = {k: _summary(v)["median_ms"] for k, v in limits.items()}
     rows = [
         dict(
             name=COPY_NAME, kind="bound", direction="copy", **copy,
             gbps=copy_bytes / (copy["median_ms"] * 1e-3) / 1e9, bound_ratio=1.0, bytes=copy_bytes,
-            **common, compiled_matches_eager=None, error="",
+            **common, compiled_matches_eager=None, error="", implementation="PyTorch", limit_ratio=1.0,
         )
     ]
+    for k in ("exp", "tanh"):  # a function's vectorised throughput on the same tensors
+        s_k = _summary(limits[k])
+        rows.append(dict(name=k, kind="bound", direction="forward", **s_k,
+                         gbps=copy_bytes / (s_k["median_ms"] * 1e-3) / 1e9,
+                         bound_ratio=s_k["median_ms"] / copy["median_ms"], bytes=copy_bytes, **common,
+                         compiled_matches_eager=None, error="", implementation="PyTorch", limit_ratio=1.0))
     for case in cases:
+        impl = "PyTorch" if case.kind == "builtin" else implementation(PARAMETRISED.get(case.name, (case.name,))[0],
+                                                                       dev.type, "fp32" if dtype == torch.float32 else "other")
+        if case.kind == "compiled":
+            impl = f"torch.compile of: {impl}"
         for direction in ("forward", "backward"):
             if direction == "forward":
                 nbytes = (2 * n + case.n_coeff) * itemsize
@@ -403,12 +441,17 @@ def benchmark_activations(
                 nbytes = (3 * n + 2 * case.n_coeff) * itemsize
             s = _summary(case.times[direction])
             med = s["median_ms"]
+            memory_ms = copy["median_ms"] * nbytes / copy_bytes
+            limit = memory_ms
+            if direction == "forward" and case.name in COMPUTE_LIMITS:
+                limit = max(memory_ms, limit_ms[COMPUTE_LIMITS[case.name]])
             rows.append(
                 dict(
                     name=case.name, kind=case.kind, direction=direction, **s,
                     gbps=nbytes / (med * 1e-3) / 1e9,
-                    bound_ratio=med / (copy["median_ms"] * nbytes / copy_bytes),
+                    bound_ratio=med / memory_ms,
                     bytes=nbytes, **common, compiled_matches_eager=case.matches, error=case.error,
+                    implementation=impl, limit_ratio=med / limit,
                 )
             )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -421,11 +464,12 @@ def benchmark_activations(
 BENCH_PROFILES: dict[str, dict] = {
     # smoke: a tiny tensor and short timings, eager only (compiling takes minutes): CI's check
     # that the whole path works, not a measurement.
-    "smoke": dict(shape=(16, 8, 16, 16), repeats=3, min_run_time=0.01, compile=False),
+    "smoke": dict(shape=(16, 8, 16, 16), repeats=3, min_run_time=0.01, compile=False, layouts=LAYOUTS),
     # quick/paper: the activations of radford_convnet's first layer at batch 128 (128 x 32 x 30 x 30,
     # 14.7 MB in fp32: larger than this CPU's caches), with the compiled variants.
-    "quick": dict(shape=(128, 32, 30, 30), repeats=7, min_run_time=0.2, compile=True),
-    "paper": dict(shape=(128, 32, 30, 30), repeats=15, min_run_time=0.5, compile=True),
+    # Both memory layouts; the compiled variants (minutes of compiling) in the contiguous one only.
+    "quick": dict(shape=(128, 32, 30, 30), repeats=7, min_run_time=0.2, compile=True, layouts=LAYOUTS),
+    "paper": dict(shape=(128, 32, 30, 30), repeats=15, min_run_time=0.5, compile=True, layouts=LAYOUTS),
 }
 BENCH_FOLDER = "microbench"
 BENCH_TABLE = "benchmark.csv"
@@ -452,13 +496,17 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
         return load_benchmark(results_dir, profile, device)
     settings = BENCH_PROFILES[profile]
     start, t0 = utc_now(), time.perf_counter()
-    df = benchmark_activations(device=device, **settings)
+    run = {k: v for k, v in settings.items() if k != "layouts"}
+    tables = [benchmark_activations(device=device, **{**run, "compile": run["compile"] and i == 0}, layout=layout)
+              for i, layout in enumerate(settings.get("layouts", ("contiguous",)))]
+    df = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / BENCH_TABLE, df.to_csv(index=False))
     # the JSON is written last: its presence marks a complete record
     write_json(folder / BENCH_RECORD, {
-        "profile": profile, "settings": {**settings, "shape": list(settings["shape"])},
+        "profile": profile, "settings": {**settings, "shape": list(settings["shape"]),
+                                         "layouts": list(settings.get("layouts", ("contiguous",)))},
         "provenance": {**git_info(), "device": device_description(device), "cpu_identity": cpu_identity(),
                        "torch_version": torch.__version__,
                        "start_time": start, "end_time": utc_now(), "wall_seconds": wall},
@@ -476,17 +524,28 @@ def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFra
         raise FileNotFoundError(f"no {profile} micro-benchmark record for {device} in {folder}; "
                                 f"run: relustudy bench --profile {profile} --device {device}")
     # an empty error cell is "" (no error), not NaN
-    df = pd.read_csv(folder / BENCH_TABLE, keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c != "error"})
+    df = pd.read_csv(folder / BENCH_TABLE, keep_default_na=False,
+                     na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in ("error", "layout", "implementation")})
     df["error"] = df["error"].astype(str)
+    if "layout" not in df:  # records made before the layout column: contiguous tensors
+        df["layout"] = "contiguous"
+    if "implementation" not in df:
+        df["implementation"] = ""
+    if "limit_ratio" not in df:
+        df["limit_ratio"] = df["bound_ratio"]
     df.attrs["record"] = json.loads((folder / BENCH_RECORD).read_text(encoding="utf-8"))
     return df
 
 
-def speed_ratio(df: pd.DataFrame, a: str, b: str, direction: str, kind: str = "variant") -> dict:
+def speed_ratio(df: pd.DataFrame, a: str, b: str, direction: str, kind: str = "variant",
+                layout: str = "contiguous") -> dict:
     """Time of ``a`` over time of ``b`` (median ratio) for one direction, and whether the two
     differ beyond the measurements' own spread: their [min, max] ranges over the repeats do not
     overlap -> "different", else "within noise"."""
-    rows = df[(df["kind"] == kind) & (df["direction"] == direction)].set_index("name")
+    rows = df[(df["kind"] == kind) & (df["direction"] == direction)]
+    if "layout" in rows:
+        rows = rows[rows["layout"] == layout]
+    rows = rows.set_index("name")
     ra, rb = rows.loc[a], rows.loc[b]
     overlap = ra["min_ms"] <= rb["max_ms"] and rb["min_ms"] <= ra["max_ms"]
     return {"a": a, "b": b, "direction": direction, "ratio": float(ra["median_ms"] / rb["median_ms"]),
