@@ -28,9 +28,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 book: venv
 	$(BIN)/relustudy book --profile $(PROFILE)
 
-# The test command CI runs (.ci/run): unit tests, the end-to-end smoke book build, and nbval
-# over the notebooks with their smoke defaults, all in one pytest session.
+# The test command CI runs (.ci/run): lint and format check (ruff), unit tests, the end-to-end
+# smoke book build, and nbval over the notebooks with their smoke defaults, in one pytest session.
 test: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q --nbval-lax tests notebooks
 
 clean:

@@ -11,6 +11,7 @@ on a machine without CUDA prints "skipped: ..." and exits 0 without writing anyt
 Roughly repeats * 2 * (cases + 1) * min_run_time seconds: ~1-2 minutes with the defaults,
 plus compilation with --compile.
 """
+
 from __future__ import annotations
 
 import argparse

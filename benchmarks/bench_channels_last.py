@@ -7,6 +7,7 @@ Prints images/s for both memory formats and the ratio channels_last / contiguous
 Formats are interleaved in short rounds and the BEST round of each is reported: on a shared
 machine other processes only ever slow a round down, so the best round is the least disturbed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,9 @@ def main() -> None:
             for cl in (False, True):
                 rates[cl].append(images_per_second(*setups[cl], args.steps))
         a, b = max(rates[False]), max(rates[True])
-        print(f"{name:10s} {str(shape):12s} contiguous {a:8.0f} img/s   channels_last {b:8.0f} img/s   ratio {b / a:.2f}")
+        print(
+            f"{name:10s} {str(shape):12s} contiguous {a:8.0f} img/s   channels_last {b:8.0f} img/s   ratio {b / a:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ it is paid once per run (per process), so it matters for short quick runs.
 
     .venv/bin/python benchmarks/bench_compile.py [--steps 12] [--models smith_vgg3,radford_convnet]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,7 +79,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}")
-    print(f"{'model':<16} {'act':<7} {'eager':>7} {'compiled':>9} {'ratio':>6} {'compile s':>10} {'|dloss|':>9} {'|dgrad|':>9}")
+    print(
+        f"{'model':<16} {'act':<7} {'eager':>7} {'compiled':>9} {'ratio':>6} {'compile s':>10} {'|dloss|':>9} {'|dgrad|':>9}"
+    )
     for name in args.models.split(","):
         in_shape, batch = CASES[name]
         cl = name != "simple_mlp_bn"
@@ -87,7 +90,10 @@ def main():
             eager_ips, _ = throughput(make(name, act, params, cl), in_shape, batch, args.steps, cl)
             comp_ips, first = throughput(torch.compile(make(name, act, params, cl)), in_shape, batch, args.steps, cl)
             dl, dg = agreement(name, act, params, cl)
-            print(f"{name:<16} {act:<7} {eager_ips:7.0f} {comp_ips:9.0f} {comp_ips / eager_ips:6.2f} {first:10.1f} {dl:9.2e} {dg:9.2e}", flush=True)
+            print(
+                f"{name:<16} {act:<7} {eager_ips:7.0f} {comp_ips:9.0f} {comp_ips / eager_ips:6.2f} {first:10.1f} {dl:9.2e} {dg:9.2e}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ and a *compiled* ReLU is as fast as eager when its input does not require grad, 
 when it does (the compiled training graph), which is how the micro-benchmark times compiled forms
 (as in training).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,10 @@ def main() -> None:
         "compiled relu_max, input requires grad": lambda: compiled_relu_max(x_grad),
         "compiled F.relu under no_grad, input requires grad": lambda: no_grad_relu(x_grad),
     }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, tensor {shape} fp32 = "
-          f"{x.numel() * 4 / 1e6:.1f} MB = {pages:.0f} pages of 4 KiB")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, tensor {shape} fp32 = "
+        f"{x.numel() * 4 / 1e6:.1f} MB = {pages:.0f} pages of 4 KiB"
+    )
     print(f"{'case':48s} {'ms/call':>9s} {'faults/call':>12s} {'faults/page':>12s}")
     for name, fn in cases.items():
         ms, faults = per_call(fn, args.calls)

@@ -9,6 +9,7 @@ forms (``--compare-torch`` runs a second process with RELUSTUDY_KERNELS=torch).
 The numbers describe this CPU and this torch build; the implementation of each activation is
 printed (relustudy.activations.implementation).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,12 @@ def _step_fn(model_name, in_shape, model_params, activation, params, batch):
 
 
 def measure(rounds: int, steps: int, batch: int) -> dict:
-    out = {"threads": torch.get_num_threads(), "torch": torch.__version__,
-           "implementations": {a: implementation(a) for a, _ in ARMS}, "models": {}}
+    out = {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "implementations": {a: implementation(a) for a, _ in ARMS},
+        "models": {},
+    }
     for model_name, shape, mp in MODELS:
         fns = {a: _step_fn(model_name, shape, mp, a, p, batch) for a, p in ARMS}
         times = {a: [] for a in fns}
@@ -65,8 +70,10 @@ def measure(rounds: int, steps: int, batch: int) -> dict:
                     fn()
                 times[a].append((time.perf_counter() - t0) / steps)
         med = {a: statistics.median(t) for a, t in times.items()}
-        out["models"][model_name] = {"median_step_ms": {a: 1e3 * m for a, m in med.items()},
-                                     "overhead_vs_relu": {a: med[a] / med["relu"] - 1 for a in med if a != "relu"}}
+        out["models"][model_name] = {
+            "median_step_ms": {a: 1e3 * m for a, m in med.items()},
+            "overhead_vs_relu": {a: med[a] / med["relu"] - 1 for a in med if a != "relu"},
+        }
     return out
 
 
@@ -83,10 +90,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     result = {"fused": measure(args.rounds, args.steps, args.batch)}
     if args.compare_torch:
-        cmd = [sys.executable, __file__, "--rounds", str(args.rounds), "--steps", str(args.steps), "--batch",
-               str(args.batch), "--threads", str(args.threads), "--quiet", "--json", "/dev/stdout"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--rounds",
+            str(args.rounds),
+            "--steps",
+            str(args.steps),
+            "--batch",
+            str(args.batch),
+            "--threads",
+            str(args.threads),
+            "--quiet",
+            "--json",
+            "/dev/stdout",
+        ]
         env = {**os.environ, "RELUSTUDY_KERNELS": "torch"}
-        result["torch"] = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)["fused"]
+        result["torch"] = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)[
+            "fused"
+        ]
     if not args.quiet:
         for which, r in result.items():
             print(f"== {which}: threads {r['threads']}, torch {r['torch']}")

@@ -3,6 +3,7 @@ channels_last vs contiguous, ReLU vs PReLU. Ratios are taken within one run (noi
 
     .venv/bin/python benchmarks/bench_train_throughput.py [--steps 20]
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """Tests for relustudy.activations: registry, known values, gradients (incl. at exact zeros),
 the RReLU definitions (Xu et al. vs PyTorch), error paths and weight-decay exclusion."""
+
 from __future__ import annotations
 
 import math

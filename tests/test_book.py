@@ -1,5 +1,6 @@
 """The book builder: link checker, output sanitiser, notebook hygiene, toc coverage, the helpers
 the chapters call, and one end-to-end smoke build of the real book."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,14 @@ import nbformat
 import pytest
 
 from relustudy import book
-from relustudy.book import BookError, check_links, find_broken_links, find_external_assets, sanitize_notebook, strip_progress
+from relustudy.book import (
+    BookError,
+    check_links,
+    find_broken_links,
+    find_external_assets,
+    sanitize_notebook,
+    strip_progress,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -28,9 +36,9 @@ def _site(tmp_path: Path, pages: dict[str, str]) -> Path:
 
 GOOD_PAGES = {
     "index.html": '<html><head><link rel="stylesheet" href="_static/style.css?v=1"><script src="_static/app.js"></script></head>'
-                  '<body><a href="chapters/smith.html#table-2">Smith</a> <a href="#top">top</a> '
-                  '<a href="https://example.org/paper.pdf">out</a> <a href="mailto:a@b.c">mail</a> '
-                  '<img src="_images/fig%201.png" alt="f"> <a href="chapters/">folder</a></body></html>',
+    '<body><a href="chapters/smith.html#table-2">Smith</a> <a href="#top">top</a> '
+    '<a href="https://example.org/paper.pdf">out</a> <a href="mailto:a@b.c">mail</a> '
+    '<img src="_images/fig%201.png" alt="f"> <a href="chapters/">folder</a></body></html>',
     "chapters/smith.html": '<a href="../index.html">home</a><img src="../_images/fig 1.png"/>',
     "chapters/index.html": "<p>index</p>",
     "_static/style.css": "body {}",
@@ -48,9 +56,9 @@ def test_link_checker_passes_a_good_tree(tmp_path):
 
 def test_link_checker_finds_a_broken_link_and_a_missing_image(tmp_path):
     pages = dict(GOOD_PAGES)
-    pages["chapters/smith.html"] = ('<a href="../methods.html#datasets">methods</a>'
-                                    '<img src="../_images/missing.png">'
-                                    '<a href="../index.html">ok</a>')
+    pages["chapters/smith.html"] = (
+        '<a href="../methods.html#datasets">methods</a><img src="../_images/missing.png"><a href="../index.html">ok</a>'
+    )
     html = _site(tmp_path, pages)
     broken = find_broken_links(html)
     assert broken == ["chapters/smith.html: ../_images/missing.png", "chapters/smith.html: ../methods.html#datasets"]
@@ -66,12 +74,15 @@ def test_link_checker_checks_absolute_site_paths_and_missing_folder_index(tmp_pa
 
 
 def test_external_assets_are_reported_but_links_out_are_not(tmp_path):
-    html = _site(tmp_path, {
-        "index.html": '<a href="https://example.org">fine</a>'
-                      '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
-                      '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato">',
-        "_static/x.css": '@import url("https://fonts.googleapis.com/css2?family=Roboto");',
-    })
+    html = _site(
+        tmp_path,
+        {
+            "index.html": '<a href="https://example.org">fine</a>'
+            '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+            '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato">',
+            "_static/x.css": '@import url("https://fonts.googleapis.com/css2?family=Roboto");',
+        },
+    )
     found = find_external_assets(html)
     assert len(found) == 3
     assert any("mathjax" in f for f in found) and any("index.html: <link>" in f for f in found)
@@ -105,9 +116,13 @@ def test_sanitize_notebook_cleans_streams_and_drops_widgets():
     cell.outputs = [
         nbformat.v4.new_output("stream", name="stderr", text=TQDM_STREAM),
         nbformat.v4.new_output("stream", name="stderr", text="\r 10%|#         | 1/10 [00:00<00:01]\r"),
-        nbformat.v4.new_output("display_data", data={
-            "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2, "version_minor": 0},
-            "text/plain": "HBox(children=(FloatProgress(value=0.0, max=8.0), HTML(value='')))"}),
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2, "version_minor": 0},
+                "text/plain": "HBox(children=(FloatProgress(value=0.0, max=8.0), HTML(value='')))",
+            },
+        ),
         nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
         nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=["\x1b[31mValueError\x1b[0m: bad"]),
     ]
@@ -145,8 +160,13 @@ def test_notebook_has_the_five_parameters_then_validates_them(path):
     assert len(tagged) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
     ns: dict = {}
     exec(code[tagged[0]].source, ns)  # plain assignments only
-    assert {k: ns[k] for k in PARAMETERS} == {"profile": "smoke", "seeds": None, "device": "cpu",
-                                              "data_dir": None, "results_dir": None}
+    assert {k: ns[k] for k in PARAMETERS} == {
+        "profile": "smoke",
+        "seeds": None,
+        "device": "cpu",
+        "data_dir": None,
+        "results_dir": None,
+    }
     after = code[tagged[0] + 1].source
     assert "validate(" in after and all(f"{p}={p}" in after for p in PARAMETERS)
 
@@ -180,7 +200,9 @@ def test_config_is_offline_and_does_not_execute():
     for pattern in ("notebooks", "_build", ".venv", "results", "tests", "docs"):
         assert pattern in cfg["exclude_patterns"]
     assert not cfg["launch_buttons"].get("thebe")
-    assert not any(cfg["launch_buttons"].get(k) for k in ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url"))
+    assert not any(
+        cfg["launch_buttons"].get(k) for k in ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url")
+    )
     assert not any(cfg["html"]["comments"].values())
     assert not cfg["html"].get("use_repository_button") and not cfg["html"].get("use_issues_button")
 
@@ -207,14 +229,37 @@ def _fake_store(root: Path, seeds=(0, 1)) -> list:
             acc = 0.8 + bump + 0.001 * cfg.seed
             curve = sorted([0.9 - 0.1 * i - bump for i in range(8)], reverse=True)
             store.begin(cfg)
-            store.write_stats(cfg, [{"epoch": 1, "layer": "last_conv", "module": "act3", "sparsity": sum(curve) / 8,
-                                     "dispersion": 0.2, "n_units": 8, "curve": curve}])
-            store.write_result(cfg, status="complete",
-                               metrics={"test_accuracy": acc, "last_conv.sparsity": sum(curve) / 8,
-                                        "last_conv.dispersion": 0.2 + bump},
-                               provenance={"device": "cpu: 2 threads, Test CPU", "torch_version": "9.9.9",
-                                           "wall_seconds": 30.0, "git_commit": "0123456789abcdef", "git_dirty": False,
-                                           "data_caveats": list(DATASETS.get(cfg.dataset).caveats)})
+            store.write_stats(
+                cfg,
+                [
+                    {
+                        "epoch": 1,
+                        "layer": "last_conv",
+                        "module": "act3",
+                        "sparsity": sum(curve) / 8,
+                        "dispersion": 0.2,
+                        "n_units": 8,
+                        "curve": curve,
+                    }
+                ],
+            )
+            store.write_result(
+                cfg,
+                status="complete",
+                metrics={
+                    "test_accuracy": acc,
+                    "last_conv.sparsity": sum(curve) / 8,
+                    "last_conv.dispersion": 0.2 + bump,
+                },
+                provenance={
+                    "device": "cpu: 2 threads, Test CPU",
+                    "torch_version": "9.9.9",
+                    "wall_seconds": 30.0,
+                    "git_commit": "0123456789abcdef",
+                    "git_dirty": False,
+                    "data_caveats": list(DATASETS.get(cfg.dataset).caveats),
+                },
+            )
             configs.append(cfg)
     return configs
 
@@ -241,23 +286,41 @@ def test_ensure_runs_loads_only_the_configured_seeds(tmp_path):
 
 def test_provenance_sentence(fake_runs):
     text = fake_runs.provenance()
-    assert text == ("profile smoke, 24 runs on cpu: 2 threads, Test CPU, torch 9.9.9, total wall time 12.0 min, "
-                    "commit 0123456.")
+    assert text == (
+        "profile smoke, 24 runs on cpu: 2 threads, Test CPU, torch 9.9.9, total wall time 12.0 min, commit 0123456."
+    )
     # From the tidy frame: runs counted once although there is one row per metric.
     from_frame = book.provenance(fake_runs.results)
     assert from_frame.startswith("profile smoke, 24 runs on cpu: 2 threads, Test CPU, ")
     assert "total wall time 12.0 min, commit 0123456." in from_frame
     assert book.provenance([]) == "no runs recorded yet."
     rec = {"profile": "quick", "provenance": {"device": "NVIDIA H100", "wall_seconds": 90, "git_commit": "unknown"}}
-    assert book.provenance([rec]) == "profile quick, 1 run on NVIDIA H100, total wall time 1.5 min, commit unknown (records made outside a git commit)."
-    named = {"profile": "quick", "provenance": {"device": "cpu", "wall_seconds": 60, "git_commit": "abcdef12",
-                                                "cpu_identity": "X (family 1 model 2), torch CPU capability AVX2"}}
-    assert ", CPU X (family 1 model 2), torch CPU capability AVX2 (1 older runs: not recorded), " in book.provenance([named, rec])
+    assert (
+        book.provenance([rec])
+        == "profile quick, 1 run on NVIDIA H100, total wall time 1.5 min, commit unknown (records made outside a git commit)."
+    )
+    named = {
+        "profile": "quick",
+        "provenance": {
+            "device": "cpu",
+            "wall_seconds": 60,
+            "git_commit": "abcdef12",
+            "cpu_identity": "X (family 1 model 2), torch CPU capability AVX2",
+        },
+    }
+    assert ", CPU X (family 1 model 2), torch CPU capability AVX2 (1 older runs: not recorded), " in book.provenance(
+        [named, rec]
+    )
 
 
 def test_paired_table_prelu_vs_relu(fake_runs):
-    t = book.paired_table(fake_runs.results, ["smith_fmnist_cnn", "smith_cifar10_vgg3"], "PReLU", "ReLU",
-                          ["test_accuracy", "last_conv.dispersion"])
+    t = book.paired_table(
+        fake_runs.results,
+        ["smith_fmnist_cnn", "smith_cifar10_vgg3"],
+        "PReLU",
+        "ReLU",
+        ["test_accuracy", "last_conv.dispersion"],
+    )
     assert list(t.index.get_level_values("table")) == ["Table 2", "Table 2", "Table 4", "Table 4"]
     row = t.iloc[0]
     assert row["metric"] == "test accuracy" and row["n pairs"] == 2
@@ -303,8 +366,14 @@ def test_caveats_and_banner(fake_runs):
     assert lossless["experiment"] == "smith_cifar10_cnn"
     fake_runs.records = [r for r in fake_runs.records if r["experiment"] != "smith_cifar10_cnn"] + [lossless]
     assert book.caveats_markdown(["smith_cifar10_cnn"], fake_runs) == ""
-    assert "JPEG" in book.paper_vs_ours_table(__import__("relustudy.claims").claims.paper_vs_ours(
-        fake_runs.results, "smith_cifar10_vgg3", "smoke"), "smith_cifar10_vgg3", fake_runs).to_html()
+    assert (
+        "JPEG"
+        in book.paper_vs_ours_table(
+            __import__("relustudy.claims").claims.paper_vs_ours(fake_runs.results, "smith_cifar10_vgg3", "smoke"),
+            "smith_cifar10_vgg3",
+            fake_runs,
+        ).to_html()
+    )
     assert "{warning}" in book.profile_banner("smoke") and "{warning}" not in book.profile_banner("quick")
 
 
@@ -335,8 +404,13 @@ def test_smoke_book_build():
 
 
 def test_theme_templates_in_static_are_not_pages(tmp_path):
-    html = _site(tmp_path, {"index.html": "<p>x</p>",
-                            "_static/webpack-macros.html": "<script src=\"{{ pathto('_static/x.js', 1) }}\"></script>"})
+    html = _site(
+        tmp_path,
+        {
+            "index.html": "<p>x</p>",
+            "_static/webpack-macros.html": "<script src=\"{{ pathto('_static/x.js', 1) }}\"></script>",
+        },
+    )
     assert find_broken_links(html) == []
 
 
@@ -373,7 +447,7 @@ def test_ensure_runs_can_skip_experiments_without_data(tmp_path, monkeypatch):
     from relustudy.notebook_params import validate
 
     def no_data(name, profile, **kwargs):
-        raise DataError(f"dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download\nmore detail")
+        raise DataError("dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download\nmore detail")
 
     monkeypatch.setattr(experiments, "run_experiment", no_data)
     params = validate(profile="smoke", results_dir=str(tmp_path / "empty"))
@@ -397,7 +471,9 @@ def test_bad_papermill_parameter_fails_the_first_cell_clearly(tmp_path):
     assert "invalid notebook parameter profile='fast'" in msg
     assert len(msg.splitlines()) <= 12
     executed = nbformat.read(str(target), as_version=4)  # papermill kept the copy, error included
-    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+    errors = [
+        o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"
+    ]
     assert errors and errors[0]["ename"] == "ValueError"
 
 
@@ -422,8 +498,12 @@ def test_display_helpers_do_not_truncate_or_show_reprs(capsys):
 
 def test_timing_table_from_records(fake_runs):
     t = book.timing_table(fake_runs)
-    assert list(t.index) == ["Table 2: 3-layer CNN on Fashion-MNIST", "Table 3: 3-layer CNN on CIFAR-10",
-                             "Table 4: 3-VGG-block CNN on CIFAR-10", "total"]
+    assert list(t.index) == [
+        "Table 2: 3-layer CNN on Fashion-MNIST",
+        "Table 3: 3-layer CNN on CIFAR-10",
+        "Table 4: 3-VGG-block CNN on CIFAR-10",
+        "total",
+    ]
     assert t.loc["total", "runs"] == 24 and t.loc["total", "wall time (min)"] == "12.0"  # 24 x 30 s
     assert t.loc["Table 2: 3-layer CNN on Fashion-MNIST", "wall time (min)"] == "4.0"
     assert float(t.loc["total", "paper profile, estimated (min)"]) > float(t.loc["total", "wall time (min)"])
@@ -434,18 +514,40 @@ def test_arm_summary_table(fake_runs):
     t = book.arm_summary_table(fake_runs.results, "smith_fmnist_cnn", ["test_accuracy", "median_images_per_second"])
     assert list(t.index) == ["tanh", "ReLU", "LReLU", "PReLU"]
     assert t.loc["PReLU", "test accuracy"] == "0.831 ± 0.001 (n=2)"
-    assert t.loc["ReLU", "training images/s (median over epochs)"] == "n/a (n=0)"  # not recorded
+    assert t.loc["ReLU", "training throughput (median over epochs) (images/s)"] == "n/a (n=0)"  # not recorded
 
 
 def test_benchmark_table_pivots_directions():
     from relustudy import microbench as mb
 
-    rows = [dict(name="copy", kind="bound", direction="copy", median_ms=1.0, iqr_ms=0.1, gbps=20.0, bound_ratio=1.0,
-                 compiled_matches_eager=None, error="")]
+    rows = [
+        dict(
+            name="copy",
+            kind="bound",
+            direction="copy",
+            median_ms=1.0,
+            iqr_ms=0.1,
+            gbps=20.0,
+            bound_ratio=1.0,
+            compiled_matches_eager=None,
+            error="",
+        )
+    ]
     for name, kind, ok in (("relu_max", "variant", None), ("relu_max", "compiled", False)):
         for direction, med in (("forward", 2.0), ("backward", 3.0)):
-            rows.append(dict(name=name, kind=kind, direction=direction, median_ms=med, iqr_ms=0.2, gbps=5.0,
-                             bound_ratio=med, compiled_matches_eager=ok, error=""))
+            rows.append(
+                dict(
+                    name=name,
+                    kind=kind,
+                    direction=direction,
+                    median_ms=med,
+                    iqr_ms=0.2,
+                    gbps=5.0,
+                    bound_ratio=med,
+                    compiled_matches_eager=ok,
+                    error="",
+                )
+            )
     t = book.benchmark_table(mb.pd.DataFrame(rows))
     assert t.loc[("relu_max", "variant"), "forward median ms"] == "2.000"
     assert t.loc[("relu_max", "variant"), "backward x copy bound"] == "3.000"
@@ -461,3 +563,32 @@ def test_spread_across_arms(fake_runs):
     same = book.spread_across_arms(fake_runs.results, "smith_fmnist_cnn", ["ReLU"])
     assert (same["max - min test accuracy"] == 0).all()
     assert book.spread_across_arms(fake_runs.results, "nothing", ["ReLU"]).empty
+
+
+def test_kernel_table_holds_each_trained_activation_to_its_limit():
+    import pandas as pd
+
+    rows = []
+    for layout in ("contiguous", "channels_last"):
+        for name, kind, impl in (
+            ("prelu", "variant", "fused CPU kernel (x)"),
+            ("F.prelu", "builtin", "PyTorch"),
+            ("elu", "module", "PyTorch"),
+        ):
+            for direction, ratio in (("forward", 1.2), ("backward", 3.4)):
+                rows.append(
+                    dict(
+                        name=name,
+                        kind=kind,
+                        direction=direction,
+                        layout=layout,
+                        implementation=impl,
+                        limit_ratio=ratio if name != "F.prelu" else 30.0,
+                    )
+                )
+    t = book.kernel_table(pd.DataFrame(rows))
+    assert t.loc[("prelu", "channels_last", "ours"), "forward x limit"] == "1.20"
+    assert t.loc[("prelu", "contiguous", "PyTorch stock"), "backward x limit"] == "30.00"
+    assert t.loc[("prelu", "contiguous", "ours"), "implementation"].startswith("fused")
+    assert ("elu", "contiguous", "ours") in t.index and ("rrelu", "contiguous", "ours") not in t.index
+    assert book.kernel_table(pd.DataFrame(rows).drop(columns=["limit_ratio"])).empty  # an old record

@@ -1,6 +1,7 @@
 """Tests for relustudy.claims and relustudy.reference: the transcription of the published numbers,
 verdicts on synthetic results (clearly better, clearly worse, within noise, not run), the per-cell
 paper-vs-ours table, and registry errors."""
+
 from __future__ import annotations
 
 import math
@@ -16,12 +17,24 @@ from relustudy.registry import UnknownNameError
 # Typed here on purpose: this is the check of the transcription in paper_values.csv
 # (Smith, "Comparing Rectified Linearity Performance on Image Data", Tables 2-4).
 SMITH = {
-    "Table 2": {"tanh": (0.897, 0.931, 0.145), "ReLU": (0.906, 0.265, 0.161),
-                "LReLU": (0.900, 0.270, 0.153), "PReLU": (0.908, 0.219, 0.194)},
-    "Table 3": {"tanh": (0.684, 0.960, 0.078), "ReLU": (0.685, 0.203, 0.136),
-                "LReLU": (0.685, 0.178, 0.116), "PReLU": (0.703, 0.167, 0.110)},
-    "Table 4": {"tanh": (0.699, 0.217, 0.089), "ReLU": (0.747, 0.093, 0.096),
-                "LReLU": (0.741, 0.118, 0.074), "PReLU": (0.763, 0.143, 0.083)},
+    "Table 2": {
+        "tanh": (0.897, 0.931, 0.145),
+        "ReLU": (0.906, 0.265, 0.161),
+        "LReLU": (0.900, 0.270, 0.153),
+        "PReLU": (0.908, 0.219, 0.194),
+    },
+    "Table 3": {
+        "tanh": (0.684, 0.960, 0.078),
+        "ReLU": (0.685, 0.203, 0.136),
+        "LReLU": (0.685, 0.178, 0.116),
+        "PReLU": (0.703, 0.167, 0.110),
+    },
+    "Table 4": {
+        "tanh": (0.699, 0.217, 0.089),
+        "ReLU": (0.747, 0.093, 0.096),
+        "LReLU": (0.741, 0.118, 0.074),
+        "PReLU": (0.763, 0.143, 0.083),
+    },
 }
 SMITH_COLUMNS = ("accuracy", "lifetime_sparsity", "dispersion")
 
@@ -38,19 +51,28 @@ def test_smith_values_match_the_paper():
     assert list(R.paper_table("smith", "Table 3").index) == ["tanh", "ReLU", "LReLU", "PReLU"]
 
 
-@pytest.mark.parametrize("source,table,row,column,value", [
-    ("xu2015", "Table 3", "PReLU", "test_error", 0.1179),
-    ("xu2015", "Table 3", "Leaky ReLU, a=5.5", "train_error", 0.00362),
-    ("xu2015", "Table 4", "ReLU", "test_error", 0.429),
-    ("xu2015", "Table 5", "RReLU", "val_log_loss", 0.7292),
-    ("xu2015", "Section 3.1", "RReLU (BN-Inception, CIFAR-100)", "test_accuracy", 0.7568),
-    ("he2015", "Section 2.3", "ReLU", "top1_error", 0.3382),
-    ("he2015", "Section 2.3", "PReLU", "top5_error", 0.1275),
-    ("he2015", "Table 2", "conv1", "channel_wise", 0.596),
-    ("he2015", "Table 2", "conv3_5", "channel_shared", 0.008),
-    ("he2015", "Table 2", "fc2", "channel_wise", 0.075),
-    ("theano_blog", "The basic ReLU benchmark functions", "ReLU (Alec Radford's net, full MNIST)", "test_accuracy", 0.995),
-])
+@pytest.mark.parametrize(
+    "source,table,row,column,value",
+    [
+        ("xu2015", "Table 3", "PReLU", "test_error", 0.1179),
+        ("xu2015", "Table 3", "Leaky ReLU, a=5.5", "train_error", 0.00362),
+        ("xu2015", "Table 4", "ReLU", "test_error", 0.429),
+        ("xu2015", "Table 5", "RReLU", "val_log_loss", 0.7292),
+        ("xu2015", "Section 3.1", "RReLU (BN-Inception, CIFAR-100)", "test_accuracy", 0.7568),
+        ("he2015", "Section 2.3", "ReLU", "top1_error", 0.3382),
+        ("he2015", "Section 2.3", "PReLU", "top5_error", 0.1275),
+        ("he2015", "Table 2", "conv1", "channel_wise", 0.596),
+        ("he2015", "Table 2", "conv3_5", "channel_shared", 0.008),
+        ("he2015", "Table 2", "fc2", "channel_wise", 0.075),
+        (
+            "theano_blog",
+            "The basic ReLU benchmark functions",
+            "ReLU (Alec Radford's net, full MNIST)",
+            "test_accuracy",
+            0.995,
+        ),
+    ],
+)
 def test_other_sources_spot_checks(source, table, row, column, value):
     assert R.paper_value(source, table, row, column) == value
 
@@ -73,8 +95,11 @@ def test_reference_shape_and_sources():
 def test_metric_and_experiment_mappings():
     from relustudy.sources.smith import SMITH_METRICS
 
-    assert SMITH_METRICS == {"test_accuracy": "accuracy", "last_conv.sparsity": "lifetime_sparsity",
-                               "last_conv.dispersion": "dispersion"}
+    assert SMITH_METRICS == {
+        "test_accuracy": "accuracy",
+        "last_conv.sparsity": "lifetime_sparsity",
+        "last_conv.dispersion": "dispersion",
+    }
     assert R.paper_column("smith", "test_accuracy") == "accuracy"
     assert R.our_metric("smith", "dispersion") == "last_conv.dispersion"
     assert R.experiment_reference("smith_cifar10_cnn") == ("smith", "Table 3")
@@ -132,8 +157,14 @@ JITTER = (0.0, 0.001, -0.001, 0.0005, -0.0005)  # per seed, shared by all arms (
 WOBBLE = {"tanh": (1, -1, 1, -1, 0), "ReLU": (0, 1, -1, 1, -1), "LReLU": (-1, 0, 1, -1, 1), "PReLU": (1, 1, -1, -1, 0)}
 
 
-def results(experiment: str, means: dict[str, dict[str, float]], seeds=range(5), profile: str = "quick",
-            wobble: float = 0.0005, status: dict | None = None) -> pd.DataFrame:
+def results(
+    experiment: str,
+    means: dict[str, dict[str, float]],
+    seeds=range(5),
+    profile: str = "quick",
+    wobble: float = 0.0005,
+    status: dict | None = None,
+) -> pd.DataFrame:
     """Rows for every arm, seed and metric: means[arm][metric] + shared seed jitter + a per-arm wobble."""
     status = status or {}
     rows = []
@@ -141,10 +172,25 @@ def results(experiment: str, means: dict[str, dict[str, float]], seeds=range(5),
         for i, seed in enumerate(seeds):
             for metric, mean in by_metric.items():
                 value = mean + JITTER[i % 5] + wobble * WOBBLE[arm][i % 5]
-                rows.append(dict(experiment=experiment, profile=profile, dataset="cifar10", model="smith_cnn",
-                                 activation=arm.lower(), arm=arm, activation_params="{}", seed=seed,
-                                 run_id=f"{experiment}-{profile}-{arm}-{seed}", status=status.get((arm, seed), "complete"),
-                                 metric=metric, value=value, device="cpu", wall_seconds=1.0, git_commit="abc"))
+                rows.append(
+                    dict(
+                        experiment=experiment,
+                        profile=profile,
+                        dataset="cifar10",
+                        model="smith_cnn",
+                        activation=arm.lower(),
+                        arm=arm,
+                        activation_params="{}",
+                        seed=seed,
+                        run_id=f"{experiment}-{profile}-{arm}-{seed}",
+                        status=status.get((arm, seed), "complete"),
+                        metric=metric,
+                        value=value,
+                        device="cpu",
+                        wall_seconds=1.0,
+                        git_commit="abc",
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -184,8 +230,24 @@ def test_same_within_noise_is_inconclusive():
     means = {a: {"test_accuracy": 0.70} for a in ARMS}
     df = results("smith_cifar10_cnn", means, wobble=0.003)  # differences are pure seed-to-seed noise
     assert verdict(df, "smith.table3.prelu_better_than_relu_and_lrelu").verdict == "inconclusive"
-    # "does not perform worse" has no margin: noise cannot fail it
+    # "does not perform worse" is non-inferiority with a 0.01 margin: small noise and 5 seeds pass it ...
     assert verdict(df, "smith.table3.prelu_not_worse_than_relu").verdict == "replicated"
+    # ... but noise too large for 3 seeds to rule out a deficit of one point is not a pass
+    noisy = results("smith_cifar10_cnn", means, seeds=range(3), wobble=0.02)
+    r = verdict(noisy, "smith.table3.prelu_not_worse_than_relu")
+    assert r.verdict == "inconclusive" and "margin 0.01" in r.detail
+
+
+def test_a_real_deficit_inside_a_wide_interval_is_not_replicated_non_inferiority():
+    """The old rule ("not replicated only if the whole interval is on the worse side") passed
+    a mean deficit of 1.5 points whose interval reached zero; non-inferiority does not."""
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    means["PReLU"]["test_accuracy"] = 0.685
+    df = results("smith_cifar10_cnn", means, seeds=range(3), wobble=0.01)
+    pc = C.paired_comparison(df, "test_accuracy", "PReLU", "ReLU", "smith_cifar10_cnn", "quick")
+    assert pc.ci_high > 0 > pc.mean_diff  # the old rule: "replicated"
+    assert C.comparison_verdict(pc, "not_worse", "test_accuracy") == "replicated"
+    assert verdict(df, "smith.table3.prelu_not_worse_than_relu").verdict != "replicated"
 
 
 def test_conjunction_better_than_one_worse_than_other():
@@ -201,7 +263,9 @@ def test_conjunction_better_than_one_worse_than_other():
 
 def test_about_the_same_uses_the_equivalence_margin():
     same = {a: {"test_accuracy": 0.90} for a in ARMS}
-    assert verdict(results("smith_fmnist_cnn", same), "smith.table2.prelu_same_as_relu_and_lrelu").verdict == "replicated"
+    assert (
+        verdict(results("smith_fmnist_cnn", same), "smith.table2.prelu_same_as_relu_and_lrelu").verdict == "replicated"
+    )
     # a small but real difference (0.004, well inside the 0.01 margin) is still "about the same"
     close = {a: {"test_accuracy": 0.90} for a in ARMS}
     close["PReLU"]["test_accuracy"] = 0.904
@@ -209,7 +273,10 @@ def test_about_the_same_uses_the_equivalence_margin():
     assert r.verdict == "replicated"
     far = {a: {"test_accuracy": 0.90} for a in ARMS}
     far["PReLU"]["test_accuracy"] = 0.93
-    assert verdict(results("smith_fmnist_cnn", far), "smith.table2.prelu_same_as_relu_and_lrelu").verdict == "not replicated"
+    assert (
+        verdict(results("smith_fmnist_cnn", far), "smith.table2.prelu_same_as_relu_and_lrelu").verdict
+        == "not replicated"
+    )
     noisy = {a: {"test_accuracy": 0.90} for a in ARMS}
     noisy["PReLU"]["test_accuracy"] = 0.908  # CI straddles the margin
     r = verdict(results("smith_fmnist_cnn", noisy, wobble=0.004), "smith.table2.prelu_same_as_relu_and_lrelu")
@@ -264,16 +331,21 @@ def test_paper_text_comes_from_paper_values(monkeypatch):
     claim = C.get_claim("smith.table2.prelu_same_as_relu_and_lrelu")
     assert claim.paper_text() == "accuracy: PReLU 0.908, ReLU 0.906, LReLU 0.900 (Table 2, one run)"
     changed = R._load().copy()
-    hit = (changed["source"] == "smith") & (changed["table"] == "Table 2") & (changed["row"] == "PReLU") \
+    hit = (
+        (changed["source"] == "smith")
+        & (changed["table"] == "Table 2")
+        & (changed["row"] == "PReLU")
         & (changed["column"] == "accuracy")
+    )
     changed.loc[hit, "value"] = 0.5
     monkeypatch.setattr(R, "_load", lambda: changed)
     assert "PReLU 0.500" in claim.paper_text()
 
 
 def test_evaluate_claims_summary():
-    df = pd.concat([results("smith_cifar10_cnn", paper_like("Table 3")),
-                    results("smith_fmnist_cnn", paper_like("Table 2"))])
+    df = pd.concat(
+        [results("smith_cifar10_cnn", paper_like("Table 3")), results("smith_fmnist_cnn", paper_like("Table 2"))]
+    )
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
     assert len(out) == len(C.CLAIMS) == 11 + 7 + 4 + 2 * 12 + 1  # Smith, Theano, TF blog, Xu (2 tables + NDSB)

@@ -1,10 +1,9 @@
 """CLI: user mistakes give one clear stderr line and exit status 2, never a traceback."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
-
-import pytest
 
 from relustudy.cli import main
 
@@ -51,11 +50,30 @@ def test_missing_data_is_one_line_error(tmp_path, monkeypatch):
     empty.mkdir()
     env_cache = tmp_path / "cache"
     proc = subprocess.run(
-        [sys.executable, "-m", "relustudy.cli", "run", "smith_fmnist_cnn", "--profile", "smoke",
-         "--data-dir", str(empty), "--results-dir", str(tmp_path / "res"), "--seeds", "0"],
-        capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "RELUSTUDY_DATA": str(empty), "RELUSTUDY_CACHE": str(env_cache),
-             "XDG_CACHE_HOME": str(env_cache)},
+        [
+            sys.executable,
+            "-m",
+            "relustudy.cli",
+            "run",
+            "smith_fmnist_cnn",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(empty),
+            "--results-dir",
+            str(tmp_path / "res"),
+            "--seeds",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **__import__("os").environ,
+            "RELUSTUDY_DATA": str(empty),
+            "RELUSTUDY_CACHE": str(env_cache),
+            "XDG_CACHE_HOME": str(env_cache),
+        },
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -65,7 +83,18 @@ def test_missing_data_is_one_line_error(tmp_path, monkeypatch):
 
 
 def test_run_twice_recomputes_nothing(tmp_path, capsys):
-    args = ["run", "smith_fmnist_cnn", "--profile", "smoke", "--seeds", "0", "--results-dir", str(tmp_path), "--device", "cpu"]
+    args = [
+        "run",
+        "smith_fmnist_cnn",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "0",
+        "--results-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert first.count("complete in") == 4  # one seed x four activations, all trained
@@ -76,7 +105,10 @@ def test_run_twice_recomputes_nothing(tmp_path, capsys):
     assert second.count(": cached") == 4 and "complete in" not in second
     assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")) == records  # nothing rewritten
     # and the tidy CSV has the documented columns
-    assert main(["results", "smith_fmnist_cnn", "--profile", "smoke", "--results-dir", str(tmp_path), "--format", "csv"]) == 0
+    assert (
+        main(["results", "smith_fmnist_cnn", "--profile", "smoke", "--results-dir", str(tmp_path), "--format", "csv"])
+        == 0
+    )
     header = capsys.readouterr().out.splitlines()[0].split(",")
     for col in ("experiment", "dataset", "model", "activation", "seed", "metric", "value"):
         assert col in header
@@ -85,14 +117,20 @@ def test_run_twice_recomputes_nothing(tmp_path, capsys):
 def test_data_check_exits_nonzero_on_a_corrupt_file(tmp_path):
     import numpy as np
 
-    good = {"x_train": np.zeros((2, 28, 28), np.uint8), "y_train": np.zeros(2, np.uint8),
-            "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.zeros(2, np.uint8),
-            "classes": np.array([str(i) for i in range(10)])}
+    good = {
+        "x_train": np.zeros((2, 28, 28), np.uint8),
+        "y_train": np.zeros(2, np.uint8),
+        "x_test": np.zeros((2, 28, 28), np.uint8),
+        "y_test": np.zeros(2, np.uint8),
+        "classes": np.array([str(i) for i in range(10)]),
+    }
     np.savez(tmp_path / "mnist.npz", **good)  # arrays that do not match the MANIFEST checksums
     cache = tmp_path / "cache"
     proc = subprocess.run(
         [sys.executable, "-m", "relustudy.cli", "data", "check", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**__import__("os").environ, "RELUSTUDY_DATA": str(tmp_path), "RELUSTUDY_CACHE": str(cache)},
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr

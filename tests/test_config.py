@@ -1,4 +1,5 @@
 """RunConfig: validation messages name the field, run_id is stable and ignores runtime fields."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -124,8 +125,17 @@ def test_run_id_independent_of_number_spelling_and_order():
 
 
 def test_roundtrip_through_dict_and_json():
-    cfg = make(seed=2, epochs=3, stats_epochs=[1, 3], activation="lrelu", activation_params={"slope": 0.1},
-               schedule="step", schedule_params={"milestones": [2], "gamma": 0.1}, train_subset=100, arm="LReLU")
+    cfg = make(
+        seed=2,
+        epochs=3,
+        stats_epochs=[1, 3],
+        activation="lrelu",
+        activation_params={"slope": 0.1},
+        schedule="step",
+        schedule_params={"milestones": [2], "gamma": 0.1},
+        train_subset=100,
+        arm="LReLU",
+    )
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and again.run_id() == cfg.run_id()

@@ -5,6 +5,7 @@ asks for the ``real_cache`` fixture: it decodes CIFAR-10 into the user cache, wh
 and later test sessions reuse it. Tests that need the shared offline data skip, with the reason,
 when RELUSTUDY_DATA (or ../shared/data) does not hold it; in CI it is present.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,10 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 def shared_file(name: str) -> Path:
     p = SHARED / name
     if not p.is_file():
-        pytest.skip(f"offline dataset {name} not found in {SHARED} (set RELUSTUDY_DATA to the shared data folder, "
-                    f"e.g. RELUSTUDY_DATA=/work/shared/data; the Makefile does this when ../shared/data exists)")
+        pytest.skip(
+            f"offline dataset {name} not found in {SHARED} (set RELUSTUDY_DATA to the shared data folder, "
+            f"e.g. RELUSTUDY_DATA=/work/shared/data; the Makefile does this when ../shared/data exists)"
+        )
     return p
 
 
@@ -71,10 +74,12 @@ def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> None:
 
 
 def make_grey(rng, n_train=20, n_test=10):
-    return {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-            "y_train": np.arange(n_train, dtype=np.uint8) % 10,
-            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-            "y_test": (np.arange(n_test, dtype=np.uint8) * 3) % 10}
+    return {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(n_train, dtype=np.uint8) % 10,
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": (np.arange(n_test, dtype=np.uint8) * 3) % 10,
+    }
 
 
 def write_idx_set(folder: Path, arrays: dict, gz: bool) -> None:
@@ -114,8 +119,13 @@ def write_cifar(root: Path, monkeypatch, rng, cifar100: bool = False, per_batch:
     monkeypatch.setattr(cls, "test_list", [[cls.test_list[0][0], md5(folder / cls.test_list[0][0])]])
     monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / cls.meta["filename"])})
     hwc = lambda a: np.concatenate(a).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # noqa: E731
-    return {"x_train": hwc(xs[:-1]), "y_train": np.concatenate(ys[:-1]).astype(np.uint8),
-            "x_test": hwc(xs[-1:]), "y_test": np.asarray(ys[-1], dtype=np.uint8), "classes": class_names}
+    return {
+        "x_train": hwc(xs[:-1]),
+        "y_train": np.concatenate(ys[:-1]).astype(np.uint8),
+        "x_test": hwc(xs[-1:]),
+        "y_test": np.asarray(ys[-1], dtype=np.uint8),
+        "classes": class_names,
+    }
 
 
 def corrupt_copy(src: Path, dst: Path, key: str = "x_train") -> np.ndarray:
@@ -186,8 +196,14 @@ def test_corrupted_copy_raises_even_after_a_good_load(tmp_path, no_data_env):
     with pytest.raises(DataError) as err:
         load_dataset("mnist", data_dir=data)
     msg = str(err.value)
-    for part in (str(dst), "'x_train'", dict(DATASETS.get("mnist").sha256)["x_train"], content_sha256(bad),
-                 "RELUSTUDY_DATA", "--download"):
+    for part in (
+        str(dst),
+        "'x_train'",
+        dict(DATASETS.get("mnist").sha256)["x_train"],
+        content_sha256(bad),
+        "RELUSTUDY_DATA",
+        "--download",
+    ):
         assert part in msg, part
     assert "'y_train'" not in msg  # only the altered array is named
 
@@ -232,8 +248,13 @@ def test_missing_dataset_message(tmp_path, no_data_env):
     with pytest.raises(DataError) as err:
         load_dataset("mnist", data_dir=empty)
     msg = str(err.value)
-    for part in ("RELUSTUDY_DATA", "--data-dir", "--download", str(empty / "mnist.npz"),
-                 str(tmp_path / "cache" / "mnist.npz")):
+    for part in (
+        "RELUSTUDY_DATA",
+        "--data-dir",
+        "--download",
+        str(empty / "mnist.npz"),
+        str(tmp_path / "cache" / "mnist.npz"),
+    ):
         assert part in msg, part
     with pytest.raises(DataError, match="dataset-fashion-mnist"):
         load_dataset("fashion_mnist", data_dir=empty)
@@ -309,8 +330,12 @@ def test_download_failure_is_a_data_error(tmp_path, no_data_env, monkeypatch):
 
 
 def test_full_size_mnist_download_must_equal_the_reference(tmp_path):
-    zeros = {"x_train": np.zeros((60000, 28, 28), np.uint8), "y_train": np.zeros(60000, np.uint8),
-             "x_test": np.zeros((10000, 28, 28), np.uint8), "y_test": np.zeros(10000, np.uint8)}
+    zeros = {
+        "x_train": np.zeros((60000, 28, 28), np.uint8),
+        "y_train": np.zeros(60000, np.uint8),
+        "x_test": np.zeros((10000, 28, 28), np.uint8),
+        "y_test": np.zeros(10000, np.uint8),
+    }
     write_idx_set(tmp_path / "tv" / "MNIST" / "raw", zeros, gz=False)
     out = tmp_path / "mnist.npz"
     with pytest.raises(DataError, match="differs from relustudy's reference copy.*x_train: reference 741c9888"):
@@ -344,9 +369,14 @@ def test_torchvision_cifar100_conversion_uses_fine_labels(tmp_path, monkeypatch,
 
 def test_cifar100_without_sidecar_cannot_be_verified(tmp_path, no_data_env):
     rng = np.random.default_rng(4)
-    np.savez(tmp_path / "cifar100.npz", x_train=rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8),
-             y_train=np.zeros(2, np.uint8), x_test=np.zeros((1, 32, 32, 3), np.uint8), y_test=np.zeros(1, np.uint8),
-             classes=np.asarray([f"c{i}" for i in range(100)]))
+    np.savez(
+        tmp_path / "cifar100.npz",
+        x_train=rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8),
+        y_train=np.zeros(2, np.uint8),
+        x_test=np.zeros((1, 32, 32, 3), np.uint8),
+        y_test=np.zeros(1, np.uint8),
+        classes=np.asarray([f"c{i}" for i in range(100)]),
+    )
     with pytest.raises(DataError, match="no checksum sidecar.*--download"):
         load_dataset("cifar100", data_dir=tmp_path)
 
@@ -389,9 +419,11 @@ def test_cifar10_jpeg_decode_of_a_slice_matches_pillow():
     x = D.decode_cifar10_jpeg(jpeg, offsets, 0, 50)
     assert x.shape == (50, 32, 32, 3) and x.dtype == np.uint8
     for i in (0, 49):
-        direct = np.asarray(Image.open(io.BytesIO(jpeg[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB"))
+        direct = np.asarray(Image.open(io.BytesIO(jpeg[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB"))
         np.testing.assert_array_equal(x[i], direct)
-    np.testing.assert_array_equal(D.decode_cifar10_jpeg(jpeg, offsets, 0, 64, processes=2), D.decode_cifar10_jpeg(jpeg, offsets, 0, 64))
+    np.testing.assert_array_equal(
+        D.decode_cifar10_jpeg(jpeg, offsets, 0, 64, processes=2), D.decode_cifar10_jpeg(jpeg, offsets, 0, 64)
+    )
 
 
 def test_bad_jpeg_bytes_are_a_data_error():
@@ -407,8 +439,13 @@ def test_corrupted_jpeg_copy_is_caught_before_decoding(tmp_path, monkeypatch, no
     with pytest.raises(DataError) as err:
         load_dataset("cifar10", data_dir=tmp_path / "data")
     msg = str(err.value)
-    for part in ("'jpeg_test'", dict(DATASETS.get("cifar10").packed_sha256)["jpeg_test"], content_sha256(bad),
-                 "RELUSTUDY_DATA", "--download"):
+    for part in (
+        "'jpeg_test'",
+        dict(DATASETS.get("cifar10").packed_sha256)["jpeg_test"],
+        content_sha256(bad),
+        "RELUSTUDY_DATA",
+        "--download",
+    ):
         assert part in msg, part
     assert not (tmp_path / "cache" / "cifar10.npz").exists()
 
@@ -435,7 +472,9 @@ def test_decoder_drift_is_an_error_unless_allowed(tmp_path, monkeypatch):
     shared_file("cifar10_jpeg.npz")
     monkeypatch.setenv("RELUSTUDY_DATA", str(SHARED))
     # Stand in for a different JPEG decoder: pixels that do not reproduce MANIFEST's hashes.
-    monkeypatch.setattr(D, "decode_cifar10_jpeg", lambda jpeg, offsets, *a, **k: np.zeros((len(offsets) - 1, 32, 32, 3), np.uint8))
+    monkeypatch.setattr(
+        D, "decode_cifar10_jpeg", lambda jpeg, offsets, *a, **k: np.zeros((len(offsets) - 1, 32, 32, 3), np.uint8)
+    )
     cache = tmp_path / "cache"
     with pytest.raises(DataError) as err:
         load_dataset("cifar10")
@@ -533,7 +572,7 @@ def test_channel_stats_known_values():
     mean, std = D.channel_stats(x, chunk_images=3)  # chunks of 3 then 1
     assert mean[0] == pytest.approx(1.0) and std[0] == pytest.approx(0.0, abs=1e-12)
     assert mean[1] == pytest.approx(0.5) and std[1] == pytest.approx(0.5)
-    assert mean[2] == pytest.approx(0.05) and std[2] == pytest.approx(np.sqrt(0.01 - 0.05 ** 2))
+    assert mean[2] == pytest.approx(0.05) and std[2] == pytest.approx(np.sqrt(0.01 - 0.05**2))
     assert isinstance(mean, tuple) and len(std) == 3
 
 

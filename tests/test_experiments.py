@@ -1,6 +1,7 @@
 """Every experiment of every source expands into valid configs whose names resolve; arm labels match
 the source's published rows; every source with a chapter has its notebook and toc entry; --jobs
 gives the records a sequential run gives."""
+
 from __future__ import annotations
 
 import json
@@ -32,13 +33,18 @@ def test_every_profile_expands_and_every_arm_builds(name):
         assert len(configs) == len(exp.arms) * len(exp.profile(profile).seeds)
         assert len({c.run_id() for c in configs}) == len(configs)  # no two runs share a record
         for c in configs:
-            key = (c.activation, json.dumps(c.activation_params, sort_keys=True), json.dumps(c.model_params, sort_keys=True))
+            key = (
+                c.activation,
+                json.dumps(c.activation_params, sort_keys=True),
+                json.dumps(c.model_params, sort_keys=True),
+            )
             if key in built:
                 continue
             built.add(key)
             build_activation(c.activation, 4, **c.activation_params)
-            model = build_model(c.model, c.activation, c.activation_params, spec.in_shape, spec.num_classes,
-                                **c.model_params)
+            model = build_model(
+                c.model, c.activation, c.activation_params, spec.in_shape, spec.num_classes, **c.model_params
+            )
             with torch.no_grad():
                 out = model.eval()(torch.zeros(2, *spec.in_shape))
             assert out.shape == (2, spec.num_classes)
@@ -103,5 +109,6 @@ def test_jobs_give_the_records_of_a_sequential_run(tmp_path):
     seq = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "seq", **kw)
     assert [r["run_id"] for r in par] == [r["run_id"] for r in seq]
     for a, b in zip(par, seq):
-        assert {k: v for k, v in a["metrics"].items() if k not in TIMING_METRICS} == \
-               {k: v for k, v in b["metrics"].items() if k not in TIMING_METRICS}
+        assert {k: v for k, v in a["metrics"].items() if k not in TIMING_METRICS} == {
+            k: v for k, v in b["metrics"].items() if k not in TIMING_METRICS
+        }

@@ -1,5 +1,6 @@
 """End-of-run evaluations (config.evals), sparse test evaluation (eval_every) and the fields that
 keep earlier run ids: on a tiny smith_cnn MNIST run (256 training images)."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,17 @@ from relustudy.config import ConfigError, RunConfig
 from relustudy.store import ResultsStore, load_histories
 from relustudy.trainer import train
 
-SMALL = dict(experiment="evals_test", profile="smoke", dataset="mnist", model="smith_cnn", train_subset=256,
-             test_subset=200, batch_size=64, epochs=2, num_threads=1)
+SMALL = dict(
+    experiment="evals_test",
+    profile="smoke",
+    dataset="mnist",
+    model="smith_cnn",
+    train_subset=256,
+    test_subset=200,
+    batch_size=64,
+    epochs=2,
+    num_threads=1,
+)
 
 
 def small(**changes) -> RunConfig:
@@ -47,8 +57,15 @@ def test_new_fields_at_their_defaults_keep_the_run_id():
     assert small(evals=["rrelu_rules", "train_set", "train_set"]).evals == ("rrelu_rules", "train_set")
 
 
-@pytest.mark.parametrize("bad, match", [({"evals": ["test_set"]}, "unknown eval"), ({"evals": "train_set"}, "list"),
-                                        ({"eval_every": 0}, "eval_every"), ({"eval_batch_size": 0}, "eval_batch_size")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"evals": ["test_set"]}, "unknown eval"),
+        ({"evals": "train_set"}, "list"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"eval_batch_size": 0}, "eval_batch_size"),
+    ],
+)
 def test_bad_eval_settings_are_one_clear_error(bad, match):
     with pytest.raises(ConfigError, match=match):
         small(**bad)

@@ -1,4 +1,5 @@
 """The fused CPU kernels compute exactly the activations they replace (relustudy.kernels)."""
+
 from __future__ import annotations
 
 import math
@@ -11,10 +12,18 @@ import torch.nn.functional as F
 from scipy import stats
 
 from relustudy import kernels
-from relustudy.activations import (XU_RRELU_BOUNDS, _FusedPReLU, _FusedRReLU, build_activation, implementation,
-                                   rrelu_noise)
+from relustudy.activations import (
+    XU_RRELU_BOUNDS,
+    _FusedPReLU,
+    _FusedRReLU,
+    build_activation,
+    implementation,
+    rrelu_noise,
+)
 
-pytestmark = pytest.mark.skipif(kernels.library() is None, reason=f"fused kernels unavailable: {kernels.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    kernels.library() is None, reason=f"fused kernels unavailable: {kernels.unavailable_reason()}"
+)
 
 SHAPES = {"nchw": (4, 6, 5, 7), "2d": (9, 6)}
 
@@ -116,7 +125,7 @@ def test_rrelu_module_fresh_noise_each_pass_repeatable_by_seed_and_eval_exact():
     assert not torch.equal(y1, y2)  # fresh every forward pass
     torch.manual_seed(0)
     assert torch.equal(m(x), y1)  # the torch seed decides the draws
-    slopes = (y1 / x)
+    slopes = y1 / x
     assert slopes.min() > 1 / 8 - 1e-6 and slopes.max() <= 1 / 3 + 1e-6
     m.eval()
     assert torch.equal(m(x), x / 5.5)  # the paper's test rule, exactly
@@ -140,11 +149,18 @@ def test_implementation_is_named_and_the_switch_falls_back():
     assert implementation("prelu").startswith("fused CPU kernel")
     assert implementation("relu") == "PyTorch"
     assert implementation("prelu", "cuda") == "PyTorch"
-    code = ("from relustudy import kernels; from relustudy.activations import implementation, build_activation;"
-            "import torch; m = build_activation('rrelu'); y = m(torch.randn(10));"
-            "print(kernels.library() is None, implementation('rrelu'), type(y.grad_fn).__name__)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, kernels.ENV_SWITCH: "torch"}, check=True).stdout
+    code = (
+        "from relustudy import kernels; from relustudy.activations import implementation, build_activation;"
+        "import torch; m = build_activation('rrelu'); y = m(torch.randn(10));"
+        "print(kernels.library() is None, implementation('rrelu'), type(y.grad_fn).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, kernels.ENV_SWITCH: "torch"},
+        check=True,
+    ).stdout
     assert out.startswith("True PyTorch composition (RELUSTUDY_KERNELS=torch)")
     assert "Fused" not in out
 

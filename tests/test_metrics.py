@@ -1,4 +1,5 @@
 """Tests for relustudy.metrics: paper values, hand-made logits, exact recorder counts, error paths."""
+
 from __future__ import annotations
 
 import math
@@ -80,12 +81,14 @@ def test_stat_input_validation(bad):
 
 
 def test_accuracy_and_topk_hand_made():
-    logits = torch.tensor([
-        [0.1, 2.0, 0.3],   # pred 1, then 2, then 0
-        [5.0, 1.0, 4.0],   # pred 0, then 2, then 1
-        [0.0, 0.0, 1.0],   # pred 2
-        [1.0, 3.0, 2.0],   # pred 1, then 2, then 0
-    ])
+    logits = torch.tensor(
+        [
+            [0.1, 2.0, 0.3],  # pred 1, then 2, then 0
+            [5.0, 1.0, 4.0],  # pred 0, then 2, then 1
+            [0.0, 0.0, 1.0],  # pred 2
+            [1.0, 3.0, 2.0],  # pred 1, then 2, then 0
+        ]
+    )
     targets = torch.tensor([1, 2, 0, 0])
     assert M.accuracy(logits, targets) == pytest.approx(0.25)
     assert M.topk_error(logits, targets, 1) == pytest.approx(0.75)
@@ -145,14 +148,18 @@ def test_classification_input_errors():
 
 
 # Two batches of outputs of shape (N=2, C=2, H=1, W=2); value > 0 means active.
-BATCH1 = torch.tensor([
-    [[[1.0, 0.0]], [[-1.0, 2.0]]],
-    [[[3.0, -0.5]], [[0.0, 1.0]]],
-])
-BATCH2 = torch.tensor([
-    [[[0.5, 0.0]], [[-2.0, 0.0]]],
-    [[[-1.0, 0.0]], [[0.0, 4.0]]],
-])
+BATCH1 = torch.tensor(
+    [
+        [[[1.0, 0.0]], [[-1.0, 2.0]]],
+        [[[3.0, -0.5]], [[0.0, 1.0]]],
+    ]
+)
+BATCH2 = torch.tensor(
+    [
+        [[[0.5, 0.0]], [[-2.0, 0.0]]],
+        [[[-1.0, 0.0]], [[0.0, 4.0]]],
+    ]
+)
 # active counts per (c, y, x) over the 4 samples:
 #   c0: (0,0): 1,1,1,0 -> 3   (0,1): 0,0,0,0 -> 0
 #   c1: (0,0): 0,0,0,0 -> 0   (0,1): 1,1,0,1 -> 3
@@ -306,7 +313,8 @@ def test_activation_stats_sizes_and_values():
     assert np.all(np.diff(conv["curve"]) <= 0)
     # channels_last input gives the same numbers; bare-x batches accepted
     stats_cl = M.activation_stats(
-        model, [x.to(memory_format=torch.channels_last) for x, _ in batches], {"last_conv": "act"}, "cpu")
+        model, [x.to(memory_format=torch.channels_last) for x, _ in batches], {"last_conv": "act"}, "cpu"
+    )
     np.testing.assert_array_equal(stats_cl["last_conv"]["curve"], conv["curve"])
     assert hook_count(model.act) == 0 and hook_count(model.hidden_act) == 0
 

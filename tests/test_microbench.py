@@ -1,6 +1,7 @@
 """Tests for relustudy.microbench: the table's shape and bookkeeping (rows, bytes, GB/s and the
 copy-bound ratio recomputed from the table), error paths, torch.compile handling and the CLI.
 Tiny shapes and run times; speed itself is never asserted."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from relustudy.activations import ACTIVATIONS
 from relustudy import microbench
+from relustudy.activations import ACTIVATIONS
 from relustudy.microbench import (
     BUILTINS,
     COLUMNS,
@@ -60,7 +61,15 @@ def test_forward_and_backward_row_for_every_case(table):
     }
     assert set(expected) == set(case_names())  # every registry activation is benchmarked
     assert set(ACTIVATIONS.names()) <= set(expected)
-    assert set(BUILTINS) == {"F.relu", "F.leaky_relu", "F.prelu", "F.rrelu[train]", "F.rrelu[eval]", "F.elu", "torch.tanh"}
+    assert set(BUILTINS) == {
+        "F.relu",
+        "F.leaky_relu",
+        "F.prelu",
+        "F.rrelu[train]",
+        "F.rrelu[eval]",
+        "F.elu",
+        "torch.tanh",
+    }
     cases = table[table.kind != "bound"]
     got = {(r.name, r.kind, r.direction) for r in cases.itertuples()}
     want = {(n, k, d) for n, k in expected.items() for d in ("forward", "backward")}
@@ -111,7 +120,14 @@ def test_names_subset_and_unknown_name():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(repeats=0), dict(shape=(8,)), dict(shape=(2, 0, 3)), dict(min_run_time=0), dict(threads=0), dict(dtype=torch.int32)],
+    [
+        dict(repeats=0),
+        dict(shape=(8,)),
+        dict(shape=(2, 0, 3)),
+        dict(min_run_time=0),
+        dict(threads=0),
+        dict(dtype=torch.int32),
+    ],
 )
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
@@ -203,8 +219,22 @@ def test_cli_writes_csv(tmp_path, capsys):
     cli = _load_cli()
     assert cli.parse_shape("2x3x4x4") == cli.parse_shape("2,3,4,4") == (2, 3, 4, 4)
     out = tmp_path / "sub" / "bench.csv"
-    rc = cli.main(["--shape", "2,3,4,4", "--names", "relu,F.prelu", "--repeats", "1",
-                   "--min-run-time", "0.001", "--threads", "1", "--out", str(out)])
+    rc = cli.main(
+        [
+            "--shape",
+            "2,3,4,4",
+            "--names",
+            "relu,F.prelu",
+            "--repeats",
+            "1",
+            "--min-run-time",
+            "0.001",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     df = pd.read_csv(out)
     assert list(df.columns) == COLUMNS and len(df) == 7
@@ -217,11 +247,37 @@ mb = microbench
 
 
 def _fake_table(**settings):
-    rows = [dict(name="copy", kind="bound", direction="copy", median_ms=1.0, iqr_ms=0.1, min_ms=0.9, max_ms=1.1,
-                 gbps=10.0, bound_ratio=1.0, bytes=8, error="")]
+    rows = [
+        dict(
+            name="copy",
+            kind="bound",
+            direction="copy",
+            median_ms=1.0,
+            iqr_ms=0.1,
+            min_ms=0.9,
+            max_ms=1.1,
+            gbps=10.0,
+            bound_ratio=1.0,
+            bytes=8,
+            error="",
+        )
+    ]
     for name, med, lo, hi in (("relu_max", 2.0, 1.9, 2.1), ("relu_abs", 2.05, 2.0, 2.2), ("prelu", 4.0, 3.9, 4.1)):
-        rows.append(dict(name=name, kind="variant", direction="forward", median_ms=med, iqr_ms=0.1, min_ms=lo,
-                         max_ms=hi, gbps=1.0, bound_ratio=med, bytes=8, error=""))
+        rows.append(
+            dict(
+                name=name,
+                kind="variant",
+                direction="forward",
+                median_ms=med,
+                iqr_ms=0.1,
+                min_ms=lo,
+                max_ms=hi,
+                gbps=1.0,
+                bound_ratio=med,
+                bytes=8,
+                error="",
+            )
+        )
     return mb.pd.DataFrame(rows)
 
 

@@ -1,6 +1,7 @@
 """The MNIST chapter's library parts: the Theano-blog and TensorFlow-blog experiments, the
 learning-curve metrics the trainer records, and the blog claims (rank, order, speed) on
 synthetic results."""
+
 from __future__ import annotations
 
 import math
@@ -19,11 +20,24 @@ from relustudy.trainer import SWEET_SPOT_TOLERANCE, _final_metrics, learning_cur
 def test_theano_experiment_follows_radfords_tutorial():
     exp = get_experiment("theano_mnist_radford")
     cfgs = exp.configs("paper")
-    assert {c.arm for c in cfgs} == {"ReLU (switch)", "ReLU (max)", "ReLU (abs)", "PReLU (max/min)",
-                                     "PReLU (abs)", "PReLU (Schlüter)"}
+    assert {c.arm for c in cfgs} == {
+        "ReLU (switch)",
+        "ReLU (max)",
+        "ReLU (abs)",
+        "PReLU (max/min)",
+        "PReLU (abs)",
+        "PReLU (Schlüter)",
+    }
     c = cfgs[0]
     assert (c.model, c.dataset, c.optimizer, c.lr, c.momentum, c.eps, c.batch_size) == (
-        "radford_convnet", "mnist", "rmsprop_theano", 1e-3, 0.9, 1e-6, 128)
+        "radford_convnet",
+        "mnist",
+        "rmsprop_theano",
+        1e-3,
+        0.9,
+        1e-6,
+        128,
+    )
     assert c.train_subset == 10_000 and c.epochs == 30 and c.test_subset is None
     assert len({c.subset_seed for c in cfgs}) == 1  # the same 10k images for every arm and seed
     prelu = [c for c in cfgs if c.arm.startswith("PReLU")]
@@ -64,9 +78,22 @@ def test_learning_curve_metrics_known_values():
 def test_final_metrics_speed_is_a_median_and_its_log():
     from relustudy.config import RunConfig
 
-    cfg = RunConfig(experiment="e", profile="smoke", dataset="mnist", model="simple_mlp_bn", activation="relu", epochs=3)
-    hist = [dict(epoch=i + 1, test_accuracy=a, test_error=1 - a, test_top5_error=0.0, test_loss=0.1, train_loss=0.1,
-                 train_error=0.1, images_per_second=ips) for i, (a, ips) in enumerate([(0.9, 100.0), (0.95, 400.0), (0.96, 300.0)])]
+    cfg = RunConfig(
+        experiment="e", profile="smoke", dataset="mnist", model="simple_mlp_bn", activation="relu", epochs=3
+    )
+    hist = [
+        dict(
+            epoch=i + 1,
+            test_accuracy=a,
+            test_error=1 - a,
+            test_top5_error=0.0,
+            test_loss=0.1,
+            train_loss=0.1,
+            train_error=0.1,
+            images_per_second=ips,
+        )
+        for i, (a, ips) in enumerate([(0.9, 100.0), (0.95, 400.0), (0.96, 300.0)])
+    ]
     m = _final_metrics(cfg, hist, [], 5.0)
     assert m["median_images_per_second"] == 300.0
     assert m["log_median_images_per_second"] == pytest.approx(math.log(300.0))
@@ -78,17 +105,27 @@ def test_final_metrics_speed_is_a_median_and_its_log():
 SEED_JITTER = np.array([0.0, 0.0004, -0.0004, 0.0002, -0.0002])
 
 
-def tidy(experiment: str, values: dict[str, dict[str, float]], seeds=range(5), noise: float = 0.0,
-         rng_seed: int = 0) -> pd.DataFrame:
+def tidy(
+    experiment: str, values: dict[str, dict[str, float]], seeds=range(5), noise: float = 0.0, rng_seed: int = 0
+) -> pd.DataFrame:
     """values[arm][metric] + seed jitter shared by arms (+ optional independent noise)."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     for arm, by_metric in values.items():
         for i, seed in enumerate(seeds):
             for metric, v in by_metric.items():
-                rows.append(dict(experiment=experiment, profile="quick", arm=arm, seed=seed, status="complete",
-                                 run_id=f"{arm}-{seed}", metric=metric,
-                                 value=v + SEED_JITTER[i % 5] + noise * rng.standard_normal()))
+                rows.append(
+                    dict(
+                        experiment=experiment,
+                        profile="quick",
+                        arm=arm,
+                        seed=seed,
+                        status="complete",
+                        run_id=f"{arm}-{seed}",
+                        metric=metric,
+                        value=v + SEED_JITTER[i % 5] + noise * rng.standard_normal(),
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -118,8 +155,17 @@ def test_rank_claim_within_noise_is_inconclusive_and_missing_is_not_run():
     r = C.get_claim("tf_rrelu_blog.bn.relu_best").evaluate(partial, "quick")
     assert r.verdict == "not run" and "ELU" in r.detail
     with pytest.raises(ValueError, match="k must be"):
-        C.RankClaim(id="x", source="tf_rrelu_blog", experiment="tf_rrelu_mnist_bn", section="", quote="",
-                    statement="", arm="ReLU", others=("ELU",), k=2)
+        C.RankClaim(
+            id="x",
+            source="tf_rrelu_blog",
+            experiment="tf_rrelu_mnist_bn",
+            section="",
+            quote="",
+            statement="",
+            arm="ReLU",
+            others=("ELU",),
+            k=2,
+        )
 
 
 ALPHAS = ("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean")
@@ -137,8 +183,10 @@ def test_order_claim_alphas():
 
 def test_speed_claims_use_log_ratio_margin():
     def speeds(ratio_abs: float) -> pd.DataFrame:
-        v = {a: {"log_median_images_per_second": math.log(1000.0)} for a in
-             ("ReLU (max)", "ReLU (abs)", "PReLU (max/min)", "PReLU (abs)")}
+        v = {
+            a: {"log_median_images_per_second": math.log(1000.0)}
+            for a in ("ReLU (max)", "ReLU (abs)", "PReLU (max/min)", "PReLU (abs)")
+        }
         v["ReLU (abs)"]["log_median_images_per_second"] = math.log(1000.0 * ratio_abs)
         return tidy("theano_mnist_radford", v)
 

@@ -1,4 +1,5 @@
 """Tests for relustudy.models: shapes, parameter counts, activation placement, probes, init."""
+
 from __future__ import annotations
 
 import math
@@ -289,7 +290,12 @@ def test_width_multipliers():
     assert nin.cccp6.out_channels == 10  # the classes conv is not scaled
     he = build_model("he_net", in_shape=CIFAR, width=0.25)
     assert (he.conv1.out_channels, he.conv2_1.out_channels, he.conv3_6.out_channels) == (16, 32, 64)
-    assert (he.fc1.in_features, he.fc1.out_features, he.fc2.out_features, he.fc3.out_features) == (64 * 50, 1024, 1024, 10)
+    assert (he.fc1.in_features, he.fc1.out_features, he.fc2.out_features, he.fc3.out_features) == (
+        64 * 50,
+        1024,
+        1024,
+        10,
+    )
 
 
 # -- activation placement --------------------------------------------------------------------
@@ -354,7 +360,10 @@ def test_dropout_placement():
     assert drops(build_model("radford_convnet")) == [("drop1", 0.2), ("drop2", 0.2), ("drop3", 0.2), ("drop_fc1", 0.5)]
     assert drops(build_model("nin", in_shape=CIFAR)) == [("drop1", 0.5), ("drop2", 0.5)]
     assert drops(build_model("he_net", in_shape=CIFAR, width=0.125)) == [("drop_fc1", 0.5), ("drop_fc2", 0.5)]
-    assert drops(build_model("he_net", in_shape=CIFAR, width=0.125, dropout=0.0)) == [("drop_fc1", 0.0), ("drop_fc2", 0.0)]
+    assert drops(build_model("he_net", in_shape=CIFAR, width=0.125, dropout=0.0)) == [
+        ("drop_fc1", 0.0),
+        ("drop_fc2", 0.0),
+    ]
     assert drops(build_model("smith_cnn")) == [] and drops(build_model("simple_mlp_bn")) == []
 
 
@@ -405,7 +414,9 @@ def test_radford_convnet_has_no_biases_and_normal_001_weights():
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert len(layers) == 5
     assert all(m.bias is None for m in layers)
-    assert [n for n, _ in model.named_parameters()] == [f"{n}.weight" for n in ("conv1", "conv2", "conv3", "fc1", "fc2")]
+    assert [n for n, _ in model.named_parameters()] == [
+        f"{n}.weight" for n in ("conv1", "conv2", "conv3", "fc1", "fc2")
+    ]
     assert model.fc1.weight.std().item() == pytest.approx(0.01, rel=0.02)
     assert model.fc1.weight.mean().abs().item() < 1e-4
 

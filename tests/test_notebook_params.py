@@ -1,4 +1,5 @@
 """Notebook parameters: every bad value fails with a ValueError that names the parameter."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,23 +28,26 @@ def test_good_values_are_normalised(tmp_path):
     assert validate(profile="paper", seeds=(1,), device="cuda").seeds == (1,)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"profile": "fast"}, "profile"),
-    ({"profile": None}, "profile"),
-    ({"seeds": 3}, "seeds"),
-    ({"seeds": "0,1"}, "seeds"),
-    ({"seeds": []}, "seeds"),
-    ({"seeds": [0, -1]}, "seeds"),
-    ({"seeds": [0, 1.5]}, "seeds"),
-    ({"seeds": [True]}, "seeds"),
-    ({"seeds": [1, 1]}, "seeds"),
-    ({"device": "gpu"}, "device"),
-    ({"device": None}, "device"),
-    ({"data_dir": "/no/such/folder/anywhere"}, "data_dir"),
-    ({"data_dir": 5}, "data_dir"),
-    ({"data_dir": ""}, "data_dir"),
-    ({"results_dir": 3.0}, "results_dir"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"profile": "fast"}, "profile"),
+        ({"profile": None}, "profile"),
+        ({"seeds": 3}, "seeds"),
+        ({"seeds": "0,1"}, "seeds"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [0, -1]}, "seeds"),
+        ({"seeds": [0, 1.5]}, "seeds"),
+        ({"seeds": [True]}, "seeds"),
+        ({"seeds": [1, 1]}, "seeds"),
+        ({"device": "gpu"}, "device"),
+        ({"device": None}, "device"),
+        ({"data_dir": "/no/such/folder/anywhere"}, "data_dir"),
+        ({"data_dir": 5}, "data_dir"),
+        ({"data_dir": ""}, "data_dir"),
+        ({"results_dir": 3.0}, "results_dir"),
+    ],
+)
 def test_bad_values_name_the_parameter(kwargs, name):
     with pytest.raises(ValueError) as err:
         validate(**{"profile": "smoke", "seeds": None, "device": "cpu", **kwargs})

@@ -1,5 +1,6 @@
 """Xu et al. 2015: its experiments, claims (each verdict from synthetic records), the not-run and
 not-obtainable rows, the non-inferiority rule, and the chapter's tables."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,23 +17,43 @@ SEED_NOISE = RNG.normal(0, 1, size=5)  # shared by the arms of one seed (same da
 ARM_NOISE = RNG.normal(0, 1, size=(len(ARMS), 5))
 
 
-def records(means: dict[str, dict[str, float]], *, sd: float = 0.002, seeds=range(5),
-            experiment: str = "xu_cifar10_nin", extra: dict | None = None) -> pd.DataFrame:
+def records(
+    means: dict[str, dict[str, float]],
+    *,
+    sd: float = 0.002,
+    seeds=range(5),
+    experiment: str = "xu_cifar10_nin",
+    extra: dict | None = None,
+) -> pd.DataFrame:
     """Synthetic long-format records: mean + a seed effect shared by the arms + sd/2 * arm noise."""
     rows = []
     for a_i, arm in enumerate(ARMS):
         for s in seeds:
             for metric, mean in {**means.get(arm, {}), **(extra or {}).get(arm, {})}.items():
                 value = mean + sd * SEED_NOISE[s] + 0.5 * sd * ARM_NOISE[a_i, s]
-                rows.append(dict(experiment=experiment, profile="quick", arm=arm, seed=s, status="complete",
-                                 run_id=f"{arm}-{s}", metric=metric, value=value))
+                rows.append(
+                    dict(
+                        experiment=experiment,
+                        profile="quick",
+                        arm=arm,
+                        seed=s,
+                        status="complete",
+                        run_id=f"{arm}-{s}",
+                        metric=metric,
+                        value=value,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
 def paper_means(shift: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
     pv = X.paper_values("xu2015", "Table 3")
-    out = {a: {c: float(pv[(pv["row"] == a) & (pv["column"] == c)]["value"].iloc[0])
-               for c in ("train_error", "test_error")} for a in ARMS}
+    out = {
+        a: {
+            c: float(pv[(pv["row"] == a) & (pv["column"] == c)]["value"].iloc[0]) for c in ("train_error", "test_error")
+        }
+        for a in ARMS
+    }
     for arm, d in (shift or {}).items():
         out[arm]["test_error"] += d
     return out
@@ -135,3 +156,13 @@ def test_chapter_tables_from_records():
     sp = X.sparsity_frame(df)
     assert len(sp) == 5 * 5 and sp["non-positive outputs (fraction)"].round(3).eq(0.4).all()
     assert list(t["test error"])[0] == "0.3000 ± 0.0000 (n=5)"
+
+
+def test_regime_check_reads_the_records():
+    fitted = records(paper_means(), extra={a: {"train_eval_error": 0.001} for a in ARMS}, sd=0.0)
+    assert "in the paper's regime" in X.regime_markdown(fitted)
+    loose = paper_means()
+    loose["ReLU"]["train_error"] = 0.15
+    text = X.regime_markdown(records(loose, extra={a: {"train_eval_error": 0.05} for a in ARMS}, sd=0.0))
+    assert "does **not** reach" in text and "0.150" in text and "0.00318" in text
+    assert "cannot be checked" in X.regime_markdown(records({}))

@@ -1,5 +1,6 @@
 """Tests for relustudy.stats: known values of the t-interval and the sign-flip test, pairing by seed,
 summaries over complete runs, error paths and formatting."""
+
 from __future__ import annotations
 
 import math
@@ -13,17 +14,37 @@ from relustudy import stats as S
 T_975_DF2 = 4.302652729749464  # t_{0.975, 2}, from tables
 
 
-def runs(values: dict[str, dict[int, float]], metric: str = "test_accuracy", experiment: str = "exp",
-         profile: str = "quick", status: dict[tuple[str, int], str] | None = None) -> pd.DataFrame:
+def runs(
+    values: dict[str, dict[int, float]],
+    metric: str = "test_accuracy",
+    experiment: str = "exp",
+    profile: str = "quick",
+    status: dict[tuple[str, int], str] | None = None,
+) -> pd.DataFrame:
     """Tidy rows: values[arm][seed] -> value; status[(arm, seed)] overrides "complete"."""
     status = status or {}
     rows = []
     for arm, by_seed in values.items():
         for seed, v in by_seed.items():
-            rows.append(dict(experiment=experiment, profile=profile, dataset="d", model="m", activation=arm.lower(),
-                             arm=arm, activation_params="{}", seed=seed, run_id=f"{experiment}-{profile}-{arm}-{seed}",
-                             status=status.get((arm, seed), "complete"), metric=metric, value=v, device="cpu",
-                             wall_seconds=1.0, git_commit="abc"))
+            rows.append(
+                dict(
+                    experiment=experiment,
+                    profile=profile,
+                    dataset="d",
+                    model="m",
+                    activation=arm.lower(),
+                    arm=arm,
+                    activation_params="{}",
+                    seed=seed,
+                    run_id=f"{experiment}-{profile}-{arm}-{seed}",
+                    status=status.get((arm, seed), "complete"),
+                    metric=metric,
+                    value=v,
+                    device="cpu",
+                    wall_seconds=1.0,
+                    git_commit="abc",
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -130,11 +151,13 @@ def test_diverged_runs_are_not_paired_but_counted():
 
 
 def test_other_experiments_metrics_and_profiles_are_filtered():
-    df = pd.concat([
-        runs({"A": {0: 1.0, 1: 2.0}, "B": {0: 0.0, 1: 0.0}}),
-        runs({"A": {0: 50.0, 1: 60.0}, "B": {0: 0.0, 1: 0.0}}, experiment="other"),
-        runs({"A": {0: 70.0, 1: 80.0}, "B": {0: 0.0, 1: 0.0}}, metric="test_loss"),
-    ])
+    df = pd.concat(
+        [
+            runs({"A": {0: 1.0, 1: 2.0}, "B": {0: 0.0, 1: 0.0}}),
+            runs({"A": {0: 50.0, 1: 60.0}, "B": {0: 0.0, 1: 0.0}}, experiment="other"),
+            runs({"A": {0: 70.0, 1: 80.0}, "B": {0: 0.0, 1: 0.0}}, metric="test_loss"),
+        ]
+    )
     pc = S.paired_comparison(df, "test_accuracy", "A", "B", "exp")
     assert pc.mean_diff == pytest.approx(1.5)
     mixed = pd.concat([df, runs({"A": {0: 5.0}, "B": {0: 1.0}}, profile="paper")])
@@ -187,8 +210,10 @@ def test_summarize_known_values_and_order():
 
 
 def test_summarize_counts_diverged_separately():
-    df = runs({"A": {0: 0.9, 1: 0.8, 2: 0.1}, "B": {0: 0.1, 1: 0.1}},
-              status={("A", 2): "diverged", ("B", 0): "diverged", ("B", 1): "diverged"})
+    df = runs(
+        {"A": {0: 0.9, 1: 0.8, 2: 0.1}, "B": {0: 0.1, 1: 0.1}},
+        status={("A", 2): "diverged", ("B", 0): "diverged", ("B", 1): "diverged"},
+    )
     # a diverged run that recorded no value of this metric still counts
     df = pd.concat([df, runs({"A": {3: 0.0}}, metric="train_loss", status={("A", 3): "diverged"})])
     out = S.summarize(df, "test_accuracy").set_index("arm")

@@ -1,4 +1,5 @@
 """Results store: atomic writes, completeness, provenance, tidy loaders."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,15 @@ import pytest
 
 from relustudy import store as store_mod
 from relustudy.config import RunConfig
-from relustudy.store import (ResultsStore, atomic_write, load_activation_stats, load_histories, load_results,
-                             provenance, utc_now)
+from relustudy.store import (
+    ResultsStore,
+    atomic_write,
+    load_activation_stats,
+    load_histories,
+    load_results,
+    provenance,
+    utc_now,
+)
 
 BASE = dict(experiment="exp", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu", epochs=2)
 
@@ -25,10 +33,27 @@ def prov(config: RunConfig) -> dict:
 
 def fake_run(store: ResultsStore, config: RunConfig, metrics: dict, status: str = "complete") -> dict:
     store.begin(config)
-    store.write_history(config, [{"epoch": e, "train_loss": 1.0 / e, "test_error": 0.5 / e, "epoch_seconds": 0.1}
-                                 for e in range(1, config.epochs + 1)])
-    store.write_stats(config, [{"epoch": config.epochs, "layer": "last_conv", "sparsity": 1 / 3, "dispersion": 0.1,
-                                "dead_fraction": 0.0, "n_units": 3, "curve": np.array([0.5, 1 / 3, 1 / 6])}])
+    store.write_history(
+        config,
+        [
+            {"epoch": e, "train_loss": 1.0 / e, "test_error": 0.5 / e, "epoch_seconds": 0.1}
+            for e in range(1, config.epochs + 1)
+        ],
+    )
+    store.write_stats(
+        config,
+        [
+            {
+                "epoch": config.epochs,
+                "layer": "last_conv",
+                "sparsity": 1 / 3,
+                "dispersion": 0.1,
+                "dead_fraction": 0.0,
+                "n_units": 3,
+                "curve": np.array([0.5, 1 / 3, 1 / 6]),
+            }
+        ],
+    )
     return store.write_result(config, status=status, metrics=metrics, provenance=prov(config))
 
 
@@ -132,7 +157,10 @@ def test_layout_and_files(tmp_path):
     d = tmp_path / "exp" / "smoke" / c.run_id()
     assert store.run_dir(c) == d
     assert {p.name for p in d.iterdir()} == {"config.json", "history.csv", "activation_stats.json", "result.json"}
-    assert RunConfig.from_dict({k: v for k, v in json.loads((d / "config.json").read_text()).items() if k != "run_id"}) == c
+    assert (
+        RunConfig.from_dict({k: v for k, v in json.loads((d / "config.json").read_text()).items() if k != "run_id"})
+        == c
+    )
     text = (d / "result.json").read_text()
     assert "NaN" not in text  # strict JSON: non-finite -> null
     parsed = json.loads(text)
@@ -145,8 +173,18 @@ def test_layout_and_files(tmp_path):
 def test_provenance_fields(tmp_path):
     c = cfg(seed=4)
     p = prov(c)
-    for key in ("git_commit", "git_dirty", "profile", "seed", "device", "torch_version", "python_version",
-                "start_time", "end_time", "wall_seconds"):
+    for key in (
+        "git_commit",
+        "git_dirty",
+        "profile",
+        "seed",
+        "device",
+        "torch_version",
+        "python_version",
+        "start_time",
+        "end_time",
+        "wall_seconds",
+    ):
         assert key in p, key
     assert p["profile"] == "smoke" and p["seed"] == 4 and p["wall_seconds"] == 1.5
     assert p["device"].startswith("cpu: 2 threads")
@@ -161,10 +199,14 @@ def test_provenance_fields(tmp_path):
 
 def test_cpu_identity_reads_family_and_model(monkeypatch, tmp_path):
     fake = tmp_path / "cpuinfo"
-    fake.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\n"
-                    "processor\t: 1\ncpu family\t: 99\n", encoding="utf-8")
+    fake.write_text(
+        "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 99\n",
+        encoding="utf-8",
+    )
     real_open = open
-    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k))
+    monkeypatch.setattr(
+        "builtins.open", lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k)
+    )
     store_mod._cpuinfo.cache_clear()  # read once per process: make it read the fake
     try:
         assert store_mod.cpu_identity().startswith("AMD EPYC (family 25 model 17), torch CPU capability ")
@@ -189,7 +231,9 @@ def test_git_state_is_a_snapshot_not_reread_per_record(monkeypatch):
     # change what later records of the same process say about their code.
     before = store_mod.git_info()
     calls = []
-    monkeypatch.setattr(store_mod.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    monkeypatch.setattr(
+        store_mod.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError())
+    )
     assert store_mod.git_info() == before
     assert calls == []
 
@@ -222,15 +266,34 @@ def test_checkpoint_roundtrip_and_delete(tmp_path):
 # ---------------------------------------------------------------------------- tidy loaders
 def test_load_results_is_tidy(tmp_path):
     store = ResultsStore(tmp_path)
-    runs = [cfg(seed=0), cfg(seed=1), cfg(activation="lrelu", activation_params={"slope": 0.1}, arm="LReLU"),
-            cfg(experiment="other")]
+    runs = [
+        cfg(seed=0),
+        cfg(seed=1),
+        cfg(activation="lrelu", activation_params={"slope": 0.1}, arm="LReLU"),
+        cfg(experiment="other"),
+    ]
     for i, c in enumerate(runs):
         fake_run(store, c, {"test_error": 0.1 * i, "test_accuracy": 1 - 0.1 * i, "epochs_completed": 2})
     store.begin(cfg(seed=9))  # an unfinished run: not loaded
 
     df = load_results(tmp_path)
-    for col in ("experiment", "profile", "dataset", "model", "activation", "activation_params", "activation_label",
-                "seed", "run_id", "status", "metric", "value", "device", "wall_seconds", "git_commit"):
+    for col in (
+        "experiment",
+        "profile",
+        "dataset",
+        "model",
+        "activation",
+        "activation_params",
+        "activation_label",
+        "seed",
+        "run_id",
+        "status",
+        "metric",
+        "value",
+        "device",
+        "wall_seconds",
+        "git_commit",
+    ):
         assert col in df.columns, col
     assert len(df) == len(runs) * 3
     assert not df.duplicated(["run_id", "metric"]).any()

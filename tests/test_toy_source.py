@@ -3,6 +3,7 @@
 A toy source (an MNIST CNN, ReLU against PReLU, one claim) is written into a fresh book root next
 to a one-chapter toc; the smoke book is built from it, training its runs into a fresh store.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,22 +42,41 @@ if "toy" not in SOURCES:  # a notebook kernel may import it twice
 TOY_CELLS = [
     ("markdown", [], "# Toy et al.: a toy chapter"),
     ("code", ["parameters"], 'profile = "smoke"\nseeds = None\ndevice = "cpu"\ndata_dir = None\nresults_dir = None'),
-    ("code", [], "from relustudy.notebook_params import validate\n\n"
-                 "params = validate(profile=profile, seeds=seeds, device=device, data_dir=data_dir, results_dir=results_dir)"),
-    ("code", [], "import toy_source  # noqa: F401  (registers the source)\nfrom relustudy import book\n"
-                 "from relustudy.claims import evaluate_claims\n\n"
-                 "runs = book.ensure_runs(['toy_mnist'], params)\n"
-                 "display(book.arm_summary_table(runs.results, 'toy_mnist', ['test_accuracy']))\n"
-                 "book.claims_table(evaluate_claims(runs.results, params.profile, source='toy'))"),
+    (
+        "code",
+        [],
+        "from relustudy.notebook_params import validate\n\n"
+        "params = validate(profile=profile, seeds=seeds, device=device, data_dir=data_dir, results_dir=results_dir)",
+    ),
+    (
+        "code",
+        [],
+        "import toy_source  # noqa: F401  (registers the source)\nfrom relustudy import book\n"
+        "from relustudy.claims import evaluate_claims\n\n"
+        "runs = book.ensure_runs(['toy_mnist'], params)\n"
+        "display(book.arm_summary_table(runs.results, 'toy_mnist', ['test_accuracy']))\n"
+        "book.claims_table(evaluate_claims(runs.results, params.profile, source='toy'))",
+    ),
 ]
 
 
 def _notebook() -> dict:
-    cells = [{"cell_type": kind, "id": f"toy-{i}", "metadata": {"tags": tags}, "source": src,
-              **({"execution_count": None, "outputs": []} if kind == "code" else {})}
-             for i, (kind, tags, src) in enumerate(TOY_CELLS)]
-    return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                        "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    cells = [
+        {
+            "cell_type": kind,
+            "id": f"toy-{i}",
+            "metadata": {"tags": tags},
+            "source": src,
+            **({"execution_count": None, "outputs": []} if kind == "code" else {}),
+        }
+        for i, (kind, tags, src) in enumerate(TOY_CELLS)
+    ]
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 Runs are tiny (256 MNIST training images, 200 test images, batch 64, smith_cnn, 2-3 epochs).
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,17 @@ from relustudy.trainer import TIMING_METRICS, RMSpropTheano, build_optimizer, bu
 TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}
 
 # One thread: tiny batches gain little from more, and a busy machine hurts multi-threaded runs most.
-SMALL = dict(experiment="trainer_test", profile="smoke", dataset="mnist", model="smith_cnn", train_subset=256,
-             test_subset=200, batch_size=64, epochs=2, num_threads=1)
+SMALL = dict(
+    experiment="trainer_test",
+    profile="smoke",
+    dataset="mnist",
+    model="smith_cnn",
+    train_subset=256,
+    test_subset=200,
+    batch_size=64,
+    epochs=2,
+    num_threads=1,
+)
 
 
 def small(**changes) -> RunConfig:
@@ -78,7 +88,9 @@ class EpochCounter:
 
 
 # ---------------------------------------------------------------------------- shared runs
-PRELU = dict(activation="prelu", stats_epochs=[1, 2], schedule="step", schedule_params={"milestones": [1], "gamma": 0.5})
+PRELU = dict(
+    activation="prelu", stats_epochs=[1, 2], schedule="step", schedule_params={"milestones": [1], "gamma": 0.5}
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +116,20 @@ def test_record_contents(twin_runs):
     config, (store, _), (record, _) = twin_runs
     assert record["status"] == "complete" and record["run_id"] == config.run_id()
     m = record["metrics"]
-    for key in ("test_accuracy", "test_error", "test_top5_error", "test_loss", "train_loss", "train_error",
-                "epochs_completed", "wall_seconds", "images_per_second",
-                "last_conv.sparsity", "last_conv.dispersion", "last_conv.dead_fraction"):
+    for key in (
+        "test_accuracy",
+        "test_error",
+        "test_top5_error",
+        "test_loss",
+        "train_loss",
+        "train_error",
+        "epochs_completed",
+        "wall_seconds",
+        "images_per_second",
+        "last_conv.sparsity",
+        "last_conv.dispersion",
+        "last_conv.dead_fraction",
+    ):
         assert key in m, key
     assert m["epochs_completed"] == 2
     assert m["test_accuracy"] + m["test_error"] == pytest.approx(1.0)
@@ -129,11 +152,23 @@ def test_history_columns_lr_schedule_and_prelu_alphas(twin_runs):
     for module in ("act1", "act2"):  # smith_cnn's two PReLU placements
         for stat in ("mean", "min", "max"):
             assert f"alpha.{module}.{stat}" in rows[0]
-        assert float(rows[-1][f"alpha.{module}.min"]) <= float(rows[-1][f"alpha.{module}.mean"]) <= float(rows[-1][f"alpha.{module}.max"])
+        assert (
+            float(rows[-1][f"alpha.{module}.min"])
+            <= float(rows[-1][f"alpha.{module}.mean"])
+            <= float(rows[-1][f"alpha.{module}.max"])
+        )
         assert float(rows[0][f"alpha.{module}.mean"]) != 0.25  # the coefficients are learned
     full = store.load_history(config)
-    assert {"train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "epoch_seconds",
-            "images_per_second", "lr"} <= set(full.columns)
+    assert {
+        "train_loss",
+        "train_error",
+        "test_loss",
+        "test_error",
+        "test_top5_error",
+        "epoch_seconds",
+        "images_per_second",
+        "lr",
+    } <= set(full.columns)
     assert load_histories(store.root)["run_id"].tolist() == [config.run_id()] * 2
 
 
@@ -208,8 +243,14 @@ CHILD = textwrap.dedent("""
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     # rrelu draws noise from the torch RNG in every training forward pass, so this also checks
     # that the RNG state is restored; the step schedule checks the scheduler state.
-    config = small(activation="rrelu", epochs=3, stats_epochs=[3], schedule="step",
-                   schedule_params={"milestones": [2], "gamma": 0.1}, optimizer="adam")
+    config = small(
+        activation="rrelu",
+        epochs=3,
+        stats_epochs=[3],
+        schedule="step",
+        schedule_params={"milestones": [2], "gamma": 0.1},
+        optimizer="adam",
+    )
     reference_store = ResultsStore(tmp_path / "reference")
     reference = train(config, reference_store, progress=False)
 
@@ -219,8 +260,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     steps_per_epoch = math.ceil(256 / 64)
     kill_at = steps_per_epoch + 2  # in the middle of epoch 2, after epoch 1's checkpoint
-    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(config.to_dict()), str(store.root), str(kill_at)],
-                           env=env, capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(config.to_dict()), str(store.root), str(kill_at)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
     assert not store.is_complete(config)
     ckpt = store.load_checkpoint(config)
@@ -231,8 +277,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert resumed["status"] == "complete" and resumed["provenance"]["resumes"] == 1
     assert history_rows(store, config) == history_rows(reference_store, config)
     assert untimed(resumed["metrics"]) == untimed(reference["metrics"])
-    assert ((store.run_dir(config) / "activation_stats.json").read_bytes()
-            == (reference_store.run_dir(config) / "activation_stats.json").read_bytes())
+    assert (store.run_dir(config) / "activation_stats.json").read_bytes() == (
+        reference_store.run_dir(config) / "activation_stats.json"
+    ).read_bytes()
     assert not store.checkpoint_path(config).exists()  # deleted once the record is complete
 
 
@@ -368,10 +415,14 @@ def _epoch_lrs(cfg, model, epochs=4):
 
 def test_schedules_step_per_epoch():
     model = nn.Linear(2, 2)
-    step = small(epochs=4, optimizer="sgd", lr=1.0, schedule="step", schedule_params={"milestones": [1, 3], "gamma": 0.1})
+    step = small(
+        epochs=4, optimizer="sgd", lr=1.0, schedule="step", schedule_params={"milestones": [1, 3], "gamma": 0.1}
+    )
     assert _epoch_lrs(step, model) == pytest.approx([1.0, 0.1, 0.1, 0.01])
     cos = small(epochs=4, optimizer="sgd", lr=1.0, schedule="cosine")
-    assert _epoch_lrs(cos, model) == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
+    assert _epoch_lrs(cos, model) == pytest.approx(
+        [1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2]
+    )
     assert build_scheduler(small(), build_optimizer(small(), model)) is None
 
 

@@ -81,6 +81,7 @@ on [1/8, 1/3] (its mean is E[1/a] = ln(8/3)/5 = 0.19616, not 0.22917), and the e
 differ (1/5.5 = 0.18182 vs 0.22917). Noise comes from the torch RNG, so ``torch.manual_seed``
 makes runs repeatable.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -235,8 +236,9 @@ class _FusedPReLU(torch.autograd.Function):
         xs, outer, c, inner = kernels.layout(x, weight.numel())
         a = weight.detach().to(x.dtype).contiguous()
         y = torch.empty_like(xs)
-        getattr(lib, f"prelu_forward_{sfx}")(xs.data_ptr(), a.data_ptr(), y.data_ptr(), outer, c, inner,
-                                             torch.get_num_threads())
+        getattr(lib, f"prelu_forward_{sfx}")(
+            xs.data_ptr(), a.data_ptr(), y.data_ptr(), outer, c, inner, torch.get_num_threads()
+        )
         ctx.save_for_backward(xs, a)
         ctx.weight_dtype = weight.dtype
         return y
@@ -250,8 +252,17 @@ class _FusedPReLU(torch.autograd.Function):
         _, outer, c, inner = kernels.layout(xs, a.numel())
         gx = torch.empty_like(xs)
         ga = torch.empty(c, dtype=torch.float64)
-        getattr(lib, f"prelu_backward_{sfx}")(g.data_ptr(), xs.data_ptr(), a.data_ptr(), gx.data_ptr(), ga.data_ptr(),
-                                              outer, c, inner, torch.get_num_threads())
+        getattr(lib, f"prelu_backward_{sfx}")(
+            g.data_ptr(),
+            xs.data_ptr(),
+            a.data_ptr(),
+            gx.data_ptr(),
+            ga.data_ptr(),
+            outer,
+            c,
+            inner,
+            torch.get_num_threads(),
+        )
         return gx, ga.to(ctx.weight_dtype)
 
 
@@ -263,7 +274,9 @@ class _FusedRReLU(torch.autograd.Function):
         lib, sfx = kernels.library(), kernels.suffix(x)
         xs, n, _, _ = kernels.layout(x, 1)
         y = torch.empty_like(xs)
-        getattr(lib, f"rrelu_forward_{sfx}")(xs.data_ptr(), y.data_ptr(), n, seed, lower, upper, torch.get_num_threads())
+        getattr(lib, f"rrelu_forward_{sfx}")(
+            xs.data_ptr(), y.data_ptr(), n, seed, lower, upper, torch.get_num_threads()
+        )
         ctx.save_for_backward(xs)
         ctx.params = (lower, upper, seed)
         return y
@@ -276,8 +289,9 @@ class _FusedRReLU(torch.autograd.Function):
         lib, sfx = kernels.library(), kernels.suffix(xs)
         g = grad if grad.stride() == xs.stride() and grad.dtype == xs.dtype else torch.empty_like(xs).copy_(grad)
         gx = torch.empty_like(xs)
-        getattr(lib, f"rrelu_backward_{sfx}")(g.data_ptr(), xs.data_ptr(), gx.data_ptr(), xs.numel(), seed, lower, upper,
-                                              torch.get_num_threads())
+        getattr(lib, f"rrelu_backward_{sfx}")(
+            g.data_ptr(), xs.data_ptr(), gx.data_ptr(), xs.numel(), seed, lower, upper, torch.get_num_threads()
+        )
         return gx, None, None, None
 
 
@@ -447,7 +461,9 @@ class PReLU(Activation):
         if w.numel() == 1:
             return w
         if x.dim() < 2 or x.shape[1] != w.numel():
-            raise ValueError(f"{self.name}: expected input with {w.numel()} channels on dim 1, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{self.name}: expected input with {w.numel()} channels on dim 1, got shape {tuple(x.shape)}"
+            )
         return w.view(-1, *([1] * (x.dim() - 2)))
 
     def extra_repr(self) -> str:
@@ -490,10 +506,16 @@ class RReLU(Activation):
     the paper's lower = 3, upper = 8. Not PyTorch's nn.RReLU (that is ``torch_rrelu``).
     """
 
-    def __init__(self, num_channels: int | None = None, *, lower: float = XU_RRELU_BOUNDS[0], upper: float = XU_RRELU_BOUNDS[1]):
+    def __init__(
+        self, num_channels: int | None = None, *, lower: float = XU_RRELU_BOUNDS[0], upper: float = XU_RRELU_BOUNDS[1]
+    ):
         super().__init__(num_channels)
         lower, upper = _real(self.name, "lower", lower), _real(self.name, "upper", upper)
-        _require(1 < lower <= upper, self.name, f"need 1 < lower <= upper (y = x/a, a ~ U(lower, upper)), got lower={lower!r}, upper={upper!r}")
+        _require(
+            1 < lower <= upper,
+            self.name,
+            f"need 1 < lower <= upper (y = x/a, a ~ U(lower, upper)), got lower={lower!r}, upper={upper!r}",
+        )
         self.lower, self.upper = lower, upper
         self.eval_a = (lower + upper) / 2
 
@@ -521,10 +543,20 @@ class TorchRReLU(Activation):
     """PyTorch's ``nn.RReLU``: slope s ~ U(lower, upper) in training (y = s * x for x < 0),
     slope (lower + upper) / 2 in eval; defaults 1/8 and 1/3 (eval slope 0.22917)."""
 
-    def __init__(self, num_channels: int | None = None, *, lower: float = TORCH_RRELU_BOUNDS[0], upper: float = TORCH_RRELU_BOUNDS[1]):
+    def __init__(
+        self,
+        num_channels: int | None = None,
+        *,
+        lower: float = TORCH_RRELU_BOUNDS[0],
+        upper: float = TORCH_RRELU_BOUNDS[1],
+    ):
         super().__init__(num_channels)
         lower, upper = _real(self.name, "lower", lower), _real(self.name, "upper", upper)
-        _require(0 <= lower <= upper < 1, self.name, f"need 0 <= lower <= upper < 1 (slopes), got lower={lower!r}, upper={upper!r}")
+        _require(
+            0 <= lower <= upper < 1,
+            self.name,
+            f"need 0 <= lower <= upper < 1 (slopes), got lower={lower!r}, upper={upper!r}",
+        )
         self.lower, self.upper = lower, upper
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

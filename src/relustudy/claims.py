@@ -50,6 +50,7 @@ Each comparative claim is also checked against the paper's own (single-run) numb
 whether the source's table supports the sentence as we test it (Smith's Table 3 does not fully:
 tanh's dispersion, 0.078, is lower than PReLU's, 0.110).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,6 +69,7 @@ from .stats import PairedComparison, format_mean_sd, paired_comparison, summariz
 VERDICTS = ("replicated", "not replicated", "inconclusive", "not run", "not obtainable")
 REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
 
+
 def margin(metric: str) -> float:
     """The equivalence / non-inferiority margin of ``metric`` (the metric registry's)."""
     m = metric_spec(metric).margin
@@ -78,8 +80,20 @@ def margin(metric: str) -> float:
 
 CONFIDENCE = 0.95
 
-RESULT_COLUMNS = ("claim_id", "source", "table", "experiment", "profile", "claim", "tested", "paper", "ours",
-                  "verdict", "detail", "note")
+RESULT_COLUMNS = (
+    "claim_id",
+    "source",
+    "table",
+    "experiment",
+    "profile",
+    "claim",
+    "tested",
+    "paper",
+    "ours",
+    "verdict",
+    "detail",
+    "note",
+)
 
 
 @dataclass(frozen=True)
@@ -161,21 +175,22 @@ RELATIONS = ("better", "not_worse", "non_inferior", "same")
 
 RULES = {
     "better": "replicated if the 95% CI of the paired difference excludes 0 on {x}'s better side, "
-              "not replicated if it excludes 0 on the worse side, else inconclusive",
+    "not replicated if it excludes 0 on the worse side, else inconclusive",
     "not_worse": "not replicated only if the 95% CI of the paired difference lies entirely on {x}'s worse side "
-                 "(no margin), else replicated",
+    "(no margin), else replicated",
     "non_inferior": "non-inferiority with margin {m}: replicated if the 95% CI of the paired difference lies "
-                    "above -{m} on {x}'s better side, not replicated if it lies entirely below -{m}, else inconclusive",
+    "above -{m} on {x}'s better side, not replicated if it lies entirely below -{m}, else inconclusive",
     "same": "replicated if the 95% CI of the paired difference lies inside ±{m}, not replicated if it lies "
-            "entirely outside, else inconclusive",
+    "entirely outside, else inconclusive",
     "value": "replicated if the paper's value lies inside our 95% prediction interval for one run "
-             "(mean ± t·sd·sqrt(1+1/n), widened by the paper's rounding), else not replicated; "
-             "n < 2: inconclusive",
+    "(mean ± t·sd·sqrt(1+1/n), widened by the paper's rounding), else not replicated; "
+    "n < 2: inconclusive",
 }
 
 
-def value_verdict(paper: float, mean: float, sd: float, n: int, half_unit: float = 0.0,
-                  confidence: float = CONFIDENCE) -> tuple[str, float, float]:
+def value_verdict(
+    paper: float, mean: float, sd: float, n: int, half_unit: float = 0.0, confidence: float = CONFIDENCE
+) -> tuple[str, float, float]:
     """``(verdict, low, high)`` for a claimed value against our seeds (see the module docstring)."""
     if n < 2 or not (math.isfinite(mean) and math.isfinite(sd)) or not math.isfinite(paper):
         return INCONCLUSIVE, math.nan, math.nan
@@ -191,8 +206,11 @@ def _profile_note(experiment: str, profile: str, absolute: bool) -> str:
         desc = get_experiment(experiment).profile(profile).describe()
     except Exception:  # an experiment without that profile: keep the generic caveat
         desc = "scaled down"
-    what = ("absolute values are expected to differ from the paper" if absolute
-            else "the comparison is about the scaled-down setup")
+    what = (
+        "absolute values are expected to differ from the paper"
+        if absolute
+        else "the comparison is about the scaled-down setup"
+    )
     return f"{profile} profile ({desc}): {what}."
 
 
@@ -203,8 +221,10 @@ def not_run_reason(experiment: str, profile: str, what: str = "") -> str:
     exp = get_experiment(experiment)
     missing = f"no records for {what or 'experiment ' + repr(experiment)} in {experiment!r}, profile {profile!r}"
     if not dataset_available(exp.dataset):
-        return (f"not run: data not available on this machine ({exp.dataset}; with internet, "
-                f"`relustudy run {experiment} --profile {profile} --download`): {missing}")
+        return (
+            f"not run: data not available on this machine ({exp.dataset}; with internet, "
+            f"`relustudy run {experiment} --profile {profile} --download`): {missing}"
+        )
     return missing
 
 
@@ -242,10 +262,20 @@ class Claim:
         raise NotImplementedError
 
     def _result(self, profile: str, ours: str, verdict: str, detail: str, note: str) -> ClaimResult:
-        return ClaimResult(claim_id=self.id, source=self.source, table=self.table, experiment=self.experiment,
-                           profile=profile, claim=self.quote, tested=self.statement, paper=self.paper_text(),
-                           ours=ours, verdict=verdict, detail=detail,
-                           note=" ".join(s for s in (self.note, note) if s))
+        return ClaimResult(
+            claim_id=self.id,
+            source=self.source,
+            table=self.table,
+            experiment=self.experiment,
+            profile=profile,
+            claim=self.quote,
+            tested=self.statement,
+            paper=self.paper_text(),
+            ours=ours,
+            verdict=verdict,
+            detail=detail,
+            note=" ".join(s for s in (self.note, note) if s),
+        )
 
     def _paper(self, arm: str, metric: str) -> float:
         src, table = reference.experiment_reference(self.experiment)
@@ -302,9 +332,12 @@ class ComparisonClaim(Claim):
             for other in self.others:
                 y = self._paper(other, m)
                 better = (x - y) if _higher_is_better(m) else (y - x)  # > 0: arm better
-                ok = {"better": better > 0, "not_worse": better >= 0,
-                      "non_inferior": better > -(metric_spec(m).margin or 0.0),
-                      "same": abs(x - y) <= (metric_spec(m).margin or 0.0)}[self.relation]
+                ok = {
+                    "better": better > 0,
+                    "not_worse": better >= 0,
+                    "non_inferior": better > -(metric_spec(m).margin or 0.0),
+                    "same": abs(x - y) <= (metric_spec(m).margin or 0.0),
+                }[self.relation]
                 if not ok:
                     failing.append(f"{self._column(m)}: {self.arm} {x:.3f} vs {other} {y:.3f}")
         return not failing, failing
@@ -313,10 +346,16 @@ class ComparisonClaim(Claim):
         d = _select(results_df, self.experiment, profile)
         arms = (self.arm, *self.others)
         ok, failing = self.paper_supports()
-        paper_note = ("The source gives no numbers for this (figures only)." if self.paper_says else
-                      "The paper's own numbers support the statement as tested." if ok else
-                      "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ").")
-        rule = RULES[self.relation].format(x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics))
+        paper_note = (
+            "The source gives no numbers for this (figures only)."
+            if self.paper_says
+            else "The paper's own numbers support the statement as tested."
+            if ok
+            else "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ")."
+        )
+        rule = RULES[self.relation].format(
+            x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics)
+        )
         missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
         if d.empty or missing:
             why = not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}")
@@ -360,8 +399,13 @@ class ValueClaim(Claim):
     def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
         d = _select(results_df, self.experiment, profile)
         if d.empty or not (d["arm"] == self.arm).any():
-            return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
-                                not_run_reason(self.experiment, profile, repr(self.arm)), "")
+            return self._result(
+                profile,
+                f"not run ({profile} profile)",
+                NOT_RUN,
+                not_run_reason(self.experiment, profile, repr(self.arm)),
+                "",
+            )
         summ = summarize(d, self.metric, by=("arm",)).set_index("arm")
         row = summ.loc[self.arm] if self.arm in summ.index else None
         mean = float(row["mean"]) if row is not None else math.nan
@@ -370,8 +414,10 @@ class ValueClaim(Claim):
         paper = self._paper(self.arm, self.metric)
         verdict, low, high = value_verdict(paper, mean, sd, n, reference.get_source(self.source).rounding_half_unit)
         diff = mean - paper
-        detail = (f"Rule: {RULES['value']}. ours - paper = {diff:+.4f}; 95% prediction interval "
-                  f"[{low:.4f}, {high:.4f}] over {n} seeds")
+        detail = (
+            f"Rule: {RULES['value']}. ours - paper = {diff:+.4f}; 95% prediction interval "
+            f"[{low:.4f}, {high:.4f}] over {n} seeds"
+        )
         ours = f"{format_mean_sd(mean, sd, n)} [{profile} profile]"
         return self._result(profile, ours, verdict, detail, _profile_note(self.experiment, profile, absolute=True))
 
@@ -419,14 +465,21 @@ class RankClaim(Claim):
         arms = (self.arm, *self.others)
         missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
         if d.empty or missing:
-            return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
-                                not_run_reason(self.experiment, profile, f"arm(s) {', '.join(missing) or 'any'}"), "")
+            return self._result(
+                profile,
+                f"not run ({profile} profile)",
+                NOT_RUN,
+                not_run_reason(self.experiment, profile, f"arm(s) {', '.join(missing) or 'any'}"),
+                "",
+            )
         side = "best" if self.best else "worst"
         n_others = len(self.others)
-        rule = (f"Rule: among the {side} {self.k} of {len(arms)} if {self.arm} is significantly "
-                f"{'better' if self.best else 'worse'} than at least {n_others - self.k + 1} of the other {n_others} "
-                f"(paired 95% CI excluding 0); not if at least {self.k} others are significantly "
-                f"{'better' if self.best else 'worse'} than it; else inconclusive.")
+        rule = (
+            f"Rule: among the {side} {self.k} of {len(arms)} if {self.arm} is significantly "
+            f"{'better' if self.best else 'worse'} than at least {n_others - self.k + 1} of the other {n_others} "
+            f"(paired 95% CI excluding 0); not if at least {self.k} others are significantly "
+            f"{'better' if self.best else 'worse'} than it; else inconclusive."
+        )
         ahead = behind = 0  # others that arm beats / that beat arm, significantly
         details = [rule]
         for other in self.others:
@@ -442,11 +495,18 @@ class RankClaim(Claim):
             verdict = NOT_REPLICATED
         else:
             verdict = INCONCLUSIVE
-        details.append(f"significantly better than {ahead}, significantly worse than {behind} of {n_others} -> {verdict}")
+        details.append(
+            f"significantly better than {ahead}, significantly worse than {behind} of {n_others} -> {verdict}"
+        )
         ours = _arm_cells(d, self.metric, arms) + f" [{profile} profile]"
-        return self._result(profile, ours, verdict, " | ".join(details),
-                            "The source gives no numbers for this (figures only). " +
-                            _profile_note(self.experiment, profile, absolute=False))
+        return self._result(
+            profile,
+            ours,
+            verdict,
+            " | ".join(details),
+            "The source gives no numbers for this (figures only). "
+            + _profile_note(self.experiment, profile, absolute=False),
+        )
 
 
 @dataclass(frozen=True)
@@ -469,8 +529,13 @@ class OrderClaim(Claim):
         d = _select(results_df, self.experiment, profile)
         d = d[(d["arm"] == self.arm) & d["metric"].isin(self.metrics)] if not d.empty else d
         if d.empty:
-            return self._result(profile, f"not run ({profile} profile)", NOT_RUN,
-                                f"no records for {self.arm!r} in {self.experiment!r}, profile {profile!r}", "")
+            return self._result(
+                profile,
+                f"not run ({profile} profile)",
+                NOT_RUN,
+                f"no records for {self.arm!r} in {self.experiment!r}, profile {profile!r}",
+                "",
+            )
         # Reuse the seed-paired comparison with the metric names standing in for arms.
         as_arms = d.assign(arm=d["metric"], metric="value")
         details = ["Rule: each metric must exceed the next one, paired by seed (95% CI of the difference above 0)."]
@@ -481,10 +546,17 @@ class OrderClaim(Claim):
             verdicts.append(v)
             details.append(f"{pc.describe()} -> {v}")
         labelled = as_arms.assign(arm=as_arms["arm"].map(lambda k: metric_spec(k).label))
-        ours = (_arm_cells(labelled, "value", [metric_spec(k).label for k in self.metrics], label=self.arm)
-                + f" [{profile} profile]")
-        return self._result(profile, ours, combine(verdicts), " | ".join(details),
-                            "The source gives no numbers for this (a printout missing from its text).")
+        ours = (
+            _arm_cells(labelled, "value", [metric_spec(k).label for k in self.metrics], label=self.arm)
+            + f" [{profile} profile]"
+        )
+        return self._result(
+            profile,
+            ours,
+            combine(verdicts),
+            " | ".join(details),
+            "The source gives no numbers for this (a printout missing from its text).",
+        )
 
 
 @dataclass(frozen=True)
@@ -519,8 +591,20 @@ def get_claim(claim_id: str) -> Claim:
 
 
 # --------------------------------------------------------------------------- tables for books
-PAPER_VS_OURS_COLUMNS = ("arm", "metric", "our_metric", "paper", "ours_mean", "ours_sd", "n", "n_diverged", "diff",
-                         "pi_low", "pi_high", "verdict")
+PAPER_VS_OURS_COLUMNS = (
+    "arm",
+    "metric",
+    "our_metric",
+    "paper",
+    "ours_mean",
+    "ours_sd",
+    "n",
+    "n_diverged",
+    "diff",
+    "pi_low",
+    "pi_high",
+    "verdict",
+)
 
 
 def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd.DataFrame:
@@ -561,8 +645,22 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
                 verdict, low, high = None, math.nan, math.nan
             else:
                 verdict, low, high = value_verdict(paper, mean, sd, n, half_unit)
-            rows.append(dict(arm=arm, metric=col, our_metric=metric, paper=paper, ours_mean=mean, ours_sd=sd,
-                             n=n, n_diverged=ndiv, diff=mean - paper, pi_low=low, pi_high=high, verdict=verdict))
+            rows.append(
+                dict(
+                    arm=arm,
+                    metric=col,
+                    our_metric=metric,
+                    paper=paper,
+                    ours_mean=mean,
+                    ours_sd=sd,
+                    n=n,
+                    n_diverged=ndiv,
+                    diff=mean - paper,
+                    pi_low=low,
+                    pi_high=high,
+                    verdict=verdict,
+                )
+            )
     out = pd.DataFrame(rows, columns=list(PAPER_VS_OURS_COLUMNS))
     # arm-major order (the paper's layout): rows of one arm together, metrics in the paper's order
     out["_a"] = out["arm"].map({a: i for i, a in enumerate(arms)})

@@ -3,6 +3,7 @@
 User mistakes (unknown experiment, bad profile, missing or corrupt data, a bad parameter) end
 with one clear line on stderr and exit status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,8 @@ USER_ERROR_EXIT = 2
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean "the user asked for something wrong", not a bug."""
     from .config import ConfigError
-    from .registry import UnknownNameError
-
     from .microbench import DeviceUnavailableError
+    from .registry import UnknownNameError
 
     errors: list[type[BaseException]] = [ConfigError, UnknownNameError, DeviceUnavailableError]
     try:
@@ -48,18 +48,36 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--profile", required=True, choices=PROFILES)
         else:
             sp.add_argument("--profile", default=profile_default, choices=PROFILES)
-        sp.add_argument("--results-dir", type=Path, default=None,
-                        help="results store (default: results/ for quick and paper, _build/smoke-results for smoke)")
+        sp.add_argument(
+            "--results-dir",
+            type=Path,
+            default=None,
+            help="results store (default: results/ for quick and paper, _build/smoke-results for smoke)",
+        )
 
     def add_run_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
         sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-        sp.add_argument("--data-dir", default=None, help="folder with <dataset>.npz files (else $RELUSTUDY_DATA, else the cache)")
-        sp.add_argument("--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing")
-        sp.add_argument("--threads-per-job", type=int, default=None, metavar="K",
-                        help="CPU threads per run (default: every CPU this process may use); not part of a run's id")
-        sp.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="train N runs at a time, each in its own process (use with --threads-per-job)")
+        sp.add_argument(
+            "--data-dir", default=None, help="folder with <dataset>.npz files (else $RELUSTUDY_DATA, else the cache)"
+        )
+        sp.add_argument(
+            "--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing"
+        )
+        sp.add_argument(
+            "--threads-per-job",
+            type=int,
+            default=None,
+            metavar="K",
+            help="CPU threads per run (default: every CPU this process may use); not part of a run's id",
+        )
+        sp.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            metavar="N",
+            help="train N runs at a time, each in its own process (use with --threads-per-job)",
+        )
 
     run = sub.add_parser("run", help="train an experiment's grid (complete runs are skipped)")
     run.add_argument("experiment")
@@ -96,8 +114,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         exp = EXPERIMENTS.get(name)
         for prof_name, prof in exp.profiles.items():
             runs = len(exp.arms) * len(prof.seeds)
-            print(f"{name:<22} {exp.source:<8} {exp.table:<9} {prof_name:<7} {runs:>5} "
-                  f"{exp.estimated_cpu_minutes(prof_name):>12.1f}  {prof.describe()}")
+            print(
+                f"{name:<22} {exp.source:<8} {exp.table:<9} {prof_name:<7} {runs:>5} "
+                f"{exp.estimated_cpu_minutes(prof_name):>12.1f}  {prof.describe()}"
+            )
     return 0
 
 
@@ -106,9 +126,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.threads_per_job is not None and args.threads_per_job < 1:
         raise SystemExit("relustudy: error: --threads-per-job must be >= 1")
-    records = run_experiment(args.experiment, args.profile, seeds=args.seeds, device=args.device, force=args.force,
-                             results_dir=args.results_dir, data_dir=args.data_dir, download=args.download,
-                             num_threads=args.threads_per_job, jobs=args.jobs)
+    records = run_experiment(
+        args.experiment,
+        args.profile,
+        seeds=args.seeds,
+        device=args.device,
+        force=args.force,
+        results_dir=args.results_dir,
+        data_dir=args.data_dir,
+        download=args.download,
+        num_threads=args.threads_per_job,
+        jobs=args.jobs,
+    )
     diverged = sum(r.get("status") == "diverged" for r in records)
     print(f"{len(records)} runs recorded ({diverged} diverged)")
     return 0
@@ -122,8 +151,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     root = args.results_dir or default_results_dir(args.profile)
     df = load_results(root, experiment=args.experiment, profile=args.profile)
     if df.empty:
-        print(f"no records for {args.experiment} --profile {args.profile} in {root}; "
-              f"run: relustudy run {args.experiment} --profile {args.profile}", file=sys.stderr)
+        print(
+            f"no records for {args.experiment} --profile {args.profile} in {root}; "
+            f"run: relustudy run {args.experiment} --profile {args.profile}",
+            file=sys.stderr,
+        )
         return 1
     if args.format == "csv":
         df.to_csv(sys.stdout, index=False)
@@ -142,7 +174,9 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     rows = check_datasets(data_dir=args.data_dir)
     corrupt = False
     for row in rows:
-        name, status, path, message = (row[k] for k in ("name", "status", "path", "message")) if isinstance(row, dict) else row
+        name, status, path, message = (
+            (row[k] for k in ("name", "status", "path", "message")) if isinstance(row, dict) else row
+        )
         corrupt |= status == "corrupt"
         print(f"{name:<14} {status:<8} {path or '-'}" + (f"\n    {message}" if message else ""))
     return 1 if corrupt else 0
@@ -161,8 +195,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
-    html = build_book(args.profile, seeds=args.seeds, device=args.device, data_dir=args.data_dir,
-                      results_dir=args.results_dir)
+    html = build_book(
+        args.profile, seeds=args.seeds, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir
+    )
     print(f"book built: {html / 'index.html'}")
     return 0
 

@@ -2,6 +2,7 @@
 
 Unknown keys and bad values are rejected with a message that names the field (nanoGPT-style).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,14 +80,18 @@ class RunConfig:
         # Normalise so equal configs hash equally: lists from JSON -> tuples, stats epochs sorted
         # and de-duplicated, float fields as floats (lr=1 and lr=1.0 give the same run_id).
         se = self.stats_epochs
-        if isinstance(se, (str, bytes)) or not isinstance(se, (list, tuple, set, frozenset)) or not all(
-            isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in se
+        if (
+            isinstance(se, (str, bytes))
+            or not isinstance(se, (list, tuple, set, frozenset))
+            or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in se)
         ):
             raise ConfigError(f"invalid run config: stats_epochs must be a list of integers, got {se!r}")
         object.__setattr__(self, "stats_epochs", tuple(sorted({int(e) for e in se})))
         ev = self.evals
-        if isinstance(ev, (str, bytes)) or not isinstance(ev, (list, tuple, set, frozenset)) or not all(
-            isinstance(e, str) for e in ev
+        if (
+            isinstance(ev, (str, bytes))
+            or not isinstance(ev, (list, tuple, set, frozenset))
+            or not all(isinstance(e, str) for e in ev)
         ):
             raise ConfigError(f"invalid run config: evals must be a list of names from {EVALS}, got {ev!r}")
         unknown = sorted(set(ev) - set(EVALS))
@@ -110,9 +115,13 @@ class RunConfig:
                 raise ConfigError(f"invalid run config: {what}")
 
         for name in ("experiment", "dataset", "model", "activation"):
-            need(isinstance(getattr(self, name), str) and getattr(self, name) != "", f"{name} must be a non-empty string")
-        need(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.experiment) is not None,
-             f"experiment must be a plain folder name (letters, digits, _ . -), got {self.experiment!r}")
+            need(
+                isinstance(getattr(self, name), str) and getattr(self, name) != "", f"{name} must be a non-empty string"
+            )
+        need(
+            re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.experiment) is not None,
+            f"experiment must be a plain folder name (letters, digits, _ . -), got {self.experiment!r}",
+        )
         need(self.profile in PROFILES, f"profile must be one of {PROFILES}, got {self.profile!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
@@ -121,23 +130,40 @@ class RunConfig:
         need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         need(_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
         need(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}")
-        need(_is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        need(
+            _is_int(self.batch_size) and self.batch_size >= 1,
+            f"batch_size must be an integer >= 1, got {self.batch_size!r}",
+        )
         need(_is_num(self.lr) and self.lr > 0, f"lr must be a number > 0, got {self.lr!r}")
         need(_is_num(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
         need(_is_num(self.eps) and self.eps > 0, f"eps must be > 0, got {self.eps!r}")
-        need(_is_num(self.weight_decay) and self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        need(
+            _is_num(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay must be >= 0, got {self.weight_decay!r}",
+        )
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
             need(v is None or (_is_int(v) and v >= 1), f"{name} must be None or an integer >= 1, got {v!r}")
-        need(_is_int(self.subset_seed) and self.subset_seed >= 0, f"subset_seed must be an integer >= 0")
-        need(all(1 <= e <= self.epochs for e in self.stats_epochs), f"stats_epochs must lie in 1..epochs={self.epochs}, got {self.stats_epochs}")
+        need(_is_int(self.subset_seed) and self.subset_seed >= 0, "subset_seed must be an integer >= 0")
+        need(
+            all(1 <= e <= self.epochs for e in self.stats_epochs),
+            f"stats_epochs must lie in 1..epochs={self.epochs}, got {self.stats_epochs}",
+        )
         need(isinstance(self.arm, str), f"arm must be a string, got {self.arm!r}")
         self._validate_schedule_params(need)
         need(isinstance(self.channels_last, bool), "channels_last must be true or false")
-        need(_is_int(self.eval_every) and self.eval_every >= 1, f"eval_every must be an integer >= 1, got {self.eval_every!r}")
-        need(self.eval_batch_size is None or (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1),
-             f"eval_batch_size must be None or an integer >= 1, got {self.eval_batch_size!r}")
-        need(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1), "num_threads must be None or >= 1")
+        need(
+            _is_int(self.eval_every) and self.eval_every >= 1,
+            f"eval_every must be an integer >= 1, got {self.eval_every!r}",
+        )
+        need(
+            self.eval_batch_size is None or (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1),
+            f"eval_batch_size must be None or an integer >= 1, got {self.eval_batch_size!r}",
+        )
+        need(
+            self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
+            "num_threads must be None or >= 1",
+        )
         for name in ("activation_params", "model_params", "schedule_params"):
             try:
                 json.dumps(getattr(self, name), sort_keys=True)
@@ -148,13 +174,20 @@ class RunConfig:
         p = self.schedule_params
         allowed = SCHEDULE_PARAMS[self.schedule]
         unknown = sorted(set(p) - set(allowed))
-        need(not unknown, f"schedule_params key(s) {', '.join(map(str, unknown))} not valid for schedule "
-                          f"{self.schedule!r}; valid keys: {', '.join(allowed) or '(none)'}")
+        need(
+            not unknown,
+            f"schedule_params key(s) {', '.join(map(str, unknown))} not valid for schedule "
+            f"{self.schedule!r}; valid keys: {', '.join(allowed) or '(none)'}",
+        )
         if self.schedule == "step":
             ms = p.get("milestones")
-            need(isinstance(ms, (list, tuple)) and len(ms) > 0 and all(_is_int(m) and 1 <= m <= self.epochs for m in ms)
-                 and list(ms) == sorted(set(ms)),
-                 f"schedule_params.milestones must be a non-empty increasing list of epochs in 1..epochs={self.epochs}, got {ms!r}")
+            need(
+                isinstance(ms, (list, tuple))
+                and len(ms) > 0
+                and all(_is_int(m) and 1 <= m <= self.epochs for m in ms)
+                and list(ms) == sorted(set(ms)),
+                f"schedule_params.milestones must be a non-empty increasing list of epochs in 1..epochs={self.epochs}, got {ms!r}",
+            )
             gamma = p.get("gamma", 0.1)
             need(_is_num(gamma) and gamma > 0, f"schedule_params.gamma must be a number > 0, got {gamma!r}")
         if self.schedule == "cosine":
@@ -167,8 +200,14 @@ class RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown run config key(s): {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-        missing = sorted(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in data)  # type: ignore[misc]
+            raise ConfigError(
+                f"unknown run config key(s): {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+            )
+        missing = sorted(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in data
+        )  # type: ignore[misc]
         if missing:
             raise ConfigError(f"missing run config key(s): {', '.join(missing)}")
         return cls(**data)

@@ -36,6 +36,7 @@ labels).
 Helpers: ``stratified_subset(labels, n, seed)``, ``channel_stats(x_uint8)`` and
 ``check_datasets(data_dir=None)`` (for ``relustudy data check``).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -57,9 +58,23 @@ import torch
 from .registry import Registry
 
 __all__ = [
-    "DATASETS", "DatasetSpec", "InMemoryDataset", "DataError", "SubsetSizeError", "DatasetStatus",
-    "load_dataset", "check_datasets", "dataset_available", "stratified_subset", "channel_stats", "default_cache_dir",
-    "convert_torchvision", "convert_idx_dir", "decode_cifar10_jpeg", "read_idx", "content_sha256",
+    "DATASETS",
+    "DatasetSpec",
+    "InMemoryDataset",
+    "DataError",
+    "SubsetSizeError",
+    "DatasetStatus",
+    "load_dataset",
+    "check_datasets",
+    "dataset_available",
+    "stratified_subset",
+    "channel_stats",
+    "default_cache_dir",
+    "convert_torchvision",
+    "convert_idx_dir",
+    "decode_cifar10_jpeg",
+    "read_idx",
+    "content_sha256",
 ]
 
 ENV_DATA = "RELUSTUDY_DATA"
@@ -117,8 +132,12 @@ class DatasetSpec:
         return (h, w) if c == 1 else (h, w, c)
 
     def reference_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"x_train": (self.n_train, *self.hwc), "y_train": (self.n_train,),
-                "x_test": (self.n_test, *self.hwc), "y_test": (self.n_test,)}
+        return {
+            "x_train": (self.n_train, *self.hwc),
+            "y_train": (self.n_train,),
+            "x_test": (self.n_test, *self.hwc),
+            "y_test": (self.n_test,),
+        }
 
     @property
     def torchvision_dataset(self) -> type:
@@ -126,8 +145,12 @@ class DatasetSpec:
 
         return getattr(torchvision.datasets, self.torchvision_class)
 
-    def load(self, data_dir: str | os.PathLike | None = None, download: bool = False,
-             cache_dir: str | os.PathLike | None = None) -> "InMemoryDataset":
+    def load(
+        self,
+        data_dir: str | os.PathLike | None = None,
+        download: bool = False,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> "InMemoryDataset":
         return load_dataset(self.name, data_dir=data_dir, download=download, cache_dir=cache_dir)
 
     __call__ = load
@@ -144,56 +167,111 @@ CIFAR10_JPEG_CAVEATS = (
     "test-set order not pixel-verified (relies on the source's per-class numbering; see MANIFEST.md)",
 )
 
-DATASETS.register("mnist", DatasetSpec(
-    name="mnist", file_name="mnist.npz", in_shape=(1, 28, 28), num_classes=10, n_train=60000, n_test=10000,
-    torchvision_class="MNIST",
-    sha256=(("x_train", "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"),
+DATASETS.register(
+    "mnist",
+    DatasetSpec(
+        name="mnist",
+        file_name="mnist.npz",
+        in_shape=(1, 28, 28),
+        num_classes=10,
+        n_train=60000,
+        n_test=10000,
+        torchvision_class="MNIST",
+        sha256=(
+            ("x_train", "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"),
             ("y_train", "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"),
             ("x_test", "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"),
-            ("y_test", "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5")),
-    classes=tuple(str(i) for i in range(10)),
-    download_matches_reference=ARRAY_KEYS,
-))
-DATASETS.register("fashion_mnist", DatasetSpec(
-    name="fashion_mnist", file_name="fashion_mnist.npz", in_shape=(1, 28, 28), num_classes=10, n_train=60000,
-    n_test=10000, torchvision_class="FashionMNIST",
-    sha256=(("x_train", "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012"),
+            ("y_test", "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"),
+        ),
+        classes=tuple(str(i) for i in range(10)),
+        download_matches_reference=ARRAY_KEYS,
+    ),
+)
+DATASETS.register(
+    "fashion_mnist",
+    DatasetSpec(
+        name="fashion_mnist",
+        file_name="fashion_mnist.npz",
+        in_shape=(1, 28, 28),
+        num_classes=10,
+        n_train=60000,
+        n_test=10000,
+        torchvision_class="FashionMNIST",
+        sha256=(
+            ("x_train", "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012"),
             ("y_train", "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7"),
             ("x_test", "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a"),
-            ("y_test", "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9")),
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    download_matches_reference=ARRAY_KEYS,
-    offline_note=("Offline, the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
-                  "provides it in /usr/share/datasets/fashion-mnist; relustudy converts it on first use."),
-))
-DATASETS.register("cifar10", DatasetSpec(
-    name="cifar10", file_name="cifar10.npz", in_shape=(3, 32, 32), num_classes=10, n_train=50000, n_test=10000,
-    torchvision_class="CIFAR10",
-    # Hashes of the arrays decoded from cifar10_jpeg.npz with Pillow 13.0.0 (MANIFEST.md).
-    sha256=(("x_train", "5aaf8a2cf2e577ff4dbb15e4f368840fab5aca1812bcc69682005f8dc661d466"),
+            ("y_test", "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9"),
+        ),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        download_matches_reference=ARRAY_KEYS,
+        offline_note=(
+            "Offline, the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
+            "provides it in /usr/share/datasets/fashion-mnist; relustudy converts it on first use."
+        ),
+    ),
+)
+DATASETS.register(
+    "cifar10",
+    DatasetSpec(
+        name="cifar10",
+        file_name="cifar10.npz",
+        in_shape=(3, 32, 32),
+        num_classes=10,
+        n_train=50000,
+        n_test=10000,
+        torchvision_class="CIFAR10",
+        # Hashes of the arrays decoded from cifar10_jpeg.npz with Pillow 13.0.0 (MANIFEST.md).
+        sha256=(
+            ("x_train", "5aaf8a2cf2e577ff4dbb15e4f368840fab5aca1812bcc69682005f8dc661d466"),
             ("y_train", "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"),
             ("x_test", "b7018a062865e9348a704e72416eb53c816b43cc8ac42ab43276a2b967508ab6"),
-            ("y_test", "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5")),
-    classes=_CIFAR10_CLASSES,
-    # The pixels of a download are lossless (they differ from our JPEG copy); the labels are not.
-    download_matches_reference=("y_train", "y_test"),
-    packed_file="cifar10_jpeg.npz",
-    packed_sha256=(("jpeg_train", "dded48954ba117b69295fb311fee3890c6814612e16fc43d8152ce8daa89bd91"),
-                   ("offsets_train", "56fe7de2d16ee9655c0233ece4f281fccd2e9e323206aeaa450f4fbc504b1aa9"),
-                   ("jpeg_test", "fe67ed4242ac58ea0271e7183f3420239c53ea2318b449b430d4090c9cac446b"),
-                   ("offsets_test", "eafc4cbd54ae2dc407d436c0f9b220bb94662de207df72d305a718f9ffff9bb7"),
-                   ("y_train", "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"),
-                   ("y_test", "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5")),
-    caveats=CIFAR10_JPEG_CAVEATS,
-    caveat_tag="JPEG q75",
-))
-DATASETS.register("cifar100", DatasetSpec(
-    name="cifar100", file_name="cifar100.npz", in_shape=(3, 32, 32), num_classes=100, n_train=50000, n_test=10000,
-    torchvision_class="CIFAR100",
-    offline_note=("CIFAR-100 is not available offline: the project's shared data has no copy of it (see "
-                  "MANIFEST.md), so --download on a machine with internet is the way (torchvision CIFAR100, "
-                  "fine labels)."),
-))
+            ("y_test", "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5"),
+        ),
+        classes=_CIFAR10_CLASSES,
+        # The pixels of a download are lossless (they differ from our JPEG copy); the labels are not.
+        download_matches_reference=("y_train", "y_test"),
+        packed_file="cifar10_jpeg.npz",
+        packed_sha256=(
+            ("jpeg_train", "dded48954ba117b69295fb311fee3890c6814612e16fc43d8152ce8daa89bd91"),
+            ("offsets_train", "56fe7de2d16ee9655c0233ece4f281fccd2e9e323206aeaa450f4fbc504b1aa9"),
+            ("jpeg_test", "fe67ed4242ac58ea0271e7183f3420239c53ea2318b449b430d4090c9cac446b"),
+            ("offsets_test", "eafc4cbd54ae2dc407d436c0f9b220bb94662de207df72d305a718f9ffff9bb7"),
+            ("y_train", "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"),
+            ("y_test", "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5"),
+        ),
+        caveats=CIFAR10_JPEG_CAVEATS,
+        caveat_tag="JPEG q75",
+    ),
+)
+DATASETS.register(
+    "cifar100",
+    DatasetSpec(
+        name="cifar100",
+        file_name="cifar100.npz",
+        in_shape=(3, 32, 32),
+        num_classes=100,
+        n_train=50000,
+        n_test=10000,
+        torchvision_class="CIFAR100",
+        offline_note=(
+            "CIFAR-100 is not available offline: the project's shared data has no copy of it (see "
+            "MANIFEST.md), so --download on a machine with internet is the way (torchvision CIFAR100, "
+            "fine labels)."
+        ),
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,11 +366,13 @@ def _locate(spec: DatasetSpec, data_dir, cache: Path) -> tuple[_Found | None, li
 
 
 def _missing_message(spec: DatasetSpec, searched: list[str], cache: Path) -> str:
-    return (f"dataset {spec.name!r} not found. Searched: {'; '.join(searched)}. "
-            f"Put {spec.file_name} (the format of the shared data, see its MANIFEST.md) in a folder and point "
-            f"{ENV_DATA} or --data-dir at it, or rerun with --download to fetch it with torchvision's downloader "
-            f"(needs internet) and convert it once into {cache / spec.file_name}."
-            + (f" {spec.offline_note}" if spec.offline_note else ""))
+    return (
+        f"dataset {spec.name!r} not found. Searched: {'; '.join(searched)}. "
+        f"Put {spec.file_name} (the format of the shared data, see its MANIFEST.md) in a folder and point "
+        f"{ENV_DATA} or --data-dir at it, or rerun with --download to fetch it with torchvision's downloader "
+        f"(needs internet) and convert it once into {cache / spec.file_name}."
+        + (f" {spec.offline_note}" if spec.offline_note else "")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,8 +408,12 @@ def _verify_cache_hit(cache: Path, key: tuple[str, int, int], expected: Mapping[
         entry = _read_json(cache / VERIFY_CACHE_NAME).get(key[0])
     except (OSError, ValueError, AttributeError):
         return False
-    return (isinstance(entry, dict) and entry.get("size") == key[1] and entry.get("mtime_ns") == key[2]
-            and entry.get("sha256") == dict(expected))
+    return (
+        isinstance(entry, dict)
+        and entry.get("size") == key[1]
+        and entry.get("mtime_ns") == key[2]
+        and entry.get("sha256") == dict(expected)
+    )
 
 
 def _verify_cache_record(cache: Path, key: tuple[str, int, int], expected: Mapping[str, str]) -> None:
@@ -355,7 +439,8 @@ def _mismatch_error(path: Path, bad: list[tuple[str, str, str]], origin: str, hi
         f"checksum mismatch in {path}: {'; '.join(parts)} (expected values from {origin}). The file is corrupt "
         f"or not the expected copy. {hint + ' ' if hint else ''}Replace it with a good copy in the folder named by "
         f"{ENV_DATA} or --data-dir, or move it away and rerun with --download to fetch and convert a fresh copy "
-        f"(needs internet); relustudy never re-downloads or overwrites it by itself.")
+        f"(needs internet); relustudy never re-downloads or overwrites it by itself."
+    )
 
 
 def _read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
@@ -363,19 +448,32 @@ def _read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
         with np.load(path) as z:
             missing = [k for k in keys if k not in z.files]
             if missing:
-                raise DataError(f"{path} is not a valid dataset file: it lacks the arrays {missing} "
-                                f"(has {sorted(z.files)}); see MANIFEST.md for the format")
+                raise DataError(
+                    f"{path} is not a valid dataset file: it lacks the arrays {missing} "
+                    f"(has {sorted(z.files)}); see MANIFEST.md for the format"
+                )
             return {k: z[k] for k in keys}
     except DataError:
         raise
     except Exception as e:  # zipfile.BadZipFile, ValueError (pickles), OSError, zlib errors, ...
-        raise DataError(f"cannot read {path} as a .npz dataset file ({type(e).__name__}: {e}); the file is "
-                        f"corrupt. Replace it (folder named by {ENV_DATA} or --data-dir), or move it away and "
-                        f"rerun with --download.") from e
+        raise DataError(
+            f"cannot read {path} as a .npz dataset file ({type(e).__name__}: {e}); the file is "
+            f"corrupt. Replace it (folder named by {ENV_DATA} or --data-dir), or move it away and "
+            f"rerun with --download."
+        ) from e
 
 
-def _verify_file(path: Path, expected: Mapping[str, str], origin: str, cache: Path, *, extra_keys: Sequence[str] = (),
-                 use_cache: bool = True, need_arrays: bool = True, hint: str = "") -> dict[str, np.ndarray] | None:
+def _verify_file(
+    path: Path,
+    expected: Mapping[str, str],
+    origin: str,
+    cache: Path,
+    *,
+    extra_keys: Sequence[str] = (),
+    use_cache: bool = True,
+    need_arrays: bool = True,
+    hint: str = "",
+) -> dict[str, np.ndarray] | None:
     """Load ``path``'s arrays and check their content hashes (skipped if verified before, unchanged)."""
     key = _stat_key(path)  # taken before reading: a change while we read gives a new key next time
     hit = use_cache and _verify_cache_hit(cache, key, expected)
@@ -404,8 +502,10 @@ def _read_sidecar(spec: DatasetSpec, path: Path) -> dict | None:
         if meta.get("dataset") != spec.name:
             raise ValueError(f"it describes dataset {meta.get('dataset')!r}, not {spec.name!r}")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(f"cannot use the checksum sidecar {sc} of {path} ({type(e).__name__}: {e}). Move both "
-                        f"files away and rerun with --download, or point {ENV_DATA} / --data-dir at a good copy.") from e
+        raise DataError(
+            f"cannot use the checksum sidecar {sc} of {path} ({type(e).__name__}: {e}). Move both "
+            f"files away and rerun with --download, or point {ENV_DATA} / --data-dir at a good copy."
+        ) from e
     meta["_hashes"] = hashes
     return meta
 
@@ -415,10 +515,12 @@ def _expected_hashes(spec: DatasetSpec, path: Path, sidecar: dict | None) -> tup
         return sidecar["_hashes"], f"its sidecar {_sidecar_path(path)}"
     if spec.sha256:
         return dict(spec.sha256), "relustudy's checksum table of the reference copy (MANIFEST.md)"
-    raise DataError(f"{path} has no checksum sidecar {_sidecar_path(path).name} and relustudy has no reference "
-                    f"checksums for {spec.name}, so it cannot be verified. Use a copy made by relustudy (rerun with "
-                    f"--download after moving this file away, or copy the file together with its sidecar into the "
-                    f"folder named by {ENV_DATA} or --data-dir).")
+    raise DataError(
+        f"{path} has no checksum sidecar {_sidecar_path(path).name} and relustudy has no reference "
+        f"checksums for {spec.name}, so it cannot be verified. Use a copy made by relustudy (rerun with "
+        f"--download after moving this file away, or copy the file together with its sidecar into the "
+        f"folder named by {ENV_DATA} or --data-dir)."
+    )
 
 
 def _allow_drift() -> bool:
@@ -429,8 +531,12 @@ def _versions() -> dict[str, str]:
     import PIL
     from PIL import features
 
-    out = {"numpy": np.__version__, "torch": torch.__version__, "Pillow": PIL.__version__,
-           "libjpeg_turbo": str(features.version("libjpeg_turbo"))}
+    out = {
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "Pillow": PIL.__version__,
+        "libjpeg_turbo": str(features.version("libjpeg_turbo")),
+    }
     try:
         import torchvision
 
@@ -440,7 +546,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _to_dataset(spec: DatasetSpec, arrays: Mapping[str, np.ndarray], source: Path, caveats: Iterable[str]) -> InMemoryDataset:
+def _to_dataset(
+    spec: DatasetSpec, arrays: Mapping[str, np.ndarray], source: Path, caveats: Iterable[str]
+) -> InMemoryDataset:
     """Check shapes/labels and turn MANIFEST-format arrays into an :class:`InMemoryDataset`."""
     classes = [str(c) for c in np.asarray(arrays["classes"]).reshape(-1)]
     if len(classes) != spec.num_classes:
@@ -449,7 +557,9 @@ def _to_dataset(spec: DatasetSpec, arrays: Mapping[str, np.ndarray], source: Pat
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8 or tuple(x.shape[1:]) != spec.hwc:
-            raise DataError(f"{source}: x_{split} is {x.dtype} {x.shape}, expected uint8 (N, {', '.join(map(str, spec.hwc))})")
+            raise DataError(
+                f"{source}: x_{split} is {x.dtype} {x.shape}, expected uint8 (N, {', '.join(map(str, spec.hwc))})"
+            )
         if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{source}: y_{split} is {y.dtype} {y.shape}, expected integer labels ({len(x)},)")
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= spec.num_classes):
@@ -461,17 +571,21 @@ def _to_dataset(spec: DatasetSpec, arrays: Mapping[str, np.ndarray], source: Pat
     return InMemoryDataset(name=spec.name, classes=classes, source_path=Path(source), caveats=list(caveats), **out)
 
 
-def _load_npz(spec: DatasetSpec, path: Path, cache: Path, *, use_cache: bool = True, hint: str = "",
-              need_arrays: bool = True) -> tuple[dict[str, np.ndarray] | None, list[str]]:
+def _load_npz(
+    spec: DatasetSpec, path: Path, cache: Path, *, use_cache: bool = True, hint: str = "", need_arrays: bool = True
+) -> tuple[dict[str, np.ndarray] | None, list[str]]:
     """Verified arrays of a MANIFEST-format file (table or sidecar hashes) and its caveats."""
     sidecar = _read_sidecar(spec, path)
     expected, origin = _expected_hashes(spec, path, sidecar)
     if sidecar is not None and sidecar.get("decoder_drift") and not _allow_drift():
-        raise DataError(f"{path} was decoded by a JPEG decoder that does not reproduce MANIFEST.md's hashes "
-                        f"(made with {ENV_ALLOW_DRIFT}=1, {sidecar.get('versions', {})}). Set {ENV_ALLOW_DRIFT}=1 "
-                        f"to use it, or delete it and its sidecar to decode again with Pillow {PINNED_PILLOW}.")
-    arrays = _verify_file(path, expected, origin, cache, extra_keys=("classes",), use_cache=use_cache,
-                          need_arrays=need_arrays, hint=hint)
+        raise DataError(
+            f"{path} was decoded by a JPEG decoder that does not reproduce MANIFEST.md's hashes "
+            f"(made with {ENV_ALLOW_DRIFT}=1, {sidecar.get('versions', {})}). Set {ENV_ALLOW_DRIFT}=1 "
+            f"to use it, or delete it and its sidecar to decode again with Pillow {PINNED_PILLOW}."
+        )
+    arrays = _verify_file(
+        path, expected, origin, cache, extra_keys=("classes",), use_cache=use_cache, need_arrays=need_arrays, hint=hint
+    )
     caveats = list(sidecar.get("caveats", [])) if sidecar is not None else list(spec.caveats)
     return arrays, caveats
 
@@ -482,8 +596,10 @@ def _load_npz(spec: DatasetSpec, path: Path, cache: Path, *, use_cache: bool = T
 def _refuse_overwrite(out: Path) -> None:
     # A sidecar without its npz (an interrupted conversion) describes nothing and may be replaced.
     if out.exists():
-        raise DataError(f"{out} already exists; relustudy does not overwrite dataset files. Move it (and its "
-                        f"sidecar {_sidecar_path(out).name}) away to convert again.")
+        raise DataError(
+            f"{out} already exists; relustudy does not overwrite dataset files. Move it (and its "
+            f"sidecar {_sidecar_path(out).name}) away to convert again."
+        )
 
 
 def _write_npz_atomic(out: Path, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
@@ -500,8 +616,14 @@ def _write_npz_atomic(out: Path, arrays: Mapping[str, np.ndarray], compress: boo
             tmp.unlink()
 
 
-def _reference_check(spec: DatasetSpec, arrays: Mapping[str, np.ndarray], hashes: Mapping[str, str],
-                     reference_keys: Sequence[str], source: str, out: Path | None) -> str:
+def _reference_check(
+    spec: DatasetSpec,
+    arrays: Mapping[str, np.ndarray],
+    hashes: Mapping[str, str],
+    reference_keys: Sequence[str],
+    source: str,
+    out: Path | None,
+) -> str:
     """Compare ``reference_keys`` with our reference copy's hashes when all four arrays have the
     reference shapes (a mismatch raises DataError); returns a note for the sidecar."""
     ref = dict(spec.sha256)
@@ -512,15 +634,28 @@ def _reference_check(spec: DatasetSpec, arrays: Mapping[str, np.ndarray], hashes
     bad = [(k, ref[k], hashes[k]) for k in reference_keys if hashes[k] != ref[k]]
     if bad:
         parts = "; ".join(f"{k}: reference {e}, got {a}" for k, e, a in bad)
-        raise DataError(f"the {spec.name} data from {source} differs from relustudy's reference copy "
-                        f"(MANIFEST.md): {parts}." + (f" Nothing was written to {out}." if out else "") +
-                        f" Check the source files, or point {ENV_DATA} / --data-dir at the shared copy.")
+        raise DataError(
+            f"the {spec.name} data from {source} differs from relustudy's reference copy "
+            f"(MANIFEST.md): {parts}."
+            + (f" Nothing was written to {out}." if out else "")
+            + f" Check the source files, or point {ENV_DATA} / --data-dir at the shared copy."
+        )
     return f"equal to the reference copy (MANIFEST.md) for {', '.join(reference_keys)}"
 
 
-def _write_converted(spec: DatasetSpec, out: Path, arrays: dict[str, np.ndarray], *, kind: str, source: str,
-                     reference_keys: Sequence[str], caveats: Sequence[str] = (), extra: Mapping[str, Any] | None = None,
-                     compress: bool = True, cache: Path | None = None) -> dict:
+def _write_converted(
+    spec: DatasetSpec,
+    out: Path,
+    arrays: dict[str, np.ndarray],
+    *,
+    kind: str,
+    source: str,
+    reference_keys: Sequence[str],
+    caveats: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    compress: bool = True,
+    cache: Path | None = None,
+) -> dict:
     """Check ``arrays`` against the reference table where comparable, then write npz + sidecar.
 
     ``reference_keys`` must equal our reference copy's hashes when all four arrays have the
@@ -531,16 +666,25 @@ def _write_converted(spec: DatasetSpec, out: Path, arrays: dict[str, np.ndarray]
     hashes = {k: content_sha256(arrays[k]) for k in ARRAY_KEYS}
     reference_check = _reference_check(spec, arrays, hashes, reference_keys, source, out)
     meta = {
-        "format": SIDECAR_FORMAT, "dataset": spec.name, "file": out.name, "kind": kind, "source": source,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions(),
-        "arrays": {k: {"shape": list(arrays[k].shape), "dtype": str(arrays[k].dtype), "sha256": hashes[k]}
-                   for k in ARRAY_KEYS},
-        "reference_check": reference_check, "caveats": list(caveats), **(extra or {}),
+        "format": SIDECAR_FORMAT,
+        "dataset": spec.name,
+        "file": out.name,
+        "kind": kind,
+        "source": source,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(),
+        "arrays": {
+            k: {"shape": list(arrays[k].shape), "dtype": str(arrays[k].dtype), "sha256": hashes[k]} for k in ARRAY_KEYS
+        },
+        "reference_check": reference_check,
+        "caveats": list(caveats),
+        **(extra or {}),
     }
     # Sidecar first: a sidecar without its npz is harmless (the npz is not found; the sidecar is replaced).
     _write_json_atomic(_sidecar_path(out), meta)
-    _write_npz_atomic(out, {**{k: arrays[k] for k in ARRAY_KEYS}, "classes": np.asarray(arrays["classes"], dtype=str)},
-                      compress)
+    _write_npz_atomic(
+        out, {**{k: arrays[k] for k in ARRAY_KEYS}, "classes": np.asarray(arrays["classes"], dtype=str)}, compress
+    )
     if cache is not None:
         _verify_cache_record(cache, _stat_key(out), hashes)
     return meta
@@ -553,8 +697,14 @@ def _labels_u8(y: Any, where: str) -> np.ndarray:
     return y.astype(np.uint8)
 
 
-def convert_torchvision(name: str, root: str | os.PathLike, out: str | os.PathLike, *, download: bool,
-                        cache_dir: str | os.PathLike | None = None) -> dict:
+def convert_torchvision(
+    name: str,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    download: bool,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
     """Read ``name`` with its torchvision class from ``root`` (downloading there if ``download``) and
     write ``out`` (MANIFEST format) with its sidecar. Returns the sidecar's content.
 
@@ -572,9 +722,11 @@ def convert_torchvision(name: str, root: str | os.PathLike, out: str | os.PathLi
         splits = {s: cls(root=str(root), train=(s == "train"), download=download) for s in ("train", "test")}
     except (RuntimeError, OSError, URLError, ValueError) as e:
         how = "download" if download else "read"
-        raise DataError(f"could not {how} {spec.name} with torchvision.datasets.{spec.torchvision_class} into {root} "
-                        f"({type(e).__name__}: {str(e).strip()}). --download needs internet; offline, point "
-                        f"{ENV_DATA} or --data-dir at a folder with {spec.file_name}.") from e
+        raise DataError(
+            f"could not {how} {spec.name} with torchvision.datasets.{spec.torchvision_class} into {root} "
+            f"({type(e).__name__}: {str(e).strip()}). --download needs internet; offline, point "
+            f"{ENV_DATA} or --data-dir at a folder with {spec.file_name}."
+        ) from e
     arrays: dict[str, np.ndarray] = {}
     for s, ds in splits.items():
         x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
@@ -582,10 +734,15 @@ def convert_torchvision(name: str, root: str | os.PathLike, out: str | os.PathLi
         arrays[f"x_{s}"] = np.ascontiguousarray(x, dtype=np.uint8)
         arrays[f"y_{s}"] = _labels_u8(t, f"torchvision {spec.torchvision_class} {s}")
     arrays["classes"] = np.asarray(spec.classes if spec.classes is not None else splits["train"].classes, dtype=str)
-    return _write_converted(spec, out, arrays, kind="torchvision",
-                            source=f"torchvision.datasets.{spec.torchvision_class} (root {root})",
-                            reference_keys=spec.download_matches_reference,
-                            cache=Path(cache_dir) if cache_dir is not None else None)
+    return _write_converted(
+        spec,
+        out,
+        arrays,
+        kind="torchvision",
+        source=f"torchvision.datasets.{spec.torchvision_class} (root {root})",
+        reference_keys=spec.download_matches_reference,
+        cache=Path(cache_dir) if cache_dir is not None else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,7 +770,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     nd = raw[3]
     if not 1 <= nd <= 4 or len(raw) < 4 + 4 * nd:
         raise DataError(f"{path}: bad idx header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * nd)
     if data.size != int(np.prod(dims)):
         raise DataError(f"{path}: idx header says {dims} ({int(np.prod(dims))} bytes), file holds {data.size}")
@@ -625,25 +782,39 @@ def _read_idx_dir(spec: DatasetSpec, folder: Path) -> dict[str, np.ndarray]:
     missing = [s for s, p in files.items() if p is None]
     if missing:
         raise DataError(f"{folder}: missing idx files {missing}")
-    arrays = {"x_train": read_idx(files[IDX_FILES[0]]), "y_train": read_idx(files[IDX_FILES[1]]),
-              "x_test": read_idx(files[IDX_FILES[2]]), "y_test": read_idx(files[IDX_FILES[3]]),
-              "classes": np.asarray(spec.classes, dtype=str)}
+    arrays = {
+        "x_train": read_idx(files[IDX_FILES[0]]),
+        "y_train": read_idx(files[IDX_FILES[1]]),
+        "x_test": read_idx(files[IDX_FILES[2]]),
+        "y_test": read_idx(files[IDX_FILES[3]]),
+        "classes": np.asarray(spec.classes, dtype=str),
+    }
     for s in ("train", "test"):
         if arrays[f"x_{s}"].ndim != 3 or arrays[f"y_{s}"].ndim != 1 or len(arrays[f"x_{s}"]) != len(arrays[f"y_{s}"]):
-            raise DataError(f"{folder}: {s} images {arrays[f'x_{s}'].shape} and labels {arrays[f'y_{s}'].shape} do not match")
+            raise DataError(
+                f"{folder}: {s} images {arrays[f'x_{s}'].shape} and labels {arrays[f'y_{s}'].shape} do not match"
+            )
     return arrays
 
 
-def convert_idx_dir(name: str, folder: str | os.PathLike, out: str | os.PathLike, *,
-                    cache_dir: str | os.PathLike | None = None) -> dict:
+def convert_idx_dir(
+    name: str, folder: str | os.PathLike, out: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
+) -> dict:
     """Convert the four ``*-idx?-ubyte[.gz]`` files in ``folder`` (e.g. the Debian package's) into ``out``.
 
     With the reference shapes, the content must equal our reference copy (all four arrays)."""
     spec = DATASETS.get(name)
     folder, out = Path(folder), Path(out)
     arrays = _read_idx_dir(spec, folder)
-    return _write_converted(spec, out, arrays, kind="idx", source=f"idx files in {folder}",
-                            reference_keys=ARRAY_KEYS, cache=Path(cache_dir) if cache_dir is not None else None)
+    return _write_converted(
+        spec,
+        out,
+        arrays,
+        kind="idx",
+        source=f"idx files in {folder}",
+        reference_keys=ARRAY_KEYS,
+        cache=Path(cache_dir) if cache_dir is not None else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,7 +825,7 @@ def _decode_chunk(blob: bytes, offsets: np.ndarray) -> np.ndarray:
 
     out = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
     for i in range(len(offsets) - 1):
-        img = Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]])).convert("RGB")
+        img = Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]])).convert("RGB")
         a = np.asarray(img)
         if a.shape != (32, 32, 3):
             raise ValueError(f"image {i} decodes to shape {a.shape}, expected (32, 32, 3)")
@@ -662,8 +833,9 @@ def _decode_chunk(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode_cifar10_jpeg(jpeg: np.ndarray, offsets: np.ndarray, start: int = 0, stop: int | None = None,
-                        processes: int | None = None) -> np.ndarray:
+def decode_cifar10_jpeg(
+    jpeg: np.ndarray, offsets: np.ndarray, start: int = 0, stop: int | None = None, processes: int | None = None
+) -> np.ndarray:
     """Decode images ``start:stop`` of a packed JPEG split into (n, 32, 32, 3) uint8 HWC RGB.
 
     Each image is ``Image.open(io.BytesIO(b)).convert("RGB")`` with Pillow. ``processes`` > 1
@@ -677,7 +849,10 @@ def decode_cifar10_jpeg(jpeg: np.ndarray, offsets: np.ndarray, start: int = 0, s
         processes = min(2, os.cpu_count() or 1) if n >= 10_000 else 1
     n_chunks = 1 if processes <= 1 else processes * 4
     bounds = np.linspace(start, stop, n_chunks + 1).astype(np.int64)
-    chunks = [(jpeg[offsets[a]:offsets[b]].tobytes(), offsets[a:b + 1] - offsets[a]) for a, b in zip(bounds[:-1], bounds[1:])]
+    chunks = [
+        (jpeg[offsets[a] : offsets[b]].tobytes(), offsets[a : b + 1] - offsets[a])
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
     parts = None
     if processes > 1:
         try:
@@ -695,8 +870,15 @@ def decode_cifar10_jpeg(jpeg: np.ndarray, offsets: np.ndarray, start: int = 0, s
     return np.concatenate(parts) if parts else np.empty((0, 32, 32, 3), np.uint8)
 
 
-def _load_cifar10_jpeg(spec: DatasetSpec, jpeg_path: Path, cache: Path, *, use_cache: bool = True,
-                       decode: bool = True, label: str = "a data folder") -> InMemoryDataset | None:
+def _load_cifar10_jpeg(
+    spec: DatasetSpec,
+    jpeg_path: Path,
+    cache: Path,
+    *,
+    use_cache: bool = True,
+    decode: bool = True,
+    label: str = "a data folder",
+) -> InMemoryDataset | None:
     """Verified decode of the JPEG copy, from ``<cache>/cifar10.npz`` or decoded (once) into it."""
     assert spec.packed_file is not None
     packed = dict(spec.packed_sha256)
@@ -709,10 +891,13 @@ def _load_cifar10_jpeg(spec: DatasetSpec, jpeg_path: Path, cache: Path, *, use_c
                 f"{jpeg_path} (found via {label}) would be decoded into {dec}, but that file is not a "
                 f"decode of it (its sidecar says: {sidecar.get('source')}). relustudy does not overwrite it. To use "
                 f"that copy, move {dec.name} and its sidecar into a data folder ({ENV_DATA} or --data-dir), where "
-                f"a {spec.file_name} is preferred to {spec.packed_file}; or move them away to decode the JPEG copy.")
+                f"a {spec.file_name} is preferred to {spec.packed_file}; or move them away to decode the JPEG copy."
+            )
         _verify_file(jpeg_path, packed, origin, cache, use_cache=use_cache, need_arrays=False)
-        hint = (f"If it is relustudy's decode cache of {jpeg_path}, delete it and its sidecar to decode again (a "
-                f"lossless {dec.name} belongs in a data folder, with its sidecar).")
+        hint = (
+            f"If it is relustudy's decode cache of {jpeg_path}, delete it and its sidecar to decode again (a "
+            f"lossless {dec.name} belongs in a data folder, with its sidecar)."
+        )
         arrays, caveats = _load_npz(spec, dec, cache, use_cache=use_cache, hint=hint, need_arrays=decode)
         if not decode:
             return None
@@ -724,48 +909,80 @@ def _load_cifar10_jpeg(spec: DatasetSpec, jpeg_path: Path, cache: Path, *, use_c
     src = _verify_file(jpeg_path, packed, origin, cache, extra_keys=("classes",), use_cache=use_cache)
     assert src is not None
     t0 = time.perf_counter()
-    arrays = {"x_train": decode_cifar10_jpeg(src["jpeg_train"], src["offsets_train"]),
-              "x_test": decode_cifar10_jpeg(src["jpeg_test"], src["offsets_test"]),
-              "y_train": src["y_train"], "y_test": src["y_test"], "classes": src["classes"]}
+    arrays = {
+        "x_train": decode_cifar10_jpeg(src["jpeg_train"], src["offsets_train"]),
+        "x_test": decode_cifar10_jpeg(src["jpeg_test"], src["offsets_test"]),
+        "y_train": src["y_train"],
+        "y_test": src["y_test"],
+        "classes": src["classes"],
+    }
     seconds = time.perf_counter() - t0
     versions = _versions()
     ref = dict(spec.sha256)
     bad = [(k, ref[k], h) for k in ("x_train", "x_test") if (h := content_sha256(arrays[k])) != ref[k]]
     caveats = list(spec.caveats)
-    extra: dict[str, Any] = {"jpeg_sha256": packed, "jpeg_source": str(jpeg_path), "decode_seconds": round(seconds, 2),
-                             "decoder_drift": bool(bad)}
+    extra: dict[str, Any] = {
+        "jpeg_sha256": packed,
+        "jpeg_source": str(jpeg_path),
+        "decode_seconds": round(seconds, 2),
+        "decoder_drift": bool(bad),
+    }
     if bad:
         detail = "; ".join(f"{k}: MANIFEST {e}, decoded {a}" for k, e, a in bad)
-        why = (f"Pillow {versions['Pillow']} with libjpeg-turbo {versions['libjpeg_turbo']}, but MANIFEST.md's decoded "
-               f"hashes come from Pillow {PINNED_PILLOW} with libjpeg-turbo {PINNED_LIBJPEG_TURBO}; another JPEG "
-               f"decoder may differ by +-1 on some pixels")
+        why = (
+            f"Pillow {versions['Pillow']} with libjpeg-turbo {versions['libjpeg_turbo']}, but MANIFEST.md's decoded "
+            f"hashes come from Pillow {PINNED_PILLOW} with libjpeg-turbo {PINNED_LIBJPEG_TURBO}; another JPEG "
+            f"decoder may differ by +-1 on some pixels"
+        )
         if not _allow_drift():
-            raise DataError(f"the CIFAR-10 JPEG copy {jpeg_path} verified, but its decode does not reproduce "
-                            f"MANIFEST.md ({detail}). This environment has {why}. Install Pillow=={PINNED_PILLOW} "
-                            f"(the pinned requirements.lock) to reproduce the reference pixels, or set "
-                            f"{ENV_ALLOW_DRIFT}=1 to accept this decoder's pixels (recorded as a caveat). Nothing "
-                            f"was written to {dec}.")
-        warnings.warn(f"CIFAR-10 decode differs from MANIFEST.md ({detail}); accepted because "
-                      f"{ENV_ALLOW_DRIFT}=1 ({why})", RuntimeWarning, stacklevel=3)
+            raise DataError(
+                f"the CIFAR-10 JPEG copy {jpeg_path} verified, but its decode does not reproduce "
+                f"MANIFEST.md ({detail}). This environment has {why}. Install Pillow=={PINNED_PILLOW} "
+                f"(the pinned requirements.lock) to reproduce the reference pixels, or set "
+                f"{ENV_ALLOW_DRIFT}=1 to accept this decoder's pixels (recorded as a caveat). Nothing "
+                f"was written to {dec}."
+            )
+        warnings.warn(
+            f"CIFAR-10 decode differs from MANIFEST.md ({detail}); accepted because {ENV_ALLOW_DRIFT}=1 ({why})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         caveats = [c for c in caveats if not c.startswith("decoded with Pillow")]
-        caveats.append(f"decoded with Pillow {versions['Pillow']} (libjpeg-turbo {versions['libjpeg_turbo']}), whose "
-                      f"pixels differ from MANIFEST.md's Pillow {PINNED_PILLOW} decode (accepted via {ENV_ALLOW_DRIFT}=1)")
+        caveats.append(
+            f"decoded with Pillow {versions['Pillow']} (libjpeg-turbo {versions['libjpeg_turbo']}), whose "
+            f"pixels differ from MANIFEST.md's Pillow {PINNED_PILLOW} decode (accepted via {ENV_ALLOW_DRIFT}=1)"
+        )
     if dec.exists():  # another process decoded it meanwhile: use (and verify) that one
         return _load_cifar10_jpeg(spec, jpeg_path, cache, use_cache=use_cache, label=label)
     try:
-        _write_converted(spec, dec, arrays, kind="jpeg-decode", source=f"decoded from {jpeg_path}",
-                         reference_keys=(), caveats=caveats, extra=extra, compress=False, cache=cache)
+        _write_converted(
+            spec,
+            dec,
+            arrays,
+            kind="jpeg-decode",
+            source=f"decoded from {jpeg_path}",
+            reference_keys=(),
+            caveats=caveats,
+            extra=extra,
+            compress=False,
+            cache=cache,
+        )
     except OSError as e:
-        raise DataError(f"cannot write the CIFAR-10 decode cache {dec} ({e}); set {ENV_CACHE} to a writable "
-                        f"folder") from e
+        raise DataError(
+            f"cannot write the CIFAR-10 decode cache {dec} ({e}); set {ENV_CACHE} to a writable folder"
+        ) from e
     return _to_dataset(spec, arrays, jpeg_path, caveats)
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = False,
-                 cache_dir: str | os.PathLike | None = None) -> InMemoryDataset:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> InMemoryDataset:
     """Load a dataset, verified (see the module docstring for where it is looked up)."""
     spec = DATASETS.get(name)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -785,7 +1002,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         try:
             convert_idx_dir(name, found.path, out, cache_dir=cache)
         except OSError as e:
-            raise DataError(f"cannot convert {found.path} into {out} ({e}); set {ENV_CACHE} to a writable folder") from e
+            raise DataError(
+                f"cannot convert {found.path} into {out} ({e}); set {ENV_CACHE} to a writable folder"
+            ) from e
         found = _Found("npz", out, "cache")
     arrays, caveats = _load_npz(spec, found.path, cache)
     return _to_dataset(spec, arrays, found.path, caveats)
@@ -798,8 +1017,9 @@ def dataset_available(name: str, data_dir: str | os.PathLike | None = None) -> b
     return found is not None
 
 
-def check_datasets(data_dir: str | os.PathLike | None = None,
-                   cache_dir: str | os.PathLike | None = None) -> list[DatasetStatus]:
+def check_datasets(
+    data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+) -> list[DatasetStatus]:
     """Verify every dataset that can be found (re-hashing everything); one row per dataset.
 
     Writes nothing but the verification cache: a CIFAR-10 JPEG copy not yet decoded and Debian
@@ -822,8 +1042,9 @@ def check_datasets(data_dir: str | os.PathLike | None = None,
             elif found.kind == "jpeg":
                 _load_cifar10_jpeg(spec, found.path, cache, use_cache=False, decode=False, label=found.label)
                 dec = cache / spec.file_name
-                msg = ("JPEG copy verified (lossy, quality 75); decode cache " +
-                       (f"{dec} verified" if dec.exists() else f"not made yet (the first load decodes it into {dec})"))
+                msg = "JPEG copy verified (lossy, quality 75); decode cache " + (
+                    f"{dec} verified" if dec.exists() else f"not made yet (the first load decodes it into {dec})"
+                )
             else:
                 arrays = _read_idx_dir(spec, found.path)
                 hashes = {k: content_sha256(arrays[k]) for k in ARRAY_KEYS}
@@ -866,7 +1087,9 @@ def stratified_subset(labels: torch.Tensor | np.ndarray | Sequence[int], n: int,
     return torch.sort(out).values
 
 
-def channel_stats(x_uint8: torch.Tensor | np.ndarray, chunk_images: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(
+    x_uint8: torch.Tensor | np.ndarray, chunk_images: int | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units.
 
     Computed in float64 over chunks of images, so the set is never copied whole to float.
@@ -883,7 +1106,7 @@ def channel_stats(x_uint8: torch.Tensor | np.ndarray, chunk_images: int | None =
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for i in range(0, n, step):
-        xc = x[i:i + step].to(torch.float64)
+        xc = x[i : i + step].to(torch.float64)
         s += xc.sum(dim=(0, 2, 3))
         s2 += xc.square().sum(dim=(0, 2, 3))
     count = n * x.shape[2] * x.shape[3]

@@ -8,6 +8,7 @@ beside the numbers.
 ``Experiment.configs(profile)`` expands the grid into :class:`~relustudy.config.RunConfig` objects;
 ``run_experiment`` trains them through the results store, skipping complete records.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,15 +62,18 @@ class Experiment:
 
     def profile(self, profile: str) -> Profile:
         if profile not in self.profiles:
-            raise ConfigError(f"unknown profile {profile!r} for experiment {self.name!r}; valid: {', '.join(self.profiles)}")
+            raise ConfigError(
+                f"unknown profile {profile!r} for experiment {self.name!r}; valid: {', '.join(self.profiles)}"
+            )
         return self.profiles[profile]
 
     def settings(self, profile: str) -> dict[str, Any]:
         """RunConfig fields shared by every arm of ``profile``: the common ones, overridden by the profile's."""
         return {**self.common, **self.profile(profile).settings}
 
-    def configs(self, profile: str, seeds: Iterable[int] | None = None, device: str = "auto",
-                num_threads: int | None = None) -> list[RunConfig]:
+    def configs(
+        self, profile: str, seeds: Iterable[int] | None = None, device: str = "auto", num_threads: int | None = None
+    ) -> list[RunConfig]:
         prof = self.profile(profile)
         seeds = tuple(prof.seeds if seeds is None else seeds)
         out = []
@@ -84,7 +88,11 @@ class Experiment:
                     "activation": arm.activation,
                     "arm": arm.label,
                     "activation_params": dict(arm.params),
-                    "model_params": {**self.common.get("model_params", {}), **prof.settings.get("model_params", {}), **arm.model_params},
+                    "model_params": {
+                        **self.common.get("model_params", {}),
+                        **prof.settings.get("model_params", {}),
+                        **arm.model_params,
+                    },
                     "seed": int(seed),
                     "device": device,
                     "num_threads": num_threads,
@@ -155,15 +163,22 @@ def default_results_dir(profile: str) -> Path:
     return root / "_build" / "smoke-results" if profile == "smoke" else root / "results"
 
 
-def _train_one(config_dict: dict[str, Any], root: str, force: bool, data_dir: str | None, download: bool,
-               progress: bool | None) -> tuple[dict[str, Any], float]:
+def _train_one(
+    config_dict: dict[str, Any], root: str, force: bool, data_dir: str | None, download: bool, progress: bool | None
+) -> tuple[dict[str, Any], float]:
     """Train one run in a worker process (``--jobs``): the same call a sequential run makes."""
     from .store import ResultsStore
     from .trainer import train
 
     t0 = time.perf_counter()
-    record = train(RunConfig.from_dict(config_dict), ResultsStore(root), force=force, data_dir=data_dir,
-                   download=download, progress=False if progress is None else progress)
+    record = train(
+        RunConfig.from_dict(config_dict),
+        ResultsStore(root),
+        force=force,
+        data_dir=data_dir,
+        download=download,
+        progress=False if progress is None else progress,
+    )
     return record, time.perf_counter() - t0
 
 
@@ -228,8 +243,10 @@ def run_experiment(
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, configs[i].to_dict(), str(store.root), force, data_dir, download,
-                               progress): i for i in todo}
+        futures = {
+            pool.submit(_train_one, configs[i].to_dict(), str(store.root), force, data_dir, download, progress): i
+            for i in todo
+        }
         for fut in as_completed(futures):
             i = futures[fut]
             records[i], seconds = fut.result()

@@ -55,6 +55,7 @@ module is called several times per forward pass, each call counts as separate sa
 ``activation_stats`` runs a model over ``(x, y)`` batches in eval mode under ``torch.no_grad``
 and returns all statistics for both unit definitions.
 """
+
 from __future__ import annotations
 
 import re
@@ -255,8 +256,10 @@ class ActivationRecorder:
         for label, name in mapping.items():
             if name not in modules:
                 valid = ", ".join(n for n, m in modules.items() if n and _saturation_of(m) is not None)
-                raise ValueError(f"layer {label!r}: no module named {name!r} in the model; "
-                                 f"modules with a known saturation: {valid or '(none)'}")
+                raise ValueError(
+                    f"layer {label!r}: no module named {name!r} in the model; "
+                    f"modules with a known saturation: {valid or '(none)'}"
+                )
             module = modules[name]
             if isinstance(saturation, Mapping):
                 given = saturation.get(label, saturation.get(name))
@@ -303,15 +306,17 @@ class ActivationRecorder:
             if not isinstance(output, torch.Tensor):
                 raise TypeError(f"layer {label!r}: expected a tensor output, got {type(output).__name__}")
             if output.ndim < 2:
-                raise ValueError(f"layer {label!r}: output must be (N, C, ...) or (N, F), "
-                                 f"got shape {tuple(output.shape)}")
+                raise ValueError(
+                    f"layer {label!r}: output must be (N, C, ...) or (N, F), got shape {tuple(output.shape)}"
+                )
             with torch.no_grad():
                 batch = active_mask(output, rec.saturation).sum(dim=0, dtype=torch.int64)
                 if rec.counts is None:
                     rec.counts = batch.contiguous()
                 elif rec.counts.shape != batch.shape:
-                    raise ValueError(f"layer {label!r}: unit shape changed from "
-                                     f"{tuple(rec.counts.shape)} to {tuple(batch.shape)}")
+                    raise ValueError(
+                        f"layer {label!r}: unit shape changed from {tuple(rec.counts.shape)} to {tuple(batch.shape)}"
+                    )
                 else:
                     rec.counts += batch.to(rec.counts.device)
             rec.n_samples += int(output.shape[0])
@@ -383,8 +388,9 @@ def _resolve_saturation(module: nn.Module, given: str | None, where: str) -> str
         return _check_saturation(given, where)
     inferred = _saturation_of(module)
     if inferred is None:
-        raise ValueError(f"{where}: {type(module).__name__} has no 'saturation' attribute; "
-                         f"pass saturation= one of {SATURATIONS}")
+        raise ValueError(
+            f"{where}: {type(module).__name__} has no 'saturation' attribute; pass saturation= one of {SATURATIONS}"
+        )
     return inferred
 
 
@@ -485,24 +491,46 @@ _metric("epochs_to_sweet_spot", "epochs to sweet spot", unit="epochs", higher_is
 _metric("epochs_completed", "epochs completed", fmt=".0f")
 _metric("wall_seconds", "wall time", unit="s", fmt=".0f", timing=True)
 _metric("images_per_second", "training throughput (mean over epochs)", unit="images/s", fmt=".0f", timing=True)
-_metric("median_images_per_second", "training throughput (median over epochs)", unit="images/s", fmt=".0f",
-        timing=True)
+_metric("median_images_per_second", "training throughput (median over epochs)", unit="images/s", fmt=".0f", timing=True)
 # Speed is compared as log images/s, so a paired difference is a log ratio: 0.10 = about 10%.
-_metric("log_median_images_per_second", "training throughput (log of the median images/s)", higher_is_better=True,
-        margin=0.10, timing=True)
+_metric(
+    "log_median_images_per_second",
+    "training throughput (log of the median images/s)",
+    higher_is_better=True,
+    margin=0.10,
+    timing=True,
+)
 
 # Families: a layer's activation statistics, a PReLU coefficient, an RReLU test-time rule.
-_STAT_LABELS = {"sparsity": ("lifetime sparsity", False), "dispersion": ("dispersion", False),
-                "dead_fraction": ("dead units (fraction)", False), "n_units": ("units", None)}
+_STAT_LABELS = {
+    "sparsity": ("lifetime sparsity", False),
+    "dispersion": ("dispersion", False),
+    "dead_fraction": ("dead units (fraction)", False),
+    "n_units": ("units", None),
+}
 _FAMILIES = (
-    (re.compile(r"^(?P<layer>[a-z_]+)\.(?P<stat>sparsity|dispersion|dead_fraction|n_units)(?P<ch>_channel)?$"),
-     lambda m: MetricSpec(m.string, f"{_STAT_LABELS[m['stat']][0]}{' (per channel)' if m['ch'] else ''}, "
-                                    f"{m['layer'].replace('_', ' ')}", higher_is_better=_STAT_LABELS[m["stat"]][1])),
-    (re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.(?P<what>mean|min|max)$"),
-     lambda m: MetricSpec(m.string, f"PReLU coefficient a, {m['module']} ({m['what']})")),
-    (re.compile(r"^rrelu_rule\.(?P<rule>[a-z0-9_]+)\.test_(?P<what>error|loss)$"),
-     lambda m: MetricSpec(m.string, f"test {m['what']}, RReLU rule {m['rule']}", higher_is_better=False,
-                          fmt=".4f", unit="" if m["what"] == "error" else "nats")),
+    (
+        re.compile(r"^(?P<layer>[a-z_]+)\.(?P<stat>sparsity|dispersion|dead_fraction|n_units)(?P<ch>_channel)?$"),
+        lambda m: MetricSpec(
+            m.string,
+            f"{_STAT_LABELS[m['stat']][0]}{' (per channel)' if m['ch'] else ''}, {m['layer'].replace('_', ' ')}",
+            higher_is_better=_STAT_LABELS[m["stat"]][1],
+        ),
+    ),
+    (
+        re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.(?P<what>mean|min|max)$"),
+        lambda m: MetricSpec(m.string, f"PReLU coefficient a, {m['module']} ({m['what']})"),
+    ),
+    (
+        re.compile(r"^rrelu_rule\.(?P<rule>[a-z0-9_]+)\.test_(?P<what>error|loss)$"),
+        lambda m: MetricSpec(
+            m.string,
+            f"test {m['what']}, RReLU rule {m['rule']}",
+            higher_is_better=False,
+            fmt=".4f",
+            unit="" if m["what"] == "error" else "nats",
+        ),
+    ),
 )
 
 
@@ -515,9 +543,11 @@ def metric_spec(name: str) -> MetricSpec:
         m = pattern.match(name)
         if m:
             return make(m)
-    raise UnknownNameError(f"unknown metric {name!r}; valid names: {', '.join(METRICS.names())} "
-                           "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|min|max, "
-                           "rrelu_rule.<rule>.test_error|loss)")
+    raise UnknownNameError(
+        f"unknown metric {name!r}; valid names: {', '.join(METRICS.names())} "
+        "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|min|max, "
+        "rrelu_rule.<rule>.test_error|loss)"
+    )
 
 
 def metric_label(name: str, *, unit: bool = False) -> str:

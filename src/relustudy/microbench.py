@@ -67,6 +67,7 @@ scaled to the same number of bytes (1 = as fast as a copy moving the same bytes;
 ``relustudy.registry.UnknownNameError`` (the registry's error, listing the valid names) before
 anything is measured. A device that is not available raises ``DeviceUnavailableError``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,6 +80,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
 # torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on a CPU-only
 # machine with a CUDA wheel: noise in every notebook that imports this module.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
@@ -307,9 +309,7 @@ def _mismatches(y_c, y_e, g_c, g_e, x, grad_out) -> list[str]:
         diff = (c.detach() - e.detach()).abs().reshape(-1)
         if not bool((diff <= tol).all()):
             worst = int((diff - tol).argmax())
-            problems.append(
-                f"param {i} grad: |diff| {diff[worst].item():.3g} > tol {tol[worst].item():.3g} at {worst}"
-            )
+            problems.append(f"param {i} grad: |diff| {diff[worst].item():.3g} > tol {tol[worst].item():.3g} at {worst}")
     return problems
 
 
@@ -334,7 +334,6 @@ def _measure_rounds(cases, x, grad_out, src, dst, repeats, threads, min_run_time
     tensor) and every case once, forward and backward, appending to ``case.times``; returns the
     limits' times. A failing case is recorded."""
     limits: dict[str, list[float]] = {k: [] for k in LIMIT_STATEMENTS}
-    copy_times = limits["copy"]
     for _ in range(repeats):
         for k, stmt in LIMIT_STATEMENTS.items():
             limits[k].append(_measure(stmt, {"dst": dst, "src": src, "torch": torch}, threads, min_run_time))
@@ -418,20 +417,46 @@ def benchmark_activations(
     limit_ms = {k: _summary(v)["median_ms"] for k, v in limits.items()}
     rows = [
         dict(
-            name=COPY_NAME, kind="bound", direction="copy", **copy,
-            gbps=copy_bytes / (copy["median_ms"] * 1e-3) / 1e9, bound_ratio=1.0, bytes=copy_bytes,
-            **common, compiled_matches_eager=None, error="", implementation="PyTorch", limit_ratio=1.0,
+            name=COPY_NAME,
+            kind="bound",
+            direction="copy",
+            **copy,
+            gbps=copy_bytes / (copy["median_ms"] * 1e-3) / 1e9,
+            bound_ratio=1.0,
+            bytes=copy_bytes,
+            **common,
+            compiled_matches_eager=None,
+            error="",
+            implementation="PyTorch",
+            limit_ratio=1.0,
         )
     ]
     for k in ("exp", "tanh"):  # a function's vectorised throughput on the same tensors
         s_k = _summary(limits[k])
-        rows.append(dict(name=k, kind="bound", direction="forward", **s_k,
-                         gbps=copy_bytes / (s_k["median_ms"] * 1e-3) / 1e9,
-                         bound_ratio=s_k["median_ms"] / copy["median_ms"], bytes=copy_bytes, **common,
-                         compiled_matches_eager=None, error="", implementation="PyTorch", limit_ratio=1.0))
+        rows.append(
+            dict(
+                name=k,
+                kind="bound",
+                direction="forward",
+                **s_k,
+                gbps=copy_bytes / (s_k["median_ms"] * 1e-3) / 1e9,
+                bound_ratio=s_k["median_ms"] / copy["median_ms"],
+                bytes=copy_bytes,
+                **common,
+                compiled_matches_eager=None,
+                error="",
+                implementation="PyTorch",
+                limit_ratio=1.0,
+            )
+        )
     for case in cases:
-        impl = "PyTorch" if case.kind == "builtin" else implementation(PARAMETRISED.get(case.name, (case.name,))[0],
-                                                                       dev.type, "fp32" if dtype == torch.float32 else "other")
+        impl = (
+            "PyTorch"
+            if case.kind == "builtin"
+            else implementation(
+                PARAMETRISED.get(case.name, (case.name,))[0], dev.type, "fp32" if dtype == torch.float32 else "other"
+            )
+        )
         if case.kind == "compiled":
             impl = f"torch.compile of: {impl}"
         for direction in ("forward", "backward"):
@@ -447,11 +472,18 @@ def benchmark_activations(
                 limit = max(memory_ms, limit_ms[COMPUTE_LIMITS[case.name]])
             rows.append(
                 dict(
-                    name=case.name, kind=case.kind, direction=direction, **s,
+                    name=case.name,
+                    kind=case.kind,
+                    direction=direction,
+                    **s,
                     gbps=nbytes / (med * 1e-3) / 1e9,
                     bound_ratio=med / memory_ms,
-                    bytes=nbytes, **common, compiled_matches_eager=case.matches, error=case.error,
-                    implementation=impl, limit_ratio=med / limit,
+                    bytes=nbytes,
+                    **common,
+                    compiled_matches_eager=case.matches,
+                    error=case.error,
+                    implementation=impl,
+                    limit_ratio=med / limit,
                 )
             )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -497,20 +529,35 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
     settings = BENCH_PROFILES[profile]
     start, t0 = utc_now(), time.perf_counter()
     run = {k: v for k, v in settings.items() if k != "layouts"}
-    tables = [benchmark_activations(device=device, **{**run, "compile": run["compile"] and i == 0}, layout=layout)
-              for i, layout in enumerate(settings.get("layouts", ("contiguous",)))]
+    tables = [
+        benchmark_activations(device=device, **{**run, "compile": run["compile"] and i == 0}, layout=layout)
+        for i, layout in enumerate(settings.get("layouts", ("contiguous",)))
+    ]
     df = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / BENCH_TABLE, df.to_csv(index=False))
     # the JSON is written last: its presence marks a complete record
-    write_json(folder / BENCH_RECORD, {
-        "profile": profile, "settings": {**settings, "shape": list(settings["shape"]),
-                                         "layouts": list(settings.get("layouts", ("contiguous",)))},
-        "provenance": {**git_info(), "device": device_description(device), "cpu_identity": cpu_identity(),
-                       "torch_version": torch.__version__,
-                       "start_time": start, "end_time": utc_now(), "wall_seconds": wall},
-    })
+    write_json(
+        folder / BENCH_RECORD,
+        {
+            "profile": profile,
+            "settings": {
+                **settings,
+                "shape": list(settings["shape"]),
+                "layouts": list(settings.get("layouts", ("contiguous",))),
+            },
+            "provenance": {
+                **git_info(),
+                "device": device_description(device),
+                "cpu_identity": cpu_identity(),
+                "torch_version": torch.__version__,
+                "start_time": start,
+                "end_time": utc_now(),
+                "wall_seconds": wall,
+            },
+        },
+    )
     return load_benchmark(results_dir, profile, device)  # same table and attrs as a cached record
 
 
@@ -521,11 +568,16 @@ def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFra
 
     folder = benchmark_dir(results_dir, profile, device)
     if not (folder / BENCH_RECORD).is_file():
-        raise FileNotFoundError(f"no {profile} micro-benchmark record for {device} in {folder}; "
-                                f"run: relustudy bench --profile {profile} --device {device}")
+        raise FileNotFoundError(
+            f"no {profile} micro-benchmark record for {device} in {folder}; "
+            f"run: relustudy bench --profile {profile} --device {device}"
+        )
     # an empty error cell is "" (no error), not NaN
-    df = pd.read_csv(folder / BENCH_TABLE, keep_default_na=False,
-                     na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in ("error", "layout", "implementation")})
+    df = pd.read_csv(
+        folder / BENCH_TABLE,
+        keep_default_na=False,
+        na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in ("error", "layout", "implementation")},
+    )
     df["error"] = df["error"].astype(str)
     if "layout" not in df:  # records made before the layout column: contiguous tensors
         df["layout"] = "contiguous"
@@ -537,8 +589,9 @@ def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFra
     return df
 
 
-def speed_ratio(df: pd.DataFrame, a: str, b: str, direction: str, kind: str = "variant",
-                layout: str = "contiguous") -> dict:
+def speed_ratio(
+    df: pd.DataFrame, a: str, b: str, direction: str, kind: str = "variant", layout: str = "contiguous"
+) -> dict:
     """Time of ``a`` over time of ``b`` (median ratio) for one direction, and whether the two
     differ beyond the measurements' own spread: their [min, max] ranges over the repeats do not
     overlap -> "different", else "within noise"."""
@@ -548,5 +601,10 @@ def speed_ratio(df: pd.DataFrame, a: str, b: str, direction: str, kind: str = "v
     rows = rows.set_index("name")
     ra, rb = rows.loc[a], rows.loc[b]
     overlap = ra["min_ms"] <= rb["max_ms"] and rb["min_ms"] <= ra["max_ms"]
-    return {"a": a, "b": b, "direction": direction, "ratio": float(ra["median_ms"] / rb["median_ms"]),
-            "verdict": "within noise" if overlap else "different"}
+    return {
+        "a": a,
+        "b": b,
+        "direction": direction,
+        "ratio": float(ra["median_ms"] / rb["median_ms"]),
+        "verdict": "within noise" if overlap else "different",
+    }

@@ -20,6 +20,7 @@ All models are ``SequentialNet`` (an ``nn.Sequential`` with readable child names
 Parameter counts (trainable, default params, 10 classes) are stated in each factory's docstring
 and checked in ``tests/test_models.py``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -220,7 +221,9 @@ def _check_params(name: str, params: dict) -> None:
     unknown = sorted(set(params) - set(valid))
     if unknown:
         listed = ", ".join(sorted(valid)) if valid else "(none)"
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for model {name!r}; valid parameters: {listed}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for model {name!r}; valid parameters: {listed}"
+        )
 
 
 def _register(name: str):

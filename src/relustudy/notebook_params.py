@@ -4,6 +4,7 @@ Each notebook's ``parameters`` cell sets ``profile``, ``seeds``, ``device``, ``d
 ``results_dir``; the next cell calls :func:`validate`, so a bad value fails the notebook's first
 real cell with one clear message that names the parameter, before anything is trained.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,9 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def validate(*, profile: Any = "smoke", seeds: Any = None, device: Any = "cpu", data_dir: Any = None,
-             results_dir: Any = None) -> NotebookParams:
+def validate(
+    *, profile: Any = "smoke", seeds: Any = None, device: Any = "cpu", data_dir: Any = None, results_dir: Any = None
+) -> NotebookParams:
     """Check the five notebook parameters; raise ``ValueError`` naming the first bad one.
 
     - ``profile``: one of ``smoke``, ``quick``, ``paper``.
@@ -79,7 +81,11 @@ def validate(*, profile: Any = "smoke", seeds: Any = None, device: Any = "cpu", 
             raise _bad("data_dir", "None or the path of an existing directory", data_dir)
         path = Path(data_dir).expanduser()
         if not path.is_dir():
-            raise _bad("data_dir", "None or the path of an existing directory (it does not exist or is not a directory)", data_dir)
+            raise _bad(
+                "data_dir",
+                "None or the path of an existing directory (it does not exist or is not a directory)",
+                data_dir,
+            )
         data_dir = path.resolve()
 
     if results_dir is None:

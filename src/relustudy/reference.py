@@ -29,6 +29,7 @@ the results store, -> the source's column names) and the rounding of its printed
 other. :func:`experiment_reference` maps an experiment name to its ``(source, table)``, read from
 the experiment registry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,8 +80,9 @@ def _check_source(source: str) -> str:
 def _load() -> pd.DataFrame:
     path = resources.files("relustudy").joinpath("reference", "paper_values.csv")
     with path.open("r", encoding="utf-8") as f:
-        df = pd.read_csv(f, dtype={"source": str, "table": str, "row": str, "column": str, "note": str},
-                         keep_default_na=False)
+        df = pd.read_csv(
+            f, dtype={"source": str, "table": str, "row": str, "column": str, "note": str}, keep_default_na=False
+        )
     df["value"] = pd.to_numeric(df["value"], errors="raise").astype(float)
     missing = set(COLUMNS) - set(df.columns)
     if missing:
@@ -115,8 +117,9 @@ def paper_value(source: str, table: str, row: str, column: str) -> float:
     if hit.empty:
         rows = ", ".join(dict.fromkeys(df["row"]))
         cols = ", ".join(dict.fromkeys(df["column"]))
-        raise UnknownNameError(f"no published value for row {row!r}, column {column!r} in {source} {table}; "
-                               f"rows: {rows}; columns: {cols}")
+        raise UnknownNameError(
+            f"no published value for row {row!r}, column {column!r} in {source} {table}; rows: {rows}; columns: {cols}"
+        )
     return float(hit["value"].iloc[0])
 
 
@@ -131,8 +134,10 @@ def paper_column(source: str, metric: str) -> str:
     """The source's column for our metric name (e.g. smith, test_accuracy -> accuracy)."""
     mapping = SOURCES.get(source).paper_columns
     if metric not in mapping:
-        raise UnknownNameError(f"source {source!r} publishes no column for metric {metric!r}; "
-                               f"valid names: {', '.join(sorted(mapping)) or '(none)'}")
+        raise UnknownNameError(
+            f"source {source!r} publishes no column for metric {metric!r}; "
+            f"valid names: {', '.join(sorted(mapping)) or '(none)'}"
+        )
     return mapping[metric]
 
 
@@ -140,8 +145,10 @@ def our_metric(source: str, column: str) -> str:
     """Our metric name for the source's column (e.g. smith, accuracy -> test_accuracy)."""
     inverse = {v: k for k, v in SOURCES.get(source).paper_columns.items()}
     if column not in inverse:
-        raise UnknownNameError(f"source {source!r} has no column {column!r} mapped to a metric; "
-                               f"valid names: {', '.join(sorted(inverse)) or '(none)'}")
+        raise UnknownNameError(
+            f"source {source!r} has no column {column!r} mapped to a metric; "
+            f"valid names: {', '.join(sorted(inverse)) or '(none)'}"
+        )
     return inverse[column]
 
 

@@ -3,6 +3,7 @@
 A name maps to a factory with a uniform signature; asking for an unknown name raises an
 error that lists the valid ones (the timm ``create_act`` pattern).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar

@@ -25,6 +25,7 @@ With ``n < 2`` nothing can be estimated: CI and p-values are NaN and the verdict
 "inconclusive". With zero spread (all d_s equal) the interval collapses to the point ``mean(d)``;
 the t-test p-value is then 0 (mean != 0) or 1 (all d_s zero).
 """
+
 from __future__ import annotations
 
 import math
@@ -98,7 +99,9 @@ def summarize(df: pd.DataFrame, metric: str, by: Sequence[str] = ("experiment", 
     if "seed" in comp.columns and "seed" not in by:
         dup = comp[comp.duplicated([*by, "seed"], keep=False)]
         if not dup.empty:
-            raise ValueError(f"duplicate complete records for the same seed in groups {dup[by + ['seed']].drop_duplicates().to_dict('records')}")
+            raise ValueError(
+                f"duplicate complete records for the same seed in groups {dup[by + ['seed']].drop_duplicates().to_dict('records')}"
+            )
     div = d[d["status"] == DIVERGED]
     key = _run_key(d)
 
@@ -111,8 +114,11 @@ def summarize(df: pd.DataFrame, metric: str, by: Sequence[str] = ("experiment", 
     else:
         g = comp.groupby(by, sort=False, dropna=False)["value"]
         agg = g.agg(mean="mean", sd=lambda v: v.std(ddof=1), n="count", min="min", max="max").reset_index()
-    ndiv = (div.groupby(by, sort=False, dropna=False)[key].nunique().rename("n_diverged").reset_index()
-            if not div.empty else pd.DataFrame(columns=[*by, "n_diverged"]))
+    ndiv = (
+        div.groupby(by, sort=False, dropna=False)[key].nunique().rename("n_diverged").reset_index()
+        if not div.empty
+        else pd.DataFrame(columns=[*by, "n_diverged"])
+    )
 
     out = keys.merge(agg, on=by, how="left").merge(ndiv, on=by, how="left")
     for col in ("mean", "sd", "min", "max"):
@@ -209,10 +215,12 @@ class PairedComparison:
         if self.n < 2:
             return f"{head}: only {self.n} paired seed(s), no test possible{tail}"
         f = lambda v: f"{v:+.{digits}f}"  # noqa: E731
-        perm = (f", exact sign-flip p {_fmt_p(self.p_permutation)}" if math.isfinite(self.p_permutation) else "")
-        return (f"{head}: mean difference {f(self.mean_diff)} over {self.n} paired seeds, "
-                f"{self.confidence:.0%} t-CI [{f(self.ci_low)}, {f(self.ci_high)}], "
-                f"paired t-test p {_fmt_p(self.p_value)}{perm}{tail}")
+        perm = f", exact sign-flip p {_fmt_p(self.p_permutation)}" if math.isfinite(self.p_permutation) else ""
+        return (
+            f"{head}: mean difference {f(self.mean_diff)} over {self.n} paired seeds, "
+            f"{self.confidence:.0%} t-CI [{f(self.ci_low)}, {f(self.ci_high)}], "
+            f"paired t-test p {_fmt_p(self.p_value)}{perm}{tail}"
+        )
 
 
 def _fmt_p(p: float) -> str:
@@ -229,8 +237,15 @@ def _seed_values(d: pd.DataFrame, arm: str) -> pd.Series:
     return pd.Series(sub["value"].to_numpy(dtype=float), index=sub["seed"].to_numpy())
 
 
-def paired_comparison(df: pd.DataFrame, metric: str, arm_a: str, arm_b: str, experiment: str | None = None,
-                      profile: str | None = None, confidence: float = 0.95) -> PairedComparison:
+def paired_comparison(
+    df: pd.DataFrame,
+    metric: str,
+    arm_a: str,
+    arm_b: str,
+    experiment: str | None = None,
+    profile: str | None = None,
+    confidence: float = 0.95,
+) -> PairedComparison:
     """Compare ``arm_a`` with ``arm_b`` on ``metric`` within one experiment, paired by seed.
 
     ``experiment`` (and ``profile``) filter the table when given; the rest of the table must then
@@ -253,10 +268,21 @@ def paired_comparison(df: pd.DataFrame, metric: str, arm_a: str, arm_b: str, exp
     va, vb = a.loc[common].to_numpy(dtype=float), b.loc[common].to_numpy(dtype=float)
     diffs = va - vb
     n = len(common)
-    base = dict(experiment=experiment or "", metric=metric, arm_a=arm_a, arm_b=arm_b, n=n,
-                seeds=tuple(common), unmatched_seeds=unmatched, n_a=len(a), n_b=len(b),
-                n_diverged_a=n_div[arm_a], n_diverged_b=n_div[arm_b], confidence=confidence,
-                diffs=tuple(float(x) for x in diffs))
+    base = dict(
+        experiment=experiment or "",
+        metric=metric,
+        arm_a=arm_a,
+        arm_b=arm_b,
+        n=n,
+        seeds=tuple(common),
+        unmatched_seeds=unmatched,
+        n_a=len(a),
+        n_b=len(b),
+        n_diverged_a=n_div[arm_a],
+        n_diverged_b=n_div[arm_b],
+        confidence=confidence,
+        diffs=tuple(float(x) for x in diffs),
+    )
     if n == 0:
         return PairedComparison(**base)
     mean, low, high = t_interval(diffs, confidence)
@@ -273,8 +299,9 @@ def paired_comparison(df: pd.DataFrame, metric: str, arm_a: str, arm_b: str, exp
             tt = _st.ttest_rel(va, vb)
         t_stat, p = float(tt.statistic), float(tt.pvalue)
     p_perm = sign_flip_pvalue(diffs) if n <= MAX_EXACT_PERMUTATION_N else math.nan
-    return PairedComparison(**dict(res, sd_diff=sd, ci_low=low, ci_high=high, t_statistic=t_stat,
-                                   p_value=p, p_permutation=p_perm))
+    return PairedComparison(
+        **dict(res, sd_diff=sd, ci_low=low, ci_high=high, t_statistic=t_stat, p_value=p, p_permutation=p_perm)
+    )
 
 
 # ------------------------------------------------------------------------------------- format

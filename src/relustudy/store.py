@@ -54,6 +54,7 @@ File formats.
   ``channels_last_used, train_images, test_images, data_caveats``.
   Non-finite numbers are written as ``null`` so every file is strict JSON.
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,7 +66,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -215,8 +215,13 @@ def git_info(refresh: bool = False) -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=20,
-                                 env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+            out = subprocess.run(
+                ["git", "-C", str(here), *args],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout if out.returncode == 0 else None
@@ -278,7 +283,9 @@ def cpu_identity() -> str:
     import torch
 
     fields = _cpuinfo()
-    family = f" (family {fields['cpu family']} model {fields['model']})" if {"cpu family", "model"} <= set(fields) else ""
+    family = (
+        f" (family {fields['cpu family']} model {fields['model']})" if {"cpu family", "model"} <= set(fields) else ""
+    )
     try:
         isa = torch.backends.cpu.get_cpu_capability()
     except Exception:  # pragma: no cover - very old torch
@@ -304,8 +311,16 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def provenance(config: RunConfig, *, device: Any, start_time: str, end_time: str, wall_seconds: float,
-               num_threads: int | None = None, **extra: Any) -> dict[str, Any]:
+def provenance(
+    config: RunConfig,
+    *,
+    device: Any,
+    start_time: str,
+    end_time: str,
+    wall_seconds: float,
+    num_threads: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Where, when and with what code a record was made."""
     import numpy
     import torch
@@ -388,10 +403,13 @@ class ResultsStore:
         return atomic_write(self.path(config, HISTORY_FILE), history_to_csv(rows))
 
     def write_stats(self, config: RunConfig, records: list[Mapping[str, Any]]) -> Path:
-        return write_json(self.path(config, STATS_FILE), {"format": FORMAT_VERSION, "records": [round_stats(r) for r in records]})
+        return write_json(
+            self.path(config, STATS_FILE), {"format": FORMAT_VERSION, "records": [round_stats(r) for r in records]}
+        )
 
-    def write_result(self, config: RunConfig, *, status: str, metrics: Mapping[str, Any],
-                     provenance: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    def write_result(
+        self, config: RunConfig, *, status: str, metrics: Mapping[str, Any], provenance: Mapping[str, Any], **extra: Any
+    ) -> dict[str, Any]:
         """Write result.json (the commit point of a run) and return the record."""
         if status not in COMPLETE_STATUSES:
             raise ValueError(f"status must be one of {COMPLETE_STATUSES}, got {status!r}")
@@ -496,8 +514,20 @@ def round_stats(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ tidy loaders
-_CONFIG_COLUMNS_FIRST = ("experiment", "profile", "dataset", "model", "activation", "activation_label", "arm",
-                         "activation_params", "model_params", "seed", "run_id", "status")
+_CONFIG_COLUMNS_FIRST = (
+    "experiment",
+    "profile",
+    "dataset",
+    "model",
+    "activation",
+    "activation_label",
+    "arm",
+    "activation_params",
+    "model_params",
+    "seed",
+    "run_id",
+    "status",
+)
 
 
 def activation_label(config: Mapping[str, Any]) -> str:
@@ -529,8 +559,9 @@ def _store_of(root: str | os.PathLike | ResultsStore) -> ResultsStore:
     return root if isinstance(root, ResultsStore) else ResultsStore(root)
 
 
-def load_results(root: str | os.PathLike | ResultsStore, experiment: str | None = None,
-                 profile: str | None = None) -> "Any":
+def load_results(
+    root: str | os.PathLike | ResultsStore, experiment: str | None = None, profile: str | None = None
+) -> "Any":
     """Tidy table of complete records: one row per run and metric.
 
     Columns: the config's fields (dicts/lists as JSON strings; ``activation_params`` among them),
@@ -544,9 +575,13 @@ def load_results(root: str | os.PathLike | ResultsStore, experiment: str | None 
     for rec in _store_of(root).records(experiment, profile):
         base = _config_columns(rec.get("config", {}), rec.get("run_id"), rec.get("status"))
         prov = rec.get("provenance", {})
-        tail = {"device": prov.get("device"), "wall_seconds": prov.get("wall_seconds"),
-                "git_commit": prov.get("git_commit"), "git_dirty": prov.get("git_dirty"),
-                "end_time": prov.get("end_time")}
+        tail = {
+            "device": prov.get("device"),
+            "wall_seconds": prov.get("wall_seconds"),
+            "git_commit": prov.get("git_commit"),
+            "git_dirty": prov.get("git_dirty"),
+            "end_time": prov.get("end_time"),
+        }
         for metric, value in rec.get("metrics", {}).items():
             rows.append({**base, "metric": metric, "value": value, **tail})
     columns = list(_CONFIG_COLUMNS_FIRST) + ["metric", "value", "device", "wall_seconds", "git_commit"]
@@ -557,8 +592,12 @@ def load_results(root: str | os.PathLike | ResultsStore, experiment: str | None 
     return df
 
 
-def load_histories(root: str | os.PathLike | ResultsStore, experiment: str | None = None,
-                   profile: str | None = None, include_incomplete: bool = False) -> "Any":
+def load_histories(
+    root: str | os.PathLike | ResultsStore,
+    experiment: str | None = None,
+    profile: str | None = None,
+    include_incomplete: bool = False,
+) -> "Any":
     """One row per run and epoch (history.csv columns) with the config columns in front
     (``config_lr`` is the configured learning rate, ``lr`` the epoch's scheduled one).
 
@@ -591,8 +630,9 @@ def load_histories(root: str | os.PathLike | ResultsStore, experiment: str | Non
     return pd.concat(frames, ignore_index=True)
 
 
-def load_activation_stats(root: str | os.PathLike | ResultsStore, experiment: str | None = None,
-                          profile: str | None = None) -> "Any":
+def load_activation_stats(
+    root: str | os.PathLike | ResultsStore, experiment: str | None = None, profile: str | None = None
+) -> "Any":
     """One row per complete run, stats epoch and probe layer; ``curve``/``curve_channel`` are
     list columns (activation probabilities sorted in decreasing order)."""
     import pandas as pd

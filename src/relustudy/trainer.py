@@ -37,6 +37,7 @@ What a run does (decisions worth knowing when reading the numbers):
   Schedules step once per epoch: ``constant``, ``step`` (``milestones`` in epochs, ``gamma``),
   ``cosine`` (over ``epochs``, ``eta_min``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,8 +60,16 @@ from .activations import implementation
 from .config import RunConfig
 from .store import ResultsStore, provenance, utc_now
 
-__all__ = ["train", "RMSpropTheano", "build_optimizer", "build_scheduler", "resolve_device", "progress_enabled",
-           "EVAL_BATCH_SIZE", "CPU_CHANNELS_LAST"]
+__all__ = [
+    "train",
+    "RMSpropTheano",
+    "build_optimizer",
+    "build_scheduler",
+    "resolve_device",
+    "progress_enabled",
+    "EVAL_BATCH_SIZE",
+    "CPU_CHANNELS_LAST",
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +145,9 @@ def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimize
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop_theano":
-        return RMSpropTheano(groups, lr=config.lr, rho=config.momentum, eps=config.eps, weight_decay=config.weight_decay)
+        return RMSpropTheano(
+            groups, lr=config.lr, rho=config.momentum, eps=config.eps, weight_decay=config.weight_decay
+        )
     raise ValueError(f"unknown optimizer {config.optimizer!r}")  # config validation prevents this
 
 
@@ -146,10 +157,13 @@ def build_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
     if config.schedule == "constant":
         return None
     if config.schedule == "step":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[int(m) for m in p["milestones"]],
-                                                    gamma=float(p.get("gamma", 0.1)))
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[int(m) for m in p["milestones"]], gamma=float(p.get("gamma", 0.1))
+        )
     if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=float(p.get("eta_min", 0.0)))
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs, eta_min=float(p.get("eta_min", 0.0))
+        )
     raise ValueError(f"unknown schedule {config.schedule!r}")
 
 
@@ -250,28 +264,36 @@ class _RunData:
 
     def test_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, self.y_test.numel(), batch_size):
-            yield self.to_float(self.x_test[start:start + batch_size]), self.y_test[start:start + batch_size]
+            yield self.to_float(self.x_test[start : start + batch_size]), self.y_test[start : start + batch_size]
 
     def train_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The training images in order (for evaluating the trained network on them)."""
         for start in range(0, self.y_train.numel(), batch_size):
-            yield self.to_float(self.x_train[start:start + batch_size]), self.y_train[start:start + batch_size]
+            yield self.to_float(self.x_train[start : start + batch_size]), self.y_train[start : start + batch_size]
 
 
-def _prepare_data(config: RunConfig, device: torch.device, data_dir: Any, download: bool, channels_last: bool) -> _RunData:
+def _prepare_data(
+    config: RunConfig, device: torch.device, data_dir: Any, download: bool, channels_last: bool
+) -> _RunData:
     from .data import channel_stats, stratified_subset
 
     ds = _load_dataset(config.dataset, data_dir, download)
     dkey = (config.dataset, None if data_dir is None else str(data_dir), str(device))
     if dkey not in _DEVICE_CACHE:
-        _DEVICE_CACHE[dkey] = tuple(torch.as_tensor(t).to(device) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
+        _DEVICE_CACHE[dkey] = tuple(
+            torch.as_tensor(t).to(device) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+        )
     x_train, y_train, x_test, y_test = _DEVICE_CACHE[dkey]
     train_idx = test_idx = None  # CPU index tensors (None = the whole split)
     if config.train_subset is not None:
-        train_idx = torch.as_tensor(stratified_subset(ds.y_train, config.train_subset, config.subset_seed), dtype=torch.long)
+        train_idx = torch.as_tensor(
+            stratified_subset(ds.y_train, config.train_subset, config.subset_seed), dtype=torch.long
+        )
         x_train, y_train = x_train[train_idx.to(device)], y_train[train_idx.to(device)]
     if config.test_subset is not None:
-        test_idx = torch.as_tensor(stratified_subset(ds.y_test, config.test_subset, config.subset_seed), dtype=torch.long)
+        test_idx = torch.as_tensor(
+            stratified_subset(ds.y_test, config.test_subset, config.subset_seed), dtype=torch.long
+        )
         x_test, y_test = x_test[test_idx.to(device)], y_test[test_idx.to(device)]
     y_train, y_test = y_train.long(), y_test.long()
     mean = std = None
@@ -283,8 +305,18 @@ def _prepare_data(config: RunConfig, device: torch.device, data_dir: Any, downlo
         c = x_train.shape[1]
         mean = torch.as_tensor(m, dtype=torch.float32).reshape(1, c, 1, 1).to(device)
         std = torch.as_tensor(s, dtype=torch.float32).reshape(1, c, 1, 1).to(device)
-    return _RunData(x_train, y_train, x_test, y_test, mean, std, tuple(ds.in_shape), int(ds.num_classes),
-                    channels_last, list(getattr(ds, "caveats", None) or []))
+    return _RunData(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        mean,
+        std,
+        tuple(ds.in_shape),
+        int(ds.num_classes),
+        channels_last,
+        list(getattr(ds, "caveats", None) or []),
+    )
 
 
 # ------------------------------------------------------------------------------ one epoch
@@ -294,8 +326,15 @@ def _autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractCon
     return contextlib.nullcontext()
 
 
-def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: _RunData, config: RunConfig,
-                 device: torch.device, gen: torch.Generator, bar: Any) -> dict[str, Any]:
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _RunData,
+    config: RunConfig,
+    device: torch.device,
+    gen: torch.Generator,
+    bar: Any,
+) -> dict[str, Any]:
     """One pass over the training images. Returns losses/errors/timing and ``finite``."""
     model.train()
     n = data.y_train.numel()
@@ -310,7 +349,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: _RunD
     _sync(device)
     t0 = time.perf_counter()
     for step, start in enumerate(range(0, n, config.batch_size)):
-        idx = perm[start:start + config.batch_size]
+        idx = perm[start : start + config.batch_size]
         x = data.to_float(data.x_train[idx])
         y = data.y_train[idx]
         with _autocast(config, device):
@@ -341,8 +380,9 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: _RunD
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, split: str = "test",
-              passes: int = 1) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, split: str = "test", passes: int = 1
+) -> dict[str, float]:
     """Loss and errors of ``model`` in eval mode on the test (or train) split. ``passes > 1``
     averages the softmax over that many forward passes (for stochastic test-time rules; the
     caller puts the stochastic modules in training mode)."""
@@ -380,8 +420,13 @@ def _evaluate(model: nn.Module, data: _RunData, config: RunConfig, device: torch
 # "paper": y = x / ((l + u) / 2), the paper's; "mean_slope": y = x * E[1/a] = x * ln(u/l) / (u - l)
 # (0.196 for U(3, 8), not 1/5.5 = 0.182); "mcK": the softmax averaged over K stochastic passes
 # (dropout off, the noise as in training).
-RRELU_RULES = {"paper": ("paper", 1), "mean_slope": ("mean_slope", 1), "mc1": ("noise", 1), "mc4": ("noise", 4),
-               "mc16": ("noise", 16)}
+RRELU_RULES = {
+    "paper": ("paper", 1),
+    "mean_slope": ("mean_slope", 1),
+    "mc1": ("noise", 1),
+    "mc4": ("noise", 4),
+    "mc16": ("noise", 16),
+}
 # Seed offset of the Monte-Carlo passes (kept apart from the training draws).
 _RULE_SEED_OFFSET = 0x7E57
 
@@ -404,8 +449,11 @@ def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, dev
                     m.train()
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(config.seed + _RULE_SEED_OFFSET)
-                ev = _evaluate(model, data, config, device, passes=passes) if kind == "noise" else \
-                    _evaluate(model, data, config, device)
+                ev = (
+                    _evaluate(model, data, config, device, passes=passes)
+                    if kind == "noise"
+                    else _evaluate(model, data, config, device)
+                )
             out[f"rrelu_rule.{rule}.test_error"] = ev["test_error"]
             out[f"rrelu_rule.{rule}.test_loss"] = ev["test_loss"]
     finally:
@@ -441,11 +489,21 @@ def _alpha_columns(model: nn.Module) -> dict[str, float]:
     return cols
 
 
-_STAT_SCALARS = ("sparsity", "dispersion", "dead_fraction", "n_units",
-                 "sparsity_channel", "dispersion_channel", "dead_fraction_channel", "n_units_channel")
+_STAT_SCALARS = (
+    "sparsity",
+    "dispersion",
+    "dead_fraction",
+    "n_units",
+    "sparsity_channel",
+    "dispersion_channel",
+    "dead_fraction_channel",
+    "n_units_channel",
+)
 
 
-def _activation_stats(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, epoch: int) -> list[dict[str, Any]]:
+def _activation_stats(
+    model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, epoch: int
+) -> list[dict[str, Any]]:
     from .store import round_stats
 
     layers = dict(getattr(model, "probe_layers", {}) or {})
@@ -468,8 +526,15 @@ def _activation_stats(model: nn.Module, data: _RunData, config: RunConfig, devic
 
 
 # ------------------------------------------------------------------------------ train
-def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_dir: Any = None,
-          download: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def train(
+    config: RunConfig,
+    store: ResultsStore,
+    *,
+    force: bool = False,
+    data_dir: Any = None,
+    download: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     """Train ``config`` (or reuse/resume its record in ``store``) and return the record
     (the parsed ``result.json``: status, metrics, config, provenance).
 
@@ -494,8 +559,14 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
     data = _prepare_data(config, device, data_dir, download, channels_last)
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.activation, config.activation_params, data.in_shape,
-                        data.num_classes, **config.model_params).to(device)
+    model = build_model(
+        config.model,
+        config.activation,
+        config.activation_params,
+        data.in_shape,
+        data.num_classes,
+        **config.model_params,
+    ).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model)
@@ -531,13 +602,27 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
         store.write_stats(config, stats)
         final = _final_evaluations(model, data, config, device) if status == "complete" else {}
         seconds = wall()
-        prov = provenance(config, device=device, start_time=start_time, end_time=utc_now(), wall_seconds=seconds,
-                          num_threads=threads if device.type == "cpu" else None, resumes=resumes,
-                          channels_last_used=channels_last, train_images=int(data.y_train.numel()),
-                          test_images=int(data.y_test.numel()), data_caveats=data.caveats,
-                          activation_implementation=implementation(config.activation, device.type, config.precision))
-        record = store.write_result(config, status=status, metrics={**_final_metrics(config, history, stats, seconds), **final},
-                                    provenance=prov, **extra)
+        prov = provenance(
+            config,
+            device=device,
+            start_time=start_time,
+            end_time=utc_now(),
+            wall_seconds=seconds,
+            num_threads=threads if device.type == "cpu" else None,
+            resumes=resumes,
+            channels_last_used=channels_last,
+            train_images=int(data.y_train.numel()),
+            test_images=int(data.y_test.numel()),
+            data_caveats=data.caveats,
+            activation_implementation=implementation(config.activation, device.type, config.precision),
+        )
+        record = store.write_result(
+            config,
+            status=status,
+            metrics={**_final_metrics(config, history, stats, seconds), **final},
+            provenance=prov,
+            **extra,
+        )
         store.delete_checkpoint(config)
         return record
 
@@ -545,8 +630,14 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
     n_batches = math.ceil(data.y_train.numel() / config.batch_size)
     for epoch in range(start_epoch, config.epochs + 1):
         lr = float(optimizer.param_groups[0]["lr"])
-        with tqdm(total=n_batches, desc=f"{config.activation} seed {config.seed} epoch {epoch}/{config.epochs}",
-                  leave=False, disable=not show, file=sys.stderr, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=n_batches,
+            desc=f"{config.activation} seed {config.seed} epoch {epoch}/{config.epochs}",
+            leave=False,
+            disable=not show,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        ) as bar:
             tr = _train_epoch(model, optimizer, data, config, device, gen, bar)
         if not tr["finite"]:
             # info, not warning: in notebooks a warning would land in the cell's output; the
@@ -557,23 +648,45 @@ def train(config: RunConfig, store: ResultsStore, *, force: bool = False, data_d
             ev = _evaluate(model, data, config, device)
         else:  # not evaluated this epoch (config.eval_every): the test columns stay empty
             ev = dict.fromkeys(("test_loss", "test_accuracy", "test_error", "test_top5_error"), math.nan)
-        row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_error": tr["train_error"],
-               "test_loss": ev["test_loss"], "test_accuracy": ev["test_accuracy"], "test_error": ev["test_error"],
-               "test_top5_error": ev["test_top5_error"], "epoch_seconds": tr["epoch_seconds"],
-               "images_per_second": tr["images_per_second"], "lr": lr, **_alpha_columns(model)}
+        row = {
+            "epoch": epoch,
+            "train_loss": tr["train_loss"],
+            "train_error": tr["train_error"],
+            "test_loss": ev["test_loss"],
+            "test_accuracy": ev["test_accuracy"],
+            "test_error": ev["test_error"],
+            "test_top5_error": ev["test_top5_error"],
+            "epoch_seconds": tr["epoch_seconds"],
+            "images_per_second": tr["images_per_second"],
+            "lr": lr,
+            **_alpha_columns(model),
+        }
         history.append(row)
         if scheduler is not None:
             scheduler.step()
         if epoch in config.stats_epochs:
             stats.extend(_activation_stats(model, data, config, device, epoch))
-        store.save_checkpoint(config, {
-            "format": CHECKPOINT_FORMAT, "key": config.key_dict(), "epoch": epoch,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "rng": {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-            "history": history, "stats": stats, "start_time": start_time, "wall_seconds": wall(), "resumes": resumes,
-        })
+        store.save_checkpoint(
+            config,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "key": config.key_dict(),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "shuffle": gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                },
+                "history": history,
+                "stats": stats,
+                "start_time": start_time,
+                "wall_seconds": wall(),
+                "resumes": resumes,
+            },
+        )
         store.write_history(config, history)
         if epoch in config.stats_epochs:
             store.write_stats(config, stats)
@@ -596,12 +709,16 @@ def learning_curve_metrics(test_accuracy: list[float], tolerance: float = SWEET_
     if not acc or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in acc):
         return {}
     best = max(acc)
-    return {"best_test_accuracy": best, "best_epoch": acc.index(best) + 1,
-            "epochs_to_sweet_spot": next(i for i, a in enumerate(acc, 1) if a >= best - tolerance)}
+    return {
+        "best_test_accuracy": best,
+        "best_epoch": acc.index(best) + 1,
+        "epochs_to_sweet_spot": next(i for i, a in enumerate(acc, 1) if a >= best - tolerance),
+    }
 
 
-def _final_metrics(config: RunConfig, history: list[dict[str, Any]], stats: list[dict[str, Any]],
-                   wall_seconds: float) -> dict[str, Any]:
+def _final_metrics(
+    config: RunConfig, history: list[dict[str, Any]], stats: list[dict[str, Any]], wall_seconds: float
+) -> dict[str, Any]:
     m: dict[str, Any] = {"epochs_completed": len(history), "wall_seconds": wall_seconds}
     if history:
         ips = [r["images_per_second"] for r in history if math.isfinite(r["images_per_second"])]

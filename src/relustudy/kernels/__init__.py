@@ -13,6 +13,7 @@ reason in :func:`unavailable_reason`, and the activations fall back to their PyT
 
 ``RELUSTUDY_KERNELS=torch`` forces the fallback (to compare, or to rule the kernels out).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -79,7 +80,9 @@ def _build(target: Path) -> None:
         out = Path(tmp) / "lib.so"
         proc = subprocess.run([cc, *cflags(), str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise OSError(f"{cc} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+            raise OSError(
+                f"{cc} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+            )
         os.replace(out, target)  # atomic: a reader sees no library or the whole one
 
 

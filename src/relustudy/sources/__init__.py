@@ -4,6 +4,7 @@ Importing this package registers every source in ``relustudy.reference.SOURCES``
 in ``relustudy.experiments.EXPERIMENTS`` and its claims in ``relustudy.claims.CLAIMS``; the order
 below is the order of the book's chapters and summary. Adding a source: see docs/CONTRIBUTING.md.
 """
-from . import smith, theano_blog, tf_rrelu_blog, xu2015, he2015  # noqa: F401  (registration)
+
+from . import he2015, smith, tf_rrelu_blog, theano_blog, xu2015  # noqa: F401  (registration)
 
 MODULES = (smith, theano_blog, tf_rrelu_blog, xu2015, he2015)

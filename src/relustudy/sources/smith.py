@@ -3,18 +3,29 @@
 Everything the study knows about this source: its metadata, arms, experiments, claims and the
 chapter's caption notes (notebooks/smith.ipynb).
 """
+
 from __future__ import annotations
 
-from ..claims import margin, ComparisonClaim, register
+from ..claims import ComparisonClaim, margin, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..reference import SOURCES, Source, experiment_reference
 
-SOURCE = SOURCES.register("smith", Source(
-    key="smith", citation='J. Smith, "Comparing Rectified Linearity Performance on Image Data"', label="Smith",
-    paper_columns={"test_accuracy": "accuracy", "last_conv.sparsity": "lifetime_sparsity",
-                   "last_conv.dispersion": "dispersion"},
-    rounding_half_unit=0.0005, chapter="smith",
-    caption_note="Lifetime sparsity and dispersion are measured in the last convolutional layer."))
+SOURCE = SOURCES.register(
+    "smith",
+    Source(
+        key="smith",
+        citation='J. Smith, "Comparing Rectified Linearity Performance on Image Data"',
+        label="Smith",
+        paper_columns={
+            "test_accuracy": "accuracy",
+            "last_conv.sparsity": "lifetime_sparsity",
+            "last_conv.dispersion": "dispersion",
+        },
+        rounding_half_unit=0.0005,
+        chapter="smith",
+        caption_note="Lifetime sparsity and dispersion are measured in the last convolutional layer.",
+    ),
+)
 
 # Our metric -> the paper's column (accuracy <- test_accuracy, ...).
 SMITH_METRICS: dict[str, str] = SOURCE.paper_columns
@@ -38,44 +49,98 @@ SMITH_NOTES = (
 SMITH_COMMON = dict(optimizer="adam", lr=1e-3, eps=1e-7, normalize="scale01", channels_last=True)
 
 
-
-def _smith(name: str, table: str, title: str, dataset: str, model: str, paper_epochs: int,
-           quick_epochs: int, quick_seeds: tuple[int, ...], epochs_note: str) -> Experiment:
-    quick_scale = [f"batch 128 instead of 32 (throughput on 2 CPU cores)"]
+def _smith(
+    name: str,
+    table: str,
+    title: str,
+    dataset: str,
+    model: str,
+    paper_epochs: int,
+    quick_epochs: int,
+    quick_seeds: tuple[int, ...],
+    epochs_note: str,
+) -> Experiment:
+    quick_scale = ["batch 128 instead of 32 (throughput on 2 CPU cores)"]
     if quick_epochs != paper_epochs:
         quick_scale.append(f"{quick_epochs} epochs instead of {paper_epochs}")
     quick_scale.append(f"{len(quick_seeds)} seeds (the paper reports one run)")
-    return EXPERIMENTS.register(name, Experiment(
-        name=name, source="smith", table=table, title=title, dataset=dataset, model=model,
-        arms=SMITH_ARMS, common=SMITH_COMMON,
-        profiles={
-            "smoke": Profile((0, 1), {**SMOKE, "stats_epochs": (1,)},
-                             ("512 training and 500 test images", "1 epoch", "batch 64", "2 seeds")),
-            "quick": Profile(quick_seeds, {"epochs": quick_epochs, "batch_size": 128, "stats_epochs": (quick_epochs,)},
-                             tuple(quick_scale)),
-            "paper": Profile((0, 1, 2, 3, 4), {"epochs": paper_epochs, "batch_size": 32, "stats_epochs": (paper_epochs,)},
-                             ("5 seeds (the paper reports one run)",)),
-        },
-        notes=SMITH_NOTES + (epochs_note,),
-    ))
+    return EXPERIMENTS.register(
+        name,
+        Experiment(
+            name=name,
+            source="smith",
+            table=table,
+            title=title,
+            dataset=dataset,
+            model=model,
+            arms=SMITH_ARMS,
+            common=SMITH_COMMON,
+            profiles={
+                "smoke": Profile(
+                    (0, 1),
+                    {**SMOKE, "stats_epochs": (1,)},
+                    ("512 training and 500 test images", "1 epoch", "batch 64", "2 seeds"),
+                ),
+                "quick": Profile(
+                    quick_seeds,
+                    {"epochs": quick_epochs, "batch_size": 128, "stats_epochs": (quick_epochs,)},
+                    tuple(quick_scale),
+                ),
+                "paper": Profile(
+                    (0, 1, 2, 3, 4),
+                    {"epochs": paper_epochs, "batch_size": 32, "stats_epochs": (paper_epochs,)},
+                    ("5 seeds (the paper reports one run)",),
+                ),
+            },
+            notes=SMITH_NOTES + (epochs_note,),
+        ),
+    )
 
 
-_smith("smith_fmnist_cnn", "Table 2", "3-layer CNN on Fashion-MNIST", "fashion_mnist", "smith_cnn",
-       paper_epochs=10, quick_epochs=3, quick_seeds=(0, 1, 2, 3, 4),
-       epochs_note="Epochs for the 3-layer CNN are not stated: the paper profile uses 10 (the Keras tutorials this setup follows).")
-_smith("smith_cifar10_cnn", "Table 3", "3-layer CNN on CIFAR-10", "cifar10", "smith_cnn",
-       paper_epochs=10, quick_epochs=3, quick_seeds=(0, 1, 2, 3, 4),
-       epochs_note="Epochs for the 3-layer CNN are not stated: the paper profile uses 10 (the Keras tutorials this setup follows).")
-_smith("smith_cifar10_vgg3", "Table 4", "3-VGG-block CNN on CIFAR-10", "cifar10", "smith_vgg3",
-       paper_epochs=3, quick_epochs=3, quick_seeds=(0, 1, 2),
-       epochs_note="The VGG model is trained 3 epochs, as in the paper (overfitting began in the third).")
+_smith(
+    "smith_fmnist_cnn",
+    "Table 2",
+    "3-layer CNN on Fashion-MNIST",
+    "fashion_mnist",
+    "smith_cnn",
+    paper_epochs=10,
+    quick_epochs=3,
+    quick_seeds=(0, 1, 2, 3, 4),
+    epochs_note="Epochs for the 3-layer CNN are not stated: the paper profile uses 10 (the Keras tutorials this setup follows).",
+)
+_smith(
+    "smith_cifar10_cnn",
+    "Table 3",
+    "3-layer CNN on CIFAR-10",
+    "cifar10",
+    "smith_cnn",
+    paper_epochs=10,
+    quick_epochs=3,
+    quick_seeds=(0, 1, 2, 3, 4),
+    epochs_note="Epochs for the 3-layer CNN are not stated: the paper profile uses 10 (the Keras tutorials this setup follows).",
+)
+_smith(
+    "smith_cifar10_vgg3",
+    "Table 4",
+    "3-VGG-block CNN on CIFAR-10",
+    "cifar10",
+    "smith_vgg3",
+    paper_epochs=3,
+    quick_epochs=3,
+    quick_seeds=(0, 1, 2),
+    epochs_note="The VGG model is trained 3 epochs, as in the paper (overfitting began in the third).",
+)
 
 
 _SMITH_ANALYSIS = "5. Analysis"
-_SMITH_NOT_WORSE = ("However, these results do indicate that PReLU does not perform worse, and often performs "
-                    "better than ReLU and LReLU when classifying images.")
-_SMITH_T3 = ("PReLU gave its best performance with the 4-layer CNN modelling the CIFAR-10 dataset. This model gave "
-             "the best performance of all four models with this architecture and this dataset on all three metrics.")
+_SMITH_NOT_WORSE = (
+    "However, these results do indicate that PReLU does not perform worse, and often performs "
+    "better than ReLU and LReLU when classifying images."
+)
+_SMITH_T3 = (
+    "PReLU gave its best performance with the 4-layer CNN modelling the CIFAR-10 dataset. This model gave "
+    "the best performance of all four models with this architecture and this dataset on all three metrics."
+)
 _SMITH_T2 = "PReLU performed about the same as ReLU and LReLU with the 4-layer CNN modelling the Fashion-MNIST dataset."
 _SMITH_ALL = ("test_accuracy", "last_conv.sparsity", "last_conv.dispersion")
 
@@ -85,34 +150,78 @@ def _smith_claims() -> None:
         source, table = experiment_reference(exp)
         slug = table.lower().replace(" ", "")
         for other in ("ReLU", "LReLU"):
-            register(ComparisonClaim(
-                id=f"{source}.{slug}.prelu_not_worse_than_{other.lower()}", source=source, experiment=exp,
-                section=_SMITH_ANALYSIS, quote=_SMITH_NOT_WORSE,
-                statement=f"PReLU does not perform worse than {other} on test accuracy ({table}).",
-                arm="PReLU", others=(other,), metrics=("test_accuracy",), relation="not_worse"))
-        register(ComparisonClaim(
-            id=f"{source}.{slug}.prelu_better_than_relu_and_lrelu", source=source, experiment=exp,
-            section=_SMITH_ANALYSIS, quote=_SMITH_NOT_WORSE,
-            statement=f"PReLU performs better than ReLU and than LReLU on test accuracy ({table}).",
-            note="'Often' refers to the three tables together; each table is evaluated on its own.",
-            arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="better"))
+            register(
+                ComparisonClaim(
+                    id=f"{source}.{slug}.prelu_not_worse_than_{other.lower()}",
+                    source=source,
+                    experiment=exp,
+                    section=_SMITH_ANALYSIS,
+                    quote=_SMITH_NOT_WORSE,
+                    statement=(
+                        f"PReLU does not perform worse than {other} on test accuracy ({table}): non-inferior "
+                        f"with a margin of {margin('test_accuracy'):g} (one percentage point)."
+                    ),
+                    arm="PReLU",
+                    others=(other,),
+                    metrics=("test_accuracy",),
+                    relation="non_inferior",
+                )
+            )
+        register(
+            ComparisonClaim(
+                id=f"{source}.{slug}.prelu_better_than_relu_and_lrelu",
+                source=source,
+                experiment=exp,
+                section=_SMITH_ANALYSIS,
+                quote=_SMITH_NOT_WORSE,
+                statement=f"PReLU performs better than ReLU and than LReLU on test accuracy ({table}).",
+                note="'Often' refers to the three tables together; each table is evaluated on its own.",
+                arm="PReLU",
+                others=("ReLU", "LReLU"),
+                metrics=("test_accuracy",),
+                relation="better",
+            )
+        )
         if exp == "smith_cifar10_cnn":
-            register(ComparisonClaim(
-                id=f"{source}.{slug}.prelu_best_on_all_metrics", source=source, experiment=exp,
-                section=_SMITH_ANALYSIS, quote=_SMITH_T3,
-                statement=("PReLU is better than each of tanh, ReLU and LReLU on all three metrics: higher "
-                           f"accuracy, lower lifetime sparsity and lower dispersion ({table}; 9 paired comparisons)."),
-                note=("'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
-                      "sparsity and lower dispersion count as better, as in the paper's Section 5."),
-                arm="PReLU", others=("tanh", "ReLU", "LReLU"), metrics=_SMITH_ALL, relation="better"))
+            register(
+                ComparisonClaim(
+                    id=f"{source}.{slug}.prelu_best_on_all_metrics",
+                    source=source,
+                    experiment=exp,
+                    section=_SMITH_ANALYSIS,
+                    quote=_SMITH_T3,
+                    statement=(
+                        "PReLU is better than each of tanh, ReLU and LReLU on all three metrics: higher "
+                        f"accuracy, lower lifetime sparsity and lower dispersion ({table}; 9 paired comparisons)."
+                    ),
+                    note=(
+                        "'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
+                        "sparsity and lower dispersion count as better, as in the paper's Section 5."
+                    ),
+                    arm="PReLU",
+                    others=("tanh", "ReLU", "LReLU"),
+                    metrics=_SMITH_ALL,
+                    relation="better",
+                )
+            )
         if exp == "smith_fmnist_cnn":
-            register(ComparisonClaim(
-                id=f"{source}.{slug}.prelu_same_as_relu_and_lrelu", source=source, experiment=exp,
-                section=_SMITH_ANALYSIS, quote=_SMITH_T2,
-                statement=(f"PReLU's test accuracy is within ±{margin('test_accuracy'):g} of ReLU's and of "
-                           f"LReLU's ({table}; equivalence margin of one percentage point)."),
-                arm="PReLU", others=("ReLU", "LReLU"), metrics=("test_accuracy",), relation="same"))
-
+            register(
+                ComparisonClaim(
+                    id=f"{source}.{slug}.prelu_same_as_relu_and_lrelu",
+                    source=source,
+                    experiment=exp,
+                    section=_SMITH_ANALYSIS,
+                    quote=_SMITH_T2,
+                    statement=(
+                        f"PReLU's test accuracy is within ±{margin('test_accuracy'):g} of ReLU's and of "
+                        f"LReLU's ({table}; equivalence margin of one percentage point)."
+                    ),
+                    arm="PReLU",
+                    others=("ReLU", "LReLU"),
+                    metrics=("test_accuracy",),
+                    relation="same",
+                )
+            )
 
 
 _smith_claims()

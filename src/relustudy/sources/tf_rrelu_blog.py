@@ -3,16 +3,23 @@
 Its two experiments (a simple MLP on MNIST with and without batch norm) and its claims; the
 chapter is notebooks/mnist.ipynb, shared with the Theano blog.
 """
+
 from __future__ import annotations
 
 from ..claims import RankClaim, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..reference import SOURCES, Source
 
-SOURCE = SOURCES.register("tf_rrelu_blog", Source(
-    key="tf_rrelu_blog",
-    citation='J. M. Valverde, "Informal review on Randomized Leaky ReLU (RReLU) in Tensorflow" (blog post)',
-    label="TensorFlow RReLU blog", paper_columns={}, chapter="mnist"))
+SOURCE = SOURCES.register(
+    "tf_rrelu_blog",
+    Source(
+        key="tf_rrelu_blog",
+        citation='J. M. Valverde, "Informal review on Randomized Leaky ReLU (RReLU) in Tensorflow" (blog post)',
+        label="TensorFlow RReLU blog",
+        paper_columns={},
+        chapter="mnist",
+    ),
+)
 
 TF_ARMS = (
     Arm("ReLU", "relu"),
@@ -38,20 +45,39 @@ TF_NOTES = (
 
 def _tf_blog(name: str, batch_norm: bool) -> Experiment:
     which = "with" if batch_norm else "without"
-    return EXPERIMENTS.register(name, Experiment(
-        name=name, source="tf_rrelu_blog", table=f"Figure ({which} batch normalization)",
-        title=f"Simple MLP on MNIST {which} batch normalization", dataset="mnist", model="simple_mlp_bn",
-        arms=TF_ARMS,
-        common=dict(optimizer="adam", lr=1e-3, eps=1e-8, batch_size=128, normalize="scale01",
-                    channels_last=False, model_params={"batch_norm": batch_norm}),
-        profiles={
-            "smoke": Profile((0, 1), {**SMOKE, "stats_epochs": ()},
-                             ("512 training and 500 test images", "1 epoch", "batch 64", "2 seeds")),
-            "quick": Profile((0, 1, 2), {"epochs": 10}, ("10 epochs instead of 20", "3 seeds (the blog reports one run)")),
-            "paper": Profile((0, 1, 2, 3, 4), {"epochs": 20}, ("5 seeds (the blog reports one run)",)),
-        },
-        notes=TF_NOTES,
-    ))
+    return EXPERIMENTS.register(
+        name,
+        Experiment(
+            name=name,
+            source="tf_rrelu_blog",
+            table=f"Figure ({which} batch normalization)",
+            title=f"Simple MLP on MNIST {which} batch normalization",
+            dataset="mnist",
+            model="simple_mlp_bn",
+            arms=TF_ARMS,
+            common=dict(
+                optimizer="adam",
+                lr=1e-3,
+                eps=1e-8,
+                batch_size=128,
+                normalize="scale01",
+                channels_last=False,
+                model_params={"batch_norm": batch_norm},
+            ),
+            profiles={
+                "smoke": Profile(
+                    (0, 1),
+                    {**SMOKE, "stats_epochs": ()},
+                    ("512 training and 500 test images", "1 epoch", "batch 64", "2 seeds"),
+                ),
+                "quick": Profile(
+                    (0, 1, 2), {"epochs": 10}, ("10 epochs instead of 20", "3 seeds (the blog reports one run)")
+                ),
+                "paper": Profile((0, 1, 2, 3, 4), {"epochs": 20}, ("5 seeds (the blog reports one run)",)),
+            },
+            notes=TF_NOTES,
+        ),
+    )
 
 
 _tf_blog("tf_rrelu_mnist_bn", batch_norm=True)
@@ -59,29 +85,54 @@ _tf_blog("tf_rrelu_mnist_nobn", batch_norm=False)
 
 
 _TF_SECTION = "Results"
-_TF_QUOTE = ("RReLU does not only perform among the worst but the simple ReLU performs the best when normalization "
-             "is used and almost the best when no normalization is added.")
+_TF_QUOTE = (
+    "RReLU does not only perform among the worst but the simple ReLU performs the best when normalization "
+    "is used and almost the best when no normalization is added."
+)
 
 
 def _claims() -> None:
     for exp, bn in (("tf_rrelu_mnist_bn", True), ("tf_rrelu_mnist_nobn", False)):
         which = "with" if bn else "without"
         others = tuple(a for a in TF_BLOG_ARMS if a != "RReLU")
-        register(RankClaim(
-            id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.rrelu_among_worst", source="tf_rrelu_blog", experiment=exp,
-            section=_TF_SECTION, quote=_TF_QUOTE,
-            statement=f"{which.capitalize()} batch norm, RReLU's final test accuracy is among the worst 2 of the blog's 6 activations.",
-            arm="RReLU", others=others, metric="test_accuracy", k=2, best=False,
-            paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)"))
+        register(
+            RankClaim(
+                id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.rrelu_among_worst",
+                source="tf_rrelu_blog",
+                experiment=exp,
+                section=_TF_SECTION,
+                quote=_TF_QUOTE,
+                statement=f"{which.capitalize()} batch norm, RReLU's final test accuracy is among the worst 2 of the blog's 6 activations.",
+                arm="RReLU",
+                others=others,
+                metric="test_accuracy",
+                k=2,
+                best=False,
+                paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)",
+            )
+        )
         others = tuple(a for a in TF_BLOG_ARMS if a != "ReLU")
-        register(RankClaim(
-            id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.relu_{'best' if bn else 'almost_best'}", source="tf_rrelu_blog",
-            experiment=exp, section=_TF_SECTION, quote=_TF_QUOTE,
-            statement=(f"{which.capitalize()} batch norm, ReLU's final test accuracy is the best of the blog's 6 activations."
-                       if bn else f"{which.capitalize()} batch norm, ReLU's final test accuracy is among the best 2 of the "
-                                  "blog's 6 activations ('almost the best')."),
-            arm="ReLU", others=others, metric="test_accuracy", k=1 if bn else 2, best=True,
-            paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)"))
+        register(
+            RankClaim(
+                id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.relu_{'best' if bn else 'almost_best'}",
+                source="tf_rrelu_blog",
+                experiment=exp,
+                section=_TF_SECTION,
+                quote=_TF_QUOTE,
+                statement=(
+                    f"{which.capitalize()} batch norm, ReLU's final test accuracy is the best of the blog's 6 activations."
+                    if bn
+                    else f"{which.capitalize()} batch norm, ReLU's final test accuracy is among the best 2 of the "
+                    "blog's 6 activations ('almost the best')."
+                ),
+                arm="ReLU",
+                others=others,
+                metric="test_accuracy",
+                k=1 if bn else 2,
+                best=True,
+                paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)",
+            )
+        )
 
 
 _claims()

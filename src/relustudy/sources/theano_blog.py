@@ -3,15 +3,23 @@
 Its experiment (Radford's convnet on 1/6 of MNIST, six ReLU/PReLU formulations) and its claims;
 the chapter is notebooks/mnist.ipynb, shared with the TensorFlow RReLU blog.
 """
+
 from __future__ import annotations
 
-from ..claims import margin, ComparisonClaim, OrderClaim, register
+from ..claims import ComparisonClaim, OrderClaim, margin, register
 from ..experiments import EXPERIMENTS, Arm, Experiment, Profile
 from ..reference import SOURCES, Source
 
-SOURCE = SOURCES.register("theano_blog", Source(
-    key="theano_blog", citation='"Benchmarking ReLU and PReLU using MNIST and Theano" (blog post)',
-    label="Theano blog", paper_columns={"test_accuracy": "test_accuracy"}, chapter="mnist"))
+SOURCE = SOURCES.register(
+    "theano_blog",
+    Source(
+        key="theano_blog",
+        citation='"Benchmarking ReLU and PReLU using MNIST and Theano" (blog post)',
+        label="Theano blog",
+        paper_columns={"test_accuracy": "test_accuracy"},
+        chapter="mnist",
+    ),
+)
 
 _THEANO_PRELU = {"mode": "channel", "init": 0.25}
 THEANO_ARMS = (
@@ -24,8 +32,17 @@ THEANO_ARMS = (
 )
 # Alec Radford's Theano-Tutorials 5_convolutional_net.py: RMSprop(lr=0.001, rho=0.9, epsilon=1e-6)
 # with epsilon inside the square root, minibatches of 128, pixels / 255.
-THEANO_COMMON = dict(optimizer="rmsprop_theano", lr=1e-3, momentum=0.9, eps=1e-6, batch_size=128,
-                     normalize="scale01", train_subset=10_000, subset_seed=0, channels_last=True)
+THEANO_COMMON = dict(
+    optimizer="rmsprop_theano",
+    lr=1e-3,
+    momentum=0.9,
+    eps=1e-6,
+    batch_size=128,
+    normalize="scale01",
+    train_subset=10_000,
+    subset_seed=0,
+    channels_last=True,
+)
 THEANO_NOTES = (
     "Network, optimizer and batch: Alec Radford's Theano-Tutorials convnet, which the blog says it uses "
     "unchanged: no biases, N(0, 0.01) weights, dropout 0.2/0.2/0.2/0.5, RMSprop lr 0.001, rho 0.9, "
@@ -39,29 +56,44 @@ THEANO_NOTES = (
     "Timing: images per second of the training loop (median over epochs), on our CPU, not the blog's K40c GPU.",
 )
 
-EXPERIMENTS.register("theano_mnist_radford", Experiment(
-    name="theano_mnist_radford", source="theano_blog", table="Results and conclusions",
-    title="ReLU and PReLU implementations in Radford's convnet on 1/6 of MNIST",
-    dataset="mnist", model="radford_convnet", arms=THEANO_ARMS, common=THEANO_COMMON,
-    profiles={
-        "smoke": Profile((0, 1), {"epochs": 2, "train_subset": 512, "test_subset": 500},
-                         ("512 training and 500 test images", "2 epochs", "2 seeds")),
-        "quick": Profile((0, 1, 2), {"epochs": 15},
-                         ("15 epochs instead of 30", "3 seeds (the blog reports one run)")),
-        "paper": Profile((0, 1, 2), {"epochs": 30}, ("3 seeds (the blog reports one run)",)),
-    },
-    notes=THEANO_NOTES,
-))
+EXPERIMENTS.register(
+    "theano_mnist_radford",
+    Experiment(
+        name="theano_mnist_radford",
+        source="theano_blog",
+        table="Results and conclusions",
+        title="ReLU and PReLU implementations in Radford's convnet on 1/6 of MNIST",
+        dataset="mnist",
+        model="radford_convnet",
+        arms=THEANO_ARMS,
+        common=THEANO_COMMON,
+        profiles={
+            "smoke": Profile(
+                (0, 1),
+                {"epochs": 2, "train_subset": 512, "test_subset": 500},
+                ("512 training and 500 test images", "2 epochs", "2 seeds"),
+            ),
+            "quick": Profile(
+                (0, 1, 2), {"epochs": 15}, ("15 epochs instead of 30", "3 seeds (the blog reports one run)")
+            ),
+            "paper": Profile((0, 1, 2), {"epochs": 30}, ("3 seeds (the blog reports one run)",)),
+        },
+        notes=THEANO_NOTES,
+    ),
+)
 
 
 _THEANO = "theano_mnist_radford"
 _THEANO_SECTION = "Results and conclusions"
 _THEANO_SAME_SPEED = "The maximum and the absolute calculations seem to have performed equally fast."
 _THEANO_PRELU_TIME = "The added time using PReLU is minimal."
-_THEANO_PRELU_ACC = ("Similarly the added precision is minimal, although PReLU seems to slightly faster find the "
-                     "sweet-spot.")
-_THEANO_ALPHAS = ("Interestingly the α (alpha) values behaved in a similar fashion to that in the original article, "
-                  "alphas in the lower layers were higher compared to lower layers.")
+_THEANO_PRELU_ACC = (
+    "Similarly the added precision is minimal, although PReLU seems to slightly faster find the sweet-spot."
+)
+_THEANO_ALPHAS = (
+    "Interestingly the α (alpha) values behaved in a similar fashion to that in the original article, "
+    "alphas in the lower layers were higher compared to lower layers."
+)
 _SPEED = "log_median_images_per_second"
 _FIG = "bar chart of the time of 30 epochs (figure only)"
 
@@ -69,44 +101,98 @@ _FIG = "bar chart of the time of 30 epochs (figure only)"
 def _claims() -> None:
     for relu, prelu in (("ReLU (max)", "ReLU (abs)"), ("PReLU (max/min)", "PReLU (abs)")):
         kind = relu.split()[0].lower()
-        register(ComparisonClaim(
-            id=f"theano_blog.{kind}_max_and_abs_equally_fast", source="theano_blog", experiment=_THEANO,
-            section=_THEANO_SECTION, quote=_THEANO_SAME_SPEED,
-            statement=(f"{relu} and {prelu} train equally fast: whole-network images/s within ±10% "
-                       f"(log ratio within ±{margin(_SPEED):g})."),
-            note="Whole-network timing on our CPU; the micro-benchmark section times the activations alone.",
-            arm=relu, others=(prelu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
+        register(
+            ComparisonClaim(
+                id=f"theano_blog.{kind}_max_and_abs_equally_fast",
+                source="theano_blog",
+                experiment=_THEANO,
+                section=_THEANO_SECTION,
+                quote=_THEANO_SAME_SPEED,
+                statement=(
+                    f"{relu} and {prelu} train equally fast: whole-network images/s within ±10% "
+                    f"(log ratio within ±{margin(_SPEED):g})."
+                ),
+                note="Whole-network timing on our CPU; the micro-benchmark section times the activations alone.",
+                arm=relu,
+                others=(prelu,),
+                metrics=(_SPEED,),
+                relation="same",
+                paper_says=_FIG,
+            )
+        )
     for relu, prelu in (("ReLU (max)", "PReLU (max/min)"), ("ReLU (abs)", "PReLU (abs)")):
-        form = relu[relu.index("(") + 1:-1]
-        register(ComparisonClaim(
-            id=f"theano_blog.prelu_{form}_adds_minimal_time", source="theano_blog", experiment=_THEANO,
-            section=_THEANO_SECTION, quote=_THEANO_PRELU_TIME,
-            statement=(f"{prelu} trains at the speed of {relu}: whole-network images/s within ±10% "
-                       f"(log ratio within ±{margin(_SPEED):g})."),
-            note="'Minimal' read as at most about 10%.",
-            arm=prelu, others=(relu,), metrics=(_SPEED,), relation="same", paper_says=_FIG))
-    register(ComparisonClaim(
-        id="theano_blog.prelu_adds_minimal_accuracy", source="theano_blog", experiment=_THEANO,
-        section=_THEANO_SECTION, quote=_THEANO_PRELU_ACC,
-        statement=("PReLU (max/min)'s final test accuracy is within ±0.01 of ReLU (max)'s "
-                   "(equivalence margin of one percentage point)."),
-        arm="PReLU (max/min)", others=("ReLU (max)",), metrics=("test_accuracy",), relation="same",
-        paper_says="line chart of accuracy per epoch (figure only)"))
-    register(ComparisonClaim(
-        id="theano_blog.prelu_reaches_sweet_spot_sooner", source="theano_blog", experiment=_THEANO,
-        section=_THEANO_SECTION, quote=_THEANO_PRELU_ACC,
-        statement=("PReLU (max/min) needs fewer epochs than ReLU (max) to reach its sweet spot (the first epoch "
-                   "within 0.2 percentage points of the run's best test accuracy)."),
-        arm="PReLU (max/min)", others=("ReLU (max)",), metrics=("epochs_to_sweet_spot",), relation="better",
-        paper_says="line chart of accuracy per epoch (figure only)"))
-    register(OrderClaim(
-        id="theano_blog.alphas_higher_in_lower_layers", source="theano_blog", experiment=_THEANO,
-        section="The α values", quote=_THEANO_ALPHAS,
-        statement=("In PReLU (abs) (the blog's PReLU3) the mean learned coefficient decreases from each layer to "
-                   "the next: conv1 > conv2 > conv3 > dense (3 paired comparisons)."),
-        arm="PReLU (abs)",
-        metrics=("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean"),
-        paper_says="a printout of the alphas of PReLU3 (missing from the text copy)"))
+        form = relu[relu.index("(") + 1 : -1]
+        register(
+            ComparisonClaim(
+                id=f"theano_blog.prelu_{form}_adds_minimal_time",
+                source="theano_blog",
+                experiment=_THEANO,
+                section=_THEANO_SECTION,
+                quote=_THEANO_PRELU_TIME,
+                statement=(
+                    f"{prelu} trains at the speed of {relu}: whole-network images/s within ±10% "
+                    f"(log ratio within ±{margin(_SPEED):g})."
+                ),
+                note="'Minimal' read as at most about 10%.",
+                arm=prelu,
+                others=(relu,),
+                metrics=(_SPEED,),
+                relation="same",
+                paper_says=_FIG,
+            )
+        )
+    register(
+        ComparisonClaim(
+            id="theano_blog.prelu_adds_minimal_accuracy",
+            source="theano_blog",
+            experiment=_THEANO,
+            section=_THEANO_SECTION,
+            quote=_THEANO_PRELU_ACC,
+            statement=(
+                "PReLU (max/min)'s final test accuracy is within ±0.01 of ReLU (max)'s "
+                "(equivalence margin of one percentage point)."
+            ),
+            arm="PReLU (max/min)",
+            others=("ReLU (max)",),
+            metrics=("test_accuracy",),
+            relation="same",
+            paper_says="line chart of accuracy per epoch (figure only)",
+        )
+    )
+    register(
+        ComparisonClaim(
+            id="theano_blog.prelu_reaches_sweet_spot_sooner",
+            source="theano_blog",
+            experiment=_THEANO,
+            section=_THEANO_SECTION,
+            quote=_THEANO_PRELU_ACC,
+            statement=(
+                "PReLU (max/min) needs fewer epochs than ReLU (max) to reach its sweet spot (the first epoch "
+                "within 0.2 percentage points of the run's best test accuracy)."
+            ),
+            arm="PReLU (max/min)",
+            others=("ReLU (max)",),
+            metrics=("epochs_to_sweet_spot",),
+            relation="better",
+            paper_says="line chart of accuracy per epoch (figure only)",
+        )
+    )
+    register(
+        OrderClaim(
+            id="theano_blog.alphas_higher_in_lower_layers",
+            source="theano_blog",
+            experiment=_THEANO,
+            section="The α values",
+            quote=_THEANO_ALPHAS,
+            statement=(
+                "In PReLU (abs) (the blog's PReLU3) the mean learned coefficient decreases from each layer to "
+                "the next: conv1 > conv2 > conv3 > dense (3 paired comparisons)."
+            ),
+            arm="PReLU (abs)",
+            metrics=("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean"),
+            paper_says="a printout of the alphas of PReLU3 (missing from the text copy)",
+        )
+    )
 
 
 _claims()

@@ -1,0 +1,409 @@
+"""The book's build pipeline: the table of contents, executing the chapter notebooks with papermill
+(sanitised for nbval and the published pages), Jupyter Book 1.x, and the local-link and offline-asset
+checks. The helpers the notebooks call are in :mod:`relustudy.book.chapter`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import unquote, urlsplit
+
+CHAPTERS_DIR = "book/chapters"  # executed copies (gitignored)
+NOTEBOOKS_DIR = "notebooks"  # sources, stored without outputs
+KERNEL = "python3"
+PARAMETER_NAMES = ("profile", "seeds", "device", "data_dir", "results_dir")
+
+
+class BookError(RuntimeError):
+    """The book could not be built: a notebook failed, Sphinx warned, or a link is broken."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of contents
+# ---------------------------------------------------------------------------------------------
+def toc_files(root: Path | str) -> list[str]:
+    """Every document of ``_toc.yml`` (root first), as written there: paths without suffix."""
+    import yaml
+
+    toc_path = Path(root) / "_toc.yml"
+    if not toc_path.is_file():
+        raise BookError(f"no _toc.yml in {root}")
+    toc = yaml.safe_load(toc_path.read_text()) or {}
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(str(node["file"]))
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    if "root" in toc:
+        out.append(str(toc["root"]))
+    walk(toc)
+    return [_strip_suffix(f) for f in out]
+
+
+def _strip_suffix(path: str) -> str:
+    for suffix in (".ipynb", ".md"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def chapter_notebooks(root: Path | str) -> list[str]:
+    """Names of the notebooks the toc lists under ``book/chapters/``, in toc order."""
+    prefix = CHAPTERS_DIR + "/"
+    return [f[len(prefix) :] for f in toc_files(root) if f.startswith(prefix)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Output sanitising
+# ---------------------------------------------------------------------------------------------
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+# A tqdm bar: "42%|####      | 21/50 [00:01<00:02, 9.9it/s]" (any prefix, ascii or unicode bar).
+_TQDM = re.compile(r"\d+%\|.*\|\s*\d+(\.\d+)?[kMG]?/\d+(\.\d+)?[kMG]?\s*\[|\|\s*\d+(\.\d+)?[kMG]?/\d*\??\s*\[\d+:\d+")
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_progress(text: str) -> str:
+    """Remove ANSI escapes, carriage-return overwrites and tqdm progress lines from stream text.
+
+    Each line keeps only what a terminal would finally show (the text after its last ``\\r``);
+    lines that are tqdm bars are dropped entirely.
+    """
+    text = _ANSI.sub("", text)
+    kept = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            parts = [p for p in line.split("\r") if p.strip()]
+            line = parts[-1] if parts else ""
+        if _TQDM.search(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def sanitize_notebook(nb: Any) -> Any:
+    """Clean an executed notebook in place (and return it) for publishing.
+
+    Stream outputs lose ANSI codes and progress bars (an output left empty is dropped);
+    ipywidgets outputs (tqdm.auto bars) are replaced by their plain-text fallback, since a
+    widget needs JavaScript from a CDN; error tracebacks lose their ANSI colour codes. When
+    papermill injected parameters, the notebook's default ``parameters`` cell is tagged
+    ``remove-cell`` so the book shows only the values actually used.
+    """
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                text = out.get("text", "")
+                if isinstance(text, list):
+                    text = "".join(text)
+                text = strip_progress(text)
+                if not text.strip():
+                    continue
+                out["text"] = text
+            elif kind in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                if _WIDGET_MIME in data:
+                    data.pop(_WIDGET_MIME)
+                    if not data or set(data) == {"text/plain"} and _looks_like_widget_repr(data["text/plain"]):
+                        continue
+            elif kind == "error":
+                out["traceback"] = [_ANSI.sub("", line) for line in out.get("traceback", [])]
+            outputs.append(out)
+        cell["outputs"] = outputs
+    nb.get("metadata", {}).pop("widgets", None)
+    # With papermill's injected-parameters cell present, the notebook's own defaults cell only
+    # repeats (different) values: hide it from the book, keep it in the file.
+    cells = nb.get("cells", [])
+    if any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
+        for c in cells:
+            tags = c.get("metadata", {}).get("tags", [])
+            if "parameters" in tags and "remove-cell" not in tags:
+                c["metadata"]["tags"] = [*tags, "remove-cell"]
+    return nb
+
+
+def _looks_like_widget_repr(text: Any) -> bool:
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return "Box(" in text or "Progress(" in text or _TQDM.search(text) is not None or not text.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Link checking
+# ---------------------------------------------------------------------------------------------
+_LINK_ATTRS = {
+    "a": "href",
+    "link": "href",
+    "area": "href",
+    "img": "src",
+    "script": "src",
+    "iframe": "src",
+    "source": "src",
+    "embed": "src",
+    "video": "src",
+    "audio": "src",
+}
+# Tags whose URL the browser *loads* when it shows the page (a plain <a> is only a link out).
+_LOADED = {"img", "script", "iframe", "source", "embed", "video", "audio"}
+_LOADED_LINK_RELS = {"stylesheet", "preload", "modulepreload", "icon", "shortcut", "manifest", "prefetch"}
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.refs: list[tuple[str, str, bool]] = []  # (tag, url, loaded)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = _LINK_ATTRS.get(tag)
+        if attr is None:
+            return
+        values = dict(attrs)
+        url = values.get(attr)
+        if url is None:
+            return
+        loaded = tag in _LOADED or (
+            tag == "link" and bool(set((values.get("rel") or "").lower().split()) & _LOADED_LINK_RELS)
+        )
+        self.refs.append((tag, url.strip(), loaded))
+
+    handle_startendtag = handle_starttag
+
+
+def _is_external(url: str) -> bool:
+    return bool(urlsplit(url).scheme) or url.startswith("//")
+
+
+# Folders of a Sphinx site that hold assets, not pages (themes copy Jinja macro templates named
+# *.html into _static/; they are never served as pages).
+_NOT_PAGES = ("_static", "_sources", ".doctrees")
+
+
+def _html_files(html_dir: Path) -> list[Path]:
+    return sorted(
+        p for p in html_dir.rglob("*.html") if p.is_file() and p.relative_to(html_dir).parts[0] not in _NOT_PAGES
+    )
+
+
+def _parse(page: Path) -> list[tuple[str, str, bool]]:
+    parser = _Refs()
+    parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+    parser.close()
+    return parser.refs
+
+
+def find_broken_links(html_dir: Path | str) -> list[str]:
+    """Local ``href``/``src`` targets of the HTML files under ``html_dir`` that do not exist.
+
+    Links with a scheme (http, https, mailto, data, ...) and pure ``#anchor`` links are skipped;
+    ``page.html#x`` and ``page.html?v=1`` are checked for ``page.html``. A link to a folder needs
+    an ``index.html`` in it. Returns ``"page.html: url"`` strings, sorted.
+    """
+    html_dir = Path(html_dir).resolve()
+    broken = []
+    for page in _html_files(html_dir):
+        for _tag, url, _loaded in _parse(page):
+            if not url or url.startswith("#") or _is_external(url):
+                continue
+            path = unquote(urlsplit(url).path)
+            if not path:
+                continue
+            target = (html_dir / path.lstrip("/")) if path.startswith("/") else (page.parent / path)
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file():
+                broken.append(f"{page.relative_to(html_dir)}: {url}")
+    return sorted(set(broken))
+
+
+_CSS_REMOTE = re.compile(r"""(@import\s+(url\()?\s*["']?\s*(https?:)?//)|(url\(\s*["']?\s*(https?:)?//)""", re.I)
+
+
+def find_external_assets(html_dir: Path | str) -> list[str]:
+    """Assets the built site would fetch from the internet: scripts, stylesheets, images,
+    frames with an absolute URL, and ``@import``/``url()`` of remote files in its CSS.
+    (Plain links out, ``<a href="https://...">``, are fine and not reported.)"""
+    html_dir = Path(html_dir).resolve()
+    found = []
+    for page in _html_files(html_dir):
+        for tag, url, loaded in _parse(page):
+            if loaded and _is_external(url) and not url.startswith("data:"):
+                found.append(f"{page.relative_to(html_dir)}: <{tag}> {url}")
+    for css in sorted(html_dir.rglob("*.css")):
+        text = css.read_text(encoding="utf-8", errors="replace")
+        for m in _CSS_REMOTE.finditer(text):
+            snippet = text[m.start() : m.start() + 80].split(")")[0]
+            found.append(f"{css.relative_to(html_dir)}: {snippet}")
+    return sorted(set(found))
+
+
+def check_links(html_dir: Path | str) -> None:
+    """Raise :class:`BookError` listing every broken local link or image under ``html_dir``."""
+    html_dir = Path(html_dir)
+    if not html_dir.is_dir():
+        raise BookError(f"no built HTML at {html_dir}")
+    broken = find_broken_links(html_dir)
+    if broken:
+        raise BookError(f"{len(broken)} broken local link(s) in {html_dir}:\n  " + "\n  ".join(broken))
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution and build
+# ---------------------------------------------------------------------------------------------
+def _tail(text: str, n: int) -> str:
+    lines = [line for line in _ANSI.sub("", text).rstrip().splitlines()]
+    return "\n".join(lines[-n:])
+
+
+def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    """Run one notebook through papermill into ``target`` and sanitise the executed copy.
+
+    A failing cell raises :class:`BookError` naming the notebook, the executed copy (papermill
+    writes it, error included) and the error's last lines.
+    """
+    import nbformat
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+            report_mode=False,
+            # ipykernel warns on every start about TCP without CurveZMQ keys (local kernel): noise
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        )
+    except PapermillExecutionError as e:
+        tb = _tail("\n".join(e.traceback or []), 8)
+        raise BookError(
+            f"notebook {source} failed in cell {e.cell_index} (In [{e.exec_count}]): {e.ename}: {e.evalue}\n"
+            f"executed copy with the error: {target}\nlast lines of the traceback:\n{tb}"
+        ) from None
+    except Exception as e:  # kernel died, bad notebook JSON, missing kernel, ...
+        raise BookError(
+            f"notebook {source} could not be executed ({type(e).__name__}: {_tail(str(e), 8)}); "
+            f"executed copy (if any): {target}"
+        ) from None
+    nb = nbformat.read(str(target), as_version=4)
+    nbformat.write(sanitize_notebook(nb), str(target))
+
+
+def _jupyter_book_command() -> list[str]:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
+
+
+def _sphinx_problems(output: str) -> str:
+    lines = _ANSI.sub("", output).splitlines()
+    hits = [line for line in lines if re.search(r"WARNING|ERROR|Error|error:|Exception", line)]
+    return "\n".join(hits[-15:]) if hits else _tail(output, 25)
+
+
+def build_book(
+    profile: str = "quick",
+    *,
+    seeds: Sequence[int] | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    root: str | Path | None = None,
+    log: Callable[[str], None] | None = print,
+) -> Path:
+    """Execute every chapter notebook of the toc for ``profile`` and build the HTML book.
+
+    Returns the folder of the built site (``<root>/_build/html``). Runs that already have a
+    complete record in the results store are reused, not retrained. Raises :class:`BookError`
+    (one clear message) when a notebook fails, Sphinx emits a warning, a local link is broken or
+    a page would load an asset from the internet; bad parameters raise ``ValueError`` first.
+    """
+    from ..experiments import project_root
+    from ..notebook_params import validate
+
+    say = log or (lambda _msg: None)
+    root = Path(root).resolve() if root is not None else project_root()
+    if not (root / "_toc.yml").is_file() or not (root / "_config.yml").is_file():
+        raise BookError(f"{root} is not the project root (no _toc.yml/_config.yml)")
+
+    # Validate now, so a bad value fails before any kernel starts; relative paths are taken from
+    # the caller's cwd, while the notebooks run with cwd = root.
+    validated = validate(
+        profile=profile,
+        seeds=list(seeds) if seeds is not None else None,
+        device=device,
+        data_dir=data_dir,
+        results_dir=results_dir,
+    )
+    parameters = {
+        "profile": validated.profile,
+        "seeds": list(validated.seeds) if validated.seeds is not None else None,
+        "device": validated.device,
+        "data_dir": str(validated.data_dir) if validated.data_dir is not None else None,
+        # None keeps the published parameter cell free of machine paths; the kernel resolves it
+        # to the same default_results_dir(profile), since it runs in root.
+        "results_dir": str(validated.results_dir) if results_dir is not None else None,
+    }
+    assert tuple(parameters) == PARAMETER_NAMES
+    json.dumps(parameters)  # plain JSON values only
+
+    names = chapter_notebooks(root)
+    missing = [n for n in names if not (root / NOTEBOOKS_DIR / f"{n}.ipynb").is_file()]
+    if missing:
+        raise BookError("the toc lists chapter(s) without a notebook in notebooks/: " + ", ".join(missing))
+
+    t_all = time.perf_counter()
+    for name in names:
+        source = root / NOTEBOOKS_DIR / f"{name}.ipynb"
+        target = root / CHAPTERS_DIR / f"{name}.ipynb"
+        t0 = time.perf_counter()
+        say(f"book: executing {source.relative_to(root)} -> {target.relative_to(root)} (profile {validated.profile})")
+        execute_chapter(source, target, parameters, cwd=root)
+        say(f"book: {name} done in {time.perf_counter() - t0:.0f} s")
+
+    t0 = time.perf_counter()
+    say("book: jupyter-book build --warningiserror --builder html")
+    cmd = [*_jupyter_book_command(), "build", str(root), "--warningiserror", "--builder", "html"]
+    env = {**os.environ, "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::DeprecationWarning")}
+    proc = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise BookError(
+            f"jupyter-book build failed (exit {proc.returncode}):\n{_sphinx_problems(proc.stdout + proc.stderr)}"
+        )
+    html = root / "_build" / "html"
+    check_links(html)
+    remote = find_external_assets(html)
+    if remote:
+        raise BookError(
+            f"{len(remote)} asset(s) of the built book would be fetched from the internet:\n  " + "\n  ".join(remote)
+        )
+    say(
+        f"book: HTML built in {time.perf_counter() - t0:.0f} s; total {time.perf_counter() - t_all:.0f} s -> {html / 'index.html'}"
+    )
+    return html

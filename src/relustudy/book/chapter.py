@@ -1,0 +1,891 @@
+"""Helpers the chapter notebooks call: which runs a chapter shows (training what is missing),
+provenance lines, tables (paper vs ours, paired, timing, micro-benchmark), figure frames and styling."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+__all__ = [
+    "dataset_name",
+    "data_caveats",
+    "dataset_caveat",
+    "run_records",
+    "provenance",
+    "profile_markdown",
+    "curve_frame",
+    "ChapterRuns",
+    "ensure_runs",
+    "ensure_benchmark",
+    "benchmark_table",
+    "kernel_table",
+    "timing_table",
+    "spread_across_arms",
+    "arm_summary_table",
+    "profiles_table",
+    "notes_markdown",
+    "metric_label",
+    "paired_table",
+    "profile_banner",
+    "experiment_caption",
+    "arm_order",
+    "caveats_markdown",
+    "paper_vs_ours_wide",
+    "paper_vs_ours_table",
+    "claims_table",
+    "verdict_counts_markdown",
+    "claim_quotes_markdown",
+    "choices_markdown",
+    "show_markdown",
+    "table_style",
+    "DATASET_NAMES",
+    "TRAINED_ACTIVATIONS",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers the chapter notebooks call
+# ---------------------------------------------------------------------------------------------
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def dataset_name(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str]:
+    """The caveats of the data behind ``experiment``'s numbers.
+
+    From the records in ``runs`` when it has any for the experiment (each record keeps the
+    caveats of the copy it was trained on, ``provenance.data_caveats``); otherwise from the
+    dataset registry (the caveats of the project's reference copy). Empty for lossless data.
+    """
+    from ..experiments import get_experiment
+
+    if runs is not None:
+        recs = [r for r in runs.records if r.get("experiment") == experiment]
+        if recs:
+            return _unique(c for r in recs for c in ((r.get("provenance") or {}).get("data_caveats") or []))
+    try:
+        from ..data import DATASETS
+
+        return list(DATASETS.get(get_experiment(experiment).dataset).caveats)
+    except Exception:  # an unknown dataset has no registered caveat
+        return []
+
+
+def dataset_caveat(experiment: str, runs: "ChapterRuns | None" = None, *, full: bool = False) -> str | None:
+    """The sentence a page must print next to ``experiment``'s numbers (None: lossless data):
+    the main caveat (e.g. CIFAR-10's JPEG quality 75), or with ``full`` every caveat."""
+    from ..experiments import get_experiment
+
+    caveats = data_caveats(experiment, runs)
+    if not caveats:
+        return None
+    if not full:
+        caveats = caveats[:1]
+    return f"{dataset_name(get_experiment(experiment).dataset)} data caveat: our copy was " + "; ".join(caveats) + "."
+
+
+def _fmt_minutes(seconds: float) -> str:
+    minutes = seconds / 60.0
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    if minutes < 120:
+        return f"{minutes:.1f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def _unique(values: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        s = str(v)
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
+def run_records(results_dir: str | Path, experiments: Iterable[str], profile: str) -> list[dict[str, Any]]:
+    """The complete records (parsed ``result.json``) of ``experiments`` under ``profile``."""
+    from ..store import ResultsStore
+
+    store = ResultsStore(results_dir)
+    return [rec for name in experiments for rec in store.records(name, profile)]
+
+
+def provenance(runs: Any) -> str:
+    """One sentence on where the numbers come from:
+
+    "profile quick, 60 runs on cpu: 2 threads, <CPU>, torch 2.14.1, total wall time 84.2 min,
+    commit abc1234."
+
+    ``runs`` is a list of records (parsed ``result.json``, e.g. from :func:`run_records`; their
+    ``provenance`` gives device, torch version, wall time and commit) or a
+    :func:`relustudy.store.load_results` frame (one row per run and metric; runs are counted once
+    by ``run_id``; torch is then given only if the frame has a ``torch_version`` column).
+    Wall time is the sum over runs.
+    """
+    import pandas as pd
+
+    if isinstance(runs, pd.DataFrame):
+        df = runs.drop_duplicates("run_id") if "run_id" in runs else runs
+        rows = df.to_dict("records")
+    else:
+        rows = []
+        for rec in runs or []:
+            prov = dict(rec.get("provenance") or {})
+            rows.append({"profile": rec.get("profile") or prov.get("profile"), **prov})
+    if not rows:
+        return "no runs recorded yet."
+    n = len(rows)
+    profiles = _unique(r.get("profile") for r in rows)
+    devices = _unique(r.get("device") for r in rows)
+    torches = _unique(r.get("torch_version") for r in rows)
+    commits = _unique(str(c)[:7] if c != "unknown" else None for c in _unique(r.get("git_commit") for r in rows))
+    dirty = any(r.get("git_dirty") is True for r in rows)
+    wall = sum(float(w) for w in (r.get("wall_seconds") for r in rows) if _finite(w))
+    parts = [
+        f"profile {', '.join(profiles) or 'unknown'}",
+        f"{n} run{'s' if n != 1 else ''} on {'; '.join(devices) or 'an unrecorded device'}",
+    ]
+    if torches:
+        parts.append(f"torch {', '.join(torches)}")
+    cpus = _unique(r.get("cpu_identity") for r in rows)
+    if cpus:  # recorded since 2026-11-26; older records name only the CPU model
+        unnamed = sum(1 for r in rows if not r.get("cpu_identity"))
+        parts.append(f"CPU {'; '.join(cpus)}" + (f" ({unnamed} older runs: not recorded)" if unnamed else ""))
+    parts.append(f"total wall time {_fmt_minutes(wall)}")
+    if commits:
+        parts.append(f"commit {', '.join(commits)}" + (" (with uncommitted changes)" if dirty else ""))
+    else:
+        parts.append("commit unknown (records made outside a git commit)")
+    return ", ".join(parts) + "."
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def profile_markdown(experiment: str, profile: str, *, seeds: Sequence[int] | None = None, notes: bool = True) -> str:
+    """Markdown listing how ``profile`` of ``experiment`` departs from the source (its
+    scale-downs), and, with ``notes``, the choices made where the source is silent. ``seeds``:
+    the seeds this build uses when they differ from the profile's. (The data
+    caveat goes with the numbers: :func:`paper_vs_ours_table` puts it in the caption.)"""
+    from ..experiments import get_experiment
+    from ..reference import source_label
+
+    exp = get_experiment(experiment)
+    prof = exp.profile(profile)
+    chosen = ", ".join(str(s) for s in (prof.seeds if seeds is None else seeds))
+    which = "" if seeds is None else ", chosen for this build"
+    lines = [
+        f"**{source_label(exp.source)} {exp.table}, {exp.title}**, profile `{profile}` (seeds {chosen}{which}).",
+        "",
+    ]
+    if prof.scale_downs:
+        lines.append("Scaled down from the source:")
+        lines += [f"- {s}" for s in prof.scale_downs]
+    else:
+        lines.append("Runs the source's own setup.")
+    if notes and exp.notes:
+        lines += ["", "Choices where the source is silent or ambiguous:"]
+        lines += [f"- {n}" for n in exp.notes]
+    return "\n".join(lines)
+
+
+def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoch: str | int = "last") -> Any:
+    """Sorted activation-probability curves on a common grid, long form for seaborn.
+
+    ``stats`` is a :func:`relustudy.store.load_activation_stats` frame (one row per run, epoch and
+    layer, the sorted curve in the list column ``curve``). Each curve is resampled at ``points``
+    evenly spaced unit ranks (fraction of the layer's units, 0 = most active unit) by linear
+    interpolation. ``epoch="last"`` keeps each run's last measured epoch. Returns columns
+    ``experiment, arm, seed, run_id, rank, probability``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame(stats)
+    cols = ["experiment", "arm", "seed", "run_id", "rank", "probability"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    if "layer" in df:
+        df = df[df["layer"] == layer]
+    if "epoch" in df and len(df):
+        if epoch == "last":
+            df = df[df["epoch"] == df.groupby("run_id")["epoch"].transform("max")]
+        else:
+            df = df[df["epoch"] == int(epoch)]
+    grid = np.linspace(0.0, 1.0, points)
+    rows = []
+    for rec in df.itertuples(index=False):
+        curve = np.asarray(rec.curve, dtype=float)
+        if curve.size == 0:
+            continue
+        curve = np.sort(curve)[::-1]  # decreasing, whatever order it was stored in
+        x = np.linspace(0.0, 1.0, curve.size) if curve.size > 1 else np.zeros(1)
+        y = np.interp(grid, x, curve) if curve.size > 1 else np.full(points, curve[0])
+        rows.append(
+            pd.DataFrame(
+                {
+                    "experiment": getattr(rec, "experiment", ""),
+                    "arm": rec.arm,
+                    "seed": rec.seed,
+                    "run_id": getattr(rec, "run_id", ""),
+                    "rank": grid,
+                    "probability": y,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=cols)
+
+
+class ChapterRuns:
+    """The records a chapter shows: one profile, some experiments, the configured seeds only.
+
+    ``results`` is the :func:`relustudy.store.load_results` frame, ``stats`` the
+    :func:`relustudy.store.load_activation_stats` frame, ``histories`` the
+    :func:`relustudy.store.load_histories` frame and ``records`` the parsed result.json
+    records, all restricted to the run ids that the experiments' configs for this profile (and
+    these seeds) produce, so records of other seeds in the same store are not mixed in.
+    """
+
+    def __init__(
+        self,
+        profile: str,
+        experiments: Sequence[str],
+        results: Any,
+        stats: Any,
+        records: list[dict[str, Any]],
+        expected: int,
+        histories: Any = None,
+    ):
+        self.histories = histories  # load_histories frame (one row per run and epoch), same run ids
+        self.profile = profile
+        self.experiments = list(experiments)
+        self.results = results
+        self.stats = stats
+        self.records = records
+        self.expected = expected  # runs the configs ask for
+        self.skipped: dict[str, str] = {}  # experiment -> why it could not run (ensure_runs(skip_unavailable=True))
+
+    def provenance(self) -> str:
+        return provenance(self.records)
+
+    def missing(self) -> int:
+        return self.expected - len(self.records)
+
+    def skipped_markdown(self) -> str:
+        """Markdown naming the experiments that could not run here, and why ("" if none)."""
+        if not self.skipped:
+            return ""
+        return "Not run in this build (their claims read *not run*):\n\n" + "\n".join(
+            f"- `{name}`: {why}" for name, why in self.skipped.items()
+        )
+
+
+def ensure_runs(
+    experiments: Sequence[str],
+    params: Any,
+    *,
+    train: bool = True,
+    skip_unavailable: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> ChapterRuns:
+    """Make sure every run of ``experiments`` exists for ``params`` (a validated
+    :class:`relustudy.notebook_params.NotebookParams`), training what has no complete record
+    (quietly, no progress bars), then load the chapter's records.
+
+    With ``train=False`` nothing is trained: the chapter shows what the store holds. With
+    ``skip_unavailable`` an experiment whose dataset cannot be found (``DataError``, e.g.
+    CIFAR-100 offline) is skipped and listed in ``ChapterRuns.skipped`` instead of failing
+    (the summary uses this: claims without records then read "not run").
+    """
+    import pandas as pd
+
+    from ..data import DataError
+    from ..experiments import get_experiment, run_experiment
+    from ..store import ResultsStore, load_activation_stats, load_histories, load_results
+
+    run_ids: set[str] = set()
+    skipped: dict[str, str] = {}
+    for name in experiments:
+        exp = get_experiment(name)
+        run_ids.update(c.run_id() for c in exp.configs(params.profile, seeds=params.seeds, device=params.device))
+        if train:
+            try:
+                run_experiment(name, params.profile, log=log, progress=False, **params.run_kwargs())
+            except DataError as e:
+                if not skip_unavailable:
+                    raise
+                skipped[name] = str(e).splitlines()[0]
+    store = ResultsStore(params.results_dir)
+    results, stats, histories, records = [], [], [], []
+    for name in experiments:
+        r = load_results(store, experiment=name, profile=params.profile)
+        s = load_activation_stats(store, experiment=name, profile=params.profile)
+        h = load_histories(store, experiment=name, profile=params.profile)
+        results.append(r[r["run_id"].isin(run_ids)] if len(r) else r)
+        stats.append(s[s["run_id"].isin(run_ids)] if len(s) else s)
+        histories.append(h[h["run_id"].isin(run_ids)] if len(h) else h)
+        records += [rec for rec in store.records(name, params.profile) if rec.get("run_id") in run_ids]
+    results_df = (
+        pd.concat([r for r in results if len(r)], ignore_index=True) if any(len(r) for r in results) else results[0]
+    )
+    stats_df = pd.concat([s for s in stats if len(s)], ignore_index=True) if any(len(s) for s in stats) else stats[0]
+    hist_df = (
+        pd.concat([h for h in histories if len(h)], ignore_index=True)
+        if any(len(h) for h in histories)
+        else histories[0]
+    )
+    runs = ChapterRuns(
+        params.profile, experiments, results_df, stats_df, records, expected=len(run_ids), histories=hist_df
+    )
+    runs.skipped = skipped
+    return runs
+
+
+def ensure_benchmark(params: Any) -> Any:
+    """The activation micro-benchmark of ``params.profile`` on the CPU (measured and recorded in
+    ``params.results_dir`` when there is no record yet), with the CUDA one when this machine has
+    a GPU and ``params.device`` is not "cpu". Returns ``{device type: table}``."""
+    import torch
+
+    from ..microbench import record_benchmark
+
+    tables = {"cpu": record_benchmark(params.profile, params.results_dir, device="cpu")}
+    if params.device != "cpu" and torch.cuda.is_available():
+        tables["cuda"] = record_benchmark(params.profile, params.results_dir, device="cuda")
+    return tables
+
+
+def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> Any:
+    """The micro-benchmark record as a display table for one memory layout: one row per case,
+    forward and backward side by side (median ms with IQR, GB/s, ratio to the copy bound), the copy
+    bound first."""
+    import pandas as pd
+
+    rows = []
+    if "layout" in df:
+        df = df[df["layout"] == layout]
+    for r in df.itertuples(index=False):
+        if r.kind == "bound" and r.name != "copy":
+            continue  # the exp/tanh limits are shown in kernel_table
+        if r.kind == "bound":
+            rows.append(
+                {
+                    "case": f"{r.name} (bound)",
+                    "kind": r.kind,
+                    "direction": "copy",
+                    "median ms": r.median_ms,
+                    "IQR ms": r.iqr_ms,
+                    "GB/s": r.gbps,
+                    "x copy bound": r.bound_ratio,
+                    "note": "",
+                }
+            )
+            continue
+        note = r.error or (
+            ""
+            if r.compiled_matches_eager in (None, "", True, "True") or pd.isna(r.compiled_matches_eager)
+            else "compiled differs from eager"
+        )
+        rows.append(
+            {
+                "case": r.name,
+                "kind": r.kind,
+                "direction": r.direction,
+                "median ms": r.median_ms,
+                "IQR ms": r.iqr_ms,
+                "GB/s": r.gbps,
+                "x copy bound": r.bound_ratio,
+                "note": note,
+            }
+        )
+    out = pd.DataFrame(rows)
+    for col in ("median ms", "IQR ms", "GB/s", "x copy bound"):
+        out[col] = out[col].map(lambda v: _fmt_num(v, digits))
+    wide = out.pivot_table(
+        index=["case", "kind"],
+        columns="direction",
+        values=["median ms", "IQR ms", "GB/s", "x copy bound"],
+        aggfunc="first",
+        sort=False,
+    )
+    wide.columns = [f"{d} {m}" for m, d in wide.columns]
+    order = [
+        f"{d} {m}" for d in ("copy", "forward", "backward") for m in ("median ms", "IQR ms", "GB/s", "x copy bound")
+    ]
+    wide = wide[[c for c in order if c in wide.columns]].fillna("")
+    notes = out.groupby(["case", "kind"], sort=False)["note"].agg(lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
+    wide["note"] = notes.reindex(wide.index).fillna("")
+    return wide
+
+
+TRAINED_ACTIVATIONS = ("relu", "lrelu", "prelu", "prelu[shared]", "rrelu", "elu", "tanh")
+
+
+def kernel_table(df: Any, *, digits: int = 2) -> Any:
+    """The activations the study trains, as the models run them, against their physical limit in
+    both memory layouts: time over the tighter limit (the copy of the same bytes, or for ELU's and
+    tanh's forward this CPU's vectorised exp / tanh) forward and backward, with the implementation;
+    PyTorch's stock functions beside them."""
+    import pandas as pd
+
+    stock = {
+        "prelu": "F.prelu",
+        "rrelu": "F.rrelu[train]",
+        "elu": "F.elu",
+        "tanh": "torch.tanh",
+        "relu": "F.relu",
+        "lrelu": "F.leaky_relu",
+    }
+    if "limit_ratio" not in df:
+        return pd.DataFrame()
+    rows = []
+    for layout in dict.fromkeys(df["layout"]):
+        d = df[(df["layout"] == layout) & (df["kind"] != "compiled")]
+        for name in TRAINED_ACTIVATIONS:
+            for case, label in ((name, "ours"), (stock.get(name), "PyTorch stock")):
+                sub = d[d["name"] == case] if case else d.iloc[0:0]
+                if sub.empty:
+                    continue
+                r = {
+                    "activation": name,
+                    "layout": layout,
+                    "code": label,
+                    "implementation": sub["implementation"].iloc[0] or "PyTorch",
+                }
+                for direction in ("forward", "backward"):
+                    v = sub[sub["direction"] == direction]["limit_ratio"]
+                    r[f"{direction} x limit"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
+                rows.append(r)
+    return pd.DataFrame(rows).set_index(["activation", "layout", "code"])
+
+
+def timing_table(runs: "ChapterRuns") -> Any:
+    """Where the chapter's CPU time went, from the records: per experiment the runs, their summed
+    wall time, the median training throughput, the device(s), and for comparison the estimated
+    cost of the ``paper`` profile on the same machine (from the measured throughput), with a total
+    row."""
+    import pandas as pd
+
+    from ..experiments import get_experiment
+
+    rows = []
+    for name in runs.experiments:
+        recs = [r for r in runs.records if (r.get("config") or {}).get("experiment") == name]
+        walls = [float((r.get("provenance") or {}).get("wall_seconds") or 0.0) for r in recs]
+        ips = [
+            float(r["metrics"]["images_per_second"])
+            for r in recs
+            if _finite((r.get("metrics") or {}).get("images_per_second"))
+        ]
+        exp = get_experiment(name)
+        median_ips = float(pd.Series(ips).median()) if ips else None
+        rows.append(
+            {
+                "experiment": f"{exp.table}: {exp.title}",
+                "runs": len(recs),
+                "wall time (min)": sum(walls) / 60.0,
+                "median images/s": median_ips if median_ips else float("nan"),
+                "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
+                "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper", median_ips),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(out):
+        total = {
+            "experiment": "total",
+            "runs": int(out["runs"].sum()),
+            "wall time (min)": out["wall time (min)"].sum(),
+            "median images/s": float("nan"),
+            "device": "",
+            "paper profile, estimated (min)": out["paper profile, estimated (min)"].sum(),
+        }
+        out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+        for col in ("wall time (min)", "paper profile, estimated (min)"):
+            out[col] = out[col].map(lambda v: f"{v:.1f}")
+        out["median images/s"] = out["median images/s"].map(lambda v: f"{v:.0f}" if _finite(v) else "")
+    return out.set_index("experiment") if len(out) else out
+
+
+def spread_across_arms(results: Any, experiment: str, arms: Sequence[str], metric: str = "test_accuracy") -> Any:
+    """Per seed, the largest difference of ``metric`` between ``arms`` (max - min over the arms
+    that completed that seed): 0 means the arms' runs ended identically."""
+    import pandas as pd
+
+    d = (
+        results[
+            (results["experiment"] == experiment)
+            & (results["metric"] == metric)
+            & results["arm"].isin(arms)
+            & (results["status"] == "complete")
+        ]
+        if len(results)
+        else results
+    )
+    if len(d) == 0:
+        return pd.DataFrame(columns=["seed", "arms", f"max - min {metric_label(metric)}"]).set_index("seed")
+    g = d.groupby("seed")["value"]
+    return pd.DataFrame(
+        {"arms": d.groupby("seed")["arm"].nunique(), f"max - min {metric_label(metric)}": g.max() - g.min()}
+    )
+
+
+def arm_summary_table(
+    results: Any, experiment: str, metrics: Sequence[str], *, digits: int = 3, labels: dict[str, str] | None = None
+) -> Any:
+    """Arms (in the source's order) x metrics: "mean ± sd (n=...)" over the complete runs."""
+    import pandas as pd
+
+    from ..stats import format_mean_sd, summarize
+
+    sub = results[results["experiment"] == experiment] if len(results) else results
+    table = pd.DataFrame(index=pd.Index(arm_order(experiment), name="arm"))
+    for metric in metrics:
+        col = (labels or {}).get(metric, metric_label(metric))
+        if sub.empty:
+            table[col] = "n/a (n=0)"
+            continue
+        summ = summarize(sub, metric, by=("arm",)).set_index("arm")
+        table[col] = [
+            format_mean_sd(summ.loc[a, "mean"], summ.loc[a, "sd"], int(summ.loc[a, "n"]), digits)
+            if a in summ.index
+            else "n/a (n=0)"
+            for a in table.index
+        ]
+    return table
+
+
+def profiles_table(profile: str | None = None) -> Any:
+    """Every registered experiment x profile: seeds, epochs, batch size, training images and the
+    scale-downs in words (from the experiment registry). ``profile`` marks the built one."""
+    import pandas as pd
+
+    from ..experiments import EXPERIMENTS
+
+    rows = []
+    for name in EXPERIMENTS.names():
+        exp = EXPERIMENTS.get(name)
+        for pname, prof in exp.profiles.items():
+            settings = exp.settings(pname)
+            try:
+                images = f"{exp.train_images(pname):,}"
+            except Exception:  # the dataset registry may not know the set (e.g. not installed)
+                images = str(settings.get("train_subset") or "all")
+            rows.append(
+                {
+                    "experiment": name,
+                    "source": f"{exp.source} {exp.table}",
+                    "profile": pname + (" (this build)" if pname == profile else ""),
+                    "seeds": len(prof.seeds),
+                    "epochs": settings.get("epochs"),
+                    "batch": settings.get("batch_size"),
+                    "training images": images,
+                    "departs from the source by": prof.describe(),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def notes_markdown(experiments: Iterable[str] | None = None) -> str:
+    """Markdown: per experiment, the choices made where its source is silent (``notes``)."""
+    from ..experiments import EXPERIMENTS
+
+    lines = []
+    for name in experiments or EXPERIMENTS.names():
+        exp = EXPERIMENTS.get(name)
+        lines.append(f"**`{name}`** ({exp.source} {exp.table}, {exp.title}):")
+        lines.append("")
+        lines += [f"- {n}" for n in exp.notes] or ["- (none)"]
+        caveat = dataset_caveat(name, full=True)
+        if caveat:
+            lines.append(f"- *{caveat}*")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def metric_label(metric: str) -> str:
+    """The metric registry's label (relustudy.metrics.METRICS); never a raw key on a page."""
+    from ..metrics import metric_label as _label
+
+    return _label(metric, unit=True)
+
+
+def _fmt_num(v: Any, digits: int = 3, signed: bool = False) -> str:
+    if not _finite(v):
+        return "n/a"
+    return f"{float(v):+.{digits}f}" if signed else f"{float(v):.{digits}f}"
+
+
+def _fmt_p(p: Any) -> str:
+    if not _finite(p):
+        return "n/a"
+    return "< 0.001" if float(p) < 1e-3 else f"{float(p):.3f}"
+
+
+def paired_table(
+    results: Any, experiments: Sequence[str], arm_a: str, arm_b: str, metrics: Sequence[str], *, digits: int = 3
+) -> Any:
+    """``arm_a`` minus ``arm_b``, paired by seed, for every experiment and metric, as a display
+    table indexed by (source table, dataset / model): metric, n pairs, both means, difference,
+    95% t-interval, the paired t-test p-value and the exact sign-flip p-value (see
+    :mod:`relustudy.stats`)."""
+    import pandas as pd
+
+    from ..experiments import get_experiment
+    from ..stats import paired_comparison
+
+    rows = []
+    for name in experiments:
+        exp = get_experiment(name)
+        for metric in metrics:
+            sub = results[results["experiment"] == name] if len(results) else results
+            try:
+                pc = paired_comparison(sub, metric, arm_a, arm_b, experiment=name)
+            except ValueError as e:  # e.g. no records yet
+                rows.append(
+                    {
+                        "table": exp.table,
+                        "dataset / model": exp.title,
+                        "metric": metric_label(metric),
+                        "n pairs": 0,
+                        f"{arm_a} mean": "n/a",
+                        f"{arm_b} mean": "n/a",
+                        f"difference ({arm_a} - {arm_b})": "n/a",
+                        "95% CI": str(e),
+                        "p (paired t)": "n/a",
+                        "p (sign-flip)": "n/a",
+                    }
+                )
+                continue
+            ci = (
+                f"[{_fmt_num(pc.ci_low, digits, True)}, {_fmt_num(pc.ci_high, digits, True)}]"
+                if _finite(pc.ci_low)
+                else "n/a (n < 2)"
+            )
+            rows.append(
+                {
+                    "table": exp.table,
+                    "dataset / model": exp.title,
+                    "metric": metric_label(metric),
+                    "n pairs": pc.n,
+                    f"{arm_a} mean": _fmt_num(pc.mean_a, digits),
+                    f"{arm_b} mean": _fmt_num(pc.mean_b, digits),
+                    f"difference ({arm_a} - {arm_b})": _fmt_num(pc.mean_diff, digits, True),
+                    "95% CI": ci,
+                    "p (paired t)": _fmt_p(pc.p_value),
+                    "p (sign-flip)": _fmt_p(pc.p_permutation),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["table", "dataset / model"])
+
+
+def profile_banner(profile: str) -> str:
+    """A MyST admonition for profiles whose numbers must not be read as results (``smoke``)."""
+    if profile == "smoke":
+        return (
+            ":::{warning}\nThis page was built with the **smoke** profile: a few hundred images and one "
+            "epoch, only to check that the pipeline runs. Its numbers say nothing about the "
+            "activations; the published book uses the `quick` profile.\n:::"
+        )
+    if profile == "quick":
+        return (
+            "The numbers below come from the **quick** profile: the full datasets with the "
+            "scale-downs listed for each experiment."
+        )
+    return f"The numbers below come from the **{profile}** profile."
+
+
+def experiment_caption(experiment: str) -> str:
+    """Short title for a figure panel: "Table 3: 3-layer CNN on CIFAR-10 (JPEG q75)"."""
+    from ..data import DATASETS
+    from ..experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    tag = DATASETS.get(exp.dataset).caveat_tag
+    return f"{exp.table}: {exp.title}" + (f" ({tag})" if tag else "")
+
+
+def arm_order(experiment: str) -> list[str]:
+    """The experiment's arm labels in the source's row order."""
+    from ..experiments import get_experiment
+
+    return [arm.label for arm in get_experiment(experiment).arms]
+
+
+def caveats_markdown(experiments: Iterable[str], runs: "ChapterRuns | None" = None) -> str:
+    """The dataset caveats that apply to numbers of ``experiments`` (each once), as Markdown."""
+    seen: list[str] = []
+    for name in experiments:
+        caveat = dataset_caveat(name, runs)
+        if caveat and caveat not in seen:
+            seen.append(caveat)
+    return "\n\n".join(f"*{c}*" for c in seen)
+
+
+_VERDICT_COLOURS = {
+    "replicated": "#d9f2d9",
+    "not replicated": "#f8d7d7",
+    "inconclusive": "#fff3cd",
+    "not run": "#e9ecef",
+    "not obtainable": "#e9ecef",
+}
+_TABLE_STYLES = [
+    {
+        "selector": "caption",
+        "props": "caption-side: top; text-align: left; font-weight: normal; padding-bottom: 0.4em;",
+    },
+    {"selector": "th", "props": "text-align: center;"},
+    {"selector": "td", "props": "text-align: right; white-space: nowrap;"},
+]
+
+
+def paper_vs_ours_wide(pvo: Any, *, digits: int = 3) -> Any:
+    """A :func:`relustudy.claims.paper_vs_ours` frame in the source's layout: one row per arm;
+    per published column three sub-columns: the paper's value, ours as "mean ± sd (n=k)" and
+    the difference ours - paper (all as display strings)."""
+    import pandas as pd
+
+    from ..stats import format_mean_sd
+
+    arms = list(dict.fromkeys(pvo["arm"]))
+    metrics = list(dict.fromkeys(pvo["metric"]))
+    label = {m: m.replace("_", " ") for m in metrics}
+    data: dict[tuple[str, str], list[str]] = {}
+    for m in metrics:
+        sub = pvo[pvo["metric"] == m].set_index("arm")
+        paper, ours, diff = [], [], []
+        for arm in arms:
+            r = sub.loc[arm] if arm in sub.index else None
+            if r is None:
+                paper.append("n/a"), ours.append("n/a"), diff.append("n/a")
+                continue
+            paper.append(_fmt_num(r["paper"], digits))
+            txt = format_mean_sd(r["ours_mean"], r["ours_sd"], int(r["n"]), digits)
+            if int(r.get("n_diverged", 0) or 0):
+                txt += f" [{int(r['n_diverged'])} diverged]"
+            ours.append(txt)
+            diff.append(_fmt_num(r["diff"], digits, signed=True))
+        data[(label[m], "paper")] = paper
+        data[(label[m], "ours (mean ± sd)")] = ours
+        data[(label[m], "ours − paper")] = diff
+    wide = pd.DataFrame(data, index=pd.Index(arms, name="activation"))
+    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
+    return wide
+
+
+def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = None, *, digits: int = 3) -> Any:
+    """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
+    the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""
+    from ..experiments import get_experiment
+    from ..reference import get_source
+
+    exp = get_experiment(experiment)
+    source = get_source(exp.source)
+    wide = paper_vs_ours_wide(pvo, digits=digits)
+    caption = (
+        f"{source.label} {exp.table}, {exp.title}: the paper's value (one run), ours "
+        f"(mean ± sd over n seeds) and the difference ours − paper."
+    )
+    if source.caption_note:
+        caption += " " + source.caption_note
+    caveat = dataset_caveat(experiment, runs)
+    if caveat:
+        caption += " " + caveat
+    return wide.style.set_caption(caption).set_table_styles(_TABLE_STYLES)
+
+
+def claims_table(
+    claims: Any, *, columns: Sequence[str] = ("table", "tested", "paper", "ours", "verdict", "detail")
+) -> Any:
+    """Claims evaluated by :func:`relustudy.claims.evaluate_claims` as a Styler: one row per
+    claim (its id as the index), the verdict cell coloured; long text wraps."""
+    df = claims.set_index("claim_id")[[c for c in columns if c in claims.columns]] if len(claims) else claims
+    df.index.name = "claim"
+    styler = df.style.set_table_styles(
+        [
+            *_TABLE_STYLES[:2],
+            {"selector": "td", "props": "text-align: left; vertical-align: top; white-space: normal; min-width: 8em;"},
+        ]
+    )
+    if "verdict" in df.columns and len(df):
+        styler = styler.map(
+            lambda v: f"background-color: {_VERDICT_COLOURS.get(v, 'transparent')}; font-weight: bold;",
+            subset=["verdict"],
+        )
+    return styler
+
+
+def verdict_counts_markdown(claims: Any) -> str:
+    """ "11 claims on the smoke profile: 3 replicated, ..." (every verdict, zeros included)."""
+    from ..claims import VERDICTS
+
+    n = len(claims)
+    if n == 0:
+        return "No claims are registered yet."
+    counts = claims["verdict"].value_counts()
+    profiles = ", ".join(_unique(claims["profile"])) if "profile" in claims else "?"
+    parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
+    return f"**{n} claim{'s' if n != 1 else ''}** evaluated on the {profiles} profile: {parts}."
+
+
+def claim_quotes_markdown(claims: Any) -> str:
+    """The sources' sentences behind ``claims`` (each once, quoted, with the claim ids)."""
+    if not len(claims):
+        return ""
+    out = []
+    for quote, group in claims.groupby("claim", sort=False):
+        ids = ", ".join(f"`{c}`" for c in group["claim_id"])
+        out.append(f"> {quote}\n\ntested as {ids}")
+    return "\n\n".join(out)
+
+
+def choices_markdown(experiments: Sequence[str]) -> str:
+    """The experiments' notes (choices where the source is silent) without repetition: the
+    notes every listed experiment shares first, then each experiment's own."""
+    from ..experiments import get_experiment
+
+    exps = [get_experiment(n) for n in experiments]
+    if not exps:
+        return ""
+    common = [n for n in exps[0].notes if all(n in e.notes for e in exps[1:])]
+    lines = [f"- {n}" for n in common]
+    rest = list(dict.fromkeys(n for e in exps for n in e.notes if n not in common))
+    for note in rest:
+        having = [e for e in exps if note in e.notes]
+        where = ", ".join(f"{e.table} (`{e.name}`)" for e in having)
+        lines.append(f"- Only {where}: {note}")
+    return "\n".join(lines)
+
+
+def show_markdown(text: str) -> None:
+    """Display ``text`` as Markdown in a notebook; nothing at all when it is empty (an empty
+    ``Markdown`` object would show its Python repr in the book)."""
+    if text and text.strip():
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+
+
+def table_style(df: Any, *, hide_index: bool = False, wrap: bool = True) -> Any:
+    """A pandas Styler for a plain display table: left-aligned text that wraps (a DataFrame's
+    HTML would cut long strings at 50 characters), optionally without the row numbers."""
+    styler = df.style.set_table_styles(
+        [
+            *_TABLE_STYLES[:2],
+            {
+                "selector": "td",
+                "props": "text-align: left; vertical-align: top;"
+                + (" white-space: normal;" if wrap else " white-space: nowrap;"),
+            },
+        ]
+    )
+    return styler.hide(axis="index") if hide_index else styler
