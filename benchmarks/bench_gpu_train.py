@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from relustudy.activations import implementation
 from relustudy.models import build_model
-from relustudy.store import device_description, git_info, utc_now
+from relustudy.provenance import device_description, git_info, utc_now
 
 MODELS = (("nin", {"width": 1.0}), ("smith_vgg3", {}))
 ACTS = (("relu", {}), ("prelu", {"mode": "channel"}), ("rrelu", {}))

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from relustudy.store import load_results
+from relustudy.results import load_results
 
 
 def main() -> int:

@@ -137,3 +137,18 @@ def test_data_check_exits_nonzero_on_a_corrupt_file(tmp_path):
     line = next(l for l in proc.stdout.splitlines() if l.startswith("mnist"))
     assert "corrupt" in line
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_gpu_missing_data_dir_and_repeated_seeds_are_one_line_errors(tmp_path, capsys):
+    import torch
+
+    from relustudy.cli import main
+
+    cases = [["--seeds", "0", "0"], ["--data-dir", str(tmp_path / "nowhere")]]
+    if not torch.cuda.is_available():
+        cases.append(["--device", "cuda"])
+    for extra in cases:
+        rc = main(["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--results-dir", str(tmp_path / "r"), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc != 0 and len(err) == 1 and err[0].startswith("relustudy: error:"), (extra, err)
+    assert not (tmp_path / "r").exists()  # nothing was trained or written

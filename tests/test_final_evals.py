@@ -10,7 +10,8 @@ import torch
 
 from relustudy import trainer
 from relustudy.config import ConfigError, RunConfig
-from relustudy.store import ResultsStore, load_histories
+from relustudy.results import load_histories
+from relustudy.store import ResultsStore
 from relustudy.trainer import train
 
 SMALL = dict(
@@ -119,3 +120,17 @@ def test_eval_every_skips_test_evaluation_but_always_evaluates_the_last_epoch(tm
     h = load_histories(store).sort_values("epoch")
     assert h["test_error"].isna().tolist() == [True, False, False]  # epoch 1 skipped, 2 evaluated, 3 is last
     assert rec["metrics"]["test_error"] == h["test_error"].iloc[-1]
+
+
+@needs_data
+def test_non_finite_evaluation_marks_the_run_diverged(tmp_path, monkeypatch):
+    original = trainer._evaluate
+
+    def broken(model, data, config, device, split="test", passes=1):
+        out = original(model, data, config, device, split=split, passes=passes)
+        return {**out, "test_loss": float("nan")} if split == "test" else out
+
+    monkeypatch.setattr(trainer, "_evaluate", broken)
+    rec = train(small(epochs=2), ResultsStore(tmp_path), progress=False)
+    assert rec["status"] == "diverged" and rec["diverged_epoch"] == 1
+    assert "test_accuracy" not in rec["metrics"]  # no final metrics from a diverged network

@@ -8,17 +8,12 @@ import os
 import numpy as np
 import pytest
 
+from relustudy import provenance as prov_mod
 from relustudy import store as store_mod
 from relustudy.config import RunConfig
-from relustudy.store import (
-    ResultsStore,
-    atomic_write,
-    load_activation_stats,
-    load_histories,
-    load_results,
-    provenance,
-    utc_now,
-)
+from relustudy.provenance import provenance, utc_now
+from relustudy.results import load_activation_stats, load_histories, load_results
+from relustudy.store import ResultsStore, atomic_write
 
 BASE = dict(experiment="exp", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu", epochs=2)
 
@@ -207,34 +202,32 @@ def test_cpu_identity_reads_family_and_model(monkeypatch, tmp_path):
     monkeypatch.setattr(
         "builtins.open", lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k)
     )
-    store_mod._cpuinfo.cache_clear()  # read once per process: make it read the fake
+    prov_mod._cpuinfo.cache_clear()  # read once per process: make it read the fake
     try:
-        assert store_mod.cpu_identity().startswith("AMD EPYC (family 25 model 17), torch CPU capability ")
+        assert prov_mod.cpu_identity().startswith("AMD EPYC (family 25 model 17), torch CPU capability ")
     finally:
-        store_mod._cpuinfo.cache_clear()
+        prov_mod._cpuinfo.cache_clear()
 
 
 def test_git_info_is_unknown_without_git(monkeypatch):
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(store_mod.subprocess, "run", no_git)
-    info = store_mod.git_info(refresh=True)
+    monkeypatch.setattr(prov_mod.subprocess, "run", no_git)
+    info = prov_mod.git_info(refresh=True)
     assert info["git_commit"] == "unknown" and info["git_dirty"] == "unknown"
-    assert info["source_sha256"] == store_mod.package_source_sha256()
+    assert info["source_sha256"] == prov_mod.package_source_sha256()
     monkeypatch.undo()
-    store_mod.git_info(refresh=True)
+    prov_mod.git_info(refresh=True)
 
 
 def test_git_state_is_a_snapshot_not_reread_per_record(monkeypatch):
     # A long run keeps the code it loaded: editing or committing the tree meanwhile must not
     # change what later records of the same process say about their code.
-    before = store_mod.git_info()
+    before = prov_mod.git_info()
     calls = []
-    monkeypatch.setattr(
-        store_mod.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError())
-    )
-    assert store_mod.git_info() == before
+    monkeypatch.setattr(prov_mod.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    assert prov_mod.git_info() == before
     assert calls == []
 
 
@@ -244,10 +237,10 @@ def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
     (pkg / "a.py").write_text("x = 1\n")
     fake = pkg / "store.py"
     fake.write_text("")
-    monkeypatch.setattr(store_mod, "__file__", str(fake))
-    h1 = store_mod.package_source_sha256()
+    monkeypatch.setattr(prov_mod, "__file__", str(fake))
+    h1 = prov_mod.package_source_sha256()
     (pkg / "a.py").write_text("x = 2\n")
-    assert store_mod.package_source_sha256() != h1
+    assert prov_mod.package_source_sha256() != h1
     assert len(h1) == 64
 
 

@@ -23,7 +23,8 @@ from torch import nn
 import relustudy
 from relustudy import trainer
 from relustudy.config import RunConfig
-from relustudy.store import ResultsStore, load_histories, load_results
+from relustudy.results import load_histories, load_results
+from relustudy.store import ResultsStore
 from relustudy.trainer import TIMING_METRICS, RMSpropTheano, build_optimizer, build_scheduler, progress_enabled, train
 
 TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}

@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     from .experiments import default_results_dir, get_experiment
-    from .store import load_results
+    from .results import load_results
 
     get_experiment(args.experiment)  # unknown names fail here with the valid list
     root = args.results_dir or default_results_dir(args.profile)

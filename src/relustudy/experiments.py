@@ -214,7 +214,13 @@ def run_experiment(
     seeds = None if seeds is None else list(seeds)
     if seeds is not None and len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must not repeat, got {seeds}")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is not a folder (give the folder holding <dataset>.npz files)")
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
+    if configs:
+        from .trainer import resolve_device
+
+        resolve_device(device)  # a missing GPU is one clear error before anything trains
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
 
     def report(i: int, cfg: RunConfig, record: dict, cached: bool, seconds: float) -> None:

@@ -521,7 +521,8 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
     unless ``force``, return the existing record). Returns the table."""
     import time
 
-    from .store import atomic_write, cpu_identity, device_description, git_info, utc_now, write_json
+    from .provenance import cpu_identity, device_description, git_info, utc_now
+    from .store import atomic_write, write_json
 
     folder = benchmark_dir(results_dir, profile, device)
     if not force and (folder / BENCH_RECORD).is_file():

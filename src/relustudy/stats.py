@@ -1,6 +1,6 @@
 """Statistics over recorded runs: per-arm summaries and paired comparisons between arms.
 
-Input is the tidy results table of :func:`relustudy.store.load_results` (one row per run and
+Input is the tidy results table of :func:`relustudy.results.load_results` (one row per run and
 metric; columns ``experiment, profile, arm, seed, run_id, status, metric, value, ...``).
 
 Summaries (:func:`summarize`) use *complete* runs only: mean, sample sd (ddof=1), n, min and max

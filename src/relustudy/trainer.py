@@ -57,8 +57,9 @@ from tqdm import tqdm
 
 from . import metrics as _metrics
 from .activations import implementation
-from .config import RunConfig
-from .store import ResultsStore, provenance, utc_now
+from .config import ConfigError, RunConfig
+from .provenance import provenance, utc_now
+from .store import ResultsStore
 
 __all__ = [
     "train",
@@ -172,7 +173,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise ConfigError(
+            "device 'cuda' was asked for but this machine has no usable CUDA device; use --device auto or cpu"
+        )
     return torch.device(name)
 
 
@@ -646,6 +649,9 @@ def train(
             return finish("diverged", diverged_epoch=epoch)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             ev = _evaluate(model, data, config, device)
+            if not math.isfinite(ev["test_loss"]):  # a non-finite network is not a result, whatever epoch
+                log.info("run %s diverged in epoch %d (non-finite test loss)", config.run_id(), epoch)
+                return finish("diverged", diverged_epoch=epoch)
         else:  # not evaluated this epoch (config.eval_every): the test columns stay empty
             ev = dict.fromkeys(("test_loss", "test_accuracy", "test_error", "test_top5_error"), math.nan)
         row = {

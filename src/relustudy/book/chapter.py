@@ -124,7 +124,7 @@ def provenance(runs: Any) -> str:
 
     ``runs`` is a list of records (parsed ``result.json``, e.g. from :func:`run_records`; their
     ``provenance`` gives device, torch version, wall time and commit) or a
-    :func:`relustudy.store.load_results` frame (one row per run and metric; runs are counted once
+    :func:`relustudy.results.load_results` frame (one row per run and metric; runs are counted once
     by ``run_id``; torch is then given only if the frame has a ``torch_version`` column).
     Wall time is the sum over runs.
     """
@@ -202,7 +202,7 @@ def profile_markdown(experiment: str, profile: str, *, seeds: Sequence[int] | No
 def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoch: str | int = "last") -> Any:
     """Sorted activation-probability curves on a common grid, long form for seaborn.
 
-    ``stats`` is a :func:`relustudy.store.load_activation_stats` frame (one row per run, epoch and
+    ``stats`` is a :func:`relustudy.results.load_activation_stats` frame (one row per run, epoch and
     layer, the sorted curve in the list column ``curve``). Each curve is resampled at ``points``
     evenly spaced unit ranks (fraction of the layer's units, 0 = most active unit) by linear
     interpolation. ``epoch="last"`` keeps each run's last measured epoch. Returns columns
@@ -249,9 +249,9 @@ def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoc
 class ChapterRuns:
     """The records a chapter shows: one profile, some experiments, the configured seeds only.
 
-    ``results`` is the :func:`relustudy.store.load_results` frame, ``stats`` the
-    :func:`relustudy.store.load_activation_stats` frame, ``histories`` the
-    :func:`relustudy.store.load_histories` frame and ``records`` the parsed result.json
+    ``results`` is the :func:`relustudy.results.load_results` frame, ``stats`` the
+    :func:`relustudy.results.load_activation_stats` frame, ``histories`` the
+    :func:`relustudy.results.load_histories` frame and ``records`` the parsed result.json
     records, all restricted to the run ids that the experiments' configs for this profile (and
     these seeds) produce, so records of other seeds in the same store are not mixed in.
     """
@@ -311,7 +311,8 @@ def ensure_runs(
 
     from ..data import DataError
     from ..experiments import get_experiment, run_experiment
-    from ..store import ResultsStore, load_activation_stats, load_histories, load_results
+    from ..results import load_activation_stats, load_histories, load_results
+    from ..store import ResultsStore
 
     run_ids: set[str] = set()
     skipped: dict[str, str] = {}
