@@ -11,6 +11,7 @@ beside the numbers.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -107,28 +108,45 @@ class Experiment:
 
         return int(self.settings(profile).get("train_subset") or DATASETS.get(self.dataset).n_train)
 
-    def estimated_cpu_minutes(self, profile: str, images_per_second: float | None = None) -> float:
+    def width(self, profile: str) -> float:
+        """The model's width multiplier in ``profile`` (1 where the profile sets none)."""
+        return float(
+            {**self.common.get("model_params", {}), **self.profile(profile).settings.get("model_params", {})}.get(
+                "width", 1.0
+            )
+        )
+
+    def estimated_cpu_minutes(
+        self, profile: str, images_per_second: float | None = None, measured_profile: str | None = None
+    ) -> float:
         """Rough cost on our 2-core CPU: from ``images_per_second`` (a measured training
-        throughput, e.g. the median of this experiment's records) or else the table below."""
+        throughput, e.g. the median of this experiment's records made under ``measured_profile``)
+        or else the table below. A throughput measured at another width is scaled by the square of
+        the width ratio (conv FLOPs grow with in x out channels): an approximation, said so on the page.
+        Evaluation counts every ``eval_every`` epochs, at about 3x the training rate."""
         prof, settings = self.profile(profile), self.settings(profile)
         rate = images_per_second or CPU_IMAGES_PER_SECOND.get((self.model, self.dataset), 1000.0)
-        images = self.train_images(profile) * settings.get("epochs", 1)
-        evals = 10_000 * settings.get("epochs", 1) / (rate * 3)  # eval is ~3x faster than training
+        if images_per_second and measured_profile:
+            rate *= (self.width(measured_profile) / self.width(profile)) ** 2
+        epochs = settings.get("epochs", 1)
+        images = self.train_images(profile) * epochs
+        evaluations = math.ceil(epochs / settings.get("eval_every", 1))
+        evals = 10_000 * evaluations / (rate * 3)
         return len(self.arms) * len(prof.seeds) * (images / rate + evals) / 60.0
 
 
-# Training throughput measured in the committed quick records on the project's 2-core CPU (eager
-# PyTorch, batch 128, fp32, median over the ReLU runs; PReLU is 5-40% slower, tanh up to 2.5x on
-# Fashion-MNIST). Used only for `relustudy list` estimates.
+# Training throughput (images/s) on the project's 2-core CPU at width 1, read off the committed quick
+# records (median over ReLU runs, run alone on the CPU; the chapters' timing tables compute their own
+# estimates from the records). Used only for `relustudy list` estimates.
 CPU_IMAGES_PER_SECOND: dict[tuple[str, str], float] = {
     ("smith_cnn", "fashion_mnist"): 3000.0,
     ("smith_cnn", "cifar10"): 3600.0,
-    # 2026-11-26 quick rerun alone on the CPU: ReLU 794-811 img/s (the earlier 440 shared the CPU).
     ("smith_vgg3", "cifar10"): 800.0,
-    # 2026-11-25, alone on the CPU: radford_convnet from the first quick record (ReLU, 2,000-2,460
-    # img/s per epoch), simple_mlp_bn from one timed epoch (33k img/s).
     ("radford_convnet", "mnist"): 2300.0,
     ("simple_mlp_bn", "mnist"): 30000.0,
+    # NIN: the Xu quick records run width 0.25; width 1 is about 16x the FLOPs (see Experiment.width)
+    ("nin", "cifar10"): 60.0,
+    ("nin", "cifar100"): 60.0,
 }
 
 

@@ -7,6 +7,20 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
+import pandas as pd
+import torch
+
+from ..claims import VERDICTS
+from ..data import DATASETS, DataError
+from ..experiments import EXPERIMENTS, get_experiment, run_experiment
+from ..metrics import metric_label as _label
+from ..microbench import record_benchmark
+from ..reference import get_source, source_label
+from ..results import load_activation_stats, load_histories, load_results
+from ..stats import format_mean_sd, paired_comparison, summarize
+from ..store import ResultsStore
+
 __all__ = [
     "dataset_name",
     "data_caveats",
@@ -61,15 +75,12 @@ def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str
     caveats of the copy it was trained on, ``provenance.data_caveats``); otherwise from the
     dataset registry (the caveats of the project's reference copy). Empty for lossless data.
     """
-    from ..experiments import get_experiment
 
     if runs is not None:
         recs = [r for r in runs.records if r.get("experiment") == experiment]
         if recs:
             return _unique(c for r in recs for c in ((r.get("provenance") or {}).get("data_caveats") or []))
     try:
-        from ..data import DATASETS
-
         return list(DATASETS.get(get_experiment(experiment).dataset).caveats)
     except Exception:  # an unknown dataset has no registered caveat
         return []
@@ -78,7 +89,6 @@ def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str
 def dataset_caveat(experiment: str, runs: "ChapterRuns | None" = None, *, full: bool = False) -> str | None:
     """The sentence a page must print next to ``experiment``'s numbers (None: lossless data):
     the main caveat (e.g. CIFAR-10's JPEG quality 75), or with ``full`` every caveat."""
-    from ..experiments import get_experiment
 
     caveats = data_caveats(experiment, runs)
     if not caveats:
@@ -110,7 +120,6 @@ def _unique(values: Iterable[Any]) -> list[str]:
 
 def run_records(results_dir: str | Path, experiments: Iterable[str], profile: str) -> list[dict[str, Any]]:
     """The complete records (parsed ``result.json``) of ``experiments`` under ``profile``."""
-    from ..store import ResultsStore
 
     store = ResultsStore(results_dir)
     return [rec for name in experiments for rec in store.records(name, profile)]
@@ -128,7 +137,6 @@ def provenance(runs: Any) -> str:
     by ``run_id``; torch is then given only if the frame has a ``torch_version`` column).
     Wall time is the sum over runs.
     """
-    import pandas as pd
 
     if isinstance(runs, pd.DataFrame):
         df = runs.drop_duplicates("run_id") if "run_id" in runs else runs
@@ -154,7 +162,7 @@ def provenance(runs: Any) -> str:
     if torches:
         parts.append(f"torch {', '.join(torches)}")
     cpus = _unique(r.get("cpu_identity") for r in rows)
-    if cpus:  # recorded since 2026-11-26; older records name only the CPU model
+    if cpus:  # older records name only the CPU model
         unnamed = sum(1 for r in rows if not r.get("cpu_identity"))
         parts.append(f"CPU {'; '.join(cpus)}" + (f" ({unnamed} older runs: not recorded)" if unnamed else ""))
     parts.append(f"total wall time {_fmt_minutes(wall)}")
@@ -177,8 +185,6 @@ def profile_markdown(experiment: str, profile: str, *, seeds: Sequence[int] | No
     scale-downs), and, with ``notes``, the choices made where the source is silent. ``seeds``:
     the seeds this build uses when they differ from the profile's. (The data
     caveat goes with the numbers: :func:`paper_vs_ours_table` puts it in the caption.)"""
-    from ..experiments import get_experiment
-    from ..reference import source_label
 
     exp = get_experiment(experiment)
     prof = exp.profile(profile)
@@ -208,8 +214,6 @@ def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoc
     interpolation. ``epoch="last"`` keeps each run's last measured epoch. Returns columns
     ``experiment, arm, seed, run_id, rank, probability``.
     """
-    import numpy as np
-    import pandas as pd
 
     df = pd.DataFrame(stats)
     cols = ["experiment", "arm", "seed", "run_id", "rank", "probability"]
@@ -307,12 +311,6 @@ def ensure_runs(
     CIFAR-100 offline) is skipped and listed in ``ChapterRuns.skipped`` instead of failing
     (the summary uses this: claims without records then read "not run").
     """
-    import pandas as pd
-
-    from ..data import DataError
-    from ..experiments import get_experiment, run_experiment
-    from ..results import load_activation_stats, load_histories, load_results
-    from ..store import ResultsStore
 
     run_ids: set[str] = set()
     skipped: dict[str, str] = {}
@@ -356,9 +354,6 @@ def ensure_benchmark(params: Any) -> Any:
     """The activation micro-benchmark of ``params.profile`` on the CPU (measured and recorded in
     ``params.results_dir`` when there is no record yet), with the CUDA one when this machine has
     a GPU and ``params.device`` is not "cpu". Returns ``{device type: table}``."""
-    import torch
-
-    from ..microbench import record_benchmark
 
     tables = {"cpu": record_benchmark(params.profile, params.results_dir, device="cpu")}
     if params.device != "cpu" and torch.cuda.is_available():
@@ -370,7 +365,6 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
     """The micro-benchmark record as a display table for one memory layout: one row per case,
     forward and backward side by side (median ms with IQR, GB/s, ratio to the copy bound), the copy
     bound first."""
-    import pandas as pd
 
     rows = []
     if "layout" in df:
@@ -437,7 +431,6 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
     both memory layouts: time over the tighter limit (the copy of the same bytes, or for ELU's and
     tanh's forward this CPU's vectorised exp / tanh) forward and backward, with the implementation;
     PyTorch's stock functions beside them."""
-    import pandas as pd
 
     stock = {
         "prelu": "F.prelu",
@@ -472,12 +465,10 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
 
 def timing_table(runs: "ChapterRuns") -> Any:
     """Where the chapter's CPU time went, from the records: per experiment the runs, their summed
-    wall time, the median training throughput, the device(s), and for comparison the estimated
-    cost of the ``paper`` profile on the same machine (from the measured throughput), with a total
-    row."""
-    import pandas as pd
-
-    from ..experiments import get_experiment
+    wall time, the median training throughput, the device(s), the code the activations ran (the
+    records' ``activation_implementation``, where not plain PyTorch), and for comparison the
+    estimated cost of the ``paper`` profile on the same machine (from the measured throughput,
+    scaled by the squared width ratio where the paper profile is wider), with a total row."""
 
     rows = []
     for name in runs.experiments:
@@ -497,7 +488,19 @@ def timing_table(runs: "ChapterRuns") -> Any:
                 "wall time (min)": sum(walls) / 60.0,
                 "median images/s": median_ips if median_ips else float("nan"),
                 "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
-                "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper", median_ips),
+                "activation code": "; ".join(
+                    _unique(
+                        f"{(r.get('config') or {}).get('activation')}: "
+                        f"{(r.get('provenance') or {}).get('activation_implementation')}"
+                        for r in recs
+                        if (r.get("provenance") or {}).get("activation_implementation")
+                        and (r.get("provenance") or {}).get("activation_implementation") != "PyTorch"
+                    )
+                )
+                or ("PyTorch" if any((r.get("provenance") or {}).get("activation_implementation") for r in recs)
+                    else "PyTorch (records made before the fused kernels)"),
+                "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper", median_ips,
+                                                                            measured_profile=runs.profile),
             }
         )
     out = pd.DataFrame(rows)
@@ -508,6 +511,7 @@ def timing_table(runs: "ChapterRuns") -> Any:
             "wall time (min)": out["wall time (min)"].sum(),
             "median images/s": float("nan"),
             "device": "",
+            "activation code": "",
             "paper profile, estimated (min)": out["paper profile, estimated (min)"].sum(),
         }
         out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
@@ -520,7 +524,6 @@ def timing_table(runs: "ChapterRuns") -> Any:
 def spread_across_arms(results: Any, experiment: str, arms: Sequence[str], metric: str = "test_accuracy") -> Any:
     """Per seed, the largest difference of ``metric`` between ``arms`` (max - min over the arms
     that completed that seed): 0 means the arms' runs ended identically."""
-    import pandas as pd
 
     d = (
         results[
@@ -544,9 +547,6 @@ def arm_summary_table(
     results: Any, experiment: str, metrics: Sequence[str], *, digits: int = 3, labels: dict[str, str] | None = None
 ) -> Any:
     """Arms (in the source's order) x metrics: "mean ± sd (n=...)" over the complete runs."""
-    import pandas as pd
-
-    from ..stats import format_mean_sd, summarize
 
     sub = results[results["experiment"] == experiment] if len(results) else results
     table = pd.DataFrame(index=pd.Index(arm_order(experiment), name="arm"))
@@ -568,9 +568,6 @@ def arm_summary_table(
 def profiles_table(profile: str | None = None) -> Any:
     """Every registered experiment x profile: seeds, epochs, batch size, training images and the
     scale-downs in words (from the experiment registry). ``profile`` marks the built one."""
-    import pandas as pd
-
-    from ..experiments import EXPERIMENTS
 
     rows = []
     for name in EXPERIMENTS.names():
@@ -598,7 +595,6 @@ def profiles_table(profile: str | None = None) -> Any:
 
 def notes_markdown(experiments: Iterable[str] | None = None) -> str:
     """Markdown: per experiment, the choices made where its source is silent (``notes``)."""
-    from ..experiments import EXPERIMENTS
 
     lines = []
     for name in experiments or EXPERIMENTS.names():
@@ -615,7 +611,6 @@ def notes_markdown(experiments: Iterable[str] | None = None) -> str:
 
 def metric_label(metric: str) -> str:
     """The metric registry's label (relustudy.metrics.METRICS); never a raw key on a page."""
-    from ..metrics import metric_label as _label
 
     return _label(metric, unit=True)
 
@@ -639,10 +634,6 @@ def paired_table(
     table indexed by (source table, dataset / model): metric, n pairs, both means, difference,
     95% t-interval, the paired t-test p-value and the exact sign-flip p-value (see
     :mod:`relustudy.stats`)."""
-    import pandas as pd
-
-    from ..experiments import get_experiment
-    from ..stats import paired_comparison
 
     rows = []
     for name in experiments:
@@ -707,8 +698,6 @@ def profile_banner(profile: str) -> str:
 
 def experiment_caption(experiment: str) -> str:
     """Short title for a figure panel: "Table 3: 3-layer CNN on CIFAR-10 (JPEG q75)"."""
-    from ..data import DATASETS
-    from ..experiments import get_experiment
 
     exp = get_experiment(experiment)
     tag = DATASETS.get(exp.dataset).caveat_tag
@@ -717,7 +706,6 @@ def experiment_caption(experiment: str) -> str:
 
 def arm_order(experiment: str) -> list[str]:
     """The experiment's arm labels in the source's row order."""
-    from ..experiments import get_experiment
 
     return [arm.label for arm in get_experiment(experiment).arms]
 
@@ -753,9 +741,6 @@ def paper_vs_ours_wide(pvo: Any, *, digits: int = 3) -> Any:
     """A :func:`relustudy.claims.paper_vs_ours` frame in the source's layout: one row per arm;
     per published column three sub-columns: the paper's value, ours as "mean ± sd (n=k)" and
     the difference ours - paper (all as display strings)."""
-    import pandas as pd
-
-    from ..stats import format_mean_sd
 
     arms = list(dict.fromkeys(pvo["arm"]))
     metrics = list(dict.fromkeys(pvo["metric"]))
@@ -786,8 +771,6 @@ def paper_vs_ours_wide(pvo: Any, *, digits: int = 3) -> Any:
 def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = None, *, digits: int = 3) -> Any:
     """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
     the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""
-    from ..experiments import get_experiment
-    from ..reference import get_source
 
     exp = get_experiment(experiment)
     source = get_source(exp.source)
@@ -827,7 +810,6 @@ def claims_table(
 
 def verdict_counts_markdown(claims: Any) -> str:
     """ "11 claims on the smoke profile: 3 replicated, ..." (every verdict, zeros included)."""
-    from ..claims import VERDICTS
 
     n = len(claims)
     if n == 0:
@@ -852,7 +834,6 @@ def claim_quotes_markdown(claims: Any) -> str:
 def choices_markdown(experiments: Sequence[str]) -> str:
     """The experiments' notes (choices where the source is silent) without repetition: the
     notes every listed experiment shares first, then each experiment's own."""
-    from ..experiments import get_experiment
 
     exps = [get_experiment(n) for n in experiments]
     if not exps:
