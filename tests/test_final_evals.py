@@ -7,39 +7,15 @@ import math
 
 import pytest
 import torch
+from tiny_runs import mnist_available, small
 
 from relustudy import trainer
-from relustudy.config import ConfigError, RunConfig
+from relustudy.config import ConfigError
 from relustudy.results import load_histories
 from relustudy.store import ResultsStore
 from relustudy.trainer import train
 
-SMALL = dict(
-    experiment="evals_test",
-    profile="smoke",
-    dataset="mnist",
-    model="smith_cnn",
-    train_subset=256,
-    test_subset=200,
-    batch_size=64,
-    epochs=2,
-    num_threads=1,
-)
-
-
-def small(**changes) -> RunConfig:
-    return RunConfig.from_dict({"activation": "relu", **SMALL, **changes})
-
-
-def _data_available() -> bool:
-    try:
-        trainer._load_dataset("mnist", None, False)
-        return True
-    except Exception:
-        return False
-
-
-needs_data = pytest.mark.skipif(not _data_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+needs_data = pytest.mark.skipif(not mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import mnist_available, small
 from torch import nn
 
 import relustudy
@@ -29,33 +30,7 @@ from relustudy.trainer import TIMING_METRICS, RMSpropTheano, build_optimizer, bu
 
 TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}
 
-# One thread: tiny batches gain little from more, and a busy machine hurts multi-threaded runs most.
-SMALL = dict(
-    experiment="trainer_test",
-    profile="smoke",
-    dataset="mnist",
-    model="smith_cnn",
-    train_subset=256,
-    test_subset=200,
-    batch_size=64,
-    epochs=2,
-    num_threads=1,
-)
-
-
-def small(**changes) -> RunConfig:
-    return RunConfig.from_dict({"activation": "relu", **SMALL, **changes})
-
-
-def _data_available() -> bool:
-    try:
-        trainer._load_dataset("mnist", None, False)
-        return True
-    except Exception:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _data_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+pytestmark = pytest.mark.skipif(not mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
 
 
 @pytest.fixture(autouse=True)
