@@ -165,4 +165,5 @@ def test_regime_check_reads_the_records():
     loose["ReLU"]["train_error"] = 0.15
     text = X.regime_markdown(records(loose, extra={a: {"train_eval_error": 0.05} for a in ARMS}, sd=0.0))
     assert "does **not** reach" in text and "0.150" in text and "0.00318" in text
+    assert "better than the test images (by" in text  # eval-mode train error 0.05 vs test error 0.1245
     assert "cannot be checked" in X.regime_markdown(records({}))
