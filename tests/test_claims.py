@@ -108,6 +108,8 @@ def test_metric_and_experiment_mappings():
     for name, (source, table) in tables.items():
         if source in ("smith", "xu2015"):  # every table of theirs we run has published numbers
             assert not R.paper_values(source, table).empty
+        elif source == "he2015":  # its Section 2.3 numbers; the initialisation experiment has none
+            assert table in ("Section 2.3", "Initialisation")
         else:  # the blogs state their results in figures only
             assert source in ("theano_blog", "tf_rrelu_blog"), name
             with pytest.raises(UnknownNameError):
@@ -348,7 +350,7 @@ def test_evaluate_claims_summary():
     )
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
-    assert len(out) == len(C.CLAIMS) == 11 + 7 + 4 + 2 * 12 + 1  # Smith, Theano, TF blog, Xu (2 tables + NDSB)
+    assert len(out) == len(C.CLAIMS) == 11 + 7 + 4 + 2 * 12 + 1 + 3  # Smith, Theano, TF blog, Xu (2 tables + NDSB), He
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()

@@ -4,6 +4,7 @@ gives the records a sequential run gives."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
@@ -59,8 +60,14 @@ def test_arm_labels_match_the_published_rows():
         if pv.empty:  # sources that publish figures only (the blogs)
             continue
         rows = set(pv["row"])
-        labels = {a.label for a in exp.arms}
-        assert labels <= rows, f"{name}: arms without a published row: {sorted(labels - rows)}"
+        for label in (a.label for a in exp.arms):
+            if label in rows:
+                continue
+            # an arm of ours without a published row must not be a near-miss of one
+            near = difflib.get_close_matches(label, rows, n=1, cutoff=0.8)
+            assert not near and label.lower() not in {r.lower() for r in rows}, (name, label, near)
+        if exp.source in ("smith", "xu2015"):  # these run every published row
+            assert {a.label for a in exp.arms} <= rows
 
 
 def test_every_source_is_registered_once_with_its_chapter():

@@ -31,7 +31,7 @@ EVALS = ("train_set", "rrelu_rules")
 RUNTIME_FIELDS = ("device", "num_threads")
 # Fields added after records existed: left out of the cache key while at their default, so every
 # earlier record keeps its run id.
-KEY_OMITTED_AT_DEFAULT = {"evals": (), "eval_every": 1, "eval_batch_size": None}
+KEY_OMITTED_AT_DEFAULT = {"evals": (), "eval_every": 1, "eval_batch_size": None, "decay_activation_coefficients": False}
 # Stored as floats whatever number type was given, so the run_id does not depend on "1" vs "1.0".
 FLOAT_FIELDS = ("lr", "momentum", "eps", "weight_decay")
 # Valid schedule_params per schedule. step: lr *= gamma (default 0.1) after each milestone epoch;
@@ -75,6 +75,8 @@ class RunConfig:
     evals: tuple[str, ...] = ()  # extra end-of-run evaluations, names from EVALS
     eval_every: int = 1  # evaluate on the test set every this many epochs (and always after the last)
     eval_batch_size: int | None = None  # images per evaluation batch; None = trainer.EVAL_BATCH_SIZE (1000)
+    # He et al. exclude PReLU's a from weight decay; True applies it (their ablation's reason, tested)
+    decay_activation_coefficients: bool = False
 
     def __post_init__(self) -> None:
         # Normalise so equal configs hash equally: lists from JSON -> tuples, stats epochs sorted

@@ -582,3 +582,56 @@ def he_net(
     model = SequentialNet(layers, {"last_conv": "act3_6"}, "he_net")
     _init_kaiming_normal(model)
     return model
+
+
+PLAIN_INITS = ("kaiming", "xavier")
+
+
+@_register("plain_net")
+def plain_net(
+    act: ActFactory,
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    depth: int = 22,
+    width: float = 1.0,
+    init: str = "kaiming",
+) -> nn.Module:
+    """A plain deep rectifier network (no batch norm, no shortcuts) for He et al.'s initialisation
+    experiment (their 22- and 30-layer models, scaled to 32x32 inputs).
+
+    ``depth`` weighted layers: ``depth - 1`` 3x3 convs (padding 1, activation after each) in three
+    stages of 16, 32 and 64 channels times ``width`` (the first stages take the remainder, e.g. 21
+    convs -> 7/7/7, 29 -> 10/10/9), a 2x2 max pool after stages 1 and 2, a global average pool and
+    one linear layer. ``init``: ``"kaiming"`` -- N(0, 2/n) with n = fan-in (He et al., rectifier
+    gain sqrt 2); ``"xavier"`` -- N(0, 1/n), the "Xavier" initialisation He et al. compare with
+    (Caffe's fan-in variant). Biases zero. Names ``conv{s}_{k}``/``act{s}_{k}``, ``pool1``,
+    ``pool2``, ``gap``, ``flatten``, ``fc``.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 4:
+        raise ValueError(f"model 'plain_net': depth must be an integer >= 4, got {depth!r}")
+    if init not in PLAIN_INITS:
+        raise ValueError(f"model 'plain_net': init must be one of {PLAIN_INITS}, got {init!r}")
+    width = _check_width("plain_net", width)
+    convs = depth - 1
+    per_stage = [convs // 3 + (1 if s < convs % 3 else 0) for s in range(3)]
+    channels = [_scaled(n, width) for n in (16, 32, 64)]
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    in_ch = in_shape[0]
+    for s, (n_convs, ch) in enumerate(zip(per_stage, channels), 1):
+        for k in range(1, n_convs + 1):
+            layers[f"conv{s}_{k}"] = nn.Conv2d(in_ch, ch, 3, padding=1)
+            layers[f"act{s}_{k}"] = act(ch)
+            in_ch = ch
+        if s < 3:
+            layers[f"pool{s}"] = nn.MaxPool2d(2)
+    layers["gap"] = nn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = nn.Linear(in_ch, num_classes)
+    model = SequentialNet(layers, {}, "plain_net")
+    gain = 2.0 if init == "kaiming" else 1.0
+    for m in _weighted_layers(model):
+        fan_in = m.weight[0].numel()
+        nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(gain / fan_in))
+        nn.init.zeros_(m.bias)
+    return model

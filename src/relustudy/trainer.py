@@ -132,10 +132,15 @@ class RMSpropTheano(torch.optim.Optimizer):
 
 def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimiser of ``config`` with two groups: ``"decay"`` (weight decay = config's) and,
-    when the model has learned activation coefficients, ``"no_decay"`` (weight decay 0)."""
+    when the model has learned activation coefficients, ``"no_decay"`` (weight decay 0), unless
+    ``config.decay_activation_coefficients`` puts them in the decay group (He et al.'s ablation)."""
     from .activations import no_weight_decay_parameters
 
-    no_decay = [p for p in no_weight_decay_parameters(model) if p.requires_grad]
+    no_decay = (
+        []
+        if config.decay_activation_coefficients
+        else [p for p in no_weight_decay_parameters(model) if p.requires_grad]
+    )
     skip = {id(p) for p in no_decay}
     decay = [p for p in model.parameters() if p.requires_grad and id(p) not in skip]
     groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": config.weight_decay, "name": "decay"}]
