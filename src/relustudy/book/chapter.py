@@ -3,6 +3,7 @@ provenance lines, tables (paper vs ours, paired, timing, micro-benchmark), figur
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -34,6 +35,7 @@ __all__ = [
     "ensure_benchmark",
     "benchmark_table",
     "kernel_table",
+    "overhead_table",
     "timing_table",
     "spread_across_arms",
     "arm_summary_table",
@@ -463,6 +465,27 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
     return pd.DataFrame(rows).set_index(["activation", "layout", "code"])
 
 
+OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_overhead.py --json
+
+
+def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu") -> Any:
+    """Training-step time of PReLU and Xu's RReLU against ReLU in the same models, same run
+    (benchmarks/bench_train_overhead.py), with the fused kernels and, where measured, with the
+    PyTorch forms; empty when no such record exists."""
+    path = Path(results_dir) / "microbench" / profile / device / OVERHEAD_RECORD
+    if not path.is_file():
+        return pd.DataFrame()
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for code, label in (("fused", "fused kernels"), ("torch", "PyTorch forms")):
+        for model, m in (rec.get(code) or {}).get("models", {}).items():
+            row = {"model": model, "activation code": label, "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}"}
+            for act, v in m["overhead_vs_relu"].items():
+                row[f"{act} vs ReLU"] = f"{100 * v:+.1f}%"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["model", "activation code"]) if rows else pd.DataFrame()
+
+
 def timing_table(runs: "ChapterRuns") -> Any:
     """Where the chapter's CPU time went, from the records: per experiment the runs, their summed
     wall time, the median training throughput, the device(s), the code the activations ran (the
@@ -497,10 +520,14 @@ def timing_table(runs: "ChapterRuns") -> Any:
                         and (r.get("provenance") or {}).get("activation_implementation") != "PyTorch"
                     )
                 )
-                or ("PyTorch" if any((r.get("provenance") or {}).get("activation_implementation") for r in recs)
-                    else "PyTorch (records made before the fused kernels)"),
-                "paper profile, estimated (min)": exp.estimated_cpu_minutes("paper", median_ips,
-                                                                            measured_profile=runs.profile),
+                or (
+                    "PyTorch"
+                    if any((r.get("provenance") or {}).get("activation_implementation") for r in recs)
+                    else "PyTorch (records made before the fused kernels)"
+                ),
+                "paper profile, estimated (min)": exp.estimated_cpu_minutes(
+                    "paper", median_ips, measured_profile=runs.profile
+                ),
             }
         )
     out = pd.DataFrame(rows)
