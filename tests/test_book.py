@@ -442,14 +442,14 @@ def test_claim_tables_are_computed_from_the_runs(fake_runs):
 
 
 def test_ensure_runs_can_skip_experiments_without_data(tmp_path, monkeypatch):
-    import relustudy.experiments as experiments
+    import relustudy.book.chapter as chapter
     from relustudy.data import DataError
     from relustudy.notebook_params import validate
 
     def no_data(name, profile, **kwargs):
         raise DataError("dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download\nmore detail")
 
-    monkeypatch.setattr(experiments, "run_experiment", no_data)
+    monkeypatch.setattr(chapter, "run_experiment", no_data)
     params = validate(profile="smoke", results_dir=str(tmp_path / "empty"))
     with pytest.raises(DataError):
         book.ensure_runs(["smith_fmnist_cnn"], params)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -315,3 +317,41 @@ def test_load_histories_and_stats(tmp_path):
     s = load_activation_stats(tmp_path)
     assert len(s) == 2 and {"run_id", "epoch", "layer", "sparsity", "curve"} <= set(s.columns)
     assert s.iloc[0]["curve"] == [0.5, 0.333333, 0.166667]
+
+
+# ------------------------------------------------------------------------------ store check
+def _good(tmp_path):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    fake_run(store, c, {"test_accuracy": 0.9, "test_error": 0.1})
+    return store, c
+
+
+def test_committed_results_are_all_valid_records():
+    root = Path(__file__).resolve().parents[1] / "results"
+    assert store_mod.check_store(root) == []
+
+
+def test_a_status_alone_or_a_copied_record_is_not_complete(tmp_path):
+    store, c = _good(tmp_path)
+    assert store.is_complete(c)
+    other = cfg(seed=7)
+    store.begin(other)
+    shutil.copy(store.path(c, "result.json"), store.path(other, "result.json"))  # the wrong folder
+    assert not store.is_complete(other)
+    store.path(c, "result.json").write_text('{"status": "complete"}')
+    assert not store.is_complete(c)
+    lines = store_mod.check_store(tmp_path)
+    assert len(lines) == 2 and any("hashes to run id" in x for x in lines) and any("config" in x for x in lines)
+
+
+def test_store_check_fix_sets_invalid_aside_and_removes_leftovers(tmp_path):
+    store, c = _good(tmp_path)
+    store.path(c, "checkpoint.pt").write_bytes(b"x" * 10)  # killed between the result and the cleanup
+    bad = cfg(seed=3)
+    fake_run(store, bad, {"test_accuracy": float("nan")})
+    lines = store_mod.check_store(tmp_path, fix=True)
+    assert len(lines) == 2
+    assert not store.path(c, "checkpoint.pt").exists() and store.is_complete(c)
+    assert store.path(bad, "result.json.invalid").exists() and not store.path(bad, "result.json").exists()
+    assert store_mod.check_store(tmp_path) == []

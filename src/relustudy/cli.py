@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_sub.add_parser("check", help="verify every available dataset's checksums")
     check.add_argument("--data-dir", default=None)
 
+    store = sub.add_parser("store", help="results-store utilities")
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
+    scheck = store_sub.add_parser("check", help="verify every record of a results folder (one line per problem)")
+    scheck.add_argument("--results-dir", type=Path, default=None, help="default: results/ of this checkout")
+    scheck.add_argument("--fix", action="store_true", help="remove leftovers and set invalid records aside")
+
     bench = sub.add_parser("bench", help="record the activation micro-benchmark (forward/backward vs a copy bound)")
     add_common(bench, "quick")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -202,7 +208,28 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "results": cmd_results, "bench": cmd_bench, "book": cmd_book}
+def cmd_store_check(args: argparse.Namespace) -> int:
+    from .experiments import default_results_dir
+    from .store import check_store
+
+    root = args.results_dir or default_results_dir("quick")
+    if not Path(root).is_dir():
+        raise SystemExit(f"relustudy: error: {root} is not a folder")
+    lines = check_store(root, fix=args.fix)
+    for line in lines:
+        print(line)
+    print(f"{root}: {'no problems' if not lines else f'{len(lines)} problem(s)'}")
+    return 1 if lines and not args.fix else 0
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "results": cmd_results,
+    "bench": cmd_bench,
+    "book": cmd_book,
+    "store": cmd_store_check,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,8 @@ __all__ = [
     "ResultsStore",
     "atomic_write",
     "round_stats",
+    "record_problems",
+    "check_store",
 ]
 
 FORMAT_VERSION = 1
@@ -323,14 +325,72 @@ class ResultsStore:
         return out
 
 
+def record_problems(rec: Any, run_dir: Path) -> list[str]:
+    """Why a parsed result.json in ``run_dir`` is not a valid record ([] if it is): a status alone
+    does not make a record complete. Its config must hash to the folder's name (a record copied
+    into another run's folder is not that run), the metrics must be a mapping, and a complete run
+    must carry a finite final test metric."""
+    if not isinstance(rec, dict):
+        return ["result.json is not a JSON object"]
+    if rec.get("status") not in COMPLETE_STATUSES:
+        return [f"status {rec.get('status')!r} is not one of {COMPLETE_STATUSES}"]
+    problems = []
+    try:
+        run_id = RunConfig.from_dict(rec.get("config")).run_id()
+    except (TypeError, ValueError) as e:  # ConfigError is a ValueError
+        return [f"its config is not a valid run config ({str(e).splitlines()[0]})"]
+    if run_id != run_dir.name:
+        problems.append(f"its config hashes to run id {run_id}, not to its folder's name {run_dir.name}")
+    if rec.get("run_id") not in (None, run_id):
+        problems.append(f"it names run id {rec.get('run_id')} but its config hashes to {run_id}")
+    metrics = rec.get("metrics")
+    if not isinstance(metrics, dict):
+        problems.append("its metrics are not a mapping")
+    elif rec["status"] == "complete":
+        final = [metrics.get(k) for k in ("test_accuracy", "test_error")]
+        if not any(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in final):
+            problems.append("a complete run without a finite final test_accuracy/test_error")
+    return problems
+
+
 def _read_result(path: Path) -> dict[str, Any] | None:
+    """The record in ``path`` if it is a valid one (see :func:`record_problems`), else None."""
     try:
         rec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(rec, dict) or rec.get("status") not in COMPLETE_STATUSES:
-        return None
-    return rec
+    return rec if not record_problems(rec, path.parent) else None
+
+
+def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
+    """Verify every run folder of a results store (what `git fsck` is to a repository): one line
+    per problem. With ``fix``, leftovers (a checkpoint or temporary file beside a complete record)
+    are removed and invalid records are set aside as ``result.json.invalid`` (kept, never deleted)."""
+    store = ResultsStore(root)
+    lines = []
+    for d in store.iter_run_dirs():
+        if d.is_symlink():
+            lines.append(f"{d}: the run folder is a symbolic link (records must live inside the store)")
+            continue
+        result = d / RESULT_FILE
+        if not result.exists():
+            continue  # a run in progress (or never finished): not a record
+        try:
+            rec = json.loads(result.read_text(encoding="utf-8"))
+            problems = record_problems(rec, d)
+        except (OSError, ValueError) as e:
+            problems = [f"result.json cannot be read ({type(e).__name__})"]
+        for problem in problems:
+            lines.append(f"{d}: {problem}" + (" -> set aside as result.json.invalid" if fix else ""))
+        if problems and fix:
+            os.replace(result, d / (RESULT_FILE + ".invalid"))
+            continue
+        leftovers = [p for p in d.iterdir() if p.name == CHECKPOINT_FILE or p.name.endswith(".tmp")]
+        for p in leftovers:
+            lines.append(f"{p}: leftover beside a complete record" + (" -> removed" if fix else ""))
+            if fix:
+                p.unlink()
+    return lines
 
 
 def round_stats(record: Mapping[str, Any]) -> dict[str, Any]:
