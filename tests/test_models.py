@@ -45,6 +45,7 @@ PROBES = {
     "radford_convnet": {"last_conv": "act3"},
     "simple_mlp_bn": {"last_hidden": "act2"},
     "he_net": {"last_conv": "act3_6"},
+    "plain_net": {},  # the initialisation experiment records no activation statistics
 }
 
 # The (model, input) pairs the study uses; he_net at width 1 is covered by the fixture below.

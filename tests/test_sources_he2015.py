@@ -57,7 +57,7 @@ def test_plain_nets_build_at_both_depths_and_follow_their_init_law(depth, init, 
     assert len(layers) == depth
     for m in layers:
         fan_in = m.weight[0].numel()
-        std = float(m.weight.std())
+        std = float(m.weight.detach().std())
         want = math.sqrt(gain / fan_in)
         assert abs(std / want - 1) < 0.15 if m.weight.numel() > 400 else True, (m, std, want)
         assert float(m.bias.abs().max()) == 0.0
