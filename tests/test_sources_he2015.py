@@ -60,7 +60,7 @@ def test_plain_nets_build_at_both_depths_and_follow_their_init_law(depth, init, 
         std = float(m.weight.detach().std())
         want = math.sqrt(gain / fan_in)
         assert abs(std / want - 1) < 0.15 if m.weight.numel() > 400 else True, (m, std, want)
-        assert float(m.bias.abs().max()) == 0.0
+        assert float(m.bias.detach().abs().max()) == 0.0
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
