@@ -54,8 +54,8 @@ def test_train_set_eval_is_the_eval_mode_error_on_the_training_images(tmp_path, 
     seen = {}
     original = trainer._evaluate
 
-    def spy(model, data, config, device, split="test", passes=1):
-        out = original(model, data, config, device, split=split, passes=passes)
+    def spy(model, data, config, device, split="test", **kw):
+        out = original(model, data, config, device, split=split, **kw)
         seen.setdefault(split, []).append((model.training, out))
         return out
 
@@ -76,6 +76,8 @@ def test_rrelu_rules_paper_rule_equals_the_normal_test_error(tmp_path):
     rules = {k.split(".")[1] for k in m if k.startswith("rrelu_rule.") and k.endswith(".test_error")}
     assert rules == set(trainer.RRELU_RULES)
     assert m["rrelu_rule.paper.test_error"] == m["test_error"]  # x/5.5 is the normal eval
+    # one pass with training noise is a different network from x/5.5 (the noise must be on)
+    assert m["rrelu_rule.mc1.test_loss"] != m["rrelu_rule.paper.test_loss"]
     assert all(0.0 <= m[f"rrelu_rule.{r}.test_error"] <= 1.0 for r in rules)
     # repeatable: the Monte-Carlo passes have their own seed
     m2 = train(cfg, ResultsStore(tmp_path / "again"), progress=False)["metrics"]
@@ -102,8 +104,8 @@ def test_eval_every_skips_test_evaluation_but_always_evaluates_the_last_epoch(tm
 def test_non_finite_evaluation_marks_the_run_diverged(tmp_path, monkeypatch):
     original = trainer._evaluate
 
-    def broken(model, data, config, device, split="test", passes=1):
-        out = original(model, data, config, device, split=split, passes=passes)
+    def broken(model, data, config, device, split="test", **kw):
+        out = original(model, data, config, device, split=split, **kw)
         return {**out, "test_loss": float("nan")} if split == "test" else out
 
     monkeypatch.setattr(trainer, "_evaluate", broken)

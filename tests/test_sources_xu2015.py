@@ -150,6 +150,7 @@ def test_chapter_tables_from_records():
     t = X.rrelu_rules_table(df)
     assert list(t.index) == list(X.RULE_LABELS.values())
     assert t.iloc[1]["minus the paper's rule"].startswith("+0.0100")  # mean_slope - paper, paired by seed
+    assert "before the fix" not in t.iloc[2]["minus the paper's rule"]  # no losses recorded: no verdict on them
     te = X.training_error_table(df)
     assert te.loc["ReLU", "training error, running (dropout on): paper"] == "0.0032"
     assert te.loc["PReLU", "training error, eval mode"] == "0.0010 ± 0.0000 (n=5)"

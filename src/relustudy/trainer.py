@@ -389,13 +389,19 @@ def _train_epoch(
 
 @torch.no_grad()
 def _evaluate(
-    model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, split: str = "test", passes: int = 1
+    model: nn.Module,
+    data: _RunData,
+    config: RunConfig,
+    device: torch.device,
+    split: str = "test",
+    passes: int = 1,
+    stochastic: bool = False,
 ) -> dict[str, float]:
-    """Loss and errors of ``model`` in eval mode on the test (or train) split. ``passes > 1``
-    averages the softmax over that many forward passes (for stochastic test-time rules; the
-    caller puts the stochastic modules in training mode)."""
+    """Loss and errors of ``model`` in eval mode on the test (or train) split. With ``stochastic``
+    the modules keep the modes the caller set (a stochastic test-time rule: the caller puts the
+    noisy modules in training mode), and ``passes > 1`` averages the softmax over that many passes."""
     was_training = model.training
-    if passes == 1:
+    if not stochastic:
         model.eval()
     size = config.eval_batch_size or EVAL_BATCH_SIZE
     batches = data.test_batches(size) if split == "test" else data.train_batches(size)
@@ -457,11 +463,7 @@ def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, dev
                     m.train()
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(config.seed + _RULE_SEED_OFFSET)
-                ev = (
-                    _evaluate(model, data, config, device, passes=passes)
-                    if kind == "noise"
-                    else _evaluate(model, data, config, device)
-                )
+                ev = _evaluate(model, data, config, device, passes=passes, stochastic=kind == "noise")
             out[f"rrelu_rule.{rule}.test_error"] = ev["test_error"]
             out[f"rrelu_rule.{rule}.test_loss"] = ev["test_loss"]
     finally:

@@ -364,6 +364,14 @@ def rrelu_rules_table(results: pd.DataFrame, experiment: str = "xu_cifar10_nin",
                 if pc.n >= 2
                 else f"{pc.mean_diff:+.{digits}f} (n={pc.n})"
             )
+            loss = d[d["metric"].isin([f"rrelu_rule.{rule}.test_loss", "rrelu_rule.paper.test_loss"])]
+            wide = loss.pivot_table(index="seed", columns="metric", values="value")
+            same = wide.shape[1] == 2 and bool(wide.nunique(axis=1).eq(1).all())
+            if rule == "mc1" and same:  # a noisy pass cannot equal x/5.5 in every seed: the noise was off
+                row["minus the paper's rule"] += (
+                    " (equals x/5.5 in every seed: these records were evaluated before the fix that turns the "
+                    "noise on for this rule; rerun the RReLU runs to refresh it)"
+                )
         else:
             row["minus the paper's rule"] = ""
         rows.append(row)
