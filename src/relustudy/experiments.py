@@ -251,8 +251,8 @@ def run_experiment(
     records: list[dict | None] = [None] * len(configs)
     todo = []
     for i, cfg in enumerate(configs):
-        if not force and store.is_complete(cfg):
-            records[i] = store.load_record(cfg)
+        records[i] = None if force else store.load_record(cfg)
+        if records[i] is not None:
             report(i + 1, cfg, records[i], True, 0.0)
         else:
             todo.append(i)

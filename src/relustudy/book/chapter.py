@@ -486,6 +486,18 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
     return pd.DataFrame(rows).set_index(["model", "activation code"]) if rows else pd.DataFrame()
 
 
+def _activation_code(records: Sequence[dict]) -> str:
+    """The code the records' activations ran, from their provenance: the non-PyTorch ones named."""
+    named = [
+        ((r.get("config") or {}).get("activation"), (r.get("provenance") or {}).get("activation_implementation"))
+        for r in records
+    ]
+    special = _unique(f"{act}: {impl}" for act, impl in named if impl and impl != "PyTorch")
+    if special:
+        return "; ".join(special)
+    return "PyTorch" if any(impl for _, impl in named) else "PyTorch (records made before the fused kernels)"
+
+
 def timing_table(runs: "ChapterRuns") -> Any:
     """Where the chapter's CPU time went, from the records: per experiment the runs, their summed
     wall time, the median training throughput, the device(s), the code the activations ran (the
@@ -511,20 +523,7 @@ def timing_table(runs: "ChapterRuns") -> Any:
                 "wall time (min)": sum(walls) / 60.0,
                 "median images/s": median_ips if median_ips else float("nan"),
                 "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
-                "activation code": "; ".join(
-                    _unique(
-                        f"{(r.get('config') or {}).get('activation')}: "
-                        f"{(r.get('provenance') or {}).get('activation_implementation')}"
-                        for r in recs
-                        if (r.get("provenance") or {}).get("activation_implementation")
-                        and (r.get("provenance") or {}).get("activation_implementation") != "PyTorch"
-                    )
-                )
-                or (
-                    "PyTorch"
-                    if any((r.get("provenance") or {}).get("activation_implementation") for r in recs)
-                    else "PyTorch (records made before the fused kernels)"
-                ),
+                "activation code": _activation_code(recs),
                 "paper profile, estimated (min)": exp.estimated_cpu_minutes(
                     "paper", median_ips, measured_profile=runs.profile
                 ),
