@@ -5,6 +5,8 @@ paper-vs-ours table, and registry errors."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -394,3 +396,104 @@ def test_paper_vs_ours_table():
     not_run = C.paper_vs_ours(df, "smith_cifar10_vgg3", "quick")
     assert len(not_run) == 12 and (not_run["verdict"] == "not run").all() and (not_run["n"] == 0).all()
     assert not_run["paper"].tolist()[:3] == list(SMITH["Table 4"]["tanh"])
+
+
+# ----------------------------------------------------------------- differences of quantities
+def _difference_claim(parts, excess=0.0):
+    return C.DifferenceClaim(
+        id="toy.difference",
+        source="smith",
+        experiment="smith_cifar10_cnn",
+        section="",
+        quote="",
+        statement="",
+        parts=parts,
+        excess=excess,
+    )
+
+
+def _alpha_rows(values_by_arm: dict[str, dict[str, float]], drop: tuple = ()) -> pd.DataFrame:
+    rows = []
+    for arm, by_metric in values_by_arm.items():
+        for seed in range(5):
+            for metric, v in by_metric.items():
+                if (arm, seed, metric) in drop:
+                    continue
+                rows.append(
+                    dict(
+                        experiment="smith_cifar10_cnn",
+                        profile="quick",
+                        arm=arm,
+                        seed=seed,
+                        run_id=f"{arm}-{seed}",
+                        status="complete",
+                        metric=metric,
+                        # seed noise, twice as large on a1 so that differences vary by seed
+                        value=v + (0.01 if metric.endswith("1.mean") else 0.005) * (seed - 2) / 2,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_difference_claim_gives_each_verdict_by_the_excess():
+    deep = C.Quantity("PReLU", ("alpha.a2.mean", "alpha.a3.mean"), label="deeper layers' mean a")
+    parts = ((C.Quantity("PReLU", ("alpha.a1.mean",)), deep),)
+    df = _alpha_rows({"PReLU": {"alpha.a1.mean": 0.60, "alpha.a2.mean": 0.20, "alpha.a3.mean": 0.10}})
+    # conv1 - deeper average = 0.45 (seed noise about 0.005)
+    assert _difference_claim(parts, excess=0.1).evaluate(df, "quick").verdict == "replicated"
+    assert _difference_claim(parts, excess=0.6).evaluate(df, "quick").verdict == "not replicated"
+    assert _difference_claim(parts, excess=0.45).evaluate(df, "quick").verdict == "inconclusive"
+    r = _difference_claim(parts, excess=0.1).evaluate(df, "quick")
+    assert "deeper layers' mean a" in r.ours and "alpha." not in r.ours  # labels reach the page, keys do not
+
+
+def test_difference_claim_between_arms_and_a_missing_member():
+    def q(arm):
+        return C.Quantity(arm, ("alpha.a1.mean", "alpha.a2.mean"), label="mean a")
+
+    df = _alpha_rows(
+        {
+            "PReLU": {"alpha.a1.mean": 0.30, "alpha.a2.mean": 0.20},
+            "PReLU (decay)": {"alpha.a1.mean": 0.20, "alpha.a2.mean": 0.10},
+        },
+        drop=(("PReLU", 0, "alpha.a2.mean"),),
+    )
+    r = _difference_claim(((q("PReLU"), q("PReLU (decay)")),)).evaluate(df, "quick")
+    assert r.verdict == "replicated" and "over 4 paired seeds" in r.detail  # seed 0 lacks a member
+    # a negative excess bounds a fall: "decay shrinks a by less than 0.05" is contradicted by 0.1
+    r = _difference_claim(((q("PReLU (decay)"), q("PReLU")),), excess=-0.05).evaluate(df, "quick")
+    assert r.verdict == "not replicated"
+    assert _difference_claim(((q("PReLU"), q("nobody")),)).evaluate(df, "quick").verdict == "not run"
+
+
+def test_difference_claim_rejects_bad_parts():
+    with pytest.raises(ValueError, match="at least one part"):
+        _difference_claim(())
+    with pytest.raises(ValueError, match="needs a label"):
+        C.Quantity("PReLU", ("alpha.a1.mean", "alpha.a2.mean"))
+    with pytest.raises(UnknownNameError, match="unknown metric"):
+        C.Quantity("PReLU", ("alpha_a1",))
+    with pytest.raises(ValueError, match="finite"):
+        _difference_claim(((C.Quantity("a", ("test_error",)), C.Quantity("b", ("test_error",))),), excess=math.nan)
+
+
+SOURCE_TEXTS = Path(__file__).resolve().parents[1].parent / "shared" / "sources"
+
+
+def _plain(text: str) -> str:
+    """Whitespace collapsed; the MathML duplicates of the HTML-extracted Xu et al. text removed
+    ("a=100𝑎100a=100" -> "a=100"); our editorial "[sic: ...]" dropped."""
+    text = re.sub(r"\[sic: [^\]]*\] ?", "", text)
+    text = re.sub(r"(\w=[\d.]+)[^\x00-\x7f]+[\d.]*\1", r"\1", text)
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.skipif(not SOURCE_TEXTS.is_dir(), reason="../shared/sources not found")
+def test_every_quote_is_verbatim_in_its_source():
+    texts = [_plain(p.read_text(errors="replace")) for p in SOURCE_TEXTS.iterdir() if p.suffix in (".md", ".txt")]
+    missing = [
+        cid
+        for cid in C.CLAIMS.names()
+        if C.get_claim(cid).quote and not any(_plain(C.get_claim(cid).quote) in t for t in texts)
+    ]
+    assert not missing, f"quotes not found verbatim in ../shared/sources: {missing}"

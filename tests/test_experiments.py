@@ -119,3 +119,53 @@ def test_jobs_give_the_records_of_a_sequential_run(tmp_path):
         assert {k: v for k, v in a["metrics"].items() if k not in TIMING_METRICS} == {
             k: v for k, v in b["metrics"].items() if k not in TIMING_METRICS
         }
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pids of the multiprocessing workers whose parent is ``parent`` (from /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+def test_workers_stop_when_the_driver_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "from relustudy.experiments import run_experiment; "
+        f"run_experiment('theano_mnist_radford', 'smoke', results_dir={str(tmp_path)!r}, jobs=2, num_threads=1, log=None)"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        while len(_spawned_workers(driver.pid)) < 2 and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        workers = _spawned_workers(driver.pid)
+        assert len(workers) == 2, "the driver never started its two workers"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = [
+            p
+            for p in workers
+            if Path(f"/proc/{p}").exists()
+            and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        ]
+        assert not alive, f"workers {alive} kept training after their driver was killed"
+    finally:
+        if driver.poll() is None:
+            driver.kill()

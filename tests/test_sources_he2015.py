@@ -45,7 +45,8 @@ def test_no_coefficient_is_decayed_unless_the_ablation_asks():
             assert coeffs and coeffs <= decayed
         else:
             assert not (coeffs & decayed), cfg.arm
-    assert sum(c.decay_activation_coefficients for c in H.PRELU_EXPERIMENT.configs("quick")) == 3  # one arm
+    configs = H.PRELU_EXPERIMENT.configs("quick")
+    assert sum(c.decay_activation_coefficients for c in configs) == len(configs) // len(H.PRELU_ARMS)  # one arm
 
 
 @pytest.mark.parametrize("depth", [22, 30])
@@ -84,3 +85,112 @@ def test_claims_are_not_run_without_records():
         "he2015.init.kaiming_trains_the_deeper_net",
     ):
         assert C.get_claim(cid).evaluate(empty, "quick").verdict == "not run"
+
+
+def _records(values_by_arm: dict[str, dict[str, float]], experiment: str = H.PRELU_EXPERIMENT.name) -> pd.DataFrame:
+    """Long-format complete records for 5 seeds: each value plus a small seed-dependent wobble."""
+    rows = []
+    for arm, by_metric in values_by_arm.items():
+        for seed in range(5):
+            for k, (metric, v) in enumerate(by_metric.items()):
+                wobble = 0.004 * ((seed * 7 + k * 3) % 5 - 2)
+                rows.append(
+                    dict(
+                        experiment=experiment,
+                        profile="quick",
+                        arm=arm,
+                        seed=seed,
+                        run_id=f"{arm}-{seed}",
+                        status="complete",
+                        metric=metric,
+                        value=v + wobble,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def _he_coefficients(column: str, flatten: bool = False) -> dict[str, float]:
+    """He et al.'s Table 2 column as our metrics (or every layer at conv1's value)."""
+    first = H.paper_value("he2015", H.COEFFICIENT_TABLE, "conv1", column)
+    return {
+        f"alpha.{module}.mean": first if flatten else H.paper_value("he2015", H.COEFFICIENT_TABLE, layer, column)
+        for layer, module in H.LAYER_MODULES.items()
+    }
+
+
+def test_coefficient_claims_replicate_the_papers_profile_and_fail_a_flat_one():
+    he_like = _records({H.PRELU_SHARED: _he_coefficients("channel_shared"), H.PRELU: _he_coefficients("channel_wise")})
+    flat = _records(
+        {H.PRELU_SHARED: _he_coefficients("channel_shared", True), H.PRELU: _he_coefficients("channel_wise", True)}
+    )
+    for cid in ("he2015.coefficients.conv1_well_above_deeper_conv", "he2015.coefficients.deeper_stages_below_conv1"):
+        assert C.get_claim(cid).evaluate(he_like, "quick").verdict == "replicated", cid
+        assert C.get_claim(cid).evaluate(flat, "quick").verdict in ("not replicated", "inconclusive"), cid
+    # conv1 equal to the rest: the "more than 0.1 above" claim is contradicted, not merely unproven
+    assert C.get_claim("he2015.coefficients.conv1_well_above_deeper_conv").evaluate(flat, "quick").verdict == (
+        "not replicated"
+    )
+
+
+def test_weight_decay_claim_each_verdict():
+    base = _he_coefficients("channel_wise")
+    claim = C.get_claim("he2015.weight_decay_shrinks_coefficients")
+
+    def with_decay(shift: float) -> pd.DataFrame:
+        return _records({H.PRELU: base, H.PRELU_DECAY: {k: v + shift for k, v in base.items()}})
+
+    assert claim.evaluate(with_decay(-0.05), "quick").verdict == "replicated"
+    assert claim.evaluate(with_decay(+0.05), "quick").verdict == "not replicated"
+    assert claim.evaluate(with_decay(0.0), "quick").verdict == "inconclusive"
+
+
+def test_init_claims_each_verdict():
+    def init(first: dict[str, float], last: dict[str, float]) -> pd.DataFrame:
+        return _records(
+            {a.label: {"first_epoch_train_loss": first[a.label], "train_loss": last[a.label]} for a in H.INIT_ARMS},
+            H.INIT_EXPERIMENT.name,
+        )
+
+    labels = [a.label for a in H.INIT_ARMS]  # Kaiming 22, Xavier 22, Kaiming 30, Xavier 30
+    he_like = init(dict(zip(labels, (2.0, 2.2, 2.1, 2.303))), dict(zip(labels, (1.2, 1.5, 1.4, 2.302))))
+    stalled = init(dict(zip(labels, (2.3, 2.2, 2.3, 2.303))), dict(zip(labels, (2.29, 2.15, 2.3, 1.6))))
+    for cid in (
+        "he2015.init.xavier_stalls_the_deeper_net",
+        "he2015.init.both_train_the_shallower_net",
+        "he2015.init.kaiming_converges_sooner",
+        "he2015.init.kaiming_trains_the_deeper_net",
+    ):
+        assert C.get_claim(cid).evaluate(he_like, "quick").verdict == "replicated", cid
+        assert C.get_claim(cid).evaluate(stalled, "quick").verdict == "not replicated", cid
+
+
+def test_chapter_tables_from_records():
+    recs = _records(
+        {
+            H.PRELU_SHARED: _he_coefficients("channel_shared"),
+            H.PRELU: {**_he_coefficients("channel_wise"), "alpha.act1.std": 0.2},
+            H.RELU: {"log_median_images_per_second": math.log(1000.0), "median_images_per_second": 1000.0},
+        }
+    )
+    table = H.coefficient_table(recs)
+    assert list(table.index) == list(H.LAYER_MODULES)
+    assert table.loc["conv1", "channel-shared: He et al."] == "0.681"
+    assert (
+        table.loc["conv1", "channel-shared: ours"].startswith("0.68")
+        and "(n=5)" in table.loc["conv1", "channel-shared: ours"]
+    )
+    assert table.loc["conv1", "channel-wise, weight decay on a: ours"] == "not run"
+    cost = H.cost_table(recs)
+    assert cost.loc[H.RELU, "throughput / ReLU's (95% CI)"] == "1 (reference)"
+    assert cost.loc[H.PRELU, "throughput / ReLU's (95% CI)"] == "n/a"  # PReLU has no timing here
+    hist = pd.DataFrame(
+        {
+            "experiment": H.INIT_EXPERIMENT.name,
+            "arm": "Xavier, 30 layers",
+            "seed": 0,
+            "epoch": [1, 2],
+            "train_loss": [2.3, 2.3],
+        }
+    )
+    curves = H.init_curves(hist)
+    assert set(curves["initialisation"]) == {"Xavier"} and set(curves["depth"]) == {"30 layers"}

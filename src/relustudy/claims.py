@@ -510,53 +510,113 @@ class RankClaim(Claim):
 
 
 @dataclass(frozen=True)
-class OrderClaim(Claim):
-    """Within ``arm``'s runs, ``metrics`` decrease in the given order (each paired by seed with the
-    next); the parts combine by :func:`combine` (a "better" comparison with higher = first)."""
+class Quantity:
+    """A per-run number a :class:`DifferenceClaim` compares: ``arm``'s ``metrics``, averaged per run
+    when there are several (e.g. the mean PReLU coefficient of one stage's layers). ``label`` names
+    an average on the page; a single metric is named by the metric registry."""
 
-    arm: str = ""
-    metrics: tuple[str, ...] = ()
+    arm: str
+    metrics: tuple[str, ...]
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise ValueError("a quantity needs at least one metric")
+        for m in self.metrics:
+            metric_spec(m)  # unknown names fail at registration, not on a page
+        if len(self.metrics) > 1 and not self.label:
+            raise ValueError("an average of several metrics needs a label")
+
+    @property
+    def name(self) -> str:
+        return self.label or metric_spec(self.metrics[0]).label
+
+    def rows(self, d: pd.DataFrame, key: str) -> pd.DataFrame:
+        """One long-format row per run of ``arm``: ``arm`` = this quantity's display name, ``metric``
+        = "value"; a complete run lacking one of the metrics is left out (it cannot be averaged)."""
+        sub = d[(d["arm"] == self.arm) & d["metric"].isin(self.metrics)]
+        cols = list(dict.fromkeys([key, "seed", "status"]))
+        if sub.empty:
+            return pd.DataFrame(columns=[*cols, "arm", "metric", "value"])
+        g = sub.groupby(cols, dropna=False)["value"]
+        out = pd.DataFrame({"value": g.mean(), "count": g.count()}).reset_index()
+        out = out[(out["count"] == len(self.metrics)) | (out["status"] != "complete")]
+        return out.drop(columns="count").assign(arm=f"{self.arm}: {self.name}", metric="value")
+
+
+@dataclass(frozen=True)
+class DifferenceClaim(Claim):
+    """For each part ``(a, b)`` of :class:`Quantity`, ``a - b`` exceeds ``excess`` (in the
+    quantities' unit), paired by seed: within one arm (conv1's coefficient against a deeper stage's
+    average) or between arms (the mean coefficient without and with weight decay).
+
+    Each part: replicated if the 95% CI of the paired difference lies above ``excess``, not
+    replicated if it lies entirely below it (with ``excess`` 0: a significant difference the other
+    way), else inconclusive; the parts combine by :func:`combine`. A negative ``excess`` states an
+    upper bound on a fall: ``(final, first)`` with ``excess = -0.1`` claims the quantity fell by
+    less than 0.1.
+    """
+
+    parts: tuple[tuple[Quantity, Quantity], ...] = ()
+    excess: float = 0.0
     paper_says: str = ""
 
     def __post_init__(self) -> None:
-        if len(self.metrics) < 2:
-            raise ValueError("an order needs at least two metrics")
+        if not self.parts:
+            raise ValueError("a difference claim needs at least one part")
+        if not math.isfinite(self.excess):
+            raise ValueError(f"excess must be a finite number, got {self.excess!r}")
 
     def paper_text(self) -> str:
         return self.paper_says
 
     def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
         d = _select(results_df, self.experiment, profile)
-        d = d[(d["arm"] == self.arm) & d["metric"].isin(self.metrics)] if not d.empty else d
-        if d.empty:
+        quantities = list(dict.fromkeys(q for part in self.parts for q in part))
+        missing = list(dict.fromkeys(q.arm for q in quantities if d.empty or not (d["arm"] == q.arm).any()))
+        if d.empty or missing:
             return self._result(
                 profile,
                 f"not run ({profile} profile)",
                 NOT_RUN,
-                f"no records for {self.arm!r} in {self.experiment!r}, profile {profile!r}",
+                not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}"),
                 "",
             )
-        # Reuse the seed-paired comparison with the metric names standing in for arms.
-        as_arms = d.assign(arm=d["metric"], metric="value")
-        details = ["Rule: each metric must exceed the next one, paired by seed (95% CI of the difference above 0)."]
+        key = "run_id" if "run_id" in d.columns else "seed"
+        long = pd.concat([q.rows(d, key) for q in quantities], ignore_index=True)
+        details = [
+            f"Rule: replicated if the 95% CI of each paired difference lies above {self.excess:g}, not "
+            f"replicated if it lies entirely below {self.excess:g}, else inconclusive."
+        ]
         verdicts = []
-        for hi, lo in zip(self.metrics, self.metrics[1:]):
-            pc = paired_comparison(as_arms, "value", hi, lo, self.experiment, profile, confidence=CONFIDENCE)
-            v = comparison_verdict(pc, "better", "test_accuracy")  # "higher is the claimed side"
+        for a, b in self.parts:
+            pc = paired_comparison(
+                long, "value", f"{a.arm}: {a.name}", f"{b.arm}: {b.name}", self.experiment, profile, CONFIDENCE
+            )
+            if pc.n < 2 or not (math.isfinite(pc.ci_low) and math.isfinite(pc.ci_high)):
+                v = INCONCLUSIVE
+            elif pc.ci_low > self.excess:
+                v = REPLICATED
+            elif pc.ci_high < self.excess:
+                v = NOT_REPLICATED
+            else:
+                v = INCONCLUSIVE
             verdicts.append(v)
             details.append(f"{pc.describe()} -> {v}")
-        labelled = as_arms.assign(arm=as_arms["arm"].map(lambda k: metric_spec(k).label))
-        ours = (
-            _arm_cells(labelled, "value", [metric_spec(k).label for k in self.metrics], label=self.arm)
-            + f" [{profile} profile]"
+        ours = _arm_cells(long, "value", [f"{q.arm}: {q.name}" for q in quantities], label="per run") + (
+            f" [{profile} profile]"
         )
-        return self._result(
-            profile,
-            ours,
-            combine(verdicts),
-            " | ".join(details),
-            "The source gives no numbers for this (a printout missing from its text).",
-        )
+        note = _profile_note(self.experiment, profile, absolute=False)
+        return self._result(profile, ours, combine(verdicts), " | ".join(details), note)
+
+
+def order_claim(*, arm: str, metrics: Sequence[str], **claim: str) -> DifferenceClaim:
+    """Within ``arm``'s runs, ``metrics`` decrease in the given order: each one above the next,
+    paired by seed (a :class:`DifferenceClaim` with one part per consecutive pair)."""
+    if len(metrics) < 2:
+        raise ValueError("an order needs at least two metrics")
+    qs = [Quantity(arm, (m,)) for m in metrics]
+    return DifferenceClaim(parts=tuple(zip(qs, qs[1:])), **claim)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,18 @@ def default_results_dir(profile: str) -> Path:
     return root / "_build" / "smoke-results" if profile == "smoke" else root / "results"
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: stop when the driver is gone, so that killing ``relustudy run`` leaves
+    no run training unseen (its checkpoint stays; the next ``run`` resumes it)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _train_one(
     config_dict: dict[str, Any], root: str, force: bool, data_dir: str | None, download: bool, progress: bool | None
 ) -> tuple[dict[str, Any], float]:
@@ -266,7 +279,12 @@ def run_experiment(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(todo)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {
             pool.submit(_train_one, configs[i].to_dict(), str(store.root), force, data_dir, download, progress): i
             for i in todo

@@ -482,6 +482,7 @@ _metric("test_error", "test error", higher_is_better=False, margin=0.01, fmt=".4
 _metric("test_top5_error", "top-5 test error", higher_is_better=False, fmt=".4f")
 _metric("test_loss", "test loss (cross-entropy)", unit="nats", higher_is_better=False)
 _metric("train_loss", "training loss (running, cross-entropy)", unit="nats", higher_is_better=False)
+_metric("first_epoch_train_loss", "training loss after epoch 1 (running)", unit="nats", higher_is_better=False)
 _metric("train_error", "training error (running, dropout on)", higher_is_better=False, margin=0.01, fmt=".4f")
 _metric("train_eval_error", "training error (eval mode)", higher_is_better=False, margin=0.01, fmt=".4f")
 _metric("train_eval_loss", "training loss (eval mode)", unit="nats", higher_is_better=False)
@@ -518,7 +519,7 @@ _FAMILIES = (
         ),
     ),
     (
-        re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.(?P<what>mean|min|max)$"),
+        re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.(?P<what>mean|std|min|max)$"),
         lambda m: MetricSpec(m.string, f"PReLU coefficient a, {m['module']} ({m['what']})"),
     ),
     (
@@ -545,7 +546,7 @@ def metric_spec(name: str) -> MetricSpec:
             return make(m)
     raise UnknownNameError(
         f"unknown metric {name!r}; valid names: {', '.join(METRICS.names())} "
-        "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|min|max, "
+        "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|std|min|max, "
         "rrelu_rule.<rule>.test_error|loss)"
     )
 

@@ -31,7 +31,7 @@ File formats.
 
 - ``history.csv``: header + one row per completed epoch; columns ``epoch, train_loss,
   train_error, test_loss, test_accuracy, test_error, test_top5_error, epoch_seconds,
-  images_per_second, lr`` then ``alpha.<module>.mean|min|max`` for learned activation
+  images_per_second, lr`` then ``alpha.<module>.mean|std|min|max`` for learned activation
   coefficients (PReLU). ``train_*`` are running means over the epoch's batches (model changing),
   ``test_*`` are measured after the epoch; ``epoch_seconds`` is training time only (no eval);
   ``lr`` is the rate used during the epoch. Floats are written with Python's shortest
@@ -44,7 +44,7 @@ File formats.
   "metrics": {name: number}, "provenance": {...}}`` (plus ``diverged_epoch`` for diverged runs).
   Metrics of a complete run: ``test_accuracy, test_error, test_top5_error, test_loss,
   train_loss, train_error`` (of the last epoch), ``epochs_completed, wall_seconds,
-  images_per_second`` (mean over epochs), ``alpha.<module>.mean|min|max`` (PReLU) and, when
+  images_per_second`` (mean over epochs), ``alpha.<module>.mean|std|min|max`` (PReLU) and, when
   stats were taken after the last epoch, ``<probe>.sparsity|dispersion|dead_fraction|n_units``
   and their ``*_channel`` twins. A diverged run has only ``epochs_completed, wall_seconds,
   images_per_second`` (no final model to report on). Provenance: ``git_commit, git_dirty,

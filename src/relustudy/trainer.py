@@ -485,7 +485,8 @@ def _final_evaluations(model: nn.Module, data: _RunData, config: RunConfig, devi
 
 
 def _alpha_columns(model: nn.Module) -> dict[str, float]:
-    """``alpha.<module>.mean|min|max`` of every activation module with a learned ``weight``."""
+    """``alpha.<module>.mean|std|min|max`` of every activation module with a learned ``weight``
+    (std over its coefficients, population form: 0 for a channel-shared one)."""
     from .activations import Activation
 
     cols: dict[str, float] = {}
@@ -494,6 +495,7 @@ def _alpha_columns(model: nn.Module) -> dict[str, float]:
         if isinstance(module, (Activation, nn.PReLU)) and isinstance(w, nn.Parameter):
             w = w.detach().float()
             cols[f"alpha.{name}.mean"] = float(w.mean())
+            cols[f"alpha.{name}.std"] = float(w.std(correction=0))
             cols[f"alpha.{name}.min"] = float(w.min())
             cols[f"alpha.{name}.max"] = float(w.max())
     return cols
@@ -745,6 +747,7 @@ def _final_metrics(
         last = history[-1]
         for k in ("test_accuracy", "test_error", "test_top5_error", "test_loss", "train_loss", "train_error"):
             m[k] = last[k]
+        m["first_epoch_train_loss"] = history[0]["train_loss"]  # how soon a run starts to learn
         m.update({k: v for k, v in last.items() if k.startswith("alpha.")})
         m.update(learning_curve_metrics([r["test_accuracy"] for r in history]))
         for rec in stats:

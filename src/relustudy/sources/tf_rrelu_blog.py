@@ -86,7 +86,7 @@ _tf_blog("tf_rrelu_mnist_nobn", batch_norm=False)
 
 _TF_SECTION = "Results"
 _TF_QUOTE = (
-    "RReLU does not only perform among the worst but the simple ReLU performs the best when normalization "
+    "RReLU does not only perform among the words [sic: worst] but the simple ReLU performs the best when normalization "
     "is used and almost the best when no normalization is added."
 )
 

@@ -6,7 +6,7 @@ the chapter is notebooks/mnist.ipynb, shared with the TensorFlow RReLU blog.
 
 from __future__ import annotations
 
-from ..claims import ComparisonClaim, OrderClaim, margin, register
+from ..claims import ComparisonClaim, margin, order_claim, register
 from ..experiments import EXPERIMENTS, Arm, Experiment, Profile
 from ..reference import SOURCES, Source
 
@@ -178,7 +178,7 @@ def _claims() -> None:
         )
     )
     register(
-        OrderClaim(
+        order_claim(
             id="theano_blog.alphas_higher_in_lower_layers",
             source="theano_blog",
             experiment=_THEANO,
