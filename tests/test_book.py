@@ -215,18 +215,19 @@ def test_toc_without_notebook_is_a_clear_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------- helpers
-def _fake_store(root: Path, seeds=(0, 1)) -> list:
-    """Records for the three Smith experiments (smoke), written through the real store."""
+def _fake_store(root: Path, seeds=(0, 1), profile: str = "smoke", names=None, shift: float = 0.0) -> list:
+    """Records for the three Smith experiments (``profile``, default smoke), written through the
+    real store; ``shift`` is added to every test accuracy."""
     from relustudy.data import DATASETS
     from relustudy.experiments import get_experiment
     from relustudy.store import ResultsStore
 
     store = ResultsStore(root)
     configs = []
-    for name in ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
-        for k, cfg in enumerate(get_experiment(name).configs("smoke", seeds=seeds, device="cpu")):
+    for name in names or ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
+        for k, cfg in enumerate(get_experiment(name).configs(profile, seeds=seeds, device="cpu")):
             bump = {"tanh": 0.0, "ReLU": 0.01, "LReLU": 0.02, "PReLU": 0.03}[cfg.arm]
-            acc = 0.8 + bump + 0.001 * cfg.seed
+            acc = 0.8 + bump + 0.001 * cfg.seed + shift
             curve = sorted([0.9 - 0.1 * i - bump for i in range(8)], reverse=True)
             store.begin(cfg)
             store.write_stats(
@@ -592,3 +593,42 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit():
     assert t.loc[("prelu", "contiguous", "ours"), "implementation"].startswith("fused")
     assert ("elu", "contiguous", "ours") in t.index and ("rrelu", "contiguous", "ours") not in t.index
     assert book.kernel_table(pd.DataFrame(rows).drop(columns=["limit_ratio"])).empty  # an old record
+
+
+def test_a_quick_book_shows_an_experiment_in_paper_profile_once_all_its_records_exist(tmp_path):
+    from relustudy.claims import evaluate_claims
+    from relustudy.notebook_params import validate
+
+    root = tmp_path / "res"
+    _fake_store(root, seeds=(0, 1, 2, 3, 4), profile="quick", names=("smith_cifar10_cnn", "smith_fmnist_cnn"))
+    paper = _fake_store(root, seeds=(0, 1, 2, 3, 4), profile="paper", names=("smith_cifar10_cnn",), shift=0.05)
+    _fake_store(root, seeds=(0, 1), profile="paper", names=("smith_fmnist_cnn",))  # incomplete: 8 of 20
+    params = validate(profile="quick", device="cpu", results_dir=str(root))
+    runs = book.ensure_runs(["smith_cifar10_cnn", "smith_fmnist_cnn"], params, train=False)
+    assert runs.profiles == {"smith_cifar10_cnn": "paper", "smith_fmnist_cnn": "quick"}
+    assert set(runs.results.groupby("experiment")["profile"].unique().map(tuple)) == {("paper",), ("quick",)}
+    assert runs.expected == len(paper) + 20 and runs.missing() == 0
+    assert "smith_cifar10_cnn" not in runs.profiles_markdown() and "profile `paper`" in runs.profiles_markdown()
+    # the claims of the paper-profile experiment are evaluated on its paper records
+    claims = evaluate_claims(runs.results, "quick", source="smith", shown=runs.profiles).set_index("claim_id")
+    assert claims.loc["smith.table3.prelu_better_than_relu_and_lrelu", "profile"] == "paper"
+    assert claims.loc["smith.table2.prelu_better_than_relu_and_lrelu", "profile"] == "quick"
+    # faithful=False keeps the book's profile
+    assert book.ensure_runs(["smith_cifar10_cnn"], params, train=False, faithful=False).profiles == {
+        "smith_cifar10_cnn": "quick"
+    }
+    # what the scale-down moved: paper - quick = the shift, with an interval
+    shift = book.profile_shift_table(root, "smith_cifar10_cnn", ["test_accuracy"])
+    cell = shift.loc[("PReLU", "test accuracy"), "paper - quick (Welch 95% CI)"]
+    assert cell.startswith("+0.050 [") and "(n=5)" in shift.loc[("PReLU", "test accuracy"), "paper profile"]
+    assert len(book.profile_shift_table(root, "smith_cifar10_vgg3", ["test_accuracy"])) == 0  # no records
+
+
+def test_a_smoke_book_never_switches_profile(tmp_path):
+    from relustudy.notebook_params import validate
+
+    root = tmp_path / "res"
+    _fake_store(root, seeds=(0, 1, 2, 3, 4), profile="paper", names=("smith_cifar10_cnn",))
+    _fake_store(root, names=("smith_cifar10_cnn",))
+    params = validate(profile="smoke", device="cpu", results_dir=str(root))
+    assert book.ensure_runs(["smith_cifar10_cnn"], params, train=False).profiles == {"smith_cifar10_cnn": "smoke"}

@@ -243,3 +243,19 @@ def test_format_mean_sd():
     assert S.format_mean_sd(0.9061, 0.0042, 5, digits=2) == "0.91 ± 0.00 (n=5)"
     assert S.format_mean_sd(0.9061, float("nan"), 1) == "0.906 (n=1)"
     assert S.format_mean_sd(float("nan"), float("nan"), 0) == "n/a (n=0)"
+
+
+def test_welch_interval_known_value_and_edges():
+    # two groups of 3: means 2 and 5, variances 1 and 4 -> se = sqrt(1/3 + 4/3), Welch dof 2.94
+    diff, _, _ = S.welch_interval([4.0, 5.0, 6.0], [1.0, 2.0, 3.0])
+    assert diff == pytest.approx(3.0)
+    d2, lo2, hi2 = S.welch_interval([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
+    se = math.sqrt(1 / 3 + 4 / 3)
+    dof = (1 / 3 + 4 / 3) ** 2 / ((1 / 3) ** 2 / 2 + (4 / 3) ** 2 / 2)
+    from scipy import stats as st
+
+    half = st.t.ppf(0.975, dof) * se
+    assert d2 == pytest.approx(-3.0) and (lo2, hi2) == pytest.approx((-3.0 - half, -3.0 + half))
+    assert math.isnan(S.welch_interval([1.0], [2.0, 3.0])[1])  # one value: no interval
+    assert math.isnan(S.welch_interval([], [2.0])[0])
+    assert S.welch_interval([1.0, 1.0], [0.0, 0.0]) == (1.0, 1.0, 1.0)  # no spread: a point

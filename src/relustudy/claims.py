@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 from scipy import stats as _st
@@ -728,9 +728,19 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
     return out.sort_values(["_a", "_m"], kind="stable").drop(columns=["_a", "_m"]).reset_index(drop=True)
 
 
-def evaluate_claims(results_df: pd.DataFrame, profile: str, source: str | None = None) -> pd.DataFrame:
-    """Every registered claim (of one source, if given) evaluated for ``profile``: one row each."""
+def evaluate_claims(
+    results_df: pd.DataFrame,
+    profile: str,
+    source: str | None = None,
+    *,
+    shown: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Every registered claim (of one source, if given) evaluated for ``profile``: one row each.
+    ``shown`` maps an experiment to the profile a chapter shows for it (``ChapterRuns.profiles``:
+    a more faithful one where its records are complete); its claims are evaluated there."""
     validate_profile(profile)
+    for p in (shown or {}).values():
+        validate_profile(p)
     if source is not None:
         reference._check_source(source)
     rows = []
@@ -738,5 +748,5 @@ def evaluate_claims(results_df: pd.DataFrame, profile: str, source: str | None =
         claim = CLAIMS.get(cid)
         if source is not None and claim.source != source:
             continue
-        rows.append(claim.evaluate(results_df, profile).to_dict())
+        rows.append(claim.evaluate(results_df, (shown or {}).get(claim.experiment, profile)).to_dict())
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))

@@ -305,6 +305,25 @@ def paired_comparison(
 
 
 # ------------------------------------------------------------------------------------- format
+def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean(a) - mean(b), low, high)``: the Welch t-interval of a difference of means between
+    two independent groups (e.g. two profiles' runs, which share no pairing); NaN bounds when a
+    group has fewer than 2 values."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) == 0 or len(y) == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(x.mean() - y.mean())
+    if len(x) < 2 or len(y) < 2:
+        return diff, math.nan, math.nan
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = math.sqrt(vx + vy)
+    if se == 0.0:
+        return diff, diff, diff
+    dof = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    half = float(_st.t.ppf(0.5 + confidence / 2, dof)) * se
+    return diff, diff - half, diff + half
+
+
 def format_mean_sd(mean: float, sd: float, n: int, digits: int = 3) -> str:
     """``"0.906 ± 0.004 (n=5)"``; without an sd (n=1) ``"0.906 (n=1)"``; no value ``"n/a (n=0)"``."""
     if mean is None or not math.isfinite(float(mean)):

@@ -32,7 +32,9 @@ __all__ = [
     "curve_frame",
     "ChapterRuns",
     "ensure_runs",
+    "shown_profile",
     "ensure_benchmark",
+    "profile_shift_table",
     "benchmark_table",
     "kernel_table",
     "overhead_table",
@@ -253,7 +255,8 @@ def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoc
 
 
 class ChapterRuns:
-    """The records a chapter shows: one profile, some experiments, the configured seeds only.
+    """The records a chapter shows: some experiments, each in one profile (``profiles``: the
+    book's, or a more faithful one whose records are complete), the configured seeds only.
 
     ``results`` is the :func:`relustudy.results.load_results` frame, ``stats`` the
     :func:`relustudy.results.load_activation_stats` frame, ``histories`` the
@@ -280,6 +283,22 @@ class ChapterRuns:
         self.records = records
         self.expected = expected  # runs the configs ask for
         self.skipped: dict[str, str] = {}  # experiment -> why it could not run (ensure_runs(skip_unavailable=True))
+        self.profiles: dict[str, str] = {name: profile for name in self.experiments}  # the profile each one shows
+        self.store: ResultsStore | None = None
+
+    def profile_of(self, experiment: str) -> str:
+        """The profile the chapter shows for ``experiment`` (the book's, or a more faithful one)."""
+        return self.profiles.get(experiment, self.profile)
+
+    def profiles_markdown(self) -> str:
+        """Markdown naming the experiments shown in another profile than the book's ("" if none)."""
+        other = {n: p for n, p in self.profiles.items() if p != self.profile}
+        if not other:
+            return ""
+        return (
+            f"Shown in a more faithful profile than this book's `{self.profile}`, because all its records exist:\n\n"
+            + "\n".join(f"- {experiment_caption(n)}: profile `{p}`" for n, p in other.items())
+        )
 
     def provenance(self) -> str:
         return provenance(self.records)
@@ -296,46 +315,74 @@ class ChapterRuns:
         )
 
 
+# The order of faithfulness: a book asked for ``quick`` shows ``paper`` for an experiment whose paper
+# records are all there. ``smoke`` checks the code path and always shows its own runs.
+MORE_FAITHFUL = {"quick": ("paper",)}
+
+
+def shown_profile(experiment: str, profile: str, store: ResultsStore, *, device: str = "cpu") -> str:
+    """The most faithful profile of ``experiment`` whose records are all complete in ``store``
+    (``paper`` for a ``quick`` book when every paper run is recorded), else ``profile`` itself."""
+    exp = get_experiment(experiment)
+    for better in MORE_FAITHFUL.get(profile, ()):
+        configs = exp.configs(better, device=device)
+        if configs and all(store.is_complete(c) for c in configs):
+            return better
+    return profile
+
+
 def ensure_runs(
     experiments: Sequence[str],
     params: Any,
     *,
     train: bool = True,
     skip_unavailable: bool = False,
+    faithful: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> ChapterRuns:
     """Make sure every run of ``experiments`` exists for ``params`` (a validated
     :class:`relustudy.notebook_params.NotebookParams`), training what has no complete record
     (quietly, no progress bars), then load the chapter's records.
 
-    With ``train=False`` nothing is trained: the chapter shows what the store holds. With
+    With ``faithful`` (and no seeds chosen), an experiment whose more faithful profile is
+    completely recorded is shown in that profile instead (:func:`shown_profile`) and nothing is
+    trained for it; ``ChapterRuns.profiles`` says which profile each experiment shows. With
+    ``train=False`` nothing is trained: the chapter shows what the store holds. With
     ``skip_unavailable`` an experiment whose dataset cannot be found (``DataError``, e.g.
     CIFAR-100 offline) is skipped and listed in ``ChapterRuns.skipped`` instead of failing
     (the summary uses this: claims without records then read "not run").
     """
 
-    run_ids: set[str] = set()
+    store = ResultsStore(params.results_dir)
+    profiles = {
+        name: shown_profile(name, params.profile, store, device=params.device)
+        if faithful and params.seeds is None
+        else params.profile
+        for name in experiments
+    }
+    run_ids: dict[str, set[str]] = {}
     skipped: dict[str, str] = {}
     for name in experiments:
         exp = get_experiment(name)
-        run_ids.update(c.run_id() for c in exp.configs(params.profile, seeds=params.seeds, device=params.device))
-        if train:
+        seeds = params.seeds if profiles[name] == params.profile else None
+        run_ids[name] = {c.run_id() for c in exp.configs(profiles[name], seeds=seeds, device=params.device)}
+        if train and profiles[name] == params.profile:
             try:
                 run_experiment(name, params.profile, log=log, progress=False, **params.run_kwargs())
             except DataError as e:
                 if not skip_unavailable:
                     raise
                 skipped[name] = str(e).splitlines()[0]
-    store = ResultsStore(params.results_dir)
     results, stats, histories, records = [], [], [], []
     for name in experiments:
-        r = load_results(store, experiment=name, profile=params.profile)
-        s = load_activation_stats(store, experiment=name, profile=params.profile)
-        h = load_histories(store, experiment=name, profile=params.profile)
-        results.append(r[r["run_id"].isin(run_ids)] if len(r) else r)
-        stats.append(s[s["run_id"].isin(run_ids)] if len(s) else s)
-        histories.append(h[h["run_id"].isin(run_ids)] if len(h) else h)
-        records += [rec for rec in store.records(name, params.profile) if rec.get("run_id") in run_ids]
+        ids, prof = run_ids[name], profiles[name]
+        r = load_results(store, experiment=name, profile=prof)
+        s = load_activation_stats(store, experiment=name, profile=prof)
+        h = load_histories(store, experiment=name, profile=prof)
+        results.append(r[r["run_id"].isin(ids)] if len(r) else r)
+        stats.append(s[s["run_id"].isin(ids)] if len(s) else s)
+        histories.append(h[h["run_id"].isin(ids)] if len(h) else h)
+        records += [rec for rec in store.records(name, prof) if rec.get("run_id") in ids]
     results_df = (
         pd.concat([r for r in results if len(r)], ignore_index=True) if any(len(r) for r in results) else results[0]
     )
@@ -345,11 +392,62 @@ def ensure_runs(
         if any(len(h) for h in histories)
         else histories[0]
     )
-    runs = ChapterRuns(
-        params.profile, experiments, results_df, stats_df, records, expected=len(run_ids), histories=hist_df
-    )
+    expected = sum(len(ids) for ids in run_ids.values())
+    runs = ChapterRuns(params.profile, experiments, results_df, stats_df, records, expected=expected, histories=hist_df)
+    runs.profiles = profiles
     runs.skipped = skipped
+    runs.store = store
     return runs
+
+
+def profile_shift_table(
+    store: ResultsStore | str | Path,
+    experiment: str,
+    metrics: Sequence[str],
+    *,
+    lower: str = "quick",
+    higher: str = "paper",
+    digits: int = 3,
+) -> Any:
+    """How much the scale-down of ``lower`` moved each number: per arm and metric, both profiles'
+    mean ± sd over their complete runs and ``higher - lower`` with its Welch 95% interval (the two
+    profiles' runs are independent). Empty when either profile has no complete run."""
+    from ..stats import welch_interval
+
+    store = store if isinstance(store, ResultsStore) else ResultsStore(Path(store))
+    frames = {}
+    for prof in (lower, higher):
+        ids = {c.run_id() for c in get_experiment(experiment).configs(prof)}
+        r = load_results(store, experiment=experiment, profile=prof)
+        r = r[r["run_id"].isin(ids) & (r["status"] == "complete")] if len(r) else r
+        if not len(r):
+            return pd.DataFrame()
+        frames[prof] = r
+    rows = []
+    for arm in arm_order(experiment):
+        for metric in metrics:
+            vals = {
+                p: f[(f["arm"] == arm) & (f["metric"] == metric)]["value"].dropna().to_numpy(dtype=float)
+                for p, f in frames.items()
+            }
+            diff, lo, hi = welch_interval(vals[higher], vals[lower])
+            cells = {
+                p: format_mean_sd(
+                    v.mean() if len(v) else math.nan, v.std(ddof=1) if len(v) > 1 else math.nan, len(v), digits
+                )
+                for p, v in vals.items()
+            }
+            rows.append(
+                {
+                    "activation": arm,
+                    "metric": _label(metric),
+                    f"{lower} profile": cells[lower],
+                    f"{higher} profile": cells[higher],
+                    f"{higher} - {lower} (Welch 95% CI)": f"{_fmt_num(diff, digits, True)} "
+                    + (f"[{_fmt_num(lo, digits, True)}, {_fmt_num(hi, digits, True)}]" if _finite(lo) else "(n < 2)"),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["activation", "metric"])
 
 
 def ensure_benchmark(params: Any) -> Any:
@@ -525,7 +623,7 @@ def timing_table(runs: "ChapterRuns") -> Any:
                 "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
                 "activation code": _activation_code(recs),
                 "paper profile, estimated (min)": exp.estimated_cpu_minutes(
-                    "paper", median_ips, measured_profile=runs.profile
+                    "paper", median_ips, measured_profile=runs.profile_of(name)
                 ),
             }
         )
@@ -716,8 +814,9 @@ def profile_banner(profile: str) -> str:
         )
     if profile == "quick":
         return (
-            "The numbers below come from the **quick** profile: the full datasets with the "
-            "scale-downs listed for each experiment."
+            "The numbers below come from the **quick** profile (the scale-downs are listed for each "
+            "experiment), except for an experiment whose `paper` records are all committed: it is shown "
+            "in the source's own setup, the `paper` profile, and named below."
         )
     return f"The numbers below come from the **{profile}** profile."
 
