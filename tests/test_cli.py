@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from relustudy.cli import main
 
@@ -152,3 +155,35 @@ def test_missing_gpu_missing_data_dir_and_repeated_seeds_are_one_line_errors(tmp
         err = capsys.readouterr().err.strip().splitlines()
         assert rc != 0 and len(err) == 1 and err[0].startswith("relustudy: error:"), (extra, err)
     assert not (tmp_path / "r").exists()  # nothing was trained or written
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_complete_records(tmp_path, capsys, monkeypatch):
+    import os
+    import tempfile
+
+    import relustudy.store as store_mod
+    from relustudy.cli import IO_ERROR_EXIT, main
+
+    results = tmp_path / "r"
+    args = ["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--results-dir", str(results)]
+    assert main([*args, "--seeds", "0"]) == 0  # seed 0 complete before the disk fills
+    before = sorted(p.read_bytes() for p in results.rglob("result.json"))
+    capsys.readouterr()
+    real_mkstemp = tempfile.mkstemp
+
+    def full_disk_for_checkpoints(*a, **kw):
+        fd, name = real_mkstemp(*a, **kw)
+        if "checkpoint" in Path(name).name:  # writes to this file fail as on a full disk
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return fd, name
+
+    monkeypatch.setattr(store_mod.tempfile, "mkstemp", full_disk_for_checkpoints)
+    rc = main([*args, "--seeds", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == IO_ERROR_EXIT and len(err) == 1, err
+    assert err[0].startswith("relustudy: error: cannot write ") and "checkpoint.pt" in err[0]
+    assert "No space left on device" in err[0] and "the disk is full" in err[0]
+    assert sorted(p.read_bytes() for p in results.rglob("result.json")) == before  # nothing complete lost
+    assert not list(results.rglob("*.tmp"))  # no temporary file left behind

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from relustudy.config import RUNTIME_FIELDS, ConfigError, RunConfig
 
@@ -146,3 +147,15 @@ def test_config_is_frozen():
     cfg = make()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.lr = 0.5  # type: ignore[misc]
+
+
+def test_seeds_must_fit_torch_generators():
+    from relustudy.config import MAX_SEED
+    from relustudy.trainer import _SHUFFLE_SEED_OFFSET
+
+    base = dict(experiment="x", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu")
+    RunConfig.from_dict({**base, "seed": MAX_SEED})  # the largest accepted seed ...
+    torch.Generator().manual_seed(MAX_SEED + _SHUFFLE_SEED_OFFSET)  # ... and its offset generator work
+    for bad in (2**64, MAX_SEED + 1, -1):
+        with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, "):
+            RunConfig.from_dict({**base, "seed": bad})

@@ -432,3 +432,47 @@ def test_no_progress_output_when_disabled(tmp_path, capfd):
     train(config, ResultsStore(tmp_path), progress=False)
     out, err = capfd.readouterr()
     assert "it/s" not in err and "epoch 1/1" not in err and out == ""
+
+
+# ----------------------------------------------------------------------- damaged checkpoints
+def _keep_last_checkpoint(config, store, monkeypatch):
+    """Train ``config`` once, keeping its final checkpoint; drop the record so the next train resumes."""
+    with monkeypatch.context() as m:
+        m.setattr(store, "delete_checkpoint", lambda c: None)
+        record = train(config, store, progress=False)
+    store.path(config, "result.json").unlink()
+    return record
+
+
+@pytest.mark.skipif(not mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+@pytest.mark.parametrize("damage", ["flip one byte", "flip 16 bytes", "older format", "another model's shapes"])
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_restarts(tmp_path, monkeypatch, caplog, damage):
+    import random
+
+    config = small(epochs=1, train_subset=128, test_subset=100)
+    store = ResultsStore(tmp_path)
+    reference = _keep_last_checkpoint(config, store, monkeypatch)
+    path = store.checkpoint_path(config)
+    data = bytearray(path.read_bytes())
+    rng = random.Random(damage)
+    if damage.startswith("flip"):
+        header = data.index(b"\n") + 1
+        for i in rng.sample(range(header, len(data)), 1 if damage == "flip one byte" else 16):
+            data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "older format":  # a raw torch.save file, as before checksums existed
+        torch.save(store.load_checkpoint(config), path)
+    else:  # verified bytes of another model: the checksum passes, the shapes do not fit
+        state = store.load_checkpoint(config)
+        state["model"] = {k: torch.zeros(1) for k in state["model"]}
+        store.save_checkpoint(config, state)
+    counter = EpochCounter(monkeypatch)
+    with caplog.at_level("WARNING", logger="relustudy.trainer"):
+        again = train(config, store, progress=False)
+    assert counter.calls == 1  # retrained from scratch, not resumed
+    assert again["status"] == "complete" and again["provenance"]["resumes"] == 0
+    assert untimed(again["metrics"]) == untimed(reference["metrics"])  # the uninterrupted run's record
+    kept = list(store.run_dir(config).glob("checkpoint-set-aside-*.pt"))
+    assert len(kept) == 1 and not store.checkpoint_path(config).exists()  # kept aside, not resumed
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "set aside as checkpoint-set-aside-" in warnings[0] and "\n" not in warnings[0]

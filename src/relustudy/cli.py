@@ -1,18 +1,30 @@
 """The ``relustudy`` command line: list, run, results, bench, data check, book.
 
 User mistakes (unknown experiment, bad profile, missing or corrupt data, a bad parameter) end
-with one clear line on stderr and exit status 2, never a traceback.
+with one clear line on stderr and exit status 2, never a traceback; a store that cannot be written
+(full disk, read-only, no permission) ends with one line naming the path, exit status 74.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
 from .config import PROFILES
 
 USER_ERROR_EXIT = 2
+IO_ERROR_EXIT = 74  # EX_IOERR (sysexits.h)
+_NOT_WRITABLE = "the folder is not writable here: fix its permissions or give --results-dir"
+_IO_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or give --results-dir on another disk; complete runs are kept "
+    "and an interrupted one resumes from its last epoch",
+    errno.EDQUOT: "the disk quota is used up: free space or give --results-dir elsewhere",
+    errno.EACCES: _NOT_WRITABLE,
+    errno.EPERM: _NOT_WRITABLE,
+    errno.EROFS: "the file system is read-only: give --results-dir on a writable one",
+}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -243,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relustudy: interrupted (complete runs are kept; rerun to resume)", file=sys.stderr)
         return 130
+    except OSError as e:
+        hint = _IO_HINTS.get(e.errno)
+        if hint is None:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        print(f"relustudy: error: cannot write{where}: {e.strerror} ({hint})", file=sys.stderr)
+        return IO_ERROR_EXIT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,11 @@ class ConfigError(ValueError):
     """A run config with an unknown key or an invalid value."""
 
 
+# torch seeds are signed 64-bit; the trainer adds offsets below 2^40 to a run's seed for its
+# other generators, so seeds stop well short of 2^63.
+MAX_SEED = 2**62
+
+
 @dataclass(frozen=True)
 class RunConfig:
     experiment: str
@@ -130,7 +135,10 @@ class RunConfig:
         need(self.normalize in NORMALIZATIONS, f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
-        need(_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
+        need(
+            _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+            f"seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}",
+        )
         need(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}")
         need(
             _is_int(self.batch_size) and self.batch_size >= 1,
@@ -146,7 +154,10 @@ class RunConfig:
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
             need(v is None or (_is_int(v) and v >= 1), f"{name} must be None or an integer >= 1, got {v!r}")
-        need(_is_int(self.subset_seed) and self.subset_seed >= 0, "subset_seed must be an integer >= 0")
+        need(
+            _is_int(self.subset_seed) and 0 <= self.subset_seed <= MAX_SEED,
+            f"subset_seed must be an integer in [0, {MAX_SEED}]",
+        )
         need(
             all(1 <= e <= self.epochs for e in self.stats_epochs),
             f"stats_epochs must lie in 1..epochs={self.epochs}, got {self.stats_epochs}",

@@ -23,7 +23,9 @@ Completeness. A run is complete iff ``result.json`` exists, parses, and has ``st
 ``{"complete", "diverged"}``. Because it is written last, a complete record always has its
 ``history.csv`` and ``activation_stats.json`` beside it.
 
-Checkpoints. ``checkpoint.pt`` is written (atomically) after every epoch and **deleted once the
+Checkpoints. ``checkpoint.pt`` is written (atomically) after every epoch with a sha256 of its
+payload, verified before it is used (a checkpoint that fails, or that does not fit the config, is
+renamed ``checkpoint-set-aside-<time>.pt`` and the run restarts from scratch), and **deleted once the
 run's result is written**: finished records are small text files that can be committed, and
 ``.gitignore`` keeps ``results/**/checkpoint*.pt`` and ``results/**/*.tmp`` out of git anyway.
 
@@ -58,11 +60,13 @@ File formats.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping
 
@@ -85,6 +89,13 @@ HISTORY_FILE = "history.csv"
 STATS_FILE = "activation_stats.json"
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_MAGIC = b"relustudy-checkpoint sha256="
+
+
+class CheckpointError(Exception):
+    """A checkpoint failed verification (one line: the file and why); the run restarts."""
+
+
 STATS_DIGITS = 6
 
 
@@ -100,7 +111,10 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[IO[by
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, str):
         content = content.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the folder: a read-only or full store
+        raise OSError(e.errno, e.strerror, str(path.parent)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(content):
@@ -111,11 +125,13 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[IO[by
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and not e.filename:  # a write on the fd names no file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     _fsync_dir(path.parent)
     return path
@@ -276,22 +292,51 @@ class ResultsStore:
                 pass
 
     def save_checkpoint(self, config: RunConfig, state: Mapping[str, Any]) -> Path:
+        """Write the resume state with a checksum of its bytes (``CHECKPOINT_MAGIC`` + sha256
+        hex + newline, then the ``torch.save`` payload), so damage is found before it is used."""
         import torch
 
-        return atomic_write(self.checkpoint_path(config), lambda f: torch.save(dict(state), f))
+        buf = io.BytesIO()
+        torch.save(dict(state), buf)
+        payload = buf.getvalue()
+        digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+        return atomic_write(self.checkpoint_path(config), CHECKPOINT_MAGIC + digest + b"\n" + payload)
 
     def load_checkpoint(self, config: RunConfig, map_location: Any = "cpu") -> dict[str, Any] | None:
-        """The checkpoint dict, or None when absent or unreadable (a torn file cannot exist,
-        but a checkpoint from an older, incompatible code version can)."""
+        """The checkpoint dict, or None when there is none. Raises :class:`CheckpointError` (one
+        line) when the file fails verification: no checksum header (an older format), a checksum
+        that does not match its bytes, or a payload torch cannot read."""
         import torch
 
         p = self.checkpoint_path(config)
         if not p.is_file():
             return None
+        data = p.read_bytes()
+        header, sep, payload = data.partition(b"\n")
+        if not header.startswith(CHECKPOINT_MAGIC) or not sep:
+            raise CheckpointError(f"{p}: no checksum header (an older checkpoint format, or not a checkpoint)")
+        if hashlib.sha256(payload).hexdigest().encode("ascii") != header[len(CHECKPOINT_MAGIC) :]:
+            raise CheckpointError(f"{p}: checksum mismatch (the file was damaged or changed after it was written)")
         try:
-            return torch.load(p, map_location=map_location, weights_only=True)
-        except Exception:
+            return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+        except Exception as e:  # verified bytes that torch cannot read: another torch's format
+            raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__})") from None
+
+    def set_aside_checkpoint(self, config: RunConfig) -> Path | None:
+        """Rename the run's checkpoint to ``checkpoint-set-aside-<UTC time>.pt`` (kept for
+        inspection, ignored by git and by resuming); the new path, or None if there was none."""
+        src = self.checkpoint_path(config)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = src.with_name(f"checkpoint-set-aside-{stamp}.pt")
+        k = 1
+        while dest.exists():
+            dest = src.with_name(f"checkpoint-set-aside-{stamp}-{k}.pt")
+            k += 1
+        try:
+            os.replace(src, dest)
+        except FileNotFoundError:
             return None
+        return dest
 
     def delete_checkpoint(self, config: RunConfig) -> None:
         try:

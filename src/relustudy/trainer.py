@@ -59,7 +59,7 @@ from . import metrics as _metrics
 from .activations import implementation
 from .config import ConfigError, RunConfig
 from .provenance import provenance, utc_now
-from .store import ResultsStore
+from .store import CheckpointError, ResultsStore
 
 __all__ = [
     "train",
@@ -588,22 +588,34 @@ def train(
     history: list[dict[str, Any]] = []
     stats: list[dict[str, Any]] = []
     start_epoch, wall_before, start_time, resumes = 1, 0.0, utc_now(), 0
-    ckpt = store.load_checkpoint(config, map_location="cpu")
-    if ckpt is not None and ckpt.get("format") == CHECKPOINT_FORMAT and ckpt.get("key") == config.key_dict():
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        gen.set_state(ckpt["rng"]["shuffle"])
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-        history, stats = list(ckpt["history"]), list(ckpt["stats"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        wall_before, start_time, resumes = float(ckpt["wall_seconds"]), ckpt["start_time"], int(ckpt["resumes"]) + 1
-        log.info("resuming %s after epoch %d", store.run_dir(config), start_epoch - 1)
-    elif ckpt is not None:
-        log.warning("ignoring checkpoint of another config/format in %s", store.run_dir(config))
+    try:
+        ckpt = store.load_checkpoint(config, map_location="cpu")
+        if ckpt is not None and (ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("key") != config.key_dict()):
+            raise CheckpointError(f"{store.checkpoint_path(config)}: a checkpoint of another config or format")
+        if ckpt is not None:
+            try:
+                model.load_state_dict(ckpt["model"])
+                optimizer.load_state_dict(ckpt["optimizer"])
+                if scheduler is not None:
+                    scheduler.load_state_dict(ckpt["scheduler"])
+                torch.set_rng_state(ckpt["rng"]["torch"])
+                gen.set_state(ckpt["rng"]["shuffle"])
+                if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+                    torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+                history, stats = list(ckpt["history"]), list(ckpt["stats"])
+                start_epoch = int(ckpt["epoch"]) + 1
+                wall_before, start_time = float(ckpt["wall_seconds"]), ckpt["start_time"]
+                resumes = int(ckpt["resumes"]) + 1
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:  # shapes/keys that do not fit
+                raise CheckpointError(
+                    f"{store.checkpoint_path(config)}: does not fit the model ({type(e).__name__})"
+                ) from None
+            log.info("resuming %s after epoch %d", store.run_dir(config), start_epoch - 1)
+    except CheckpointError as e:
+        moved = store.set_aside_checkpoint(config)
+        log.warning("%s; set aside as %s, training from scratch", e, moved.name if moved else "(gone)")
+        # A failed restore may have loaded part of the state: start again with fresh objects.
+        return train(config, store, data_dir=data_dir, download=download, progress=progress)
     store.begin(config)
 
     def wall() -> float:
