@@ -169,3 +169,55 @@ def test_workers_stop_when_the_driver_is_killed(tmp_path):
     finally:
         if driver.poll() is None:
             driver.kill()
+
+
+@pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+def test_a_run_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from relustudy.store import CLAIM_FILE, ResultsStore
+
+    store = ResultsStore(tmp_path)
+    cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claim = store.path(cfg, CLAIM_FILE)
+        claim.parent.mkdir(parents=True)
+        claim.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "then"}))
+        lines = []
+        records = run_experiment("tf_rrelu_mnist_bn", "smoke", seeds=[0], results_dir=tmp_path, log=lines.append)
+        assert len(records) == 6 and not store.is_complete(cfg)  # the other 6 runs trained, this one left alone
+        skipped = [line for line in lines if "skipped" in line]
+        assert len(skipped) == 1 and f"being trained by pid {holder.pid}" in skipped[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    records = run_experiment("tf_rrelu_mnist_bn", "smoke", seeds=[0], results_dir=tmp_path, log=None)
+    assert len(records) == 7 and store.is_complete(cfg)  # the dead holder's claim was taken over
+    assert not claim.exists()  # released after training
+
+
+@pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+def test_two_concurrent_runs_on_one_store_train_every_run_exactly_once(tmp_path):
+    import subprocess
+    import sys
+
+    from relustudy.store import ResultsStore
+
+    code = (
+        "from relustudy.experiments import run_experiment; "
+        f"run_experiment('tf_rrelu_mnist_bn', 'smoke', results_dir={str(tmp_path)!r}, num_threads=1)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    trained = [line.split(": ")[0] for out in outs for line in out.splitlines() if ": complete in" in line]
+    configs = get_experiment("tf_rrelu_mnist_bn").configs("smoke")
+    assert len(trained) == len(set(trained)) <= len(configs)  # no run trained twice
+    store = ResultsStore(tmp_path)
+    # each run is complete once the second pass (which waits for nothing) has collected the rest
+    rest = run_experiment("tf_rrelu_mnist_bn", "smoke", results_dir=tmp_path, num_threads=1, log=None)
+    assert len(rest) == len(configs) and all(store.is_complete(c) for c in configs)
+    assert not list(tmp_path.rglob("claim.json")) and not list(tmp_path.rglob("*.tmp"))

@@ -117,6 +117,7 @@ def test_record_contents(twin_runs):
     assert p["resumes"] == 0
     d = store.run_dir(config)
     assert {f.name for f in d.iterdir()} == {"config.json", "history.csv", "activation_stats.json", "result.json"}
+    assert record.pop("_trained") is True  # this call trained it (not stored)
     assert json.loads((d / "result.json").read_text()) == record
 
 
@@ -172,7 +173,8 @@ def test_complete_record_is_returned_without_recomputation(twin_runs, monkeypatc
     config, (store, _), (record, _) = twin_runs
     counter = EpochCounter(monkeypatch)
     monkeypatch.setattr(trainer, "_prepare_data", lambda *a, **k: pytest.fail("data touched for a cached run"))
-    assert train(config, store) == record
+    again = train(config, store)
+    assert again.pop("_trained") is False and again == {k: v for k, v in record.items() if k != "_trained"}
     assert counter.calls == 0
 
 

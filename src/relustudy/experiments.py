@@ -233,9 +233,10 @@ def run_experiment(
     ``jobs > 1`` trains that many runs at a time, each in its own worker process (spawned, so no
     state is shared); give ``num_threads`` so the workers do not oversubscribe the CPUs. A run's
     record does not depend on how it was scheduled: it is the one a sequential run with the same
-    threads makes (tests/test_experiments.py).
+    threads makes (tests/test_experiments.py). A run that another live process is training (its
+    claim, see :class:`relustudy.store.RunClaim`) is skipped with one line and left to that one.
     """
-    from .store import ResultsStore
+    from .store import ResultsStore, RunClaimed
     from .trainer import train
 
     exp = get_experiment(name)
@@ -256,7 +257,10 @@ def run_experiment(
 
     def report(i: int, cfg: RunConfig, record: dict, cached: bool, seconds: float) -> None:
         if log:
-            status = "cached" if cached else f"{record.get('status')} in {seconds:.0f} s"
+            if cached or record.get("_trained") is False:
+                status = "cached" if cached else "cached (finished by another process)"
+            else:
+                status = f"{record.get('status')} in {seconds:.0f} s"
             acc = record.get("metrics", {}).get("test_accuracy")
             acc_s = f" test_accuracy={acc:.4f}" if isinstance(acc, (int, float)) else ""
             log(f"[{i}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: {status}{acc_s}")
@@ -269,10 +273,22 @@ def run_experiment(
             report(i + 1, cfg, records[i], True, 0.0)
         else:
             todo.append(i)
+
+    def elsewhere(i: int, e: RunClaimed) -> None:  # another process holds the run: leave it to that one
+        if log:
+            cfg = configs[i]
+            log(f"[{i + 1}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: skipped, {e}")
+
     if jobs == 1 or len(todo) <= 1:
         for i in todo:
             t0 = time.perf_counter()
-            records[i] = train(configs[i], store, force=force, data_dir=data_dir, download=download, progress=progress)
+            try:
+                records[i] = train(
+                    configs[i], store, force=force, data_dir=data_dir, download=download, progress=progress
+                )
+            except RunClaimed as e:
+                elsewhere(i, e)
+                continue
             report(i + 1, configs[i], records[i], False, time.perf_counter() - t0)
         return [r for r in records if r is not None]
 
@@ -291,6 +307,10 @@ def run_experiment(
         }
         for fut in as_completed(futures):
             i = futures[fut]
-            records[i], seconds = fut.result()
+            try:
+                records[i], seconds = fut.result()
+            except RunClaimed as e:
+                elsewhere(i, e)
+                continue
             report(i + 1, configs[i], records[i], False, seconds)
     return [r for r in records if r is not None]

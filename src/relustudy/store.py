@@ -65,6 +65,7 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -94,6 +95,109 @@ CHECKPOINT_MAGIC = b"relustudy-checkpoint sha256="
 
 class CheckpointError(Exception):
     """A checkpoint failed verification (one line: the file and why); the run restarts."""
+
+
+CLAIM_FILE = "claim.json"
+# A claim from another host cannot be checked for a live process; it counts as stale once its
+# heartbeat (refreshed after every epoch) is this old.
+CLAIM_STALE_SECONDS = 6 * 3600
+
+
+class RunClaimed(Exception):
+    """Another live process is training this run (one line: who, where, since when)."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class RunClaim:
+    """The exclusive right to train one run in a store: ``claim.json`` in its folder, created
+    with O_EXCL (so two processes cannot both hold it), naming the holder's pid and host. A claim
+    whose process is gone (same host), or whose heartbeat is older than
+    :data:`CLAIM_STALE_SECONDS` (another host), is taken over. Use as a context manager."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.held = False
+
+    def holder(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _stale(self, who: dict[str, Any] | None) -> bool:
+        if who is None:  # unreadable: a writer killed between create and write
+            try:
+                return time.time() - self.path.stat().st_mtime > 60
+            except FileNotFoundError:
+                return True
+        if who.get("host") == socket.gethostname():
+            return not _process_alive(int(who.get("pid", -1)))
+        try:
+            return time.time() - self.path.stat().st_mtime > CLAIM_STALE_SECONDS
+        except FileNotFoundError:
+            return True
+
+    def acquire(self) -> "RunClaim":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                who = self.holder()
+                if not self._stale(who):
+                    who = who or {}
+                    raise RunClaimed(
+                        f"{self.path.parent.name} is being trained by pid {who.get('pid', '?')} on "
+                        f"{who.get('host', '?')} since {who.get('since', '?')}"
+                    ) from None
+                # Take the stale claim over: move it away atomically (one taker wins), then retry.
+                try:
+                    os.replace(self.path, self.path.with_name(f".{CLAIM_FILE}.stale-{os.getpid()}.tmp"))
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return self
+        raise RunClaimed(f"{self.path.parent.name}: could not take over a stale claim (another process races for it)")
+
+    def heartbeat(self) -> None:
+        if self.held:
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                pass
+
+    def release(self) -> None:
+        if self.held:
+            who = self.holder()
+            if who and who.get("pid") == os.getpid() and who.get("host") == socket.gethostname():
+                try:
+                    self.path.unlink()
+                except FileNotFoundError:
+                    pass
+            self.held = False
+
+    def __enter__(self) -> "RunClaim":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
 STATS_DIGITS = 6
@@ -216,6 +320,10 @@ class ResultsStore:
 
     def path(self, config: RunConfig, name: str) -> Path:
         return self.run_dir(config) / name
+
+    def claim(self, config: RunConfig) -> RunClaim:
+        """The run's claim (not yet acquired): ``with store.claim(config): ...`` trains it alone."""
+        return RunClaim(self.path(config, CLAIM_FILE))
 
     def checkpoint_path(self, config: RunConfig) -> Path:
         return self.path(config, CHECKPOINT_FILE)

@@ -59,7 +59,7 @@ from . import metrics as _metrics
 from .activations import implementation
 from .config import ConfigError, RunConfig
 from .provenance import provenance, utc_now
-from .store import CheckpointError, ResultsStore
+from .store import CheckpointError, ResultsStore, RunClaim
 
 __all__ = [
     "train",
@@ -548,7 +548,8 @@ def train(
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` (or reuse/resume its record in ``store``) and return the record
-    (the parsed ``result.json``: status, metrics, config, provenance).
+    (the parsed ``result.json``: status, metrics, config, provenance; plus ``_trained``, not
+    stored: whether this call trained it, or found it complete).
 
     ``force``: recompute even if a record exists (old result and checkpoint are deleted first).
     ``data_dir``/``download`` go to ``relustudy.data.load_dataset``. ``progress``: tqdm bars
@@ -558,10 +559,24 @@ def train(
     if not force:
         record = store.load_record(config)
         if record is not None:
-            return record
-    else:
-        store.invalidate(config)
+            return {**record, "_trained": False}
+    # One process trains a run at a time (RunClaimed if another live one does); the record is
+    # read again under the claim, since another process may have just finished it.
+    with store.claim(config) as claim:
+        if not force:
+            record = store.load_record(config)
+            if record is not None:
+                return {**record, "_trained": False}
+        else:
+            store.invalidate(config)
+        record = _train_claimed(config, store, claim, data_dir=data_dir, download=download, progress=progress)
+        return {**record, "_trained": True}
 
+
+def _train_claimed(
+    config: RunConfig, store: ResultsStore, claim: RunClaim, *, data_dir: Any, download: bool, progress: bool | None
+) -> dict[str, Any]:
+    """:func:`train`'s body, run while holding the run's claim."""
     from .models import build_model
 
     session_t0 = time.perf_counter()
@@ -615,7 +630,7 @@ def train(
         moved = store.set_aside_checkpoint(config)
         log.warning("%s; set aside as %s, training from scratch", e, moved.name if moved else "(gone)")
         # A failed restore may have loaded part of the state: start again with fresh objects.
-        return train(config, store, data_dir=data_dir, download=download, progress=progress)
+        return _train_claimed(config, store, claim, data_dir=data_dir, download=download, progress=progress)
     store.begin(config)
 
     def wall() -> float:
@@ -714,6 +729,7 @@ def train(
                 "resumes": resumes,
             },
         )
+        claim.heartbeat()
         store.write_history(config, history)
         if epoch in config.stats_epochs:
             store.write_stats(config, stats)
