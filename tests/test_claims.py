@@ -497,3 +497,16 @@ def test_every_quote_is_verbatim_in_its_source():
         if C.get_claim(cid).quote and not any(_plain(C.get_claim(cid).quote) in t for t in texts)
     ]
     assert not missing, f"quotes not found verbatim in ../shared/sources: {missing}"
+
+
+def test_an_inconclusive_part_states_what_it_could_have_detected():
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    r = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert r.verdict == "inconclusive"
+    assert "would be found 80% of the time" in r.detail and "with 5 pairs" in r.detail
+    three = results("smith_cifar10_cnn", means, seeds=range(3))
+    r3 = verdict(three, "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert "n = 3: the exact sign-flip test cannot go below p = 0.25" in r3.detail
+    means["PReLU"]["test_accuracy"] = 0.75  # decided: no detectable-difference note
+    decided = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_better_than_relu_and_lrelu")
+    assert decided.verdict == "replicated" and "80% of the time" not in decided.detail

@@ -42,7 +42,9 @@ def test_theano_experiment_follows_radfords_tutorial():
     assert len({c.subset_seed for c in cfgs}) == 1  # the same 10k images for every arm and seed
     prelu = [c for c in cfgs if c.arm.startswith("PReLU")]
     assert all(c.activation_params == {"mode": "channel", "init": 0.25} for c in prelu)
-    assert exp.configs("quick")[0].epochs < 30 and "15 epochs instead of 30" in exp.profile("quick").describe()
+    assert (
+        exp.configs("quick")[0].epochs < 30 and "15 epochs instead of the blog's 30" in exp.profile("quick").describe()
+    )
     # the subset shared by every profile counts in the size and cost shown in the book
     assert exp.train_images("paper") == exp.train_images("quick") == 10_000
     # 18 runs x 30 epochs x 10k images at 1,000 img/s = 90 min, plus evaluation (a third of 10k/epoch)

@@ -259,3 +259,11 @@ def test_welch_interval_known_value_and_edges():
     assert math.isnan(S.welch_interval([1.0], [2.0, 3.0])[1])  # one value: no interval
     assert math.isnan(S.welch_interval([], [2.0])[0])
     assert S.welch_interval([1.0, 1.0], [0.0, 0.0]) == (1.0, 1.0, 1.0)  # no spread: a point
+
+
+def test_detectable_difference_known_value():
+    # n = 5, sd 1: (t_{0.975,4} + t_{0.8,4}) / sqrt(5) = (2.7764 + 0.9410) / 2.2361
+    assert S.detectable_difference(5, 1.0) == pytest.approx((2.776445 + 0.940965) / math.sqrt(5), rel=1e-5)
+    assert S.detectable_difference(5, 0.02) == pytest.approx(0.02 * S.detectable_difference(5, 1.0))
+    assert S.detectable_difference(20, 1.0) < S.detectable_difference(5, 1.0)  # more seeds see smaller effects
+    assert math.isnan(S.detectable_difference(1, 1.0)) and math.isnan(S.detectable_difference(5, math.nan))

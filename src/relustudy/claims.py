@@ -64,7 +64,7 @@ from . import reference
 from .experiments import get_experiment, validate_profile
 from .metrics import metric_spec
 from .registry import Registry, UnknownNameError
-from .stats import PairedComparison, format_mean_sd, paired_comparison, summarize, with_arm
+from .stats import PairedComparison, detectable_difference, format_mean_sd, paired_comparison, summarize, with_arm
 
 VERDICTS = ("replicated", "not replicated", "inconclusive", "not run", "not obtainable")
 REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
@@ -169,6 +169,22 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
             return NOT_REPLICATED
         return INCONCLUSIVE
     raise ValueError(f"unknown relation {relation!r}; valid: {', '.join(RELATIONS)}")
+
+
+def part_detail(pc: PairedComparison, verdict: str) -> str:
+    """One comparison's line in a claim's detail: the test, its verdict, and for an inconclusive
+    one the difference these runs could have detected (80% power) -- is the effect small, or
+    the study too small to see it? -- and, at n <= 3, that the exact sign-flip test cannot
+    decide (its smallest two-sided p is 2 / 2^n >= 0.25), so the verdict rests on the t-interval."""
+    line = f"{pc.describe()} -> {verdict}"
+    if verdict == INCONCLUSIVE and pc.n >= 2:
+        mde = detectable_difference(pc.n, pc.sd_diff, CONFIDENCE)
+        line += (
+            f" (with {pc.n} pairs and this seed spread, a true difference of {mde:.4f} would be found 80% of the time)"
+        )
+    if 2 <= pc.n <= 3:
+        line += f" [n = {pc.n}: the exact sign-flip test cannot go below p = {2 / 2**pc.n:.2f}; the t-interval decides]"
+    return line
 
 
 RELATIONS = ("better", "not_worse", "non_inferior", "same")
@@ -379,7 +395,7 @@ class ComparisonClaim(Claim):
                 pc = paired_comparison(d, m, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
                 v = comparison_verdict(pc, self.relation, m)
                 verdicts.append(v)
-                details.append(f"{pc.describe()} -> {v}")
+                details.append(part_detail(pc, v))
         ours = "; ".join(ours_parts) + f" [{profile} profile]"
         note = " ".join(s for s in (paper_note, _profile_note(self.experiment, profile, absolute=False)) if s)
         return self._result(profile, ours, combine(verdicts), " | ".join(details), note)
@@ -602,7 +618,7 @@ class DifferenceClaim(Claim):
             else:
                 v = INCONCLUSIVE
             verdicts.append(v)
-            details.append(f"{pc.describe()} -> {v}")
+            details.append(part_detail(pc, v))
         ours = _arm_cells(long, "value", [f"{q.arm}: {q.name}" for q in quantities], label="per run") + (
             f" [{profile} profile]"
         )

@@ -142,6 +142,17 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> tuple[float,
     return mean, mean - half, mean + half
 
 
+def detectable_difference(n: int, sd: float, confidence: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t-test at ``confidence`` finds with
+    probability ``power``, for ``n`` pairs whose differences have standard deviation ``sd``:
+    ``(t_{1-a/2, n-1} + t_{power, n-1}) * sd / sqrt(n)`` (the usual t approximation). NaN if n < 2."""
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    t_a = float(_st.t.ppf(0.5 + confidence / 2, n - 1))
+    t_b = float(_st.t.ppf(power, n - 1))
+    return (t_a + t_b) * sd / math.sqrt(n)
+
+
 def sign_flip_pvalue(diffs: Sequence[float]) -> float:
     """Exact two-sided sign-flip permutation p-value of mean(diffs) = 0 (n <= 12; NaN if n < 2)."""
     d = np.asarray(diffs, dtype=float)

@@ -74,7 +74,7 @@ EXPERIMENTS.register(
                 ("512 training and 500 test images", "2 epochs", "2 seeds"),
             ),
             "quick": Profile(
-                (0, 1, 2), {"epochs": 15}, ("15 epochs instead of 30", "3 seeds (the blog reports one run)")
+                (0, 1, 2), {"epochs": 15}, ("15 epochs instead of the blog's 30", "3 seeds (the blog reports one run)")
             ),
             "paper": Profile((0, 1, 2), {"epochs": 30}, ("3 seeds (the blog reports one run)",)),
         },
