@@ -385,13 +385,34 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _book_sources_copy(dest: Path) -> Path:
+    """The files a book build reads (config, toc, pages, notebooks), copied to ``dest``: the test
+    builds there, so a user's ``_build/html`` and ``book/chapters`` are never replaced."""
+    import shutil
+
+    dest.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("chapters"))
+    shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return dest
+
+
 @pytest.mark.slow
-def test_smoke_book_build():
-    """Execute every chapter on the smoke profile and build the HTML (runs are cached in
-    ``_build/smoke-results``, shared with the nbval run over notebooks/)."""
+def test_smoke_book_build(tmp_path):
+    """Execute every chapter on the smoke profile and build the HTML in a copy of the book's
+    sources (runs are cached in the checkout's ``_build/smoke-results``, shared with the nbval run
+    over notebooks/); the checkout's own built book is left as it was."""
     shared = ROOT.parent / "shared" / "data"  # the workplace's offline copies (the Makefile's default)
     data_dir = None if os.environ.get("RELUSTUDY_DATA") or not shared.is_dir() else str(shared)
-    html = book.build_book("smoke", device="cpu", data_dir=data_dir, root=ROOT, log=print)
+    user_book = ROOT / "_build" / "html" / "index.html"
+    before = user_book.stat().st_mtime_ns if user_book.exists() else None
+    root = _book_sources_copy(tmp_path / "checkout")
+    html = book.build_book(
+        "smoke", device="cpu", data_dir=data_dir, results_dir=ROOT / "_build" / "smoke-results", root=root, log=print
+    )
+    assert html == root / "_build" / "html"
+    assert (user_book.stat().st_mtime_ns if user_book.exists() else None) == before  # the user's book untouched
     index = html / "index.html"
     smith = html / "book" / "chapters" / "smith.html"
     assert index.is_file() and smith.is_file()
