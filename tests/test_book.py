@@ -169,6 +169,7 @@ def test_notebook_has_the_five_parameters_then_validates_them(path):
     }
     after = code[tagged[0] + 1].source
     assert "validate(" in after and all(f"{p}={p}" in after for p in PARAMETERS)
+    assert "namespace=globals()" in after  # a misspelled papermill parameter fails too
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -496,7 +497,33 @@ def test_bad_papermill_parameter_fails_the_first_cell_clearly(tmp_path):
     errors = [
         o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"
     ]
-    assert errors and errors[0]["ename"] == "ValueError"
+    assert errors and errors[0]["ename"] == "NotebookParameterError"
+    assert errors[0]["traceback"] == [f"NotebookParameterError: {errors[0]['evalue']}"]  # one line, no stack
+
+
+def test_a_misspelled_papermill_parameter_fails_naming_the_valid_ones(tmp_path):
+    import papermill as pm
+
+    target = tmp_path / "profiles.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(
+            str(ROOT / "notebooks" / "profiles.ipynb"),
+            str(target),
+            parameters={"profle": "quick"},
+            cwd=str(ROOT),
+            progress_bar=False,
+            log_output=False,
+        )
+    assert err.value.ename == "NotebookParameterError"
+    assert "unknown notebook parameter(s) profle; valid parameters: profile, seeds, device" in err.value.evalue
+
+
+def test_check_namespace_ignores_functions_and_kernel_names():
+    from relustudy.notebook_params import NotebookParameterError, check_namespace, validate
+
+    check_namespace({"profile": "smoke", "validate": validate, "In": [], "_": None, "get_ipython": print})
+    with pytest.raises(NotebookParameterError, match="unknown notebook parameter.*seed; valid"):
+        check_namespace({"profile": "smoke", "seed": 3})
 
 
 def test_choices_are_listed_once():

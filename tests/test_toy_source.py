@@ -46,7 +46,8 @@ TOY_CELLS = [
         "code",
         [],
         "from relustudy.notebook_params import validate\n\n"
-        "params = validate(profile=profile, seeds=seeds, device=device, data_dir=data_dir, results_dir=results_dir)",
+        "params = validate(profile=profile, seeds=seeds, device=device, data_dir=data_dir, results_dir=results_dir, "
+        "namespace=globals())",
     ),
     (
         "code",

@@ -1,8 +1,9 @@
 """Validation of the parameters every chapter notebook receives (from its defaults or papermill).
 
 Each notebook's ``parameters`` cell sets ``profile``, ``seeds``, ``device``, ``data_dir`` and
-``results_dir``; the next cell calls :func:`validate`, so a bad value fails the notebook's first
-real cell with one clear message that names the parameter, before anything is trained.
+``results_dir``; the next cell calls :func:`validate` (with the notebook's ``globals()``), so a
+bad value or a misspelled parameter name fails the notebook's first real cell with one line that
+names it, before anything is trained.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from .config import DEVICES, PROFILES
 
-__all__ = ["NotebookParams", "validate"]
+__all__ = ["NotebookParams", "NotebookParameterError", "PARAMETERS", "check_namespace", "validate"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,40 @@ class NotebookParams:
         }
 
 
-def _bad(name: str, expected: str, value: Any) -> ValueError:
-    return ValueError(f"invalid notebook parameter {name}={value!r}: expected {expected}")
+PARAMETERS = ("profile", "seeds", "device", "data_dir", "results_dir")
+# Names IPython puts in a fresh kernel's namespace (not parameters).
+_KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+class NotebookParameterError(ValueError):
+    """A bad notebook parameter. In a notebook it shows as its one line, not a traceback
+    (IPython renders ``_render_traceback_`` instead of the stack)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"NotebookParameterError: {self}"]
+
+
+def _bad(name: str, expected: str, value: Any) -> NotebookParameterError:
+    return NotebookParameterError(f"invalid notebook parameter {name}={value!r}: expected {expected}")
+
+
+def check_namespace(namespace: dict[str, Any]) -> None:
+    """Fail on a name papermill injected that is not a parameter (``-p profle quick`` would
+    otherwise run the defaults quietly): right after its parameters cell, the notebook's namespace
+    holds no plain value (what papermill injects) other than the parameters; imported functions
+    and modules are not parameters."""
+    unknown = sorted(
+        k
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in PARAMETERS
+        and k not in _KERNEL_NAMES
+        and (v is None or isinstance(v, (bool, int, float, str, list, dict, tuple)))  # what papermill injects
+    )
+    if unknown:
+        raise NotebookParameterError(
+            f"unknown notebook parameter(s) {', '.join(unknown)}; valid parameters: {', '.join(PARAMETERS)}"
+        )
 
 
 def _is_int(v: Any) -> bool:
@@ -45,9 +78,17 @@ def _is_int(v: Any) -> bool:
 
 
 def validate(
-    *, profile: Any = "smoke", seeds: Any = None, device: Any = "cpu", data_dir: Any = None, results_dir: Any = None
+    *,
+    profile: Any = "smoke",
+    seeds: Any = None,
+    device: Any = "cpu",
+    data_dir: Any = None,
+    results_dir: Any = None,
+    namespace: dict[str, Any] | None = None,
 ) -> NotebookParams:
-    """Check the five notebook parameters; raise ``ValueError`` naming the first bad one.
+    """Check the five notebook parameters; raise :class:`NotebookParameterError` (a
+    ``ValueError``) naming the first bad one. ``namespace`` (the notebook's ``globals()``):
+    also fail on names that are not parameters (:func:`check_namespace`).
 
     - ``profile``: one of ``smoke``, ``quick``, ``paper``.
     - ``seeds``: ``None`` (the profile's own seeds) or a non-empty list of distinct integers >= 0.
@@ -58,6 +99,8 @@ def validate(
     """
     from .experiments import default_results_dir
 
+    if namespace is not None:
+        check_namespace(namespace)
     if not isinstance(profile, str) or profile not in PROFILES:
         raise _bad("profile", f"one of {', '.join(PROFILES)}", profile)
 
