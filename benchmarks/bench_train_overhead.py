@@ -24,13 +24,16 @@ import torch
 import torch.nn.functional as F
 
 from relustudy.activations import implementation
+from relustudy.provenance import cpu_identity, git_info, utc_now
 from relustudy.models import build_model
 
-# (model, input shape, model params): the Smith models and NIN at the Xu chapter's quick width
+# (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width and
+# the 14-layer model at the He chapter's quick width
 MODELS = (
     ("smith_cnn", (3, 32, 32), {}),
     ("smith_vgg3", (3, 32, 32), {}),
     ("nin", (3, 32, 32), {"width": 0.25}),
+    ("he_net", (3, 32, 32), {"width": 0.125}),
 )
 ARMS = (("relu", {}), ("prelu", {"mode": "channel"}), ("rrelu", {}))
 
@@ -53,7 +56,7 @@ def _step_fn(model_name, in_shape, model_params, activation, params, batch):
     return step
 
 
-def measure(rounds: int, steps: int, batch: int) -> dict:
+def measure(rounds: int, steps: int, batch: int, models: tuple[str, ...] | None = None) -> dict:
     out = {
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -61,6 +64,8 @@ def measure(rounds: int, steps: int, batch: int) -> dict:
         "models": {},
     }
     for model_name, shape, mp in MODELS:
+        if models and model_name not in models:
+            continue
         fns = {a: _step_fn(model_name, shape, mp, a, p, batch) for a, p in ARMS}
         times = {a: [] for a in fns}
         for _ in range(rounds):
@@ -86,9 +91,11 @@ def main() -> None:
     ap.add_argument("--json", help="write the measurement here")
     ap.add_argument("--compare-torch", action="store_true", help="also measure with RELUSTUDY_KERNELS=torch")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--models", nargs="+", choices=[m for m, _, _ in MODELS], help="only these models (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    result = {"fused": measure(args.rounds, args.steps, args.batch)}
+    models = tuple(args.models) if args.models else None
+    result = {"fused": measure(args.rounds, args.steps, args.batch, models)}
     if args.compare_torch:
         cmd = [
             sys.executable,
@@ -104,6 +111,7 @@ def main() -> None:
             "--quiet",
             "--json",
             "/dev/stdout",
+            *(["--models", *models] if models else []),
         ]
         env = {**os.environ, "RELUSTUDY_KERNELS": "torch"}
         result["torch"] = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)[
@@ -119,6 +127,13 @@ def main() -> None:
                 ov = ", ".join(f"{a} {100 * v:+.1f}%" for a, v in m["overhead_vs_relu"].items())
                 print(f"   {model:<11} step ms: {ms}   overhead vs ReLU: {ov}")
     if args.json:
+        if args.json != "/dev/stdout":  # the record, with where and when it was measured
+            result["provenance"] = {
+                **git_info(),
+                "cpu_identity": cpu_identity(),
+                "date": utc_now(),
+                "argv": sys.argv[1:],
+            }
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
 

@@ -566,18 +566,25 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
 OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_overhead.py --json
 
 
-def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu") -> Any:
+def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu", record: str = OVERHEAD_RECORD) -> Any:
     """Training-step time of PReLU and Xu's RReLU against ReLU in the same models, same run
-    (benchmarks/bench_train_overhead.py), with the fused kernels and, where measured, with the
-    PyTorch forms; empty when no such record exists."""
-    path = Path(results_dir) / "microbench" / profile / device / OVERHEAD_RECORD
+    (benchmarks/bench_train_overhead.py, whose ``--json`` file is ``record``), with the fused
+    kernels and, where measured, with the PyTorch forms; empty when no such record exists."""
+    path = Path(results_dir) / "microbench" / profile / device / record
     if not path.is_file():
         return pd.DataFrame()
     rec = json.loads(path.read_text(encoding="utf-8"))
     rows = []
     for code, label in (("fused", "fused kernels"), ("torch", "PyTorch forms")):
+        if code not in rec:
+            continue
         for model, m in (rec.get(code) or {}).get("models", {}).items():
-            row = {"model": model, "activation code": label, "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}"}
+            row = {
+                "model": model,
+                "activation code": label,
+                "threads": (rec.get(code) or {}).get("threads", ""),
+                "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}",
+            }
             for act, v in m["overhead_vs_relu"].items():
                 row[f"{act} vs ReLU"] = f"{100 * v:+.1f}%"
             rows.append(row)

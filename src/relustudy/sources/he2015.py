@@ -49,6 +49,8 @@ LAYER_MODULES = {
     "fc2": "act_fc2",
 }
 
+OVERHEAD_RECORD = "train_overhead_he_net.json"  # benchmarks/bench_train_overhead.py --models he_net --json
+
 # The stages of the coefficient table: conv1, the conv2 block, the conv3 block (and fc1/fc2).
 STAGES = {
     "conv1": ("conv1",),
@@ -258,7 +260,9 @@ def _claims() -> None:
     )
 
     def stage(arm: str, name: str, layers) -> Quantity:
-        return Quantity(arm, coefficient_metrics(layers), label=f"mean a over {name}" if len(layers) > 1 else "")
+        return Quantity(
+            arm, coefficient_metrics(layers), label=f"mean a over {name}" if len(layers) > 1 else f"a of {name}"
+        )
 
     def paper_pairs(a_layers, b_layers) -> str:
         return "; ".join(
