@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from relustudy import book
@@ -18,6 +19,8 @@ from relustudy.book import (
     sanitize_notebook,
     strip_progress,
 )
+from relustudy.claims import VERDICTS
+from relustudy.reference import source_label
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -680,3 +683,26 @@ def test_a_smoke_book_never_switches_profile(tmp_path):
     _fake_store(root, names=("smith_cifar10_cnn",))
     params = validate(profile="smoke", device="cpu", results_dir=str(root))
     assert book.ensure_runs(["smith_cifar10_cnn"], params, train=False).profiles == {"smith_cifar10_cnn": "smoke"}
+
+
+def test_verdicts_at_a_glance_and_takeaways():
+    claims = pd.DataFrame(
+        {
+            "source": ["smith", "smith", "xu2015", "xu2015", "he2015"],
+            "profile": "quick",
+            "verdict": ["replicated", "inconclusive", "not replicated", "not obtainable", "replicated"],
+            "tested": ["A beats B.", "C ties D.", "E beats F.", "NDSB.", "G beats H."],
+        }
+    )
+    m = book.verdict_matrix(claims)
+    assert list(m.columns) == [*VERDICTS, "total"]
+    assert m.loc["all sources", "total"] == 5 and m.loc["all sources", "replicated"] == 2
+    assert m.loc[source_label("xu2015"), "not replicated"] == 1 and m.loc[source_label("he2015"), "not run"] == 0
+    box = book.takeaways_markdown(claims[claims["source"] == "smith"])
+    assert box.startswith(":::{admonition} What this chapter found") and box.endswith(":::")
+    assert "- A beats B." in box and "C ties D." not in box and "1 inconclusive" in box
+    assert book.takeaways_markdown(claims.iloc[0:0]) == ""
+    many = pd.DataFrame(
+        {"source": "smith", "profile": "quick", "verdict": "replicated", "tested": [f"s{i}" for i in range(9)]}
+    )
+    assert "... and 3 more" in book.takeaways_markdown(many)

@@ -54,6 +54,8 @@ __all__ = [
     "claims_table",
     "verdict_counts_markdown",
     "claim_quotes_markdown",
+    "verdict_matrix",
+    "takeaways_markdown",
     "choices_markdown",
     "show_markdown",
     "table_style",
@@ -950,6 +952,49 @@ def verdict_counts_markdown(claims: Any) -> str:
     profiles = ", ".join(_unique(claims["profile"])) if "profile" in claims else "?"
     parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
     return f"**{n} claim{'s' if n != 1 else ''}** evaluated on the {profiles} profile: {parts}."
+
+
+def verdict_matrix(claims: Any) -> Any:
+    """Claims per source (rows, by the source's short label) and verdict (columns, every verdict,
+    zeros included), with a total row and column: the results at a glance."""
+    cols = list(VERDICTS)
+    if not len(claims):
+        return pd.DataFrame(columns=[*cols, "total"])
+    labelled = claims.assign(source=claims["source"].map(source_label))
+    m = pd.crosstab(labelled["source"], labelled["verdict"]).reindex(columns=cols, fill_value=0)
+    m = m.reindex(list(dict.fromkeys(labelled["source"])))  # sources in registry order
+    m.loc["all sources"] = m.sum()
+    m["total"] = m.sum(axis=1)
+    m.index.name = "source"
+    m.columns.name = None
+    return m.astype(int)
+
+
+def takeaways_markdown(claims: Any, *, limit: int = 6) -> str:
+    """A MyST box opening a chapter: its verdict counts, then the statements that replicated and
+    those that did not (at most ``limit`` each, the rest counted), from ``claims``."""
+    if not len(claims):
+        return ""
+    lines = [":::{admonition} What this chapter found", ":class: tip", "", verdict_counts_markdown(claims), ""]
+    for verdict, word in (("replicated", "Replicated"), ("not replicated", "Not replicated")):
+        rows = claims[claims["verdict"] == verdict]
+        if not len(rows):
+            continue
+        lines.append(f"**{word}:**")
+        lines += [f"- {t}" for t in rows["tested"].head(limit)]
+        if len(rows) > limit:
+            lines.append(f"- ... and {len(rows) - limit} more (see the verdicts at the end)")
+        lines.append("")
+    rest = claims[~claims["verdict"].isin(["replicated", "not replicated"])]
+    if len(rest):
+        counts = rest["verdict"].value_counts()
+        lines.append(
+            "Undecided: "
+            + ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
+            + " (each row at the end says why: the difference its runs could have detected, or what is missing)."
+        )
+    lines.append(":::")
+    return "\n".join(lines)
 
 
 def claim_quotes_markdown(claims: Any) -> str:
