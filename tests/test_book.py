@@ -462,6 +462,10 @@ def test_claim_tables_are_computed_from_the_runs(fake_runs):
     assert sum(int(w) for w in counts.split(":")[1].replace(".", "").split(",") for w in [w.split()[0]]) == len(claims)
     html = book.claims_table(claims).to_html()
     assert all(cid in html for cid in claims["claim_id"])
+    # fits the column: four columns at fixed widths, the long detail folded away per claim
+    assert "table-layout: fixed; width: 100%" in html and html.count("<th>") == 4
+    assert html.count("<details>") == len(claims) == html.count("<tr>") - 1
+    assert "&lt;" not in claims["tested"].str.cat() or "&lt;" in html  # text is escaped
     quotes = book.claim_quotes_markdown(claims)
     assert quotes.count("> ") == claims["claim"].nunique()
     assert book.verdict_counts_markdown(claims.iloc[0:0]) == "No claims are registered yet."

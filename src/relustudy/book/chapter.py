@@ -3,6 +3,7 @@ provenance lines, tables (paper vs ours, paired, timing, micro-benchmark), figur
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from pathlib import Path
@@ -921,25 +922,52 @@ def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = 
     return wide.style.set_caption(caption).set_table_styles(_TABLE_STYLES)
 
 
-def claims_table(
-    claims: Any, *, columns: Sequence[str] = ("table", "tested", "paper", "ours", "verdict", "detail")
-) -> Any:
-    """Claims evaluated by :func:`relustudy.claims.evaluate_claims` as a Styler: one row per
-    claim (its id as the index), the verdict cell coloured; long text wraps."""
-    df = claims.set_index("claim_id")[[c for c in columns if c in claims.columns]] if len(claims) else claims
-    df.index.name = "claim"
-    styler = df.style.set_table_styles(
-        [
-            *_TABLE_STYLES[:2],
-            {"selector": "td", "props": "text-align: left; vertical-align: top; white-space: normal; min-width: 8em;"},
-        ]
-    )
-    if "verdict" in df.columns and len(df):
-        styler = styler.map(
-            lambda v: f"background-color: {_VERDICT_COLOURS.get(v, 'transparent')}; font-weight: bold;",
-            subset=["verdict"],
+class HtmlBlock:
+    """A piece of HTML a notebook displays as is (``_repr_html_``) and tests read (``to_html``)."""
+
+    def __init__(self, html: str):
+        self.html = html
+
+    def to_html(self) -> str:
+        return self.html
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def claims_table(claims: Any, *, with_source: bool = False) -> HtmlBlock:
+    """Claims evaluated by :func:`relustudy.claims.evaluate_claims` as a table that fits the
+    page's column: the tested statement (with its source and table), the source's numbers, ours
+    and the coloured verdict; the rule, every comparison with its interval and p-values, the notes
+    and the claim id fold into a "details" element under the statement."""
+    if not len(claims):
+        return HtmlBlock("<p>No claims.</p>")
+    esc = html.escape
+    rows = []
+    for _, c in claims.iterrows():
+        where = f"{source_label(c['source'])}, {c['table']}" if with_source else str(c["table"])
+        parts = [p.strip() for p in str(c.get("detail", "")).split(" | ") if p.strip()]
+        detail = "".join(f"<li>{esc(p)}</li>" for p in parts)
+        note = f"<p>{esc(str(c['note']))}</p>" if str(c.get("note", "")).strip() else ""
+        colour = _VERDICT_COLOURS.get(c["verdict"], "transparent")
+        rows.append(
+            "<tr>"
+            f'<td><span class="claim-where">{esc(where)}</span>: {esc(str(c["tested"]))}'
+            f"<details><summary>rule, intervals, notes</summary><ul>{detail}</ul>{note}"
+            f"<p>claim <code>{esc(str(c['claim_id']))}</code></p></details></td>"
+            f"<td>{esc(str(c['paper']))}</td><td>{esc(str(c['ours']))}</td>"
+            f'<td style="background-color: {colour}; font-weight: bold;">{esc(str(c["verdict"]))}</td>'
+            "</tr>"
         )
-    return styler
+    return HtmlBlock(
+        '<table class="relustudy-claims" style="table-layout: fixed; width: 100%; border-collapse: collapse;">'
+        '<colgroup><col style="width: 42%"><col style="width: 19%"><col style="width: 25%"><col style="width: 14%">'
+        "</colgroup><thead><tr><th>claim (as tested)</th><th>the source</th><th>ours</th><th>verdict</th></tr></thead>"
+        "<tbody>" + "".join(rows) + "</tbody></table>"
+        "<style>.relustudy-claims td, .relustudy-claims th {text-align: left; vertical-align: top; padding: 4px 6px; "
+        "border-bottom: 1px solid #ddd; overflow-wrap: anywhere; font-size: 0.9em;} "
+        ".relustudy-claims details summary {cursor: pointer; color: #555; font-size: 0.9em;}</style>"
+    )
 
 
 def verdict_counts_markdown(claims: Any) -> str:
