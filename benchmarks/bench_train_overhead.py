@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from relustudy.activations import implementation
-from relustudy.provenance import cpu_identity, git_info, utc_now
 from relustudy.models import build_model
+from relustudy.provenance import cpu_identity, git_info, utc_now
 
 # (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width and
 # the 14-layer model at the He chapter's quick width

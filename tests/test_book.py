@@ -402,21 +402,27 @@ def _book_sources_copy(dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.slow
-def test_smoke_book_build(tmp_path):
-    """Execute every chapter on the smoke profile and build the HTML in a copy of the book's
-    sources (runs are cached in the checkout's ``_build/smoke-results``, shared with the nbval run
-    over notebooks/); the checkout's own built book is left as it was."""
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """The smoke book, built once per module in a copy of the book's sources (runs are cached in
+    the checkout's ``_build/smoke-results``, shared with the nbval run over notebooks/); the
+    checkout's own built book is left as it was."""
     shared = ROOT.parent / "shared" / "data"  # the workplace's offline copies (the Makefile's default)
     data_dir = None if os.environ.get("RELUSTUDY_DATA") or not shared.is_dir() else str(shared)
     user_book = ROOT / "_build" / "html" / "index.html"
     before = user_book.stat().st_mtime_ns if user_book.exists() else None
-    root = _book_sources_copy(tmp_path / "checkout")
+    root = _book_sources_copy(tmp_path_factory.mktemp("book") / "checkout")
     html = book.build_book(
         "smoke", device="cpu", data_dir=data_dir, results_dir=ROOT / "_build" / "smoke-results", root=root, log=print
     )
     assert html == root / "_build" / "html"
     assert (user_book.stat().st_mtime_ns if user_book.exists() else None) == before  # the user's book untouched
+    return html
+
+
+@pytest.mark.slow
+def test_smoke_book_build(smoke_book):
+    html = smoke_book
     index = html / "index.html"
     smith = html / "book" / "chapters" / "smith.html"
     assert index.is_file() and smith.is_file()
@@ -710,3 +716,52 @@ def test_verdicts_at_a_glance_and_takeaways():
         {"source": "smith", "profile": "quick", "verdict": "replicated", "tested": [f"s{i}" for i in range(9)]}
     )
     assert "... and 3 more" in book.takeaways_markdown(many)
+
+
+# ----------------------------------------------------------------------------- in a browser
+def _browser_or_skip():
+    import browser_check
+
+    why = browser_check.unavailable()
+    if why:
+        pytest.skip(f"browser check skipped: {why}")
+    return browser_check
+
+
+def test_the_browser_check_finds_a_too_wide_table_and_a_missing_image(tmp_path):
+    bc = _browser_or_skip()
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["x.a"],
+            "source": ["smith"],
+            "table": ["Table 3"],
+            "tested": ["A beats B."],
+            "paper": ["0.9"],
+            "ours": ["0.8"],
+            "verdict": ["replicated"],
+            "detail": ["Rule: r. | a - b: +0.1"],
+            "note": [""],
+        }
+    )
+    table = book.claims_table(claims).to_html()
+    (tmp_path / "good.html").write_text(f"<html><body style='max-width: 772px'>{table}</body></html>")
+    wide = table.replace("width: 100%;", "width: 2400px;")
+    (tmp_path / "wide.html").write_text(f"<html><body><div style='overflow-x: auto'>{wide}</div></body></html>")
+    (tmp_path / "img.html").write_text("<html><body><img src='missing.png'></body></html>")
+    with bc.serve(tmp_path) as url:
+        assert bc.check_pages(url, ["good.html"]) == []
+        wide_problems = bc.check_pages(url, ["wide.html"])
+        assert any("verdict 'replicated' is off-screen" in p for p in wide_problems), wide_problems
+        img_problems = bc.check_pages(url, ["img.html"])
+        assert any("image does not load: missing.png" in p for p in img_problems), img_problems
+
+
+@pytest.mark.slow
+def test_the_smoke_book_reads_well_in_a_browser(smoke_book):
+    bc = _browser_or_skip()
+    pages = [str(p.relative_to(smoke_book)) for p in sorted(smoke_book.rglob("*.html")) if "_static" not in p.parts]
+    pages = [p for p in pages if p not in ("search.html", "genindex.html")]
+    assert "book/chapters/summary.html" in pages
+    with bc.serve(smoke_book) as url:
+        problems = bc.check_pages(url, pages, screenshots=ROOT / "_build" / "browser", search="PReLU")
+    assert problems == [], "\n".join(problems)

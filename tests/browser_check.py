@@ -1,0 +1,146 @@
+"""Open built book pages in headless Chromium (Debian's ``chromium``, driven by Playwright) and
+list what a reader would find broken: console errors, images that do not decode, claims rows
+whose verdict lies outside a 1400x900 viewport or needs horizontal scrolling, a search that finds
+nothing. Used by tests/test_book.py; the checker itself is tested on a deliberately broken site."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Without the background-networking flags Chromium keeps dialling out on this closed network.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+VIEWPORT = {"width": 1400, "height": 900}
+# Failed loads that are not the book's fault (the browser asks every site for one).
+CONSOLE_ALLOW = ("favicon.ico",)
+# Console errors of Jupyter Book 1.x's theme itself, on every page of any book it builds (not ours):
+# sphinx-thebe's script declares THEBE_JS_URL twice, and pydata-sphinx-theme reads an unset
+# theme mode from localStorage before resetting it to auto.
+THEME_CONSOLE_ALLOW = ("Identifier 'THEBE_JS_URL' has already been declared", "Got invalid theme mode")
+
+
+def unavailable() -> str | None:
+    """Why the browser check cannot run here ("" -> it can)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; see requirements.lock)"
+    if CHROMIUM is None:
+        return "no Chromium on this machine (Debian: apt-get install chromium)"
+    return None
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on a free localhost port for the duration; yields the base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest's output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_LAYOUT_JS = """() => {
+  const vw = window.innerWidth;
+  const out = {scrollWidth: document.scrollingElement.scrollWidth, vw: vw, images: [], verdicts: []};
+  for (const img of document.images) {
+    out.images.push({src: img.getAttribute('src'), ok: img.complete && img.naturalWidth > 0});
+  }
+  for (const row of document.querySelectorAll('table.relustudy-claims tbody tr')) {
+    const cell = row.lastElementChild;
+    const r = cell.getBoundingClientRect();
+    let clipped = false;  // an ancestor that scrolls or hides overflow and cuts the cell off
+    for (let el = cell.parentElement; el; el = el.parentElement) {
+      const style = getComputedStyle(el);
+      if (/(auto|scroll|hidden)/.test(style.overflowX)) {
+        const box = el.getBoundingClientRect();
+        if (r.right > box.right + 1) { clipped = true; break; }
+      }
+    }
+    out.verdicts.push({text: cell.innerText.trim(), right: r.right, clipped: clipped});
+  }
+  return out;
+}"""
+
+
+def check_pages(
+    base_url: str, pages: list[str], screenshots: Path | None = None, search: str | None = None
+) -> list[str]:
+    """Problems found on ``pages`` (paths under ``base_url``), one line each; screenshots of each
+    page go to ``screenshots`` when given. ``search``: a term the site's search must find."""
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            console: list[str] = []
+            failed: list[str] = []
+            # a failed load is reported once, by its URL (its console line names none)
+            page.on(
+                "console",
+                lambda m: (
+                    console.append(m.text)
+                    if m.type == "error" and not m.text.startswith("Failed to load resource")
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: console.append(str(e)))
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            for path in pages:
+                console.clear()
+                failed.clear()
+                page.goto(f"{base_url}/{path}", wait_until="load")
+                page.wait_for_timeout(200)
+                info = page.evaluate(_LAYOUT_JS)
+                for msg in console:
+                    if not any(a in msg for a in THEME_CONSOLE_ALLOW):
+                        problems.append(f"{path}: console error: {msg[:200]}")
+                for what in failed:
+                    if not any(a in what for a in CONSOLE_ALLOW):
+                        problems.append(f"{path}: failed to load {what.replace(base_url + '/', '')}")
+                for img in info["images"]:
+                    if not img["ok"]:
+                        problems.append(f"{path}: image does not load: {img['src']}")
+                if info["scrollWidth"] > info["vw"] + 1:
+                    problems.append(
+                        f"{path}: the page scrolls sideways ({info['scrollWidth']} px wide at {info['vw']})"
+                    )
+                for v in info["verdicts"]:
+                    if v["right"] > info["vw"] or v["clipped"]:
+                        problems.append(f"{path}: verdict {v['text']!r} is off-screen at {VIEWPORT['width']} px")
+                if screenshots is not None:
+                    screenshots.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(screenshots / (path.replace("/", "_") + ".png")), full_page=False)
+            if search:
+                page.goto(f"{base_url}/search.html?q={search}", wait_until="load")
+                try:
+                    page.wait_for_selector("#search-results li, ul.search li", timeout=10_000)
+                except Exception:
+                    problems.append(f"search.html: searching {search!r} found nothing")
+        finally:
+            browser.close()
+    return problems
