@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +240,32 @@ def test_verification_is_cached_per_path_size_and_mtime(tmp_path, monkeypatch, n
     (tmp_path / "cache" / D.VERIFY_CACHE_NAME).write_text(json.dumps(table))
     load_dataset("mnist", data_dir=data)
     assert len(calls) == 12
+
+
+def test_a_same_size_rewrite_with_its_mtime_restored_misses_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    f = tmp_path / "data.npz"
+    f.write_bytes(b"a" * 64)
+    hashes = {"x": "1" * 64}
+    D._verify_cache_record(cache, D._stat_key(f), hashes)
+    assert D._verify_cache_hit(cache, D._stat_key(f), hashes)  # unchanged: trusted
+    st = f.stat()
+    time.sleep(0.01)  # a later change time
+    f.write_bytes(b"b" * 64)  # same size, other content
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime put back
+    key = D._stat_key(f)
+    assert key[1:3] == (st.st_size, st.st_mtime_ns)  # size and mtime alone would call it unchanged
+    assert not D._verify_cache_hit(cache, key, hashes)
+
+
+def test_dataset_temporary_files_never_follow_a_planted_link(tmp_path):
+    out = tmp_path / "x.npz"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for name in (f".{out.name}.{os.getpid()}.tmp", f".{out.name}.tmp"):  # the old predictable names
+        (tmp_path / name).symlink_to(victim)
+    D._write_npz_atomic(out, {"a": np.arange(3)}, compress=False)
+    assert victim.read_text() == "keep me" and np.load(out)["a"].tolist() == [0, 1, 2]
 
 
 # --- missing data --------------------------------------------------------------------------------

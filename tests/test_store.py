@@ -355,3 +355,17 @@ def test_store_check_fix_sets_invalid_aside_and_removes_leftovers(tmp_path):
     assert not store.path(c, "checkpoint.pt").exists() and store.is_complete(c)
     assert store.path(bad, "result.json.invalid").exists() and not store.path(bad, "result.json").exists()
     assert store_mod.check_store(tmp_path) == []
+
+
+def test_a_run_folder_that_is_a_link_is_refused(tmp_path):
+    from relustudy.store import StoreError
+
+    store = ResultsStore(tmp_path / "results")
+    c = cfg()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    store.run_dir(c).parent.mkdir(parents=True)
+    store.run_dir(c).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(StoreError, match="symbolic link or lies outside"):
+        store.begin(c)
+    assert list(elsewhere.iterdir()) == []  # nothing written outside the store

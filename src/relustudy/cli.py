@@ -32,8 +32,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .microbench import DeviceUnavailableError
     from .registry import UnknownNameError
+    from .store import StoreError
 
-    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, DeviceUnavailableError]
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, DeviceUnavailableError, StoreError]
     try:
         from .data import DataError
 

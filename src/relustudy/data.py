@@ -20,7 +20,8 @@ A spec is also a factory: ``DATASETS.get("mnist")(data_dir=...)`` is ``load_data
   MANIFEST.md defines) against the package's table, or against the sidecar
   ``<file>.sha256.json`` written when relustudy made the file (downloads, the Debian conversion,
   the CIFAR-10 JPEG decode). Results are remembered in ``<cache>/verified-sha256.json`` keyed by
-  (path, size, mtime_ns), so a file is hashed once per change, never skipped after a change.
+  (path, size, mtime_ns, ctime_ns, inode), so a file is hashed once per change, never skipped after a
+  change (restoring a file's mtime does not restore its ctime).
 * Problems raise :class:`DataError` with a message meant for the user; nothing is silently
   re-downloaded or overwritten.
 
@@ -56,6 +57,7 @@ import numpy as np
 import torch
 
 from .registry import Registry
+from .store import atomic_write
 
 __all__ = [
     "DATASETS",
@@ -384,9 +386,12 @@ def content_sha256(a: np.ndarray) -> str:
     return hashlib.sha256(a.reshape(-1).view(np.uint8)).hexdigest()
 
 
-def _stat_key(path: Path) -> tuple[str, int, int]:
+def _stat_key(path: Path) -> tuple[str, int, int, int, int]:
+    """``(real path, size, mtime_ns, ctime_ns, inode)``: the change time cannot be set back by
+    a user (``os.utime`` moves it forward), so a same-size rewrite with its old mtime restored
+    still misses the cache; so does a replacement file (another inode)."""
     st = os.stat(path)
-    return os.path.realpath(path), st.st_size, st.st_mtime_ns
+    return os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _read_json(path: Path) -> Any:
@@ -395,15 +400,10 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
-def _verify_cache_hit(cache: Path, key: tuple[str, int, int], expected: Mapping[str, str]) -> bool:
+def _verify_cache_hit(cache: Path, key: tuple[str, int, int, int, int], expected: Mapping[str, str]) -> bool:
     try:
         entry = _read_json(cache / VERIFY_CACHE_NAME).get(key[0])
     except (OSError, ValueError, AttributeError):
@@ -412,11 +412,13 @@ def _verify_cache_hit(cache: Path, key: tuple[str, int, int], expected: Mapping[
         isinstance(entry, dict)
         and entry.get("size") == key[1]
         and entry.get("mtime_ns") == key[2]
+        and entry.get("ctime_ns") == key[3]
+        and entry.get("inode") == key[4]
         and entry.get("sha256") == dict(expected)
     )
 
 
-def _verify_cache_record(cache: Path, key: tuple[str, int, int], expected: Mapping[str, str]) -> None:
+def _verify_cache_record(cache: Path, key: tuple[str, int, int, int, int], expected: Mapping[str, str]) -> None:
     """Remember that the file ``key`` had the ``expected`` content hashes. Best effort."""
     path = cache / VERIFY_CACHE_NAME
     try:
@@ -426,7 +428,7 @@ def _verify_cache_record(cache: Path, key: tuple[str, int, int], expected: Mappi
     except (OSError, ValueError):
         table = {}
     table = {p: e for p, e in table.items() if p == key[0] or os.path.exists(p)}  # drop stale files
-    table[key[0]] = {"size": key[1], "mtime_ns": key[2], "sha256": dict(expected)}
+    table[key[0]] = {"size": key[1], "mtime_ns": key[2], "ctime_ns": key[3], "inode": key[4], "sha256": dict(expected)}
     try:
         _write_json_atomic(path, table)
     except OSError:
@@ -603,17 +605,9 @@ def _refuse_overwrite(out: Path) -> None:
 
 
 def _write_npz_atomic(out: Path, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # atomic_write creates its temporary file exclusively (O_EXCL, a random name) in the target
+    # folder: no predictable name, no symbolic link followed.
+    atomic_write(out, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays))
 
 
 def _reference_check(

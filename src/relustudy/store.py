@@ -93,6 +93,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_MAGIC = b"relustudy-checkpoint sha256="
 
 
+class StoreError(Exception):
+    """The results store cannot be used as asked (one line: the path and the fix)."""
+
+
 class CheckpointError(Exception):
     """A checkpoint failed verification (one line: the file and why); the run restarts."""
 
@@ -349,9 +353,15 @@ class ResultsStore:
 
     # -- writing (all atomic)
     def begin(self, config: RunConfig) -> Path:
-        """Create the run folder, drop stale tmp files, write config.json."""
+        """Create the run folder, drop stale tmp files, write config.json. A run folder that is a
+        symbolic link, or lies outside the store, is refused (:class:`StoreError`): records must
+        land inside the results folder."""
         d = self.run_dir(config)
         d.mkdir(parents=True, exist_ok=True)
+        if any(p.is_symlink() for p in (d, d.parent, d.parent.parent)) or not d.resolve().is_relative_to(
+            self.root.resolve()
+        ):
+            raise StoreError(f"{d} is a symbolic link or lies outside {self.root}; make it a real folder there")
         for tmp in d.glob(".*.tmp"):
             try:
                 tmp.unlink()
