@@ -510,3 +510,23 @@ def test_an_inconclusive_part_states_what_it_could_have_detected():
     means["PReLU"]["test_accuracy"] = 0.75  # decided: no detectable-difference note
     decided = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_better_than_relu_and_lrelu")
     assert decided.verdict == "replicated" and "80% of the time" not in decided.detail
+
+
+def test_holm_keeps_a_clear_deficit_and_drops_a_marginal_one():
+    from relustudy.stats import PairedComparison
+
+    def pc(p):
+        return PairedComparison("e", "m", "a", "b", 5, p_value=p, ci_low=-1.0, ci_high=-0.5)
+
+    parts = [(pc(0.001), "m", "not replicated"), (pc(0.03), "m", "not replicated"), (pc(0.5), "m", "inconclusive")]
+    out = C.holm_against(parts)  # 3 comparisons: 0.001 < 0.05/3 survives; 0.03 > 0.05/2 does not
+    assert [v for _, v, _ in out] == ["not replicated", "inconclusive", "inconclusive"]
+    assert out[1][2] == C.HOLM_NOTE and out[0][2] == ""
+    # one comparison alone is not corrected
+    assert C.holm_against(parts[1:2])[0][1] == "not replicated"
+
+
+def test_a_nine_part_claim_reports_the_correction():
+    means = paper_like("Table 3")
+    r = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_best_on_all_metrics")
+    assert "Holm's correction" in r.detail and "intersection-union" in r.detail

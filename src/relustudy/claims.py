@@ -171,12 +171,35 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
     raise ValueError(f"unknown relation {relation!r}; valid: {', '.join(RELATIONS)}")
 
 
-def part_detail(pc: PairedComparison, verdict: str) -> str:
+HOLM_NOTE = "significant on the worse side alone, not after Holm's correction over the claim's comparisons"
+
+
+def holm_against(parts: list[tuple[PairedComparison, str, str]], alpha: float = 1 - CONFIDENCE) -> list:
+    """Holm's step-down over the "not replicated" decisions of a claim's parts
+    ``(comparison, metric, verdict)``: a part significantly on the worse side keeps its verdict
+    only if its paired t-test p-value survives Holm at ``alpha`` among all the parts (the others
+    count with p = 1); else it becomes inconclusive. Returns ``(comparison, verdict, note)``."""
+    k = len(parts)
+    against = [pc.p_value if v == NOT_REPLICATED and math.isfinite(pc.p_value) else 1.0 for pc, _m, v in parts]
+    order = sorted(range(k), key=lambda i: against[i])
+    survives = set()
+    for rank, i in enumerate(order):
+        if against[i] < alpha / (k - rank):
+            survives.add(i)
+        else:
+            break  # step-down: every larger p-value fails too
+    return [
+        (pc, INCONCLUSIVE, HOLM_NOTE) if v == NOT_REPLICATED and i not in survives else (pc, v, "")
+        for i, (pc, _m, v) in enumerate(parts)
+    ]
+
+
+def part_detail(pc: PairedComparison, verdict: str, why: str = "") -> str:
     """One comparison's line in a claim's detail: the test, its verdict, and for an inconclusive
     one the difference these runs could have detected (80% power) -- is the effect small, or
     the study too small to see it? -- and, at n <= 3, that the exact sign-flip test cannot
     decide (its smallest two-sided p is 2 / 2^n >= 0.25), so the verdict rests on the t-interval."""
-    line = f"{pc.describe()} -> {verdict}"
+    line = f"{pc.describe()} -> {verdict}" + (f" ({why})" if why else "")
     if verdict == INCONCLUSIVE and pc.n >= 2:
         mde = detectable_difference(pc.n, pc.sd_diff, CONFIDENCE)
         line += (
@@ -378,6 +401,7 @@ class ComparisonClaim(Claim):
             return self._result(profile, f"not run ({profile} profile)", NOT_RUN, why, paper_note)
 
         ours_parts, details, verdicts = [], [f"Rule: {rule}."], []
+        parts: list[tuple[PairedComparison, str, str]] = []
         for m in self.metrics:
             summ = summarize(d, m, by=("arm",)).set_index("arm")
             cells = []
@@ -393,9 +417,18 @@ class ComparisonClaim(Claim):
             ours_parts.append(f"{self._column(m)}: " + ", ".join(cells))
             for other in self.others:
                 pc = paired_comparison(d, m, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
-                v = comparison_verdict(pc, self.relation, m)
-                verdicts.append(v)
-                details.append(part_detail(pc, v))
+                parts.append((pc, m, comparison_verdict(pc, self.relation, m)))
+        decided = [(pc, v, "") for pc, _m, v in parts]
+        if self.relation == "better" and len(parts) > 1:
+            decided = holm_against(parts)
+            details.append(
+                f"Several comparisons ({len(parts)}): 'replicated' needs every one (an intersection-union test, no "
+                "correction needed); a 'not replicated' part must survive Holm's correction over all of them "
+                "(family-wise error 5%)."
+            )
+        for pc, v, why in decided:
+            verdicts.append(v)
+            details.append(part_detail(pc, v, why))
         ours = "; ".join(ours_parts) + f" [{profile} profile]"
         note = " ".join(s for s in (paper_note, _profile_note(self.experiment, profile, absolute=False)) if s)
         return self._result(profile, ours, combine(verdicts), " | ".join(details), note)
