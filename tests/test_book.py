@@ -432,6 +432,8 @@ def test_smoke_book_build(smoke_book):
     assert "<img" in page  # the activation-probability figure
     summary = (html / "book" / "chapters" / "summary.html").read_text()
     assert "<table" in summary
+    assert "summary-verdicts.csv" in summary and list((html / "_downloads").rglob("summary-verdicts.csv"))
+    assert "smith-records.csv" in page and "Reproduce this page" in page
     assert find_broken_links(html) == [] and find_external_assets(html) == []
 
 
@@ -765,3 +767,19 @@ def test_the_smoke_book_reads_well_in_a_browser(smoke_book):
     with bc.serve(smoke_book) as url:
         problems = bc.check_pages(url, pages, screenshots=ROOT / "_build" / "browser", search="PReLU")
     assert problems == [], "\n".join(problems)
+
+
+def test_reproduce_box_and_downloads(fake_runs, tmp_path):
+    box = book.reproduce_markdown(fake_runs, "smith")
+    assert box.startswith(":::{admonition} Reproduce this page") and box.endswith(":::")
+    assert "relustudy run smith_cifar10_cnn --profile smoke" in box
+    assert ".venv/bin/papermill notebooks/smith.ipynb /tmp/smith.ipynb -p profile smoke" in box
+    assert "Fashion-MNIST" in box and "CIFAR-10" in box
+    # written only at a book's root, never from elsewhere (nbval runs in notebooks/)
+    assert book.downloads_markdown({"records": fake_runs.results}, "smith", root=tmp_path) == ""
+    (tmp_path / "_toc.yml").write_text("root: x\n")
+    (tmp_path / "book" / "chapters").mkdir(parents=True)
+    md = book.downloads_markdown({"records": fake_runs.results, "empty": pd.DataFrame()}, "smith", root=tmp_path)
+    assert md == "**Download:** {download}`records (CSV) <data/smith-records.csv>`"
+    back = pd.read_csv(tmp_path / "book" / "chapters" / "data" / "smith-records.csv")
+    assert len(back) == len(fake_runs.results)

@@ -56,6 +56,9 @@ __all__ = [
     "verdict_counts_markdown",
     "claim_quotes_markdown",
     "verdict_matrix",
+    "reproduce_markdown",
+    "downloads_markdown",
+    "verdict_csv_frame",
     "takeaways_markdown",
     "choices_markdown",
     "show_markdown",
@@ -980,6 +983,57 @@ def verdict_counts_markdown(claims: Any) -> str:
     profiles = ", ".join(_unique(claims["profile"])) if "profile" in claims else "?"
     parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
     return f"**{n} claim{'s' if n != 1 else ''}** evaluated on the {profiles} profile: {parts}."
+
+
+def reproduce_markdown(runs: "ChapterRuns", notebook: str) -> str:
+    """A "reproduce this page" box: the ``relustudy run`` command of each experiment in the
+    profile the page shows, the papermill command of this chapter, and the records' wall time,
+    hardware and data (from their provenance)."""
+    lines = [":::{admonition} Reproduce this page", ":class: dropdown", ""]
+    lines.append("Train (or reuse) the runs shown, then re-execute the chapter:")
+    lines.append("")
+    lines.append("```bash")
+    for name in runs.experiments:
+        lines.append(f"relustudy run {name} --profile {runs.profile_of(name)} --jobs 2 --threads-per-job 1")
+    lines.append(f".venv/bin/papermill notebooks/{notebook}.ipynb /tmp/{notebook}.ipynb -p profile {runs.profile}")
+    lines.append("```")
+    lines.append("")
+    lines.append(f"The records behind it: {runs.provenance()}")
+    datasets = _unique(
+        DATASET_NAMES.get(get_experiment(n).dataset, get_experiment(n).dataset) for n in runs.experiments
+    )
+    lines.append(f"Data: {', '.join(datasets)} (sources and checksums on the methods page).")
+    lines.append(":::")
+    return "\n".join(lines)
+
+
+DOWNLOADS_DIR = Path("book") / "chapters" / "data"
+
+
+def downloads_markdown(frames: dict[str, Any], stem: str, *, root: str | Path | None = None) -> str:
+    """Write each frame as ``book/chapters/data/<stem>-<name>.csv`` and return Markdown links
+    that the built page serves as downloads. Only where the notebook runs from a book's root
+    (``_toc.yml`` and ``book/chapters`` beside it, as ``relustudy book`` runs it): elsewhere
+    (nbval, a copy) nothing is written, so a test never replaces a built book's files."""
+    root = Path.cwd() if root is None else Path(root)
+    if not ((root / "_toc.yml").is_file() and (root / "book" / "chapters").is_dir()):
+        return ""
+    out = root / DOWNLOADS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    links = []
+    for name, frame in frames.items():
+        if frame is None or not len(frame):
+            continue
+        path = out / f"{stem}-{name}.csv"
+        frame.to_csv(path, index=False)
+        links.append(f"{{download}}`{name} (CSV) <data/{path.name}>`")
+    return ("**Download:** " + ", ".join(links)) if links else ""
+
+
+def verdict_csv_frame(claims: Any) -> Any:
+    """The verdict table as a reader downloads it: one row per claim."""
+    cols = ["claim_id", "source", "table", "experiment", "profile", "tested", "paper", "ours", "verdict", "detail"]
+    return claims[[c for c in cols if c in claims.columns]] if len(claims) else claims
 
 
 def verdict_matrix(claims: Any) -> Any:
