@@ -783,3 +783,17 @@ def test_reproduce_box_and_downloads(fake_runs, tmp_path):
     assert md == "**Download:** {download}`records (CSV) <data/smith-records.csv>`"
     back = pd.read_csv(tmp_path / "book" / "chapters" / "data" / "smith-records.csv")
     assert len(back) == len(fake_runs.results)
+
+
+def test_activation_curves_known_values():
+    import numpy as np
+
+    f = book.activation_curves(points=7)  # x = -3, -2, ..., 3
+    at = {a: g.set_index("x") for a, g in f.groupby("activation")}
+    assert at["ReLU"].loc[-1.0, "y"] == 0.0 and at["ReLU"].loc[2.0, "dy/dx"] == 1.0
+    assert at["LReLU, slope 0.1 (Smith)"].loc[-2.0, "y"] == pytest.approx(-0.2)
+    assert at["RReLU (Xu) at test time: x/5.5"].loc[-1.0, "dy/dx"] == pytest.approx(1 / 5.5)
+    assert at["ELU"].loc[-1.0, "y"] == pytest.approx(np.exp(-1) - 1)
+    assert at["ELU"].loc[-1.0, "dy/dx"] == pytest.approx(np.exp(-1))
+    assert at["tanh"].loc[1.0, "dy/dx"] == pytest.approx(1 - np.tanh(1) ** 2)
+    assert set(f["activation"]) == {label for label, _, _ in book.ACTIVATION_CURVES}

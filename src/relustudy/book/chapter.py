@@ -57,6 +57,8 @@ __all__ = [
     "claim_quotes_markdown",
     "verdict_matrix",
     "reproduce_markdown",
+    "activation_curves",
+    "ACTIVATION_CURVES",
     "downloads_markdown",
     "verdict_csv_frame",
     "takeaways_markdown",
@@ -983,6 +985,44 @@ def verdict_counts_markdown(claims: Any) -> str:
     profiles = ", ".join(_unique(claims["profile"])) if "profile" in claims else "?"
     parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
     return f"**{n} claim{'s' if n != 1 else ''}** evaluated on the {profiles} profile: {parts}."
+
+
+# The activations the study trains, as the methods page draws them: (label, registry name, params).
+ACTIVATION_CURVES = (
+    ("ReLU", "relu", {}),
+    ("LReLU, slope 0.1 (Smith)", "lrelu", {"slope": 0.1}),
+    ("LReLU, a = 5.5 (Xu: y = x/a)", "lrelu", {"a": 5.5}),
+    ("PReLU at its initial a = 0.25", "prelu", {"mode": "shared", "init": 0.25}),
+    ("RReLU (Xu) at test time: x/5.5", "rrelu", {}),
+    ("ELU", "elu", {}),
+    ("tanh", "tanh", {}),
+)
+
+
+def activation_curves(lo: float = -3.0, hi: float = 3.0, points: int = 601) -> Any:
+    """Each activation of :data:`ACTIVATION_CURVES` and its derivative on a grid of x, computed
+    by the registry's modules and autograd (eval mode: RReLU's test-time form; its training
+    slopes are drawn from U(1/8, 1/3)). Long frame: activation, x, y, dy/dx."""
+    from ..activations import build_activation
+
+    rows = []
+    for label, name, params in ACTIVATION_CURVES:
+        act = build_activation(name, 1, **params).eval()
+        x = torch.linspace(lo, hi, points, dtype=torch.float64).reshape(1, 1, -1).requires_grad_(True)
+        act = act.double()
+        y = act(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "activation": label,
+                    "x": x.detach().flatten().numpy(),
+                    "y": y.detach().flatten().numpy(),
+                    "dy/dx": dy.flatten().numpy(),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
 
 
 def reproduce_markdown(runs: "ChapterRuns", notebook: str) -> str:
