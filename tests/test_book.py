@@ -797,3 +797,19 @@ def test_activation_curves_known_values():
     assert at["ELU"].loc[-1.0, "dy/dx"] == pytest.approx(np.exp(-1))
     assert at["tanh"].loc[1.0, "dy/dx"] == pytest.approx(1 - np.tanh(1) ** 2)
     assert set(f["activation"]) == {label for label, _, _ in book.ACTIVATION_CURVES}
+
+
+def test_a_notebook_run_by_hand_does_not_start_a_long_grid_unasked(tmp_path, monkeypatch):
+    from relustudy.notebook_params import validate
+
+    monkeypatch.delenv(book.TRAIN_ENV, raising=False)
+    params = validate(profile="quick", device="cpu", results_dir=str(tmp_path / "empty"))
+    with pytest.raises(book.TrainingNotAllowed) as err:
+        book.ensure_runs(["smith_cifar10_cnn"], params)
+    msg = str(err.value)
+    assert "20 of 20 runs of smith_cifar10_cnn (quick) have no record" in msg and "CPU-minutes" in msg
+    assert "results_dir" in msg and f"{book.TRAIN_ENV}=1" in msg and "\n" not in msg
+    assert err.value._render_traceback_() == [f"TrainingNotAllowed: {msg}"]
+    assert not (tmp_path / "empty").exists()  # nothing trained or written
+    # reading only (the summary) never asks
+    assert book.ensure_runs(["smith_cifar10_cnn"], params, train=False).records == []

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
+from .chapter import TRAIN_ENV
+
 CHAPTERS_DIR = "book/chapters"  # executed copies (gitignored)
 NOTEBOOKS_DIR = "notebooks"  # sources, stored without outputs
 KERNEL = "python3"
@@ -379,13 +381,25 @@ def build_book(
         raise BookError("the toc lists chapter(s) without a notebook in notebooks/: " + ", ".join(missing))
 
     t_all = time.perf_counter()
-    for name in names:
-        source = root / NOTEBOOKS_DIR / f"{name}.ipynb"
-        target = root / CHAPTERS_DIR / f"{name}.ipynb"
-        t0 = time.perf_counter()
-        say(f"book: executing {source.relative_to(root)} -> {target.relative_to(root)} (profile {validated.profile})")
-        execute_chapter(source, target, parameters, cwd=root)
-        say(f"book: {name} done in {time.perf_counter() - t0:.0f} s")
+    # The book is asked for: its kernels may train what the profile lacks (a notebook run by hand
+    # stops first and says what it would train).
+    before = os.environ.get(TRAIN_ENV)
+    os.environ[TRAIN_ENV] = "1"
+    try:
+        for name in names:
+            source = root / NOTEBOOKS_DIR / f"{name}.ipynb"
+            target = root / CHAPTERS_DIR / f"{name}.ipynb"
+            t0 = time.perf_counter()
+            say(
+                f"book: executing {source.relative_to(root)} -> {target.relative_to(root)} (profile {validated.profile})"
+            )
+            execute_chapter(source, target, parameters, cwd=root)
+            say(f"book: {name} done in {time.perf_counter() - t0:.0f} s")
+    finally:
+        if before is None:
+            os.environ.pop(TRAIN_ENV, None)
+        else:
+            os.environ[TRAIN_ENV] = before
 
     t0 = time.perf_counter()
     say("book: jupyter-book build --warningiserror --builder html")

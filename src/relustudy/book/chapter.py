@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -34,6 +35,8 @@ __all__ = [
     "ChapterRuns",
     "ensure_runs",
     "shown_profile",
+    "TrainingNotAllowed",
+    "TRAIN_ENV",
     "ensure_benchmark",
     "profile_shift_table",
     "benchmark_table",
@@ -339,6 +342,35 @@ def shown_profile(experiment: str, profile: str, store: ResultsStore, *, device:
     return profile
 
 
+TRAIN_ENV = "RELUSTUDY_TRAIN"  # "1": a notebook may train missing non-smoke runs (relustudy book sets it)
+
+
+class TrainingNotAllowed(RuntimeError):
+    """A notebook would start a long training grid nobody asked for (one line: what, how long, the fix)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"TrainingNotAllowed: {self}"]
+
+
+def _check_training_allowed(exp: Any, params: Any, store: ResultsStore, configs: Sequence[Any]) -> None:
+    """A notebook run by hand (papermill, Jupyter) outside ``relustudy book`` trains only smoke
+    runs unasked: for a larger profile with runs missing it stops first, saying how many, the
+    estimated CPU time and what to pass. A dataset that is not here is left to the data check."""
+    from ..data import dataset_available
+
+    if params.profile == "smoke" or os.environ.get(TRAIN_ENV) == "1" or not dataset_available(exp.dataset):
+        return
+    missing = [c for c in configs if not store.is_complete(c)]
+    if not missing:
+        return
+    minutes = exp.estimated_cpu_minutes(params.profile) * len(missing) / max(len(configs), 1)
+    raise TrainingNotAllowed(
+        f"{len(missing)} of {len(configs)} runs of {exp.name} ({params.profile}) have no record in {store.root} "
+        f"(about {minutes:.0f} CPU-minutes to train); point results_dir at a checkout's results/ folder to use "
+        f"its committed records, or set {TRAIN_ENV}=1 to train them (relustudy book does)"
+    )
+
+
 def ensure_runs(
     experiments: Sequence[str],
     params: Any,
@@ -373,8 +405,10 @@ def ensure_runs(
     for name in experiments:
         exp = get_experiment(name)
         seeds = params.seeds if profiles[name] == params.profile else None
-        run_ids[name] = {c.run_id() for c in exp.configs(profiles[name], seeds=seeds, device=params.device)}
+        configs = exp.configs(profiles[name], seeds=seeds, device=params.device)
+        run_ids[name] = {c.run_id() for c in configs}
         if train and profiles[name] == params.profile:
+            _check_training_allowed(exp, params, store, configs)
             try:
                 run_experiment(name, params.profile, log=log, progress=False, **params.run_kwargs())
             except DataError as e:
