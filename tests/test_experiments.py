@@ -191,6 +191,9 @@ def test_a_run_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_
         assert len(records) == 6 and not store.is_complete(cfg)  # the other 6 runs trained, this one left alone
         skipped = [line for line in lines if "skipped" in line]
         assert len(skipped) == 1 and f"being trained by pid {holder.pid}" in skipped[0]
+        trained = [line for line in lines if "complete in" in line]
+        assert "| done 2, running 1, left 4, ETA " in trained[0]  # the skipped run counts as done
+        assert trained[-1].endswith("| done 7, running 0, left 0")
     finally:
         holder.kill()
         holder.wait()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -255,15 +256,31 @@ def run_experiment(
         resolve_device(device)  # a missing GPU is one clear error before anything trains
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
 
+    trained_seconds: list[float] = []  # of the runs this call trained: the ETA's throughput
+    progress_state = {"todo": 0, "done": 0}
+
     def report(i: int, cfg: RunConfig, record: dict, cached: bool, seconds: float) -> None:
         if log:
+            tail = ""
             if cached or record.get("_trained") is False:
                 status = "cached" if cached else "cached (finished by another process)"
             else:
                 status = f"{record.get('status')} in {seconds:.0f} s"
+                trained_seconds.append(seconds)
+            if not cached:
+                progress_state["done"] += 1
+                left = progress_state["todo"] - progress_state["done"]
+                running = min(jobs, left)
+                tail = f" | done {progress_state['done']}, running {running}, left {left - running}"
+                if trained_seconds and left:
+                    eta = statistics.mean(trained_seconds) * left / max(jobs, 1) / 60.0
+                    tail += f", ETA {eta:.0f} min"
             acc = record.get("metrics", {}).get("test_accuracy")
             acc_s = f" test_accuracy={acc:.4f}" if isinstance(acc, (int, float)) else ""
-            log(f"[{i}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: {status}{acc_s}")
+            log(
+                f"[{i}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: "
+                f"{status}{acc_s}{tail}"
+            )
 
     records: list[dict | None] = [None] * len(configs)
     todo = []
@@ -275,10 +292,12 @@ def run_experiment(
             todo.append(i)
 
     def elsewhere(i: int, e: RunClaimed) -> None:  # another process holds the run: leave it to that one
+        progress_state["done"] += 1
         if log:
             cfg = configs[i]
             log(f"[{i + 1}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: skipped, {e}")
 
+    progress_state["todo"] = len(todo)
     if jobs == 1 or len(todo) <= 1:
         for i in todo:
             t0 = time.perf_counter()
