@@ -194,3 +194,19 @@ def test_chapter_tables_from_records():
     )
     curves = H.init_curves(hist)
     assert set(curves["initialisation"]) == {"Xavier"} and set(curves["depth"]) == {"30 layers"}
+
+
+def test_imagenet_numbers_are_shown_for_direction_not_differenced():
+    from relustudy import book
+    from relustudy.claims import paper_vs_ours
+
+    recs = _records({H.RELU: {"test_error": 0.55, "test_top5_error": 0.09}, H.PRELU: {"test_error": 0.46}})
+    pvo = paper_vs_ours(recs, H.PRELU_EXPERIMENT.name, "quick")
+    assert set(pvo["our_metric"]) == {"test_error"}  # top-5 is trivial with 10 classes
+    styler = book.paper_vs_ours_table(pvo, H.PRELU_EXPERIMENT.name)
+    assert [c[1] for c in styler.data.columns] == ["paper", "ours (mean ± sd)"]  # no "ours - paper"
+    assert "not differenced" in styler.caption
+    assert set(paper_vs_ours(recs, H.CIFAR100_EXPERIMENT.name, "quick")["our_metric"]) == {
+        "test_error",
+        "test_top5_error",
+    }

@@ -731,7 +731,11 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
     pv = reference.paper_values(source, table)
     mapping = reference.get_source(source).paper_columns
     inverse = {v: k for k, v in mapping.items()}
-    columns = [c for c in dict.fromkeys(pv["column"]) if c in inverse]
+    columns = [
+        c
+        for c in dict.fromkeys(pv["column"])
+        if c in inverse and (exp.compared_metrics is None or inverse[c] in exp.compared_metrics)
+    ]
     arms = list(dict.fromkeys([a.label for a in exp.arms] + list(pv["row"])))
     d = _select(results_df, experiment, profile)
     half_unit = reference.get_source(source).rounding_half_unit

@@ -62,6 +62,11 @@ class Experiment:
     common: dict[str, Any]  # RunConfig fields shared by every profile (optimizer, lr, ...)
     profiles: dict[str, Profile]
     notes: tuple[str, ...] = ()  # choices made where the source is silent or ambiguous
+    # The source's published columns this experiment is compared on (None: every one it maps),
+    # and whether "ours - paper" means anything (False when the source measured another task,
+    # e.g. ImageNet numbers beside a CIFAR-10 re-run: shown for direction, not differenced).
+    compared_metrics: tuple[str, ...] | None = None
+    same_task: bool = True
 
     def profile(self, profile: str) -> Profile:
         if profile not in self.profiles:

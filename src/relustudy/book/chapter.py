@@ -911,10 +911,10 @@ _TABLE_STYLES = [
 ]
 
 
-def paper_vs_ours_wide(pvo: Any, *, digits: int = 3) -> Any:
+def paper_vs_ours_wide(pvo: Any, *, digits: int = 3, differences: bool = True) -> Any:
     """A :func:`relustudy.claims.paper_vs_ours` frame in the source's layout: one row per arm;
     per published column three sub-columns: the paper's value, ours as "mean ± sd (n=k)" and
-    the difference ours - paper (all as display strings)."""
+    the difference ours - paper (all as display strings; without ``differences``, two)."""
 
     arms = list(dict.fromkeys(pvo["arm"]))
     metrics = list(dict.fromkeys(pvo["metric"]))
@@ -936,7 +936,8 @@ def paper_vs_ours_wide(pvo: Any, *, digits: int = 3) -> Any:
             diff.append(_fmt_num(r["diff"], digits, signed=True))
         data[(label[m], "paper")] = paper
         data[(label[m], "ours (mean ± sd)")] = ours
-        data[(label[m], "ours − paper")] = diff
+        if differences:
+            data[(label[m], "ours − paper")] = diff
     wide = pd.DataFrame(data, index=pd.Index(arms, name="activation"))
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)
     return wide
@@ -948,10 +949,13 @@ def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = 
 
     exp = get_experiment(experiment)
     source = get_source(exp.source)
-    wide = paper_vs_ours_wide(pvo, digits=digits)
+    wide = paper_vs_ours_wide(pvo, digits=digits, differences=exp.same_task)
     caption = (
         f"{source.label} {exp.table}, {exp.title}: the paper's value (one run), ours "
         f"(mean ± sd over n seeds) and the difference ours − paper."
+        if exp.same_task
+        else f"{source.label} {exp.table}, {exp.title}: the paper's value (one run, on another task: shown for the "
+        "direction of the effect, not differenced) and ours (mean ± sd over n seeds)."
     )
     if source.caption_note:
         caption += " " + source.caption_note
