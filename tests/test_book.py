@@ -434,6 +434,7 @@ def test_smoke_book_build(smoke_book):
     assert "<table" in summary
     assert "summary-verdicts.csv" in summary and list((html / "_downloads").rglob("summary-verdicts.csv"))
     assert "smith-records.csv" in page and "Reproduce this page" in page
+    assert "<figcaption" in page and "Fig. " in page  # numbered, captioned figures
     assert find_broken_links(html) == [] and find_external_assets(html) == []
 
 
