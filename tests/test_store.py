@@ -342,7 +342,9 @@ def test_a_status_alone_or_a_copied_record_is_not_complete(tmp_path):
     store.path(c, "result.json").write_text('{"status": "complete"}')
     assert not store.is_complete(c)
     lines = store_mod.check_store(tmp_path)
-    assert len(lines) == 2 and any("hashes to run id" in x for x in lines) and any("config" in x for x in lines)
+    assert any("hashes to run id" in x for x in lines) and any("not a valid run config" in x for x in lines)
+    assert sum("is missing" in x for x in lines) == 2  # the copy's files are not beside it
+    assert len(lines) == 4
 
 
 def test_store_check_fix_sets_invalid_aside_and_removes_leftovers(tmp_path):
@@ -369,3 +371,23 @@ def test_a_run_folder_that_is_a_link_is_refused(tmp_path):
     with pytest.raises(StoreError, match="symbolic link or lies outside"):
         store.begin(c)
     assert list(elsewhere.iterdir()) == []  # nothing written outside the store
+
+
+def test_a_record_is_valid_only_while_the_files_it_names_match(tmp_path):
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.begin(c)
+    store.write_history(c, [{"epoch": 1, "test_accuracy": 0.5}])
+    store.write_stats(c, [])
+    rec = store.write_result(c, status="complete", metrics={"test_accuracy": 0.5}, provenance={})
+    assert set(rec["files"]) == {"history.csv", "activation_stats.json"} and store.is_complete(c)
+    hist = store.path(c, "history.csv")
+    good = hist.read_bytes()
+    hist.write_bytes(good.replace(b"0.5", b"0.9"))  # a history edited after the run
+    assert not store.is_complete(c)
+    assert any("history.csv does not match" in line for line in store_mod.check_store(tmp_path))
+    hist.write_bytes(good)
+    assert store.is_complete(c)
+    hist.unlink()
+    assert not store.is_complete(c)
+    assert any("history.csv is missing" in line for line in store_mod.check_store(tmp_path))

@@ -90,6 +90,7 @@ HISTORY_FILE = "history.csv"
 STATS_FILE = "activation_stats.json"
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+RECORD_FILES = (HISTORY_FILE, STATS_FILE)  # written before result.json, checksummed in it
 CHECKPOINT_MAGIC = b"relustudy-checkpoint sha256="
 
 
@@ -384,6 +385,10 @@ class ResultsStore:
         """Write result.json (the commit point of a run) and return the record."""
         if status not in COMPLETE_STATUSES:
             raise ValueError(f"status must be one of {COMPLETE_STATUSES}, got {status!r}")
+        # The files written before the record, by checksum: a record is valid only while they match.
+        files = {
+            name: _file_sha256(self.path(config, name)) for name in RECORD_FILES if self.path(config, name).is_file()
+        }
         record = {
             "format": FORMAT_VERSION,
             "run_id": config.run_id(),
@@ -394,6 +399,7 @@ class ResultsStore:
             "config": config.to_dict(),
             "metrics": dict(metrics),
             "provenance": dict(provenance),
+            "files": files,
         }
         text = dumps_json(record)
         atomic_write(self.path(config, RESULT_FILE), text)
@@ -488,6 +494,10 @@ class ResultsStore:
         return out
 
 
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def record_problems(rec: Any, run_dir: Path) -> list[str]:
     """Why a parsed result.json in ``run_dir`` is not a valid record ([] if it is): a status alone
     does not make a record complete. Its config must hash to the folder's name (a record copied
@@ -506,6 +516,18 @@ def record_problems(rec: Any, run_dir: Path) -> list[str]:
         problems.append(f"its config hashes to run id {run_id}, not to its folder's name {run_dir.name}")
     if rec.get("run_id") not in (None, run_id):
         problems.append(f"it names run id {rec.get('run_id')} but its config hashes to {run_id}")
+    files = rec.get("files", {})  # absent in records made before file checksums existed
+    if not isinstance(files, dict):
+        problems.append("its file checksums are not a mapping")
+    else:
+        for name, digest in files.items():
+            path = run_dir / str(name)
+            if Path(str(name)).name != str(name):
+                problems.append(f"it names a file outside its folder: {name!r}")
+            elif not path.is_file():
+                problems.append(f"{name} is missing")
+            elif _file_sha256(path) != digest:
+                problems.append(f"{name} does not match the checksum in result.json (changed after the run)")
     metrics = rec.get("metrics")
     if not isinstance(metrics, dict):
         problems.append("its metrics are not a mapping")
