@@ -906,8 +906,8 @@ _TABLE_STYLES = [
         "selector": "caption",
         "props": "caption-side: top; text-align: left; font-weight: normal; padding-bottom: 0.4em;",
     },
-    {"selector": "th", "props": "text-align: center;"},
-    {"selector": "td", "props": "text-align: right; white-space: nowrap;"},
+    {"selector": "th", "props": "text-align: center; padding: 3px 8px;"},
+    {"selector": "td", "props": "text-align: right; white-space: nowrap; padding: 3px 8px;"},
 ]
 
 
@@ -1202,7 +1202,7 @@ def table_style(df: Any, *, hide_index: bool = False, wrap: bool = True) -> Any:
             *_TABLE_STYLES[:2],
             {
                 "selector": "td",
-                "props": "text-align: left; vertical-align: top;"
+                "props": "text-align: left; vertical-align: top; padding: 3px 8px;"
                 + (" white-space: normal;" if wrap else " white-space: nowrap;"),
             },
         ]
