@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from synthetic_records import long_records
 
 from relustudy import claims as C
 from relustudy import reference as R
@@ -413,26 +414,13 @@ def _difference_claim(parts, excess=0.0):
 
 
 def _alpha_rows(values_by_arm: dict[str, dict[str, float]], drop: tuple = ()) -> pd.DataFrame:
-    rows = []
-    for arm, by_metric in values_by_arm.items():
-        for seed in range(5):
-            for metric, v in by_metric.items():
-                if (arm, seed, metric) in drop:
-                    continue
-                rows.append(
-                    dict(
-                        experiment="smith_cifar10_cnn",
-                        profile="quick",
-                        arm=arm,
-                        seed=seed,
-                        run_id=f"{arm}-{seed}",
-                        status="complete",
-                        metric=metric,
-                        # seed noise, twice as large on a1 so that differences vary by seed
-                        value=v + (0.01 if metric.endswith("1.mean") else 0.005) * (seed - 2) / 2,
-                    )
-                )
-    return pd.DataFrame(rows)
+    # seed noise, twice as large on a1 so that differences vary by seed
+    return long_records(
+        "smith_cifar10_cnn",
+        values_by_arm,
+        offset=lambda i, seed, k, metric: (0.01 if metric.endswith("1.mean") else 0.005) * (seed - 2) / 2,
+        drop=drop,
+    )
 
 
 def test_difference_claim_gives_each_verdict_by_the_excess():

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_records import long_records
 
 from relustudy import claims as C
 from relustudy.experiments import get_experiment
@@ -112,23 +113,12 @@ def tidy(
 ) -> pd.DataFrame:
     """values[arm][metric] + seed jitter shared by arms (+ optional independent noise)."""
     rng = np.random.default_rng(rng_seed)
-    rows = []
-    for arm, by_metric in values.items():
-        for i, seed in enumerate(seeds):
-            for metric, v in by_metric.items():
-                rows.append(
-                    dict(
-                        experiment=experiment,
-                        profile="quick",
-                        arm=arm,
-                        seed=seed,
-                        status="complete",
-                        run_id=f"{arm}-{seed}",
-                        metric=metric,
-                        value=v + SEED_JITTER[i % 5] + noise * rng.standard_normal(),
-                    )
-                )
-    return pd.DataFrame(rows)
+    return long_records(
+        experiment,
+        values,
+        seeds=seeds,
+        offset=lambda i, seed, k, metric: SEED_JITTER[i % 5] + noise * rng.standard_normal(),
+    )
 
 
 def tf_values(acc: dict[str, float]) -> dict[str, dict[str, float]]:

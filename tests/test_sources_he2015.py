@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 import torch
+from synthetic_records import long_records
 from torch import nn
 
 from relustudy import claims as C
@@ -89,24 +90,9 @@ def test_claims_are_not_run_without_records():
 
 def _records(values_by_arm: dict[str, dict[str, float]], experiment: str = H.PRELU_EXPERIMENT.name) -> pd.DataFrame:
     """Long-format complete records for 5 seeds: each value plus a small seed-dependent wobble."""
-    rows = []
-    for arm, by_metric in values_by_arm.items():
-        for seed in range(5):
-            for k, (metric, v) in enumerate(by_metric.items()):
-                wobble = 0.004 * ((seed * 7 + k * 3) % 5 - 2)
-                rows.append(
-                    dict(
-                        experiment=experiment,
-                        profile="quick",
-                        arm=arm,
-                        seed=seed,
-                        run_id=f"{arm}-{seed}",
-                        status="complete",
-                        metric=metric,
-                        value=v + wobble,
-                    )
-                )
-    return pd.DataFrame(rows)
+    return long_records(
+        experiment, values_by_arm, offset=lambda i, seed, k, metric: 0.004 * ((seed * 7 + k * 3) % 5 - 2)
+    )
 
 
 def _he_coefficients(column: str, flatten: bool = False) -> dict[str, float]:

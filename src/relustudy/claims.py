@@ -316,6 +316,17 @@ class Claim:
             note=" ".join(s for s in (self.note, note) if s),
         )
 
+    def _not_run_without(
+        self, d: pd.DataFrame, arms: Sequence[str], profile: str, note: str = ""
+    ) -> ClaimResult | None:
+        """The *not run* result when ``d`` (this claim's selected records) lacks any of ``arms``;
+        None when every arm has records."""
+        missing = list(dict.fromkeys(a for a in arms if d.empty or not (d["arm"] == a).any()))
+        if not (d.empty or missing):
+            return None
+        why = not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}")
+        return self._result(profile, f"not run ({profile} profile)", NOT_RUN, why, note)
+
     def _paper(self, arm: str, metric: str) -> float:
         src, table = reference.experiment_reference(self.experiment)
         return reference.paper_value(src, table, arm, reference.paper_column(src, metric))
@@ -395,10 +406,9 @@ class ComparisonClaim(Claim):
         rule = RULES[self.relation].format(
             x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics)
         )
-        missing = [a for a in arms if d.empty or not (d["arm"] == a).any()]
-        if d.empty or missing:
-            why = not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}")
-            return self._result(profile, f"not run ({profile} profile)", NOT_RUN, why, paper_note)
+        not_run = self._not_run_without(d, arms, profile, paper_note)
+        if not_run is not None:
+            return not_run
 
         ours_parts, details, verdicts = [], [f"Rule: {rule}."], []
         parts: list[tuple[PairedComparison, str, str]] = []
@@ -622,15 +632,9 @@ class DifferenceClaim(Claim):
     def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
         d = _select(results_df, self.experiment, profile)
         quantities = list(dict.fromkeys(q for part in self.parts for q in part))
-        missing = list(dict.fromkeys(q.arm for q in quantities if d.empty or not (d["arm"] == q.arm).any()))
-        if d.empty or missing:
-            return self._result(
-                profile,
-                f"not run ({profile} profile)",
-                NOT_RUN,
-                not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}"),
-                "",
-            )
+        not_run = self._not_run_without(d, [q.arm for q in quantities], profile)
+        if not_run is not None:
+            return not_run
         key = "run_id" if "run_id" in d.columns else "seed"
         long = pd.concat([q.rows(d, key) for q in quantities], ignore_index=True)
         details = [

@@ -154,3 +154,13 @@ def _read_config(d: Path) -> dict[str, Any] | None:
         return None
     cfg.pop("run_id", None)
     return cfg
+
+
+def complete_rows(results: Any, experiment: str) -> Any:
+    """The rows of a :func:`load_results` frame that belong to ``experiment``'s complete runs
+    (an empty frame with the tidy columns when there are none)."""
+    import pandas as pd
+
+    if results is None or len(results) == 0:
+        return pd.DataFrame(columns=["experiment", "arm", "seed", "metric", "value", "status"])
+    return results[(results["experiment"] == experiment) & (results["status"] == "complete")]

@@ -342,3 +342,9 @@ def format_mean_sd(mean: float, sd: float, n: int, digits: int = 3) -> str:
     if sd is None or not math.isfinite(float(sd)):
         return f"{float(mean):.{digits}f} (n={n})"
     return f"{float(mean):.{digits}f} ± {float(sd):.{digits}f} (n={n})"
+
+
+def mean_sd_cell(values: Sequence[float] | pd.Series, digits: int = 3, empty: str = "not run") -> str:
+    """:func:`format_mean_sd` of ``values`` (sample sd), or ``empty`` when there are none."""
+    v = pd.Series(values, dtype=float)
+    return format_mean_sd(v.mean(), v.std(ddof=1), len(v), digits) if len(v) else empty

@@ -16,7 +16,8 @@ from ..claims import ComparisonClaim, DifferenceClaim, Quantity, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..metrics import metric_label
 from ..reference import SOURCES, Source, paper_value
-from ..stats import format_mean_sd, paired_comparison
+from ..results import complete_rows
+from ..stats import mean_sd_cell, paired_comparison
 
 SOURCE = SOURCES.register(
     "he2015",
@@ -421,20 +422,10 @@ _claims()
 
 
 # ------------------------------------------------------------------------------ chapter tables
-def _complete(results: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    if results is None or len(results) == 0:
-        return pd.DataFrame(columns=["experiment", "arm", "seed", "metric", "value", "status"])
-    return results[(results["experiment"] == experiment) & (results["status"] == "complete")]
-
-
-def _cell(values: pd.Series, digits: int) -> str:
-    return format_mean_sd(values.mean(), values.std(ddof=1), len(values), digits) if len(values) else "not run"
-
-
 def coefficient_frame(results: pd.DataFrame, experiment: str = PRELU_EXPERIMENT.name) -> pd.DataFrame:
     """One row per (PReLU arm, seed, layer): the learned coefficient's mean and its sd over the
     layer's channels, the layer's position (1 = conv1), and He et al.'s value for that column."""
-    d = _complete(results, experiment)
+    d = complete_rows(results, experiment)
     rows = []
     for depth, (layer, module) in enumerate(LAYER_MODULES.items(), 1):
         for arm in (PRELU_SHARED, PRELU, PRELU_DECAY):
@@ -474,13 +465,13 @@ def coefficient_table(results: pd.DataFrame, experiment: str = PRELU_EXPERIMENT.
             {
                 "layer": layer,
                 "channel-shared: He et al.": f"{paper_value('he2015', COEFFICIENT_TABLE, layer, 'channel_shared'):.3f}",
-                "channel-shared: ours": _cell(arm(PRELU_SHARED)["a"], digits),
+                "channel-shared: ours": mean_sd_cell(arm(PRELU_SHARED)["a"], digits),
                 "channel-wise mean: He et al.": f"{paper_value('he2015', COEFFICIENT_TABLE, layer, 'channel_wise'):.3f}",
-                "channel-wise mean: ours": _cell(arm(PRELU)["a"], digits),
+                "channel-wise mean: ours": mean_sd_cell(arm(PRELU)["a"], digits),
                 "channel-wise: sd over channels (ours)": f"{arm(PRELU)['spread'].mean():.{digits}f}"
                 if len(arm(PRELU))
                 else "not run",
-                "channel-wise, weight decay on a: ours": _cell(arm(PRELU_DECAY)["a"], digits),
+                "channel-wise, weight decay on a: ours": mean_sd_cell(arm(PRELU_DECAY)["a"], digits),
             }
         )
     return pd.DataFrame(rows).set_index("layer")
@@ -511,13 +502,13 @@ def init_curves(histories: pd.DataFrame) -> pd.DataFrame:
 
 def init_table(results: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Per initialisation arm: training loss after the first and the last epoch, and test error."""
-    d = _complete(results, INIT_EXPERIMENT.name)
+    d = complete_rows(results, INIT_EXPERIMENT.name)
     rows = []
     for a in INIT_ARMS:
         sub = d[d["arm"] == a.label]
         row = {"arm": a.label}
         for metric in ("first_epoch_train_loss", "train_loss", "test_error"):
-            row[metric_label(metric, unit=True)] = _cell(sub[sub["metric"] == metric]["value"], digits)
+            row[metric_label(metric, unit=True)] = mean_sd_cell(sub[sub["metric"] == metric]["value"], digits)
         rows.append(row)
     return pd.DataFrame(rows).set_index("arm")
 
@@ -525,13 +516,13 @@ def init_table(results: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 def cost_table(results: pd.DataFrame, experiment: str = PRELU_EXPERIMENT.name) -> pd.DataFrame:
     """Per arm of the 14-layer model: training throughput (median images/s over epochs, mean ± sd
     over seeds) and its ratio to ReLU's, paired by seed (exp of the mean log ratio, 95% t-interval)."""
-    d = _complete(results, experiment)
+    d = complete_rows(results, experiment)
     rows = []
     for arm in (a.label for a in PRELU_ARMS):
         sub = d[d["arm"] == arm]
         row = {
             "activation": arm,
-            metric_label("median_images_per_second", unit=True): _cell(
+            metric_label("median_images_per_second", unit=True): mean_sd_cell(
                 sub[sub["metric"] == "median_images_per_second"]["value"], 0
             ),
         }

@@ -12,6 +12,8 @@ import pandas as pd
 from ..claims import ComparisonClaim, RankClaim, UnobtainableClaim, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..reference import SOURCES, Source, paper_values
+from ..results import complete_rows
+from ..stats import mean_sd_cell, paired_comparison
 
 SOURCE = SOURCES.register(
     "xu2015",
@@ -331,27 +333,17 @@ RULE_LABELS = {
 }
 
 
-def _complete(results: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    if results is None or len(results) == 0:
-        return pd.DataFrame(columns=["experiment", "arm", "seed", "metric", "value", "status"])
-    return results[(results["experiment"] == experiment) & (results["status"] == "complete")]
-
-
 def rrelu_rules_table(results: pd.DataFrame, experiment: str = "xu_cifar10_nin", digits: int = 4) -> pd.DataFrame:
     """Test error of the trained RReLU networks under each test-time rule (mean ± sd over seeds)
     and the paired difference from the paper's rule (mean and 95% t-interval over seeds)."""
-    from ..stats import format_mean_sd, paired_comparison
-
-    d = _complete(results, experiment)
+    d = complete_rows(results, experiment)
     d = d[d["arm"] == RRELU]
     rows = []
     for rule, label in RULE_LABELS.items():
         m = d[d["metric"] == f"rrelu_rule.{rule}.test_error"]
         row = {
             "test-time rule": label,
-            "test error": format_mean_sd(m["value"].mean(), m["value"].std(ddof=1), len(m), digits)
-            if len(m)
-            else "not run",
+            "test error": mean_sd_cell(m["value"], digits),
         }
         if rule != "paper" and len(m):
             as_arms = d[d["metric"].isin([f"rrelu_rule.{rule}.test_error", "rrelu_rule.paper.test_error"])]
@@ -381,11 +373,9 @@ def rrelu_rules_table(results: pd.DataFrame, experiment: str = "xu_cifar10_nin",
 def training_error_table(results: pd.DataFrame, experiment: str = "xu_cifar10_nin", digits: int = 4) -> pd.DataFrame:
     """Per arm: the paper's training error, ours as CXXNET reports it (running, dropout on, last
     epoch), the trained network in eval mode over the training images, and the test error."""
-    from ..stats import format_mean_sd
-
     table = CIFAR10.table if experiment == CIFAR10.name else CIFAR100.table
     pv = paper_values("xu2015", table)
-    d = _complete(results, experiment)
+    d = complete_rows(results, experiment)
     rows = []
     for arm in (a.label for a in ARMS):
         row = {"activation": arm}
@@ -395,7 +385,7 @@ def training_error_table(results: pd.DataFrame, experiment: str = "xu_cifar10_ni
             ("test_error", "test_error", "test error"),
         ):
             m = d[(d["arm"] == arm) & (d["metric"] == metric)]["value"]
-            row[label] = format_mean_sd(m.mean(), m.std(ddof=1), len(m), digits) if len(m) else "not run"
+            row[label] = mean_sd_cell(m, digits)
             if col:
                 hit = pv[(pv["row"] == arm) & (pv["column"] == col)]
                 row[f"{label}: paper"] = f"{float(hit['value'].iloc[0]):.{digits}f}" if len(hit) else ""
@@ -414,7 +404,7 @@ def training_error_table(results: pd.DataFrame, experiment: str = "xu_cifar10_ni
 def sparsity_frame(results: pd.DataFrame, experiment: str = "xu_cifar10_nin") -> pd.DataFrame:
     """One row per complete run: its fraction of non-positive outputs in the last hidden layer
     (1 - mean activation probability of cccp5's units) beside its test error."""
-    d = _complete(results, experiment)
+    d = complete_rows(results, experiment)
     wide = (
         d[d["metric"].isin(["penultimate_conv.sparsity", "test_error"])]
         .pivot_table(index=["arm", "seed"], columns="metric", values="value")
@@ -446,7 +436,7 @@ REGIME_TRAIN_ERROR = 0.02
 def regime_markdown(results: pd.DataFrame, experiment: str = "xu_cifar10_nin") -> str:
     """One paragraph, computed from the records: where ReLU's training and test errors ended and
     whether the runs are in the paper's regime (training error near zero, test error far higher)."""
-    d = _complete(results, experiment)
+    d = complete_rows(results, experiment)
     d = d[d["arm"] == RELU]
     means = {m: d[d["metric"] == m]["value"].mean() for m in ("train_error", "train_eval_error", "test_error")}
     if d.empty or not all(pd.notna(v) for v in means.values()):
