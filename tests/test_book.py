@@ -3,12 +3,14 @@ the chapters call, and one end-to-end smoke build of the real book."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+from synthetic_records import long_records
 
 from relustudy import book
 from relustudy.book import (
@@ -458,8 +460,35 @@ def test_paper_vs_ours_in_the_sources_layout(fake_runs):
     assert list(wide.columns.get_level_values(0).unique()) == ["accuracy", "lifetime sparsity", "dispersion"]
     relu = wide.loc["ReLU"]
     assert relu[("accuracy", "paper")] == "0.906"  # Smith Table 2, from the reference data
-    assert relu[("accuracy", "ours (mean ± sd)")] == "0.810 ± 0.001 (n=2)"  # seeds 0, 1: 0.810, 0.811
-    assert relu[("accuracy", "ours − paper")] == "-0.096"
+    # one decimal more than Smith prints (3); seeds 0, 1: 0.810, 0.811
+    assert relu[("accuracy", "ours (mean ± sd)")] == "0.8105 ± 0.0007 (n=2)"
+    # the difference carries the cell's value verdict: 0.906 is far outside the 2-seed interval
+    assert relu[("accuracy", "ours − paper")] == "-0.0955 ✗"
+    fixed = book.paper_vs_ours_wide(paper_vs_ours(fake_runs.results, "smith_fmnist_cnn", "smoke"), digits=2)
+    assert fixed.loc["ReLU", ("accuracy", "ours − paper")] == "-0.10 ✗"
+
+
+def test_paper_vs_ours_digits_follow_what_the_source_printed():
+    from relustudy.claims import paper_vs_ours
+    from relustudy.reference import printed_decimals
+
+    assert [printed_decimals(t) for t in ("0.00318", "0.1245", "0.429", "12", "1.5e-3")] == [5, 4, 3, 0, 1]
+    exp = "xu_cifar10_nin"
+    pvo = paper_vs_ours(
+        long_records(exp, {"ReLU": {"test_error": 0.1250, "train_error": 0.0032}}, offset=lambda i, *_: 1e-4 * i),
+        exp,
+        "quick",
+    )
+    wide = book.paper_vs_ours_wide(pvo)
+    relu = wide.loc["ReLU"]
+    assert relu[("train error", "paper")] == "0.00318" and relu[("test error", "paper")] == "0.1245"
+    # ours at one decimal more than the paper's cell: 6 for 0.00318, 5 for 0.1245
+    assert relu[("train error", "ours (mean ± sd)")] == "0.003400 ± 0.000158 (n=5)"
+    assert relu[("test error", "ours (mean ± sd)")] == "0.12520 ± 0.00016 (n=5)"
+    # 0.1245 lies outside ours (sd 0.00016), 0.00318 inside (0.0034 ± about 0.0005 for one run)
+    assert relu[("test error", "ours − paper")] == "+0.00070 ✗"
+    assert relu[("train error", "ours − paper")] == "+0.000220 ✓"
+    assert wide.loc["PReLU", ("test error", "ours (mean ± sd)")] == "n/a (n=0)"  # an arm without runs
 
 
 def test_claim_tables_are_computed_from_the_runs(fake_runs):
@@ -719,6 +748,55 @@ def test_verdicts_at_a_glance_and_takeaways():
         {"source": "smith", "profile": "quick", "verdict": "replicated", "tested": [f"s{i}" for i in range(9)]}
     )
     assert "... and 3 more" in book.takeaways_markdown(many)
+
+
+def _claims_with_effects():
+    """Four claims of three units evaluated on synthetic records: one replicated, one not
+    replicated, one inconclusive, one not run."""
+    from relustudy.claims import evaluate_claims
+
+    exp = "he_cifar10_prelu"
+    arms = ("ReLU", "PReLU", "PReLU (channel-shared)", "LReLU (slope 0.25)", "PReLU (weight decay on a)")
+    values = {a: {"test_error": 0.40 - 0.02 * (a == "PReLU"), "log_median_images_per_second": 7.0} for a in arms}
+    recs = long_records(exp, values, offset=lambda i, seed, k, m: 0.004 * ((-1) ** i) * (k == 0) + 0.01 * i * (k == 1))
+    claims = evaluate_claims(recs, "quick", source="he2015")
+    return claims
+
+
+def test_the_verdict_csv_holds_each_claims_deciding_effect():
+    frame = book.verdict_csv_frame(_claims_with_effects())
+    for col in ("claim_id", "verdict", "effect", "ci_low", "ci_high", "n", "rule", "thresholds", "scale", "parts"):
+        assert col in frame.columns
+    top1 = frame.set_index("claim_id").loc["he2015.prelu_beats_relu_top1"]
+    # PReLU's error is 0.02 lower: the effect is positive on the claimed (better) side, in fractions
+    assert top1["verdict"] == "replicated" and top1["effect"] == pytest.approx(0.02)
+    assert top1["ci_low"] > 0 and top1["thresholds"] == "0" and top1["n"] == 5 and top1["parts"] == 1
+    assert top1["scale"] == "accuracy or error difference (percentage points)"
+    speed = frame.set_index("claim_id").loc["he2015.prelu_nearly_free"]
+    assert speed["thresholds"] == "-0.1" and speed["rule"].startswith("non-inferiority with margin 0.1")
+    init = frame[frame["experiment"] == "he_cifar10_init"]
+    assert (init["verdict"] == "not run").all() and init["effect"].isna().all() and (init["parts"] == 0).all()
+    assert book.verdict_csv_frame(pd.DataFrame()).empty
+
+
+def test_the_forest_plot_draws_every_claim_with_numbers():
+    claims = _claims_with_effects()
+    fig = book.verdict_forest(claims)
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    from relustudy.claims import deciding_effect
+
+    decided = [deciding_effect(c.effects, c.verdict) for c in claims.itertuples()]
+    with_numbers = [e for e in decided if e is not None and math.isfinite(e.estimate)]
+    # not run, and the coefficient claims (these records hold no coefficients, n = 0): no row
+    assert len(labels) == len(with_numbers) == 4 < len(claims)
+    units = [ax.get_xlabel() for ax in fig.axes]
+    assert "accuracy or error difference (percentage points)" in units
+    assert "throughput, log ratio (0.1 ≈ 10% faster)" in units
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "replicated" in legend and "the rule's threshold(s)" in legend
+    assert book.verdict_forest(claims[claims["verdict"] == "not run"]) is None
+    bars = book.verdict_bars(claims)
+    assert bars is not None and book.verdict_bars(claims.iloc[0:0]) is None
 
 
 # ----------------------------------------------------------------------------- in a browser

@@ -518,3 +518,54 @@ def test_a_nine_part_claim_reports_the_correction():
     means = paper_like("Table 3")
     r = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_best_on_all_metrics")
     assert "Holm's correction" in r.detail and "intersection-union" in r.detail
+
+
+# ------------------------------------------------------------------------------- effects
+def _pc(mean, lo, hi, n=5):
+    from relustudy.stats import PairedComparison
+
+    return PairedComparison("e", "m", "A", "B", n, mean_diff=mean, ci_low=lo, ci_high=hi)
+
+
+def test_effects_are_turned_to_the_claimed_side_with_the_rules_thresholds():
+    # lower error is better: A - B = -0.02 is 0.02 on A's better side
+    e = C.comparison_effect(_pc(-0.02, -0.03, -0.01), "better", "test_error", C.REPLICATED)
+    assert (e.estimate, e.low, e.high, e.bounds) == (
+        pytest.approx(0.02),
+        pytest.approx(0.01),
+        pytest.approx(0.03),
+        (0.0,),
+    )
+    acc = C.comparison_effect(_pc(0.02, 0.01, 0.03), "non_inferior", "test_accuracy", C.REPLICATED)
+    assert acc.estimate == pytest.approx(0.02) and acc.bounds == (-0.01,)
+    same = C.comparison_effect(_pc(-0.002, -0.004, 0.0), "same", "test_error", C.REPLICATED)
+    assert same.estimate == pytest.approx(-0.002) and same.bounds == (-0.01, 0.01)  # no side: as is
+
+
+def test_the_deciding_effect_is_the_closest_call_or_the_clearest_failure():
+    e = lambda lo, v: C.Effect("x", "test_error", lo + 0.01, lo, lo + 0.02, 5, (0.0,), v)  # noqa: E731
+    strong, weak = e(0.05, C.REPLICATED), e(0.001, C.REPLICATED)
+    assert C.deciding_effect([strong, weak], C.REPLICATED) is weak
+    fail, grey = e(-0.08, C.NOT_REPLICATED), e(-0.005, C.INCONCLUSIVE)
+    assert C.deciding_effect([strong, grey, fail], C.NOT_REPLICATED) is fail
+    assert C.deciding_effect([strong, grey], C.INCONCLUSIVE) is grey
+    assert C.deciding_effect([], C.NOT_RUN) is None
+
+
+def test_every_claim_kind_reports_its_effects():
+    values = {
+        "tanh": {"accuracy": 0.897, "test_accuracy": 0.80, "last_conv.sparsity": 0.5, "last_conv.dispersion": 0.2},
+        "ReLU": {"accuracy": 0.906, "test_accuracy": 0.81, "last_conv.sparsity": 0.5, "last_conv.dispersion": 0.2},
+        "LReLU": {"accuracy": 0.900, "test_accuracy": 0.81, "last_conv.sparsity": 0.5, "last_conv.dispersion": 0.2},
+        "PReLU": {"accuracy": 0.908, "test_accuracy": 0.83, "last_conv.sparsity": 0.4, "last_conv.dispersion": 0.1},
+    }
+    recs = long_records("smith_fmnist_cnn", values, offset=lambda i, *_: 0.001 * ((-1) ** i))
+    out = C.evaluate_claims(recs, "quick", source="smith")
+    ran = out[out["experiment"] == "smith_fmnist_cnn"]
+    assert len(ran) and all(len(e) >= 1 for e in ran["effects"])
+    for effects, verdict in zip(ran["effects"], ran["verdict"]):
+        assert all(isinstance(e, C.Effect) and e.n == 5 and e.bounds for e in effects)
+        assert C.deciding_effect(effects, verdict) is not None
+    assert all(r for r in ran["rule"])
+    not_run = out[out["verdict"] == C.NOT_RUN]
+    assert len(not_run) and all(len(e) == 0 for e in not_run["effects"])

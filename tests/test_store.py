@@ -391,3 +391,14 @@ def test_a_record_is_valid_only_while_the_files_it_names_match(tmp_path):
     hist.unlink()
     assert not store.is_complete(c)
     assert any("history.csv is missing" in line for line in store_mod.check_store(tmp_path))
+
+
+def test_a_changed_digit_in_a_record_is_found_by_its_checksum(tmp_path):
+    store = ResultsStore(tmp_path)
+    config = cfg()
+    fake_run(store, config, {"test_accuracy": 0.9123})
+    assert store.is_complete(config)
+    path = store.path(config, "result.json")
+    path.write_text(path.read_text().replace("0.9123", "0.9124"))  # still valid JSON, one digit off
+    assert not store.is_complete(config)
+    assert any("does not match its own checksum" in line for line in store_mod.check_store(tmp_path))

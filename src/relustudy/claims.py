@@ -28,9 +28,17 @@ dispersion "better"). Fewer than 2 pairs gives no CI and the component is "incon
     percentage point, which covers the gaps Smith calls "about the same", 0.002 and 0.008):
     replicated if the CI lies inside [-m, m]; not replicated if it lies entirely outside
     (|difference| > m with confidence); inconclusive otherwise.
+"X is non-inferior to Y"
+    a non-inferiority test with margin ``m``: replicated if the CI lies above -m on X's better
+    side, not replicated if it lies entirely below -m, else inconclusive.
 Several comparisons in one claim (X vs several arms, several metrics) combine as a conjunction:
 not replicated if any part is not replicated; replicated if every part is replicated; otherwise
-inconclusive. No multiple-comparison correction is applied; each part is listed in ``detail``.
+inconclusive. For "better" claims a part's "not replicated" must survive Holm's correction over the
+claim's parts (:func:`holm_against`); each part is listed in ``detail``.
+
+Each tested part is also kept as numbers (:class:`Effect`, ``ClaimResult.effects``): its estimate
+and interval turned so that positive is the claimed side, and the thresholds of its rule -- what
+the summary's forest plot draws and the verdict CSV holds.
 
 A claimed value (a published number, e.g. Smith's accuracy 0.906), :func:`value_verdict`
     The source reports a single run, so its number is one draw from its own run-to-run
@@ -93,7 +101,56 @@ RESULT_COLUMNS = (
     "verdict",
     "detail",
     "note",
+    "rule",
+    "effects",
 )
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One tested part of a claim as numbers. ``estimate``, ``low`` and ``high`` are the difference
+    and its 95% interval in ``metric``'s unit, turned so that positive is the side the claim states
+    (for an equivalence or a published value, where no side is claimed: ours minus the other, as
+    is). ``bounds`` are the thresholds the rule compares the interval with: ``(0,)`` for "better",
+    ``(-margin,)`` for non-inferiority, ``(-margin, margin)`` for equivalence, ``(excess,)`` for a
+    difference claim, ``(0,)`` for a published value (which must lie inside the interval)."""
+
+    label: str
+    metric: str
+    estimate: float
+    low: float
+    high: float
+    n: int
+    bounds: tuple[float, ...]
+    verdict: str
+
+
+def _directed(pc: PairedComparison, sign: int) -> tuple[float, float, float]:
+    """``pc``'s mean difference and CI multiplied by ``sign`` (+1 or -1), as (estimate, low, high)."""
+    lo, hi = sorted((sign * pc.ci_low, sign * pc.ci_high))
+    return sign * pc.mean_diff, lo, hi
+
+
+def comparison_effect(pc: PairedComparison, relation: str, metric: str, verdict: str) -> Effect:
+    """The :class:`Effect` of one paired comparison tested by ``relation``."""
+    if relation == "same":
+        sign, bounds = 1, (-margin(metric), margin(metric))
+    else:
+        sign = 1 if _higher_is_better(metric) else -1
+        bounds = (-margin(metric),) if relation == "non_inferior" else (0.0,)
+    est, lo, hi = _directed(pc, sign)
+    return Effect(f"{pc.arm_a} − {pc.arm_b}", metric, est, lo, hi, pc.n, bounds, verdict)
+
+
+def deciding_effect(effects: Sequence[Effect], verdict: str) -> Effect | None:
+    """The part that decides a claim's ``verdict``: among the parts with that verdict (all parts if
+    none has it) the one whose interval's lower end lies lowest relative to its first threshold --
+    for *replicated*, the closest call; for *not replicated*, the clearest failure."""
+    if not effects:
+        return None
+    pool = [e for e in effects if e.verdict == verdict] or list(effects)
+    finite = [e for e in pool if math.isfinite(e.low)] or pool
+    return min(finite, key=lambda e: (e.low - e.bounds[0]) if math.isfinite(e.low) else math.inf)
 
 
 @dataclass(frozen=True)
@@ -110,13 +167,17 @@ class ClaimResult:
     verdict: str
     detail: str  # the rule, the test(s) used, CI and p-values
     note: str = ""
+    rule: str = ""  # the rule alone (also the first entry of detail)
+    effects: tuple[Effect, ...] = ()  # each tested part as numbers
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["effects"] = self.effects  # kept as Effect objects (asdict would turn them into dicts)
+        return d
 
 
 def _better_sign(pc: PairedComparison, metric: str) -> int:
@@ -300,7 +361,16 @@ class Claim:
     def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
         raise NotImplementedError
 
-    def _result(self, profile: str, ours: str, verdict: str, detail: str, note: str) -> ClaimResult:
+    def _result(
+        self,
+        profile: str,
+        ours: str,
+        verdict: str,
+        detail: str,
+        note: str,
+        rule: str = "",
+        effects: Sequence[Effect] = (),
+    ) -> ClaimResult:
         return ClaimResult(
             claim_id=self.id,
             source=self.source,
@@ -314,6 +384,8 @@ class Claim:
             verdict=verdict,
             detail=detail,
             note=" ".join(s for s in (self.note, note) if s),
+            rule=rule,
+            effects=tuple(effects),
         )
 
     def _not_run_without(
@@ -436,12 +508,14 @@ class ComparisonClaim(Claim):
                 "correction needed); a 'not replicated' part must survive Holm's correction over all of them "
                 "(family-wise error 5%)."
             )
-        for pc, v, why in decided:
+        effects = []
+        for (pc, v, why), (_pc, m, _v) in zip(decided, parts):
             verdicts.append(v)
             details.append(part_detail(pc, v, why))
+            effects.append(comparison_effect(pc, self.relation, m, v))
         ours = "; ".join(ours_parts) + f" [{profile} profile]"
         note = " ".join(s for s in (paper_note, _profile_note(self.experiment, profile, absolute=False)) if s)
-        return self._result(profile, ours, combine(verdicts), " | ".join(details), note)
+        return self._result(profile, ours, combine(verdicts), " | ".join(details), note, rule, effects)
 
 
 @dataclass(frozen=True)
@@ -478,7 +552,9 @@ class ValueClaim(Claim):
             f"[{low:.4f}, {high:.4f}] over {n} seeds"
         )
         ours = f"{format_mean_sd(mean, sd, n)} [{profile} profile]"
-        return self._result(profile, ours, verdict, detail, _profile_note(self.experiment, profile, absolute=True))
+        effect = Effect(f"{self.arm}: ours − paper", self.metric, diff, low - paper, high - paper, n, (0.0,), verdict)
+        note = _profile_note(self.experiment, profile, absolute=True)
+        return self._result(profile, ours, verdict, detail, note, RULES["value"], (effect,))
 
 
 def _arm_cells(d: pd.DataFrame, metric: str, arms: Sequence[str], label: str | None = None) -> str:
@@ -540,13 +616,18 @@ class RankClaim(Claim):
             f"{'better' if self.best else 'worse'} than it; else inconclusive."
         )
         ahead = behind = 0  # others that arm beats / that beat arm, significantly
-        details = [rule]
+        details, effects = [rule], []
+        claimed_side = (1 if _higher_is_better(self.metric) else -1) * (1 if self.best else -1)
         for other in self.others:
             pc = paired_comparison(d, self.metric, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
             sign = _better_sign(pc, self.metric) if pc.n >= 2 else 0
             ahead += sign == 1
             behind += sign == -1
             details.append(pc.describe())
+            toward = sign * (1 if self.best else -1)  # +1: significantly on the claimed side
+            part = {1: REPLICATED, -1: NOT_REPLICATED, 0: INCONCLUSIVE}[toward]
+            est, lo, hi = _directed(pc, claimed_side)
+            effects.append(Effect(f"{pc.arm_a} − {pc.arm_b}", self.metric, est, lo, hi, pc.n, (0.0,), part))
         claimed, against = (ahead, behind) if self.best else (behind, ahead)
         if claimed >= n_others - self.k + 1:
             verdict = REPLICATED
@@ -565,6 +646,8 @@ class RankClaim(Claim):
             " | ".join(details),
             "The source gives no numbers for this (figures only). "
             + _profile_note(self.experiment, profile, absolute=False),
+            rule.removeprefix("Rule: ").rstrip("."),
+            effects,
         )
 
 
@@ -637,11 +720,11 @@ class DifferenceClaim(Claim):
             return not_run
         key = "run_id" if "run_id" in d.columns else "seed"
         long = pd.concat([q.rows(d, key) for q in quantities], ignore_index=True)
-        details = [
-            f"Rule: replicated if the 95% CI of each paired difference lies above {self.excess:g}, not "
-            f"replicated if it lies entirely below {self.excess:g}, else inconclusive."
-        ]
-        verdicts = []
+        rule = (
+            f"replicated if the 95% CI of each paired difference lies above {self.excess:g}, not "
+            f"replicated if it lies entirely below {self.excess:g}, else inconclusive"
+        )
+        details, verdicts, effects = [f"Rule: {rule}."], [], []
         for a, b in self.parts:
             pc = paired_comparison(
                 long, "value", f"{a.arm}: {a.name}", f"{b.arm}: {b.name}", self.experiment, profile, CONFIDENCE
@@ -656,11 +739,15 @@ class DifferenceClaim(Claim):
                 v = INCONCLUSIVE
             verdicts.append(v)
             details.append(part_detail(pc, v))
+            est, lo, hi = _directed(pc, 1)
+            effects.append(
+                Effect(f"{a.arm}: {a.name} − {b.arm}: {b.name}", a.metrics[0], est, lo, hi, pc.n, (self.excess,), v)
+            )
         ours = _arm_cells(long, "value", [f"{q.arm}: {q.name}" for q in quantities], label="per run") + (
             f" [{profile} profile]"
         )
         note = _profile_note(self.experiment, profile, absolute=False)
-        return self._result(profile, ours, combine(verdicts), " | ".join(details), note)
+        return self._result(profile, ours, combine(verdicts), " | ".join(details), note, rule, effects)
 
 
 def order_claim(*, arm: str, metrics: Sequence[str], **claim: str) -> DifferenceClaim:
@@ -717,6 +804,7 @@ PAPER_VS_OURS_COLUMNS = (
     "pi_low",
     "pi_high",
     "verdict",
+    "paper_decimals",  # decimals the source printed the value with
 )
 
 
@@ -750,6 +838,7 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
         for arm in arms:
             hit = pv[(pv["row"] == arm) & (pv["column"] == col)]
             paper = float(hit["value"].iloc[0]) if not hit.empty else math.nan
+            decimals = int(hit["decimals"].iloc[0]) if not hit.empty else None
             if arm in summ.index:
                 r = summ.loc[arm]
                 mean, sd, n, ndiv = float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_diverged"])
@@ -768,6 +857,7 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
                     metric=col,
                     our_metric=metric,
                     paper=paper,
+                    paper_decimals=decimals,
                     ours_mean=mean,
                     ours_sd=sd,
                     n=n,

@@ -41,6 +41,7 @@ import pandas as pd
 from .registry import Registry, UnknownNameError
 
 COLUMNS = ("source", "table", "row", "column", "value", "note")
+LOADED_COLUMNS = (*COLUMNS, "decimals")  # + the decimals the source printed (from the CSV's text)
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,20 @@ def _check_source(source: str) -> str:
 def _load() -> pd.DataFrame:
     path = resources.files("relustudy").joinpath("reference", "paper_values.csv")
     with path.open("r", encoding="utf-8") as f:
-        df = pd.read_csv(
-            f, dtype={"source": str, "table": str, "row": str, "column": str, "note": str}, keep_default_na=False
-        )
-    df["value"] = pd.to_numeric(df["value"], errors="raise").astype(float)
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
     missing = set(COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"paper_values.csv lacks column(s): {', '.join(sorted(missing))}")
-    return df[list(COLUMNS)]
+    df["decimals"] = df["value"].map(printed_decimals)
+    df["value"] = pd.to_numeric(df["value"], errors="raise").astype(float)
+    return df[list(LOADED_COLUMNS)]
+
+
+def printed_decimals(text: str) -> int:
+    """How many decimals a number is printed with: ``"0.00318"`` -> 5, ``"12"`` -> 0 (the CSV keeps
+    each published number as the source prints it, so a table can show ours to the same precision)."""
+    mantissa = text.strip().lower().split("e")[0]
+    return len(mantissa.split(".")[1]) if "." in mantissa else 0
 
 
 def paper_values(source: str | None = None, table: str | None = None) -> pd.DataFrame:

@@ -401,7 +401,7 @@ class ResultsStore:
             "provenance": dict(provenance),
             "files": files,
         }
-        text = dumps_json(record)
+        text = dumps_json({**record, "checksum": record_checksum(record)})
         atomic_write(self.path(config, RESULT_FILE), text)
         return json.loads(text)
 
@@ -498,6 +498,13 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def record_checksum(record: Mapping[str, Any]) -> str:
+    """sha256 of a record's JSON text without its own ``checksum`` field: result.json carries it,
+    so a changed digit anywhere in the record (a metric, a seed) is found, not only a torn file."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(dumps_json(body).encode("utf-8")).hexdigest()
+
+
 def record_problems(rec: Any, run_dir: Path) -> list[str]:
     """Why a parsed result.json in ``run_dir`` is not a valid record ([] if it is): a status alone
     does not make a record complete. Its config must hash to the folder's name (a record copied
@@ -516,6 +523,8 @@ def record_problems(rec: Any, run_dir: Path) -> list[str]:
         problems.append(f"its config hashes to run id {run_id}, not to its folder's name {run_dir.name}")
     if rec.get("run_id") not in (None, run_id):
         problems.append(f"it names run id {rec.get('run_id')} but its config hashes to {run_id}")
+    if "checksum" in rec and rec["checksum"] != record_checksum(rec):  # absent in records made before it existed
+        problems.append("result.json does not match its own checksum (changed after the run)")
     files = rec.get("files", {})  # absent in records made before file checksums existed
     if not isinstance(files, dict):
         problems.append("its file checksums are not a mapping")

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..claims import VERDICTS
+from ..claims import VERDICTS, deciding_effect
 from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
 from ..metrics import metric_label as _label
+from ..metrics import metric_spec
 from ..microbench import record_benchmark
 from ..reference import get_source, source_label
 from ..results import load_activation_stats, load_histories, load_results
@@ -64,6 +65,9 @@ __all__ = [
     "ACTIVATION_CURVES",
     "downloads_markdown",
     "verdict_csv_frame",
+    "verdict_forest",
+    "verdict_bars",
+    "VERDICT_PLOT_COLOURS",
     "takeaways_markdown",
     "choices_markdown",
     "show_markdown",
@@ -911,10 +915,28 @@ _TABLE_STYLES = [
 ]
 
 
-def paper_vs_ours_wide(pvo: Any, *, digits: int = 3, differences: bool = True) -> Any:
+# A published value against our seeds (:func:`relustudy.claims.value_verdict`), as a table cell marks it.
+VALUE_MARKS = {"replicated": "✓", "not replicated": "✗", "inconclusive": "?"}
+VALUE_MARKS_NOTE = (
+    "✓: the paper's value lies inside our 95% prediction interval for one run (mean ± t·sd·√(1+1/n), "
+    "widened by half a unit of the last digit the paper prints); ✗: it lies outside; ?: fewer than 2 seeds."
+)
+
+
+def _cell_digits(paper_decimals: Any, digits: int | None) -> int:
+    """Decimals of one cell: ``digits`` if given, else one more than the paper printed (3 without a
+    published value)."""
+    if digits is not None:
+        return digits
+    return int(paper_decimals) + 1 if _finite(paper_decimals) else 3
+
+
+def paper_vs_ours_wide(pvo: Any, *, digits: int | None = None, differences: bool = True) -> Any:
     """A :func:`relustudy.claims.paper_vs_ours` frame in the source's layout: one row per arm;
-    per published column three sub-columns: the paper's value, ours as "mean ± sd (n=k)" and
-    the difference ours - paper (all as display strings; without ``differences``, two)."""
+    per published column three sub-columns: the paper's value as printed, ours as "mean ± sd (n=k)"
+    and the difference ours - paper marked with the cell's value verdict (:data:`VALUE_MARKS`); all
+    display strings. Ours and the difference show one decimal more than the paper printed for that
+    cell (``digits`` fixes it instead). Without ``differences``, two sub-columns and no marks."""
 
     arms = list(dict.fromkeys(pvo["arm"]))
     metrics = list(dict.fromkeys(pvo["metric"]))
@@ -928,12 +950,15 @@ def paper_vs_ours_wide(pvo: Any, *, digits: int = 3, differences: bool = True) -
             if r is None:
                 paper.append("n/a"), ours.append("n/a"), diff.append("n/a")
                 continue
-            paper.append(_fmt_num(r["paper"], digits))
-            txt = format_mean_sd(r["ours_mean"], r["ours_sd"], int(r["n"]), digits)
+            printed = r.get("paper_decimals")
+            places = _cell_digits(printed, digits)
+            paper.append(_fmt_num(r["paper"], int(printed) if _finite(printed) else places))
+            txt = format_mean_sd(r["ours_mean"], r["ours_sd"], int(r["n"]), places)
             if int(r.get("n_diverged", 0) or 0):
                 txt += f" [{int(r['n_diverged'])} diverged]"
             ours.append(txt)
-            diff.append(_fmt_num(r["diff"], digits, signed=True))
+            mark = VALUE_MARKS.get(r.get("verdict"), "") if _finite(r["diff"]) else ""
+            diff.append(f"{_fmt_num(r['diff'], places, signed=True)} {mark}".strip())
         data[(label[m], "paper")] = paper
         data[(label[m], "ours (mean ± sd)")] = ours
         if differences:
@@ -943,7 +968,9 @@ def paper_vs_ours_wide(pvo: Any, *, digits: int = 3, differences: bool = True) -
     return wide
 
 
-def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = None, *, digits: int = 3) -> Any:
+def paper_vs_ours_table(
+    pvo: Any, experiment: str, runs: "ChapterRuns | None" = None, *, digits: int | None = None
+) -> Any:
     """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
     the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""
 
@@ -952,7 +979,7 @@ def paper_vs_ours_table(pvo: Any, experiment: str, runs: "ChapterRuns | None" = 
     wide = paper_vs_ours_wide(pvo, digits=digits, differences=exp.same_task)
     caption = (
         f"{source.label} {exp.table}, {exp.title}: the paper's value (one run), ours "
-        f"(mean ± sd over n seeds) and the difference ours − paper."
+        f"(mean ± sd over n seeds) and the difference ours − paper. {VALUE_MARKS_NOTE}"
         if exp.same_task
         else f"{source.label} {exp.table}, {exp.title}: the paper's value (one run, on another task: shown for the "
         "direction of the effect, not differenced) and ours (mean ± sd over n seeds)."
@@ -1108,10 +1135,143 @@ def downloads_markdown(frames: dict[str, Any], stem: str, *, root: str | Path | 
     return ("**Download:** " + ", ".join(links)) if links else ""
 
 
+def _bounds_text(bounds: Sequence[float]) -> str:
+    return " and ".join(f"{b:g}" for b in bounds)
+
+
 def verdict_csv_frame(claims: Any) -> Any:
-    """The verdict table as a reader downloads it: one row per claim."""
-    cols = ["claim_id", "source", "table", "experiment", "profile", "tested", "paper", "ours", "verdict", "detail"]
-    return claims[[c for c in cols if c in claims.columns]] if len(claims) else claims
+    """The verdict table as a reader downloads it: one row per claim, with the numbers of the part
+    that decides its verdict (:func:`relustudy.claims.deciding_effect`): the compared difference
+    (``effect``, turned so that positive is the claimed side, in the unit ``scale`` names -- accuracy
+    and error as fractions here, in percentage points in the figure), its 95% interval, n, the rule and
+    the thresholds it compares the interval with (the margin of a non-inferiority or equivalence
+    claim), and how many parts the claim has."""
+    cols = ["claim_id", "source", "table", "experiment", "profile", "tested", "paper", "ours", "verdict"]
+    numbers = ["effect_of", "scale", "effect", "ci_low", "ci_high", "n", "rule", "thresholds", "parts", "detail"]
+    if not len(claims):
+        return pd.DataFrame(columns=cols + numbers)
+    rows = []
+    for _, c in claims.iterrows():
+        effects = tuple(c.get("effects") or ())
+        e = deciding_effect(effects, c["verdict"])
+        rows.append(
+            {
+                **{k: c.get(k) for k in cols},
+                "effect_of": e.label if e else "",
+                "scale": effect_axis(e.metric)[0] if e else "",
+                "effect": e.estimate if e else math.nan,
+                "ci_low": e.low if e else math.nan,
+                "ci_high": e.high if e else math.nan,
+                "n": e.n if e else 0,
+                "rule": c.get("rule", ""),
+                "thresholds": _bounds_text(e.bounds) if e else "",
+                "parts": len(effects),
+                "detail": c.get("detail", ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols + numbers)
+
+
+# Verdict colours of the figures (the tables use lighter ones, behind text).
+VERDICT_PLOT_COLOURS = {
+    "replicated": "#2e7d32",
+    "not replicated": "#c62828",
+    "inconclusive": "#9e9e9e",
+    "not run": "#e0e0e0",
+    "not obtainable": "#6d4c41",
+}
+
+
+def effect_axis(metric: str) -> tuple[str, float]:
+    """The forest plot's panel for ``metric`` and the factor its differences are drawn at: accuracy
+    and error in percentage points, throughput as a log ratio, everything else in its own unit."""
+    spec = metric_spec(metric)
+    if metric.endswith(("accuracy", "error")):
+        return "accuracy or error difference (percentage points)", 100.0
+    if metric.startswith("log_"):
+        return "throughput, log ratio (0.1 ≈ 10% faster)", 1.0
+    if metric.startswith("alpha."):
+        return "PReLU coefficient a, difference", 1.0
+    if spec.unit:
+        return f"{spec.label.split(' (')[0]} difference ({spec.unit})", 1.0
+    return f"{spec.label.split(',')[0]} difference", 1.0
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def verdict_forest(claims: Any, *, label_width: int = 64) -> Any:
+    """A forest plot of every claim with numbers: the part that decides its verdict, as its
+    difference (dot) and 95% interval (bar), positive on the claimed side, coloured by verdict;
+    dashed lines at the rule's thresholds (0, minus a margin, or ± a margin; for a published value:
+    0, which must lie inside). One panel per unit (:func:`effect_axis`), rows in claim order.
+    Claims without a measured difference (*not run*, *not obtainable*, or no paired seeds) are left
+    out: the bars count them.
+    Returns the figure (None if no claim has numbers)."""
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for _, c in claims.iterrows():
+        e = deciding_effect(tuple(c.get("effects") or ()), c["verdict"])
+        if e is None or not math.isfinite(e.estimate):
+            continue
+        axis, scale = effect_axis(e.metric)
+        label = _short(f"{source_label(c['source'])}: {c['tested']}", label_width)
+        rows.append((axis, scale, label, e, c["verdict"]))
+    if not rows:
+        return None
+    panels = list(dict.fromkeys(r[0] for r in rows))
+    counts = [sum(r[0] == p for r in rows) for p in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(9, 0.24 * len(rows) + 0.9 * len(panels) + 0.6),
+        gridspec_kw={"height_ratios": [k + 1.6 for k in counts]},
+        squeeze=False,
+    )
+    for ax, panel in zip(axes[:, 0], panels):
+        mine = [r for r in rows if r[0] == panel]
+        for y, (_axis, scale, label, e, verdict) in enumerate(mine):
+            colour = VERDICT_PLOT_COLOURS[verdict]
+            lo, hi = (e.low * scale, e.high * scale) if math.isfinite(e.low) else (math.nan, math.nan)
+            if math.isfinite(lo):
+                ax.plot([lo, hi], [y, y], color=colour, lw=2, solid_capstyle="butt")
+            ax.plot([e.estimate * scale], [y], "o", color=colour, ms=4)
+            for b in e.bounds:
+                ax.plot([b * scale] * 2, [y - 0.4, y + 0.4], ls="--", color="#555", lw=0.9)
+        ax.axvline(0, color="#bbb", lw=0.8, zorder=0)
+        ax.set_yticks(range(len(mine)), [r[2] for r in mine], fontsize=7.5)
+        ax.set_ylim(len(mine) - 0.5, -0.5)
+        ax.set_xlabel(panel, fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="#eee")
+    handles = [
+        plt.Line2D([], [], color=VERDICT_PLOT_COLOURS[v], marker="o", lw=2, label=v)
+        for v in VERDICTS
+        if any(r[4] == v for r in rows)
+    ]
+    handles.append(plt.Line2D([], [], color="#555", ls="--", lw=0.9, label="the rule's threshold(s)"))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False)
+    return fig
+
+
+def verdict_bars(claims: Any) -> Any:
+    """Claims per source, stacked by verdict (:func:`verdict_matrix`), as a horizontal bar figure."""
+    import matplotlib.pyplot as plt
+
+    per_source = verdict_matrix(claims).drop(index="all sources", errors="ignore").drop(columns="total")
+    if not len(per_source):
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(per_source) + 1.4))
+    per_source.iloc[::-1].plot.barh(
+        stacked=True, color=[VERDICT_PLOT_COLOURS[v] for v in per_source.columns], ax=ax, width=0.7
+    )
+    ax.set(xlabel="claims", ylabel="")
+    ax.legend(title="verdict", bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def verdict_matrix(claims: Any) -> Any:

@@ -1,0 +1,415 @@
+"""Fault injection over real training runs: kill, corrupt and starve runs of one results store,
+then check that no record is lost or torn, that no wrong record ever counts as complete, and that
+every run resumed after a fault is bit-identical to an uninterrupted one.
+
+One trial = one fault on a fresh store that already holds a complete *neighbour* record (another
+seed of the same tiny run): the run under test is interrupted or damaged, then resumed to the end
+in this process, and judged:
+
+``survived``
+    the final record equals the uninterrupted reference (metrics, history and activation
+    statistics, timing aside), the neighbour is untouched and ``check_store`` finds nothing wrong;
+``lost``
+    the neighbour record was damaged or vanished, or the run ended without a record;
+``wrong_complete``
+    at some point the store called the run complete while its record differed from the reference;
+``mismatch``
+    the resumed record differs from the reference;
+``leftover``
+    the store check still reports a problem (a checkpoint or temporary file left behind).
+
+Faults (:data:`FAULTS`): ``random_kill`` (SIGKILL of a child process at uniformly random moments,
+twice per trial, anywhere from start-up to the last write), ``kill_in_write`` (SIGKILL just
+before, inside -- half the bytes written -- or just after the k-th file write; the pairs of write
+and point are taken in a shuffled order, each once before any twice), ``disk_full``
+(ENOSPC from the k-th file write), ``checkpoint_byte`` (one byte of the checkpoint flipped after a
+kill that followed its save) and ``record_byte`` (one byte of a complete record's files flipped).
+
+:func:`run_suite` runs them and returns a summary with provenance; ``python -m relustudy.faults
+suite --out FILE`` records it (the methods page shows the committed record); the test suite runs a
+short version on every ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import errno
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import RunConfig
+
+FAULTS = {
+    "random_kill": "SIGKILL at uniformly random moments (twice per trial), then resume",
+    "kill_in_write": "SIGKILL just before, inside (half written) or just after the k-th file write, then resume",
+    "disk_full": "ENOSPC from the k-th file write, then resume",
+    "checkpoint_byte": "one byte of the checkpoint flipped after a kill, then resume",
+    "record_byte": "one byte of a complete record's files flipped, then run again",
+}
+OUTCOMES = ("survived", "lost", "wrong_complete", "mismatch", "leftover")
+WRITE_POINTS = ("before", "inside", "after")
+# Columns of history.csv that measure time (they differ between two runs of one config).
+TIMING_HISTORY_COLUMNS = ("epoch_seconds", "images_per_second")
+SUMMARY_FORMAT = 1
+
+# The tiny run every trial trains: 256 MNIST images, 3 epochs, RReLU (it draws noise every step, so
+# a resume must restore the RNG state), a step schedule and Adam (their states too), one thread.
+SUITE_CONFIG = dict(
+    experiment="fault_suite",
+    profile="smoke",
+    dataset="mnist",
+    model="smith_cnn",
+    activation="rrelu",
+    train_subset=256,
+    test_subset=200,
+    batch_size=64,
+    epochs=3,
+    stats_epochs=[3],
+    schedule="step",
+    schedule_params={"milestones": [2], "gamma": 0.1},
+    optimizer="adam",
+    num_threads=1,
+    seed=0,
+)
+
+
+@dataclass(frozen=True)
+class Trial:
+    fault: str
+    detail: str  # where the fault struck (time, write index and point, byte offset)
+    outcome: str
+    note: str = ""
+
+
+# ------------------------------------------------------------------------------ comparing records
+def fingerprint(store: Any, config: RunConfig) -> dict[str, Any] | None:
+    """What must not differ between two runs of ``config``: the untimed metrics, the untimed
+    history rows (as text) and the bytes of the activation statistics; None without a valid record."""
+    from .trainer import TIMING_METRICS
+
+    record = store.load_record(config)
+    if record is None:
+        return None
+    folder = store.run_dir(config)
+    history = []
+    if (folder / "history.csv").is_file():
+        with open(folder / "history.csv", newline="") as f:
+            history = [{k: v for k, v in r.items() if k not in TIMING_HISTORY_COLUMNS} for r in csv.DictReader(f)]
+    stats = folder / "activation_stats.json"
+    return {
+        "metrics": {k: v for k, v in record["metrics"].items() if k not in TIMING_METRICS},
+        "history": history,
+        "stats": hashlib.sha256(stats.read_bytes()).hexdigest() if stats.is_file() else None,
+    }
+
+
+def flip_byte(path: Path, rng: random.Random) -> int:
+    """XOR one byte of ``path`` at a random offset with a random non-zero value; the offset."""
+    data = bytearray(path.read_bytes())
+    offset = rng.randrange(len(data))
+    data[offset] ^= rng.randrange(1, 256)
+    path.write_bytes(bytes(data))
+    return offset
+
+
+# ------------------------------------------------------------------------------ the child process
+def _child(config_json: str, store_root: str, mode: str, arg: str) -> None:
+    """Train in a child process with one fault armed (``mode``: run, count, kill_write, disk_full,
+    kill_after_checkpoint); killed children never return."""
+    from . import store as store_module
+    from . import trainer
+    from .store import ResultsStore
+
+    config = RunConfig.from_dict(json.loads(config_json))
+    original = store_module.atomic_write
+    calls = [0]
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: like a power cut
+
+    def armed(path, content):
+        calls[0] += 1
+        if mode == "kill_write" and calls[0] == int(arg.split(":")[0]):
+            where = arg.split(":")[1]
+            if where == "before":
+                die()
+            if where == "inside":
+                data = content.encode() if isinstance(content, str) else content
+                if callable(data):  # a torch.save writer: let it write half, then die
+                    import io
+
+                    buf = io.BytesIO()
+                    data(buf)
+                    data = buf.getvalue()
+
+                def half(f):
+                    f.write(data[: len(data) // 2])
+                    f.flush()
+                    os.fsync(f.fileno())
+                    die()
+
+                return original(path, half)
+            out = original(path, content)
+            die()
+            return out
+        if mode == "disk_full" and calls[0] == int(arg):
+
+            def full(f):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            return original(path, full)
+        return original(path, content)
+
+    store_module.atomic_write = armed
+    if mode == "kill_after_checkpoint":
+        saves = [0]
+        save = store_module.ResultsStore.save_checkpoint
+
+        def save_then_die(self, cfg, state):
+            out = save(self, cfg, state)
+            saves[0] += 1
+            if saves[0] == int(arg):
+                die()
+            return out
+
+        store_module.ResultsStore.save_checkpoint = save_then_die
+    trainer.train(config, ResultsStore(store_root), progress=False)
+    if mode == "count":
+        print(json.dumps({"writes": calls[0]}))
+
+
+def _child_command(config: RunConfig, store_root: Path, mode: str, arg: str = "") -> list[str]:
+    return [sys.executable, "-m", "relustudy.faults", "child", json.dumps(config.to_dict()), str(store_root), mode, arg]
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _run_child(config: RunConfig, store_root: Path, mode: str, arg: str = "", timeout: float = 600) -> Any:
+    return subprocess.run(
+        _child_command(config, store_root, mode, arg),
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _kill_child_after(config: RunConfig, store_root: Path, seconds: float) -> bool:
+    """Start a plain child and SIGKILL it after ``seconds``; True if it was still running."""
+    proc = subprocess.Popen(
+        _child_command(config, store_root, "run"),
+        env=_child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+# ------------------------------------------------------------------------------ the suite
+class _Judge:
+    """One trial's store: the neighbour record copied in, the run under test judged at the end."""
+
+    def __init__(self, root: Path, config: RunConfig, neighbour: RunConfig, refs: dict[str, Any], source: Any):
+        from .store import ResultsStore
+
+        self.store = ResultsStore(root)
+        self.config, self.neighbour, self.refs = config, neighbour, refs
+        shutil.copytree(source.run_dir(neighbour), self.store.run_dir(neighbour))
+        self.wrong_complete = False
+
+    def watch(self) -> None:
+        """After a fault: a record the store calls complete must be the right one."""
+        if self.store.is_complete(self.config) and fingerprint(self.store, self.config) != self.refs["main"]:
+            self.wrong_complete = True
+
+    def finish(self, fault: str, detail: str, note: str = "") -> Trial:
+        from .store import check_store
+        from .trainer import train
+
+        self.watch()
+        neighbour_ok = fingerprint(self.store, self.neighbour) == self.refs["neighbour"]
+        train(self.config, self.store, progress=False)
+        final = fingerprint(self.store, self.config)
+        problems = check_store(self.store.root)
+        if not neighbour_ok or fingerprint(self.store, self.neighbour) != self.refs["neighbour"] or final is None:
+            outcome = "lost"
+        elif self.wrong_complete:
+            outcome = "wrong_complete"
+        elif final != self.refs["main"]:
+            outcome = "mismatch"
+        elif problems:
+            outcome, note = "leftover", "; ".join(problems)
+        else:
+            outcome = "survived"
+        return Trial(fault, detail, outcome, note)
+
+
+def run_suite(
+    workdir: str | os.PathLike,
+    *,
+    trials: dict[str, int] | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run ``trials[fault]`` trials of each fault (default: 6 random kills, 6 kills in writes, 2 full
+    disks, 2 checkpoint and 4 record corruptions) in ``workdir``; the summary dict (counts by fault
+    and outcome, every trial, provenance). Deterministic given ``seed`` except the random kills' times."""
+    from .provenance import cpu_identity, git_info, utc_now
+    from .store import ResultsStore
+    from .trainer import train
+
+    say = log or (lambda _m: None)
+    plan = {"random_kill": 6, "kill_in_write": 6, "disk_full": 2, "checkpoint_byte": 2, "record_byte": 4}
+    plan.update(trials or {})
+    unknown = set(plan) - set(FAULTS)
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; valid: {', '.join(FAULTS)}")
+    rng = random.Random(seed)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    main = RunConfig.from_dict({**SUITE_CONFIG, **(config or {})})
+    neighbour = RunConfig.from_dict({**main.to_dict(), "seed": main.seed + 1})
+    start, t0 = utc_now(), time.perf_counter()
+
+    reference = ResultsStore(work / "reference")
+    train(neighbour, reference, progress=False)
+    t_child = time.perf_counter()
+    counted = _run_child(main, work / "counted", "count")
+    child_seconds = time.perf_counter() - t_child
+    if counted.returncode != 0:
+        raise RuntimeError(f"the reference child run failed: {counted.stderr.strip().splitlines()[-1:]}")
+    writes = json.loads(counted.stdout.strip().splitlines()[-1])["writes"]
+    train(main, reference, progress=False)
+    refs = {"main": fingerprint(reference, main), "neighbour": fingerprint(reference, neighbour)}
+    if fingerprint(ResultsStore(work / "counted"), main) != refs["main"]:
+        raise RuntimeError("a child process and this process train different records: the suite cannot judge")
+    say(f"faults: reference child run {child_seconds:.1f} s, {writes} file writes")
+
+    out: list[Trial] = []
+    n = 0
+
+    def judge() -> _Judge:
+        nonlocal n
+        n += 1
+        return _Judge(work / f"trial-{n:03d}", main, neighbour, refs, reference)
+
+    for _ in range(plan["random_kill"]):
+        j = judge()
+        moments = sorted(rng.uniform(0.0, child_seconds) for _ in range(2))
+        killed = [_kill_child_after(main, j.store.root, m) for m in moments]
+        j.watch()
+        detail = ", ".join(f"{m:.2f} s" + ("" if k else " (finished first)") for m, k in zip(moments, killed))
+        out.append(j.finish("random_kill", f"killed at {detail} of a {child_seconds:.1f} s run"))
+        say(f"faults: {out[-1]}")
+    # every (write, point) pair once before any twice: 3 x writes trials cover each write
+    points = [(k, w) for k in range(1, writes + 1) for w in WRITE_POINTS]
+    rng.shuffle(points)
+    for i in range(plan["kill_in_write"]):
+        j = judge()
+        k, where = points[i % len(points)]
+        _run_child(main, j.store.root, "kill_write", f"{k}:{where}")
+        out.append(j.finish("kill_in_write", f"write {k} of {writes}, {where}"))
+        say(f"faults: {out[-1]}")
+    for _ in range(plan["disk_full"]):
+        j = judge()
+        k = rng.randint(1, writes)
+        child = _run_child(main, j.store.root, "disk_full", str(k))
+        note = "" if child.returncode != 0 else "the child did not notice the full disk"
+        out.append(j.finish("disk_full", f"write {k} of {writes}", note))
+        say(f"faults: {out[-1]}")
+    for _ in range(plan["checkpoint_byte"]):
+        j = judge()
+        e = rng.randint(1, main.epochs - 1)
+        _run_child(main, j.store.root, "kill_after_checkpoint", str(e))
+        ckpt = j.store.checkpoint_path(main)
+        offset = flip_byte(ckpt, rng) if ckpt.is_file() else -1
+        j.watch()
+        out.append(j.finish("checkpoint_byte", f"after epoch {e}, byte {offset} of {ckpt.name}"))
+        say(f"faults: {out[-1]}")
+    files = ("result.json", "history.csv", "activation_stats.json")
+    for _ in range(plan["record_byte"]):
+        j = judge()
+        shutil.copytree(reference.run_dir(main), j.store.run_dir(main))
+        name = rng.choice(files)
+        offset = flip_byte(j.store.run_dir(main) / name, rng)
+        out.append(j.finish("record_byte", f"byte {offset} of {name}"))
+        say(f"faults: {out[-1]}")
+
+    counts = {f: {o: sum(t.fault == f and t.outcome == o for t in out) for o in OUTCOMES} for f in plan}
+    total = {o: sum(c[o] for c in counts.values()) for o in OUTCOMES}
+    return {
+        "format": SUMMARY_FORMAT,
+        "faults": FAULTS,
+        "config": main.to_dict(),
+        "plan": plan,
+        "seed": seed,
+        "trials": len(out),
+        "by_fault": counts,
+        "total": total,
+        "runs": [asdict(t) for t in out],
+        "provenance": {
+            "git": git_info(),
+            "cpu": cpu_identity(),
+            "torch": __import__("torch").__version__,
+            "started": start,
+            "finished": utc_now(),
+            "wall_seconds": time.perf_counter() - t0,
+            "child_run_seconds": child_seconds,
+            "file_writes_per_run": writes,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m relustudy.faults", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("child")
+    for name in ("config", "store", "mode", "arg"):
+        c.add_argument(name)
+    s = sub.add_parser("suite", help="run the fault suite and record its summary")
+    s.add_argument("--out", required=True, help="the record to write (JSON)")
+    s.add_argument("--workdir", help="scratch folder (default: a temporary one, removed after)")
+    s.add_argument("--seed", type=int, default=0)
+    for fault in FAULTS:
+        s.add_argument(f"--{fault.replace('_', '-')}", type=int, default=None, metavar="N", help=FAULTS[fault])
+    args = p.parse_args(argv)
+    if args.command == "child":
+        _child(args.config, args.store, args.mode, args.arg)
+        return 0
+    import tempfile
+
+    from .store import write_json
+
+    plan = {f: getattr(args, f) for f in FAULTS if getattr(args, f) is not None}
+    with tempfile.TemporaryDirectory(prefix="relustudy-faults-") as tmp:
+        summary = run_suite(args.workdir or tmp, trials=plan, seed=args.seed, log=print)
+    write_json(args.out, summary)
+    print(f"faults: {summary['trials']} trials, {summary['total']} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
