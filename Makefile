@@ -12,7 +12,7 @@ endif
 # Keep progress bars and BLAS threads sane on the 2-core machines.
 export PYTHONHASHSEED := 0
 
-.PHONY: venv book test smoke-book clean
+.PHONY: faults venv book test smoke-book clean
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # Build the published book from the results store (committed `quick` records are reused).
 book: venv
 	$(BIN)/relustudy book --profile $(PROFILE)
+
+# The fault-injection suite, recorded: the methods page shows the committed record (about 10
+# CPU-minutes on an idle 2-core machine; `make test` runs a short version).
+faults: venv
+	$(BIN)/python -m relustudy.faults suite --out results/faults/fault_suite.json
 
 # The test command CI runs (.ci/run): lint and format check (ruff), unit tests, the end-to-end
 # smoke book build, and nbval over the notebooks with their smoke defaults, in one pytest session.

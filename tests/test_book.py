@@ -3,6 +3,7 @@ the chapters call, and one end-to-end smoke build of the real book."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -892,3 +893,35 @@ def test_a_notebook_run_by_hand_does_not_start_a_long_grid_unasked(tmp_path, mon
     assert not (tmp_path / "empty").exists()  # nothing trained or written
     # reading only (the summary) never asks
     assert book.ensure_runs(["smith_cifar10_cnn"], params, train=False).records == []
+
+
+def test_the_fault_suite_record_becomes_a_table_and_a_sentence(tmp_path):
+    assert book.fault_suite_table(tmp_path) is None
+    assert "make faults" in book.fault_suite_markdown(tmp_path)
+    by_fault = {
+        "random_kill": {"survived": 5, "lost": 0, "wrong_complete": 0, "mismatch": 1, "leftover": 0},
+        "record_byte": {"survived": 3, "lost": 0, "wrong_complete": 1, "mismatch": 0, "leftover": 0},
+    }
+    record = {
+        "faults": {"random_kill": "SIGKILL at random moments", "record_byte": "a byte flipped"},
+        "by_fault": by_fault,
+        "trials": 10,
+        "total": {"survived": 8, "lost": 0, "wrong_complete": 1, "mismatch": 1, "leftover": 0},
+        "provenance": {
+            "git": {"git_commit": "abcdef1234567", "git_dirty": False},
+            "cpu": "x86",
+            "torch": "2",
+            "finished": "2026-12-01T00:00:00Z",
+            "wall_seconds": 120,
+            "child_run_seconds": 9,
+            "file_writes_per_run": 11,
+        },
+    }
+    (tmp_path / book.FAULT_RECORD).parent.mkdir(parents=True)
+    (tmp_path / book.FAULT_RECORD).write_text(json.dumps(record))
+    table = book.fault_suite_table(tmp_path)
+    assert list(table.index) == ["SIGKILL at random moments", "a byte flipped", "all faults"]
+    assert table.loc["all faults", "trials"] == 10 and table.loc["a byte flipped", "wrong record counted complete"] == 1
+    text = book.fault_suite_markdown(tmp_path)
+    assert "**10 trials**" in text and "**0 records lost**" in text and "**1 wrong records counted complete**" in text
+    assert "commit abcdef1234" in text and "wrote 11 files" in text

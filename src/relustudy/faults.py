@@ -274,15 +274,21 @@ def run_suite(
     log: Callable[[str], None] | None = None,
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``trials[fault]`` trials of each fault (default: 6 random kills, 6 kills in writes, 2 full
-    disks, 2 checkpoint and 4 record corruptions) in ``workdir``; the summary dict (counts by fault
+    """Run ``trials[fault]`` trials of each fault (default: 6 random kills, a kill at every point of
+    every write, 3 full disks, 3 checkpoint and 6 record corruptions) in ``workdir``; the summary dict (counts by fault
     and outcome, every trial, provenance). Deterministic given ``seed`` except the random kills' times."""
     from .provenance import cpu_identity, git_info, utc_now
     from .store import ResultsStore
     from .trainer import train
 
     say = log or (lambda _m: None)
-    plan = {"random_kill": 6, "kill_in_write": 6, "disk_full": 2, "checkpoint_byte": 2, "record_byte": 4}
+    plan: dict[str, int | None] = {
+        "random_kill": 6,
+        "kill_in_write": None,  # None: every (write, point) pair once
+        "disk_full": 3,
+        "checkpoint_byte": 3,
+        "record_byte": 6,
+    }
     plan.update(trials or {})
     unknown = set(plan) - set(FAULTS)
     if unknown:
@@ -327,6 +333,8 @@ def run_suite(
     # every (write, point) pair once before any twice: 3 x writes trials cover each write
     points = [(k, w) for k in range(1, writes + 1) for w in WRITE_POINTS]
     rng.shuffle(points)
+    if plan["kill_in_write"] is None:
+        plan["kill_in_write"] = len(points)
     for i in range(plan["kill_in_write"]):
         j = judge()
         k, where = points[i % len(points)]

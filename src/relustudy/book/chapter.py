@@ -66,6 +66,9 @@ __all__ = [
     "downloads_markdown",
     "verdict_csv_frame",
     "verdict_forest",
+    "fault_suite_table",
+    "fault_suite_markdown",
+    "FAULT_RECORD",
     "verdict_bars",
     "VERDICT_PLOT_COLOURS",
     "takeaways_markdown",
@@ -1255,6 +1258,68 @@ def verdict_forest(claims: Any, *, label_width: int = 64) -> Any:
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False)
     return fig
+
+
+# The committed record of the fault-injection suite (`make faults`), relative to the project root.
+FAULT_RECORD = Path("results") / "faults" / "fault_suite.json"
+_OUTCOME_LABELS = {
+    "survived": "survived",
+    "lost": "records lost",
+    "wrong_complete": "wrong record counted complete",
+    "mismatch": "resumed record differs",
+    "leftover": "files left behind",
+}
+
+
+def _fault_record(root: str | Path | None) -> dict[str, Any] | None:
+    from ..experiments import project_root
+
+    path = Path(root or project_root()) / FAULT_RECORD
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def fault_suite_table(root: str | Path | None = None) -> Any:
+    """The fault suite's last recorded run (:data:`FAULT_RECORD`) as a table: one row per fault
+    (its description), the trials and each outcome; None when there is no readable record."""
+    rec = _fault_record(root)
+    if rec is None:
+        return None
+    rows = []
+    for fault, counts in rec["by_fault"].items():
+        rows.append(
+            {
+                "fault": rec["faults"].get(fault, fault),
+                "trials": sum(counts.values()),
+                **{_OUTCOME_LABELS[o]: counts.get(o, 0) for o in _OUTCOME_LABELS},
+            }
+        )
+    table = pd.DataFrame(rows)
+    table.loc[len(table)] = {"fault": "all faults", **table.drop(columns="fault").sum().to_dict()}
+    return table.set_index("fault")
+
+
+def fault_suite_markdown(root: str | Path | None = None) -> str:
+    """One paragraph on the fault suite's last recorded run: trials, records lost, wrong records
+    counted complete, and its provenance; or how to make the record."""
+    rec = _fault_record(root)
+    if rec is None:
+        return f"No fault-suite record in `{FAULT_RECORD}` yet: `make faults` runs the suite and writes it."
+    total, prov = rec["total"], rec["provenance"]
+    git = prov.get("git") or {}
+    commit = str(git.get("git_commit", "unknown"))[:10] + (
+        " with uncommitted changes" if git.get("git_dirty") is True else ""
+    )
+    return (
+        f"The suite's last recorded run: **{rec['trials']} trials**, {total['survived']} survived, "
+        f"**{total['lost']} records lost**, **{total['wrong_complete']} wrong records counted complete**, "
+        f"{total['mismatch']} resumed records that differ from an uninterrupted run, {total['leftover']} with "
+        f"files left behind (commit {commit}, {prov.get('cpu', 'unknown CPU')}, torch {prov.get('torch', '?')}, "
+        f"{prov.get('finished', '?')}, {_fmt_minutes(float(prov.get('wall_seconds', 0)))}; the tiny run under test "
+        f"took {float(prov.get('child_run_seconds', 0)):.0f} s and wrote {prov.get('file_writes_per_run', '?')} files)."
+    )
 
 
 def verdict_bars(claims: Any) -> Any:
