@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing"
         )
+
+    def add_scheduling_options(sp: argparse.ArgumentParser) -> None:
+        """How a grid's runs are scheduled (only `run` trains a grid; the book reuses records)."""
         sp.add_argument(
             "--threads-per-job",
             type=int,
@@ -91,11 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help="train N runs at a time, each in its own process (use with --threads-per-job)",
         )
+        sp.add_argument(
+            "--executor",
+            choices=("local", "ray"),
+            default="local",
+            help="local: this machine (one run at a time, or --jobs N); ray: each run a task on a Ray cluster",
+        )
+        sp.add_argument(
+            "--address",
+            default=None,
+            metavar="ADDR",
+            help="the Ray cluster to use (with --executor ray; default: start a local one)",
+        )
+        sp.add_argument(
+            "--gpus-per-job",
+            type=float,
+            default=None,
+            metavar="F",
+            help="with --executor ray on CUDA: the share of one GPU each run asks for (default 1; 0.25: four per GPU)",
+        )
 
     run = sub.add_parser("run", help="train an experiment's grid (complete runs are skipped)")
     run.add_argument("experiment")
     add_common(run, None)
     add_run_options(run)
+    add_scheduling_options(run)
     run.add_argument("--force", action="store_true", help="recompute runs that already have a record")
 
     res = sub.add_parser("results", help="tidy results of an experiment")
@@ -156,6 +179,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         download=args.download,
         num_threads=args.threads_per_job,
         jobs=args.jobs,
+        executor=args.executor,
+        address=args.address,
+        gpus_per_job=args.gpus_per_job,
     )
     diverged = sum(r.get("status") == "diverged" for r in records)
     print(f"{len(records)} runs recorded ({diverged} diverged)")

@@ -188,6 +188,9 @@ def default_results_dir(profile: str) -> Path:
     return root / "_build" / "smoke-results" if profile == "smoke" else root / "results"
 
 
+EXECUTORS = ("local", "ray")  # this machine (one run at a time, or --jobs N processes); a Ray cluster
+
+
 def _exit_with_parent(parent_pid: int) -> None:
     """Worker initializer: stop when the driver is gone, so that killing ``relustudy run`` leaves
     no run training unseen (its checkpoint stays; the next ``run`` resumes it)."""
@@ -233,6 +236,9 @@ def run_experiment(
     progress: bool | None = None,
     num_threads: int | None = None,
     jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    gpus_per_job: float | None = None,
 ) -> list[dict]:
     """Train every run of the grid that has no complete record; return all records (grid order).
 
@@ -241,6 +247,10 @@ def run_experiment(
     record does not depend on how it was scheduled: it is the one a sequential run with the same
     threads makes (tests/test_experiments.py). A run that another live process is training (its
     claim, see :class:`relustudy.store.RunClaim`) is skipped with one line and left to that one.
+
+    ``executor="ray"`` sends each run to a Ray cluster instead (``address``; a local one when None)
+    as a task of ``num_threads`` CPUs (1 if not given) and, on CUDA, ``gpus_per_job`` of a GPU
+    (default 1; a fraction shares one): see :mod:`relustudy.ray_executor`. ``jobs`` is then unused.
     """
     from .store import ResultsStore, RunClaimed
     from .trainer import train
@@ -249,13 +259,17 @@ def run_experiment(
     validate_profile(profile)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--address names a Ray cluster: give it with --executor ray")
     seeds = None if seeds is None else list(seeds)
     if seeds is not None and len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must not repeat, got {seeds}")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ConfigError(f"--data-dir {data_dir} is not a folder (give the folder holding <dataset>.npz files)")
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
-    if configs:
+    if configs and not (executor == "ray" and device == "cuda"):  # a cluster's GPUs are its workers'
         from .trainer import resolve_device
 
         resolve_device(device)  # a missing GPU is one clear error before anything trains
@@ -303,6 +317,32 @@ def run_experiment(
             log(f"[{i + 1}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: skipped, {e}")
 
     progress_state["todo"] = len(todo)
+    if executor == "ray" and todo:
+        from .ray_executor import train_on_ray
+
+        if force:  # recompute: the old records go first (a retried task must then resume, not restart)
+            for i in todo:
+                store.invalidate(configs[i])
+        import torch
+
+        on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+        def done(k: int, record: dict, seconds: float) -> None:
+            records[todo[k]] = record
+            report(todo[k] + 1, configs[todo[k]], record, False, seconds)
+
+        train_on_ray(
+            [configs[i] for i in todo],
+            store,
+            address=address,
+            cpus_per_run=num_threads or 1,
+            gpus_per_run=(1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0,
+            data_dir=data_dir,
+            download=download,
+            on_done=done,
+            on_claimed=lambda k, e: elsewhere(todo[k], e),
+        )
+        return [r for r in records if r is not None]
     if jobs == 1 or len(todo) <= 1:
         for i in todo:
             t0 = time.perf_counter()

@@ -1,0 +1,148 @@
+"""Training a grid on a Ray cluster (``relustudy run EXP --executor ray [--address ADDR]``).
+
+Each run is one Ray task asking for its resources: ``cpus_per_run`` CPUs (the run's threads), and
+on a GPU ``gpus_per_run`` of one device -- 1 gives each run a GPU of its own, a fraction such as
+0.25 lets four runs share one (Ray only counts: the runs share the device's memory and compute,
+so pick a fraction whose runs fit in memory together). Without an address Ray starts a local
+cluster on this machine with all its CPUs and stops it afterwards.
+
+Records reach the driver's results store whether or not a worker shares its file system: the
+driver leaves a token file in its store; a worker that sees it trains straight into that store
+(checkpoints included), one that does not trains into a store of its own node (under the system's
+temporary folder, one per driver invocation) and sends the record's files back, which the driver
+writes into its store, the record last, and verifies. A worker that dies is retried by Ray (up to
+``MAX_RETRIES`` times); the retry resumes from the run's last checkpoint when it lands where that
+checkpoint is (the shared store, or the same node). A run's record is the one a sequential run with
+the same threads makes: the task calls the same :func:`relustudy.trainer.train`.
+
+The nodes of a remote cluster need this project's environment (``requirements.lock`` and the
+package, e.g. ``pip install -e .``) and their datasets (``RELUSTUDY_DATA`` or the cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ConfigError, RunConfig
+
+MAX_RETRIES = 3
+# Files a run's record consists of, in the order the driver writes them (result.json last: the
+# commit point).
+RECORD_ORDER = ("config.json", "history.csv", "activation_stats.json", "result.json")
+TASK_NAME = "relustudy_train"  # the worker's process title while it trains: "ray::relustudy_train"
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or one clear error saying how to get it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--executor ray needs the ray package (pinned in requirements.lock: "
+            ".venv/bin/pip install -r requirements.lock)"
+        ) from None
+    return ray
+
+
+def _train_task(
+    config_dict: dict[str, Any], driver_root: str, token: str, data_dir: str | None, download: bool
+) -> dict[str, Any]:
+    """The task a worker runs: train one run where its checkpoints are reachable; the record, and
+    its files when the driver's store is not this node's."""
+    from .store import ResultsStore
+    from .trainer import train
+
+    shared = (Path(driver_root) / token).is_file()
+    root = Path(driver_root) if shared else Path(tempfile.gettempdir()) / "relustudy-ray" / token
+    config = RunConfig.from_dict(config_dict)
+    store = ResultsStore(root)
+    t0 = time.perf_counter()
+    record = train(
+        config,
+        store,
+        data_dir=data_dir if data_dir and Path(data_dir).is_dir() else None,
+        download=download,
+        progress=False,
+    )
+    files = {}
+    if not shared:
+        folder = store.run_dir(config)
+        files = {name: (folder / name).read_bytes() for name in RECORD_ORDER if (folder / name).is_file()}
+    return {"record": record, "seconds": time.perf_counter() - t0, "files": files, "host": os.uname().nodename}
+
+
+def bring_home(store: Any, config: RunConfig, out: dict[str, Any]) -> None:
+    """Write the record files a worker sent back (``out["files"]``; none when it trained in the
+    driver's store) into ``store``, the record last, and verify them: a record that does not
+    verify is removed again and raises :class:`~relustudy.store.StoreError`."""
+    from .store import StoreError, atomic_write
+
+    if not out["files"]:
+        return
+    folder = store.run_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_ORDER:
+        if name in out["files"]:
+            atomic_write(folder / name, out["files"][name])
+    if store.load_record(config) is None:
+        store.invalidate(config)
+        raise StoreError(f"the record of {folder.name} sent back from {out['host']} does not verify")
+
+
+def train_on_ray(
+    configs: list[RunConfig],
+    store: Any,
+    *,
+    address: str | None = None,
+    cpus_per_run: int = 1,
+    gpus_per_run: float = 0.0,
+    data_dir: str | None = None,
+    download: bool = False,
+    on_done: Callable[[int, dict[str, Any], float], None],
+    on_claimed: Callable[[int, Exception], None],
+) -> None:
+    """Train ``configs`` as Ray tasks; ``on_done(index, record, seconds)`` as each completes,
+    ``on_claimed(index, error)`` for a run another live process is training."""
+    ray = require_ray()
+    from .store import RunClaimed
+
+    if cpus_per_run < 1:
+        raise ConfigError(f"each Ray task needs at least one CPU, got {cpus_per_run}")
+    if gpus_per_run < 0 or gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
+        raise ConfigError(f"--gpus-per-job must be a fraction in (0, 1] or a whole number, got {gpus_per_run}")
+    started_here = not ray.is_initialized()
+    if started_here:
+        if not address:  # a local cluster's workers inherit this environment: import this very package
+            here = str(Path(__file__).resolve().parents[1])
+            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    token = f".ray-driver-{uuid.uuid4().hex}"
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / token).write_text(f"{os.getpid()}\n")
+    try:
+        task = ray.remote(_train_task).options(
+            name=TASK_NAME, num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES
+        )
+        pending = {
+            task.remote(cfg.to_dict(), str(store.root), token, data_dir, download): i for i, cfg in enumerate(configs)
+        }
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ready[0])
+            try:
+                out = ray.get(ready[0])
+            except RunClaimed as e:  # Ray re-raises the task's exception as (a subclass of) its type
+                on_claimed(i, e)
+                continue
+            bring_home(store, configs[i], out)
+            on_done(i, out["record"], out["seconds"])
+    finally:
+        (store.root / token).unlink(missing_ok=True)
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,115 @@
+"""Grids on Ray (relustudy.ray_executor): a local cluster gives the records of a sequential run, a
+worker killed mid-run is retried and its record completes, and a record trained on another file
+system comes home verified."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from relustudy.config import ConfigError, RunConfig
+from relustudy.experiments import run_experiment
+from relustudy.ray_executor import TASK_NAME, _train_task, bring_home
+from relustudy.store import ResultsStore, StoreError
+from relustudy.trainer import TIMING_METRICS
+
+ray = pytest.importorskip("ray", reason="ray is not installed (requirements.lock pins it)")
+
+
+def _mnist_available() -> bool:
+    from relustudy.data import dataset_available
+
+    return dataset_available("mnist")
+
+
+needs_mnist = pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
+KW = dict(seeds=[0], num_threads=1, log=None)
+
+
+def _untimed(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r["metrics"].items() if k not in TIMING_METRICS} for r in records]
+
+
+def _task_pids() -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f"ray::{TASK_NAME}".encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_bad_executor_options_are_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown executor 'dask'; valid: local, ray"):
+        run_experiment("tf_rrelu_mnist_bn", "smoke", executor="dask", results_dir=tmp_path, log=None)
+    with pytest.raises(ConfigError, match="--address names a Ray cluster"):
+        run_experiment("tf_rrelu_mnist_bn", "smoke", address="10.0.0.1:6379", results_dir=tmp_path, log=None)
+
+
+@needs_mnist
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux) to find the worker")
+def test_a_ray_grid_gives_the_sequential_records_even_when_a_worker_is_killed(tmp_path):
+    seq = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "seq", **KW)
+    killed: list[int] = []
+    finished = threading.Event()
+
+    def kill_the_first_worker_once() -> None:  # SIGKILL a training task after it has run a moment
+        while not finished.is_set():
+            pids = _task_pids()
+            if pids:
+                finished.wait(1.0)
+                if pids[0] in _task_pids():
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                    return
+            finished.wait(0.1)
+
+    killer = threading.Thread(target=kill_the_first_worker_once, daemon=True)
+    killer.start()
+    try:
+        on_ray = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "ray", executor="ray", **KW)
+    finally:
+        finished.set()
+        killer.join(timeout=5)
+    assert killed, "no Ray worker was seen training"
+    assert len(on_ray) == len(seq)
+    assert _untimed(on_ray) == _untimed(seq)  # bit-identical to a sequential run, the killed one too
+    store = ResultsStore(tmp_path / "ray")
+    assert all(store.is_complete(RunConfig.from_dict(r["config"])) for r in on_ray)
+    assert not list((tmp_path / "ray").glob(".ray-driver-*"))  # the driver's token is gone
+
+
+@needs_mnist
+def test_a_record_trained_on_another_file_system_comes_home_verified(tmp_path):
+    config = RunConfig.from_dict(
+        dict(
+            experiment="ray_test",
+            profile="smoke",
+            dataset="mnist",
+            model="smith_cnn",
+            activation="relu",
+            train_subset=128,
+            test_subset=100,
+            batch_size=64,
+            epochs=1,
+            num_threads=1,
+        )
+    )
+    driver = ResultsStore(tmp_path / "driver")
+    # no token in the driver's folder: the task trains in a store of its own node and sends the files
+    out = _train_task(config.to_dict(), str(driver.root), f".ray-driver-test-{os.getpid()}", None, False)
+    assert set(out["files"]) >= {"result.json", "history.csv"} and not driver.is_complete(config)
+    bring_home(driver, config, out)
+    assert driver.load_record(config)["metrics"]["test_accuracy"] == out["record"]["metrics"]["test_accuracy"]
+    damaged = {**out, "files": {**out["files"], "history.csv": out["files"]["history.csv"] + b"1,2\n"}}
+    other = ResultsStore(tmp_path / "other")
+    with pytest.raises(StoreError, match="does not verify"):
+        bring_home(other, config, damaged)
+    assert not other.is_complete(config) and not (other.run_dir(config) / "result.json").exists()
