@@ -402,3 +402,17 @@ def test_a_changed_digit_in_a_record_is_found_by_its_checksum(tmp_path):
     path.write_text(path.read_text().replace("0.9123", "0.9124"))  # still valid JSON, one digit off
     assert not store.is_complete(config)
     assert any("does not match its own checksum" in line for line in store_mod.check_store(tmp_path))
+
+
+def test_a_complete_runs_leftovers_are_removed_and_a_set_aside_checkpoint_kept(tmp_path):
+    store = ResultsStore(tmp_path)
+    config = cfg()
+    fake_run(store, config, {"test_accuracy": 0.9})
+    folder = store.run_dir(config)
+    (folder / "checkpoint.pt").write_bytes(b"x" * 10)
+    (folder / ".result.json.abc.tmp").write_bytes(b"{")
+    (folder / "checkpoint-set-aside-20260101T000000Z.pt").write_bytes(b"y")
+    removed = store.remove_leftovers(config)
+    assert sorted(p.name for p in removed) == [".result.json.abc.tmp", "checkpoint.pt"]
+    assert store_mod.leftovers(folder) == [] and (folder / "checkpoint-set-aside-20260101T000000Z.pt").exists()
+    assert store.is_complete(config)

@@ -478,3 +478,15 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_run_restarts(tmp_path, monkey
     assert len(kept) == 1 and not store.checkpoint_path(config).exists()  # kept aside, not resumed
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "set aside as checkpoint-set-aside-" in warnings[0] and "\n" not in warnings[0]
+
+
+def test_a_checkpoint_left_beside_a_complete_record_is_removed_on_the_next_run(tmp_path):
+    """A kill after result.json and before the checkpoint's deletion leaves both (the fault suite
+    found it): the next train() of the run returns the record and removes the checkpoint."""
+    config = small(epochs=1, train_subset=128, test_subset=100)
+    store = ResultsStore(tmp_path)
+    first = train(config, store, progress=False)
+    store.save_checkpoint(config, {"epoch": 1})
+    again = train(config, store, progress=False)
+    assert again["_trained"] is False and untimed(again["metrics"]) == untimed(first["metrics"])
+    assert not store.checkpoint_path(config).exists()

@@ -462,6 +462,19 @@ class ResultsStore:
             return None
         return dest
 
+    def remove_leftovers(self, config: RunConfig) -> list[Path]:
+        """Delete what a complete run no longer needs (:func:`leftovers`: its checkpoint, temporary
+        files), e.g. after a kill between writing the record and deleting the checkpoint; the
+        paths removed. Call only when the run's record is complete."""
+        removed = []
+        for p in leftovers(self.run_dir(config)):
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+        return removed
+
     def delete_checkpoint(self, config: RunConfig) -> None:
         try:
             self.checkpoint_path(config).unlink()
@@ -492,6 +505,14 @@ class ResultsStore:
                 rec["_dir"] = str(d)
                 out.append(rec)
         return out
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Files of a run folder that do not belong beside a complete record: the resume checkpoint
+    and temporary files of interrupted writes (a set-aside checkpoint is kept on purpose)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name == CHECKPOINT_FILE or p.name.endswith(".tmp"))
 
 
 def _file_sha256(path: Path) -> str:
@@ -579,8 +600,7 @@ def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
         if problems and fix:
             os.replace(result, d / (RESULT_FILE + ".invalid"))
             continue
-        leftovers = [p for p in d.iterdir() if p.name == CHECKPOINT_FILE or p.name.endswith(".tmp")]
-        for p in leftovers:
+        for p in leftovers(d):
             lines.append(f"{p}: leftover beside a complete record" + (" -> removed" if fix else ""))
             if fix:
                 p.unlink()

@@ -559,6 +559,7 @@ def train(
     if not force:
         record = store.load_record(config)
         if record is not None:
+            store.remove_leftovers(config)  # a kill after the record, before the checkpoint's deletion
             return {**record, "_trained": False}
     # One process trains a run at a time (RunClaimed if another live one does); the record is
     # read again under the claim, since another process may have just finished it.
