@@ -82,7 +82,8 @@ def test_other_sources_spot_checks(source, table, row, column, value):
 
 def test_reference_shape_and_sources():
     pv = R.paper_values()
-    assert list(pv.columns) == ["source", "table", "row", "column", "value", "note"]
+    assert list(pv.columns) == ["source", "table", "row", "column", "value", "note", "decimals"]
+    assert (pv["decimals"] >= 0).all() and R.paper_value("xu2015", "Table 3", "ReLU", "train_error") == 0.00318
     assert set(pv["source"]) <= set(R.SOURCES)
     assert not pv.duplicated(["source", "table", "row", "column"]).any()
     assert pv["value"].notna().all()
@@ -353,7 +354,7 @@ def test_evaluate_claims_summary():
     )
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
-    assert len(out) == len(C.CLAIMS) == 11 + 7 + 4 + 2 * 12 + 1 + 11  # Smith, Theano, TF blog, Xu (2 tables + NDSB), He
+    assert len(out) == len(C.CLAIMS) == 16 + 7 + 4 + 2 * 12 + 1 + 11  # Smith, Theano, TF blog, Xu (2 tables + NDSB), He
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
@@ -361,7 +362,10 @@ def test_evaluate_claims_summary():
     # paper-like means: PReLU 0.703 vs ReLU 0.685 on Table 3 is a clear, replicated difference
     assert by_id["smith.table3.prelu_better_than_relu_and_lrelu"] == "replicated"
     assert (out["profile"] == "quick").all() and out["claim"].str.len().gt(0).all()
-    assert len(C.evaluate_claims(df, "quick", source="smith")) == 11
+    assert len(C.evaluate_claims(df, "quick", source="smith")) == 16
+    # Section 5's metric sentences on paper-like numbers: PReLU's Table 2 sparsity (0.219) is the lowest
+    assert by_id["smith.table2.prelu_best_lifetime_sparsity"] == "replicated"
+    assert by_id["smith.table2.prelu_worse_dispersion_than_relu_and_lrelu"] == "replicated"  # 0.194 > 0.161, 0.153
     xu = C.evaluate_claims(df, "quick", source="xu2015")  # no Xu records: not run, NDSB not obtainable
     assert set(xu["verdict"]) == {"not run", "not obtainable"}
     with pytest.raises(ValueError, match="verdict must be one of"):
@@ -470,8 +474,10 @@ SOURCE_TEXTS = Path(__file__).resolve().parents[1].parent / "shared" / "sources"
 
 def _plain(text: str) -> str:
     """Whitespace collapsed; the MathML duplicates of the HTML-extracted Xu et al. text removed
-    ("a=100𝑎100a=100" -> "a=100"); our editorial "[sic: ...]" dropped."""
+    ("a=100𝑎100a=100" -> "a=100"); our editorial "[sic: ...]" dropped; a word broken across a page
+    of the PDF text ("dis-", a figure caption, "persion") joined."""
     text = re.sub(r"\[sic: [^\]]*\] ?", "", text)
+    text = re.sub(r"(\w)-[ \t]*\n\s*(?:Figure \d+:[^\n]*\n\s*)?(\w)", r"\1\2", text)
     text = re.sub(r"(\w=[\d.]+)[^\x00-\x7f]+[\d.]*\1", r"\1", text)
     return re.sub(r"\s+", " ", text)
 

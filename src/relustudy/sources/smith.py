@@ -6,9 +6,9 @@ chapter's caption notes (notebooks/smith.ipynb).
 
 from __future__ import annotations
 
-from ..claims import ComparisonClaim, margin, register
+from ..claims import ComparisonClaim, DifferenceClaim, Quantity, RankClaim, margin, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
-from ..reference import SOURCES, Source, experiment_reference
+from ..reference import SOURCES, Source, experiment_reference, paper_value
 
 SOURCE = SOURCES.register(
     "smith",
@@ -203,7 +203,9 @@ def _smith_claims() -> None:
                     ),
                     note=(
                         "'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
-                        "sparsity and lower dispersion count as better, as in the paper's Section 5."
+                        "sparsity and lower dispersion count as better, as in the paper's Section 5. The quote's first "
+                        "sentence is read as introducing the second: across tables PReLU's numbers are not comparable "
+                        "(other data, other networks), so 'its best performance' is not tested on its own."
                     ),
                     arm="PReLU",
                     others=("tanh", "ReLU", "LReLU"),
@@ -232,3 +234,106 @@ def _smith_claims() -> None:
 
 
 _smith_claims()
+
+_SMITH_T2_METRICS = (
+    "PReLU performed about the same as ReLU and LReLU with the 4-layer CNN modelling the Fashion-MNIST dataset. "
+    "While PReLU performed the best on lifetime sparsity, it had the same accuracy and slightly worse dispersion "
+    "as ReLU and LReLU."
+)
+_SMITH_T4 = (
+    "While PReLU obtained the best accuracy of the four models using 3-block VGG architecture, it scored about 2% "
+    "and 1% worse than LReLU on lifetime sparsity and dispersion, respectively. Also, PReLU scored about 5% worse "
+    "but 1% better than ReLU on lifetime sparsity and dispersion, respectively."
+)
+_SPARSITY, _DISPERSION = "last_conv.sparsity", "last_conv.dispersion"
+_COLUMN = {"test_accuracy": "accuracy", _SPARSITY: "lifetime_sparsity", _DISPERSION: "dispersion"}
+
+
+def _paper_cells(table: str, metric: str, arms: tuple[str, ...]) -> str:
+    """The paper's numbers of ``arms`` in one column, from the reference data (never typed twice)."""
+    cells = ", ".join(f"{a} {paper_value('smith', table, a, _COLUMN[metric]):.3f}" for a in arms)
+    return f"{_COLUMN[metric].replace('_', ' ')}: {cells} ({table}, one run)"
+
+
+def _worse(metric: str, arm: str, than: str) -> tuple[Quantity, Quantity]:
+    """A part "``arm`` is worse than ``than`` on ``metric``" where lower is better (sparsity,
+    dispersion): ``arm``'s value minus ``than``'s exceeds 0."""
+    return (Quantity(arm, (metric,)), Quantity(than, (metric,)))
+
+
+def _smith_metric_claims() -> None:
+    """Section 5's sentences on sparsity and dispersion (Tables 2 and 4) and Table 4's accuracy ranking;
+    lower lifetime sparsity and dispersion count as better, as in the paper's Section 5."""
+    others = ("tanh", "ReLU", "LReLU")
+    register(
+        RankClaim(
+            id="smith.table2.prelu_best_lifetime_sparsity",
+            source="smith",
+            experiment="smith_fmnist_cnn",
+            section=_SMITH_ANALYSIS,
+            quote=_SMITH_T2_METRICS,
+            statement="PReLU has the lowest (best) lifetime sparsity of the four activations (Table 2).",
+            arm="PReLU",
+            others=others,
+            metric=_SPARSITY,
+            k=1,
+            paper_says=_paper_cells("Table 2", _SPARSITY, ("PReLU", *others)),
+        )
+    )
+    register(
+        DifferenceClaim(
+            id="smith.table2.prelu_worse_dispersion_than_relu_and_lrelu",
+            source="smith",
+            experiment="smith_fmnist_cnn",
+            section=_SMITH_ANALYSIS,
+            quote=_SMITH_T2_METRICS,
+            statement="PReLU's dispersion is higher (worse) than ReLU's and than LReLU's (Table 2; 'slightly': the "
+            "direction is tested, not the size).",
+            parts=(_worse(_DISPERSION, "PReLU", "ReLU"), _worse(_DISPERSION, "PReLU", "LReLU")),
+            paper_says=_paper_cells("Table 2", _DISPERSION, ("PReLU", "ReLU", "LReLU")),
+        )
+    )
+    register(
+        RankClaim(
+            id="smith.table4.prelu_best_accuracy",
+            source="smith",
+            experiment="smith_cifar10_vgg3",
+            section=_SMITH_ANALYSIS,
+            quote=_SMITH_T4,
+            statement="PReLU has the highest test accuracy of the four activations, tanh included (Table 4).",
+            arm="PReLU",
+            others=others,
+            metric="test_accuracy",
+            k=1,
+            paper_says=_paper_cells("Table 4", "test_accuracy", ("PReLU", *others)),
+        )
+    )
+    register(
+        DifferenceClaim(
+            id="smith.table4.prelu_worse_than_lrelu_on_sparsity_and_dispersion",
+            source="smith",
+            experiment="smith_cifar10_vgg3",
+            section=_SMITH_ANALYSIS,
+            quote=_SMITH_T4,
+            statement="PReLU's lifetime sparsity and dispersion are both higher (worse) than LReLU's (Table 4; the "
+            "direction is tested, not the paper's 'about 2% and 1%').",
+            parts=(_worse(_SPARSITY, "PReLU", "LReLU"), _worse(_DISPERSION, "PReLU", "LReLU")),
+            paper_says="; ".join(_paper_cells("Table 4", m, ("PReLU", "LReLU")) for m in (_SPARSITY, _DISPERSION)),
+        )
+    )
+    register(
+        DifferenceClaim(
+            id="smith.table4.prelu_worse_sparsity_better_dispersion_than_relu",
+            source="smith",
+            experiment="smith_cifar10_vgg3",
+            section=_SMITH_ANALYSIS,
+            quote=_SMITH_T4,
+            statement="PReLU's lifetime sparsity is higher (worse) than ReLU's and its dispersion lower (better) "
+            "(Table 4; the direction is tested, not the paper's 'about 5% worse but 1% better').",
+            parts=(_worse(_SPARSITY, "PReLU", "ReLU"), _worse(_DISPERSION, "ReLU", "PReLU")),
+            paper_says="; ".join(_paper_cells("Table 4", m, ("PReLU", "ReLU")) for m in (_SPARSITY, _DISPERSION)),
+        )
+    )
+
+
+_smith_metric_claims()
