@@ -44,13 +44,19 @@ THEANO_COMMON = dict(
     channels_last=True,
 )
 THEANO_NOTES = (
-    "Network, optimizer and batch: Alec Radford's Theano-Tutorials convnet, which the blog says it uses "
-    "unchanged: no biases, N(0, 0.01) weights, dropout 0.2/0.2/0.2/0.5, RMSprop lr 0.001, rho 0.9, "
+    "Network, optimizer and batch: Alec Radford's Theano-Tutorials convnet, to which the blog says its net is "
+    "identical: no biases, N(0, 0.01) weights, dropout 0.2/0.2/0.2/0.5, RMSprop lr 0.001, rho 0.9, "
     "eps 1e-6 inside the square root, batch 128, pixels / 255.",
     "'1/6 of the original size': 10,000 training images, stratified by class with a fixed subset seed "
-    "(the same images for every arm and seed); the full 10,000-image test set.",
+    "(the same images for every arm and seed); the full 10,000-image test set. Radford's loader takes the "
+    "first 10,000 images instead (our choice differs).",
+    "The training loop is the study's one trainer, not Radford's (our choice): his visits the images in file "
+    "order every epoch and drops the last partial batch (10,000 = 78 x 128 + 16 images); ours reshuffles every "
+    "epoch with a seeded generator and keeps the partial batch.",
     "PReLU: channel-wise coefficients (one per conv channel and per dense unit) initialised at 0.25 (He et al.); "
-    "the blog does not state its init.",
+    "the blog does not state its init, and its 'the alpha parameters ... need to correspond to the number of "
+    "activations in the corresponding layer' may mean one per unit of a feature map (channel x position), which "
+    "we do not do (our choice: He et al.'s channel-wise form).",
     "'Sweet spot': the first epoch whose test accuracy is within 0.2 percentage points of the run's best "
     "(metric epochs_to_sweet_spot).",
     "Timing: images per second of the training loop (median over epochs), on our CPU, not the blog's K40c GPU.",
