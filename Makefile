@@ -28,7 +28,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 book: venv
 	$(BIN)/relustudy book --profile $(PROFILE)
 
-# The fault-injection suite, recorded: the methods page shows the committed record (about 10
+# The fault-injection suite, recorded: the methods page shows the committed record (about 5
 # CPU-minutes on an idle 2-core machine; `make test` runs a short version).
 faults: venv
 	$(BIN)/python -m relustudy.faults suite --out results/faults/fault_suite.json

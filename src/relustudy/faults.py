@@ -274,8 +274,8 @@ def run_suite(
     log: Callable[[str], None] | None = None,
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``trials[fault]`` trials of each fault (default: 6 random kills, a kill at every point of
-    every write, 3 full disks, 3 checkpoint and 6 record corruptions) in ``workdir``; the summary dict (counts by fault
+    """Run ``trials[fault]`` trials of each fault (default: 4 random kills, a kill in each write of
+    the run, 2 full disks, 2 checkpoint and 4 record corruptions) in ``workdir``; the summary dict (counts by fault
     and outcome, every trial, provenance). Deterministic given ``seed`` except the random kills' times."""
     from .provenance import cpu_identity, git_info, utc_now
     from .store import ResultsStore
@@ -283,11 +283,11 @@ def run_suite(
 
     say = log or (lambda _m: None)
     plan: dict[str, int | None] = {
-        "random_kill": 6,
-        "kill_in_write": None,  # None: every (write, point) pair once
-        "disk_full": 3,
-        "checkpoint_byte": 3,
-        "record_byte": 6,
+        "random_kill": 4,
+        "kill_in_write": None,  # None: each write once
+        "disk_full": 2,
+        "checkpoint_byte": 2,
+        "record_byte": 4,
     }
     plan.update(trials or {})
     unknown = set(plan) - set(FAULTS)
@@ -330,11 +330,18 @@ def run_suite(
         detail = ", ".join(f"{m:.2f} s" + ("" if k else " (finished first)") for m, k in zip(moments, killed))
         out.append(j.finish("random_kill", f"killed at {detail} of a {child_seconds:.1f} s run"))
         say(f"faults: {out[-1]}")
-    # every (write, point) pair once before any twice: 3 x writes trials cover each write
-    points = [(k, w) for k in range(1, writes + 1) for w in WRITE_POINTS]
-    rng.shuffle(points)
+    # every write once before any twice, the points (before, inside, after) taking turns, and every
+    # (write, point) pair once before any twice: `writes` trials kill inside each write once
+    writes_order = list(range(1, writes + 1))
+    rng.shuffle(writes_order)
+    turn = rng.randrange(len(WRITE_POINTS))
+    points = [
+        (k, WRITE_POINTS[(turn + i + lap) % len(WRITE_POINTS)])
+        for lap in range(len(WRITE_POINTS))
+        for i, k in enumerate(writes_order)
+    ]
     if plan["kill_in_write"] is None:
-        plan["kill_in_write"] = len(points)
+        plan["kill_in_write"] = writes
     for i in range(plan["kill_in_write"]):
         j = judge()
         k, where = points[i % len(points)]
