@@ -20,8 +20,8 @@ in this process, and judged:
 
 Faults (:data:`FAULTS`): ``random_kill`` (SIGKILL of a child process at uniformly random moments,
 twice per trial, anywhere from start-up to the last write), ``kill_in_write`` (SIGKILL just
-before, inside -- half the bytes written -- or just after the k-th file write; the pairs of write
-and point are taken in a shuffled order, each once before any twice), ``disk_full``
+before, inside -- half the bytes written -- or just after the k-th file write; each write once
+before any twice, in a shuffled order, the three points taking turns), ``disk_full``
 (ENOSPC from the k-th file write), ``checkpoint_byte`` (one byte of the checkpoint flipped after a
 kill that followed its save) and ``record_byte`` (one byte of a complete record's files flipped).
 
