@@ -371,3 +371,37 @@ def test_no_weight_decay_parameters_finds_exactly_the_prelu_weights():
     assert [id(p) for p in found] == [id(model[1].weight), id(shared.weight)]
     # Conv/Linear/BatchNorm "weight"s are not picked up despite the same name.
     assert {id(p) for p in found}.isdisjoint({id(p) for p in model[0].parameters()})
+
+
+@pytest.mark.parametrize("name", ["relu_max", "relu_abs", "prelu_maxmin", "prelu_abs"])
+def test_the_blogs_forms_as_written_differ_from_ours_only_at_zero(name):
+    """as_written: the plain expression with autograd's own gradient -- the same function and the
+    same gradient away from 0; at exactly 0, autograd's tie rule (0.5 for ReLU forms) instead of
+    the left derivative."""
+    torch.manual_seed(0)
+    written = build_activation(name, num_channels=3, as_written=True).double()
+    ours = build_activation(name, num_channels=3).double()
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    x[0, 0, 0, :2] = 0.0  # two exact zeros
+    xw, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yw, yo = written(xw), ours(xo)
+    assert torch.equal(yw, yo)
+    (gw,), (go,) = torch.autograd.grad(yw.sum(), xw), torch.autograd.grad(yo.sum(), xo)
+    away = x != 0
+    assert torch.equal(gw[away], go[away])
+    a = 0.25
+    left = torch.full((2,), a if name.startswith("prelu") else 0.0, dtype=torch.float64)
+    assert torch.equal(go[0, 0, 0, :2], left)  # ours: the left derivative
+    assert torch.allclose(
+        gw[0, 0, 0, :2], torch.full((2,), 0.5 * (1 + a) if name.startswith("prelu") else 0.5, dtype=torch.float64)
+    )
+    assert torch.autograd.gradcheck(written, (torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True),))
+    with pytest.raises(ValueError, match="as_written must be True or False"):
+        build_activation(name, num_channels=3, as_written="yes")
+
+
+def test_the_benchmark_times_the_blogs_forms_as_written():
+    from relustudy.microbench import AS_WRITTEN, case_names
+
+    assert set(AS_WRITTEN) == {f"{n}[as written]" for n in ("relu_max", "relu_abs", "prelu_maxmin", "prelu_abs")}
+    assert set(AS_WRITTEN) <= set(case_names())

@@ -22,16 +22,16 @@ out-of-range parameters raise ``ValueError`` naming the valid parameters / the c
 name            parameters (default)                    y for x < 0
 ==============  ======================================  ==========================================
 relu            -                                       0                     (``F.relu``)
-relu_max        -                                       0   ``torch.maximum(x, 0)``
+relu_max        ``as_written`` (False)                  0   ``torch.maximum(x, 0)``
 relu_mask       -                                       0   ``x * (x > 0)``
-relu_abs        -                                       0   ``(x + |x|) / 2``
+relu_abs        ``as_written`` (False)                  0   ``(x + |x|) / 2``
 relu_where      -                                       0   ``torch.where(x > 0, x, 0)``
 lrelu           ``a`` in (1, inf) *or* ``slope`` in     x / a (Xu et al.) or slope * x
                 [0, 1) (``slope=0.01``)
 prelu           ``mode`` channel|shared (channel),      a * x, a learned (``F.prelu``)
                 ``init`` (0.25)
-prelu_maxmin    as prelu                                ``max(0, x) + a * min(0, x)``
-prelu_abs       as prelu                                ``(x + |x|)/2 + a * (x - |x|)/2``
+prelu_maxmin    as prelu, ``as_written`` (False)        ``max(0, x) + a * min(0, x)``
+prelu_abs       as prelu, ``as_written`` (False)        ``(x + |x|)/2 + a * (x - |x|)/2``
 prelu_schluter  as prelu                                ``0.5 (1 + a) x + 0.5 (1 - a) |x|``
 rrelu           ``lower`` (3), ``upper`` (8),           x / a, a ~ U(lower, upper) (Xu et al.)
                 1 < lower <= upper
@@ -56,7 +56,8 @@ variants use them, keeping each formulation's forward:
   formulation gives exactly the left derivative (0 for relu_abs, a for the PReLU forms).
 ``relu_mask`` and ``relu_where`` already give 0 at 0 with plain autograd. The benchmark chapter
 should note that relu_max/relu_abs/prelu_maxmin/prelu_abs/prelu_schluter pay for a Python-level
-autograd Function in the backward pass.
+autograd Function in the backward pass; ``as_written=True`` (relu_max, relu_abs, prelu_maxmin,
+prelu_abs) runs the blog's plain expression with autograd's own backward instead (see ``_AsWritten``).
 
 Implementations. On the CPU in fp32/fp64, ``prelu`` and ``rrelu`` run fused one-pass kernels
 (``relustudy.kernels``, plain C compiled on first use): this torch build's PReLU backward and
@@ -146,6 +147,11 @@ def _real(owner: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{owner}: {key} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _flag(owner: str, key: str, value: Any) -> bool:
+    _require(isinstance(value, bool), owner, f"{key} must be True or False, got {value!r}")
+    return value
 
 
 def _require(cond: bool, owner: str, message: str) -> None:
@@ -352,11 +358,32 @@ class ReLU(Activation):
         return f"formula={self.formula!r}"
 
 
+class _AsWritten:
+    """``as_written=True`` runs the plain expression as the Theano blog wrote it, differentiated by
+    autograd itself (no custom backward): the form the blog timed, for the benchmark. Its gradient
+    at exactly x == 0 is autograd's (0.5 for ``maximum`` ties and ``(x + |x|)/2``), not the left
+    derivative every other activation here uses; x == 0 has probability 0 for real inputs."""
+
+    as_written: bool = False
+
+    def _set_as_written(self, value: Any) -> None:
+        self.as_written = _flag(self.name, "as_written", value)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", as written (plain autograd)" if self.as_written else "")
+
+
 @_register("relu_max")
-class ReLUMax(ReLU):
+class ReLUMax(_AsWritten, ReLU):
     formula = "torch.maximum(x, 0)"
 
+    def __init__(self, num_channels: int | None = None, *, as_written: bool = False):
+        super().__init__(num_channels)
+        self._set_as_written(as_written)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.as_written:
+            return torch.maximum(x, x.new_zeros(()))
         return _max0(x)  # custom backward: torch.maximum splits the gradient 0.5 at the tie
 
 
@@ -369,10 +396,16 @@ class ReLUMask(ReLU):
 
 
 @_register("relu_abs")
-class ReLUAbs(ReLU):
+class ReLUAbs(_AsWritten, ReLU):
     formula = "(x + |x|) / 2"
 
+    def __init__(self, num_channels: int | None = None, *, as_written: bool = False):
+        super().__init__(num_channels)
+        self._set_as_written(as_written)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.as_written:
+            return (x + x.abs()) * 0.5
         return (x + _abs0(x)) * 0.5  # _abs0: torch.abs would give gradient 0.5 at 0
 
 
@@ -471,20 +504,31 @@ class PReLU(Activation):
 
 
 @_register("prelu_maxmin")
-class PReLUMaxMin(PReLU):
+class PReLUMaxMin(_AsWritten, PReLU):
     formula = "max(0, x) + a * min(0, x)"
 
+    def __init__(self, num_channels: int | None = None, *, as_written: bool = False, **prelu: Any):
+        super().__init__(num_channels, **prelu)
+        self._set_as_written(as_written)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.as_written:
+            zero = x.new_zeros(())
+            return torch.maximum(x, zero) + self._a(x) * torch.minimum(x, zero)
         # _max0/_min0: torch.maximum/minimum would split the gradient at 0 (0.5 + 0.5a)
         return _max0(x) + self._a(x) * _min0(x)
 
 
 @_register("prelu_abs")
-class PReLUAbs(PReLU):
+class PReLUAbs(_AsWritten, PReLU):
     formula = "(x + |x|)/2 + a * (x - |x|)/2"
 
+    def __init__(self, num_channels: int | None = None, *, as_written: bool = False, **prelu: Any):
+        super().__init__(num_channels, **prelu)
+        self._set_as_written(as_written)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ax = _abs0(x)  # torch.abs would give d/dx = (1 + a)/2 at 0 instead of a
+        ax = x.abs() if self.as_written else _abs0(x)  # _abs0: torch.abs gives d/dx = (1 + a)/2 at 0, not a
         return (x + ax) * 0.5 + self._a(x) * ((x - ax) * 0.5)
 
 

@@ -10,7 +10,8 @@ module does that, against a memory-bandwidth bound measured in the same run:
                           compile=False, threads=None) -> pandas.DataFrame
 
 What is timed (one row per case and direction; see ``COLUMNS``)
-- kind ``"variant"``: the registry's implementation variants ``VARIANTS`` (relu, relu_max,
+- kind ``"variant"``: the registry's implementation variants ``VARIANTS`` and the Theano blog's
+  forms as written ``AS_WRITTEN`` (plain autograd; ``relu_max[as written]``, ...) (relu, relu_max,
   relu_mask, relu_abs, relu_where, prelu, prelu_maxmin, prelu_abs, prelu_schluter), as built by
   ``build_activation(name, num_channels=shape[1])`` (PReLU channel-wise, a = 0.25).
 - kind ``"builtin"``: PyTorch functions called directly, ``BUILTINS`` (F.relu, F.leaky_relu
@@ -159,6 +160,13 @@ vectorised exp / tanh throughput on the same tensors (the ``exp`` and ``tanh`` b
 LAYOUTS = ("contiguous", "channels_last")
 # Cases built from a registry name with parameters (not a registry name themselves).
 PARAMETRISED = {"prelu[shared]": ("prelu", {"mode": "shared"})}
+# The Theano blog's forms as it wrote them: plain expressions, differentiated by autograd itself
+# (timed beside the study's left-derivative forms, eager and compiled: kind "variant").
+AS_WRITTEN = {
+    f"{name}[as written]": (name, {"as_written": True})
+    for name in ("relu_max", "relu_abs", "prelu_maxmin", "prelu_abs")
+}
+PARAMETRISED.update(AS_WRITTEN)
 # Forward passes limited by an elementwise function's vectorised throughput rather than by memory.
 COMPUTE_LIMITS = {"elu": "exp", "F.elu": "exp", "tanh": "tanh", "torch.tanh": "tanh"}
 
@@ -189,7 +197,7 @@ def case_names() -> list[str]:
 def _kind_of(name: str) -> str:
     if name in BUILTINS:
         return "builtin"
-    return "variant" if name in VARIANTS else "module"
+    return "variant" if name in VARIANTS or name in AS_WRITTEN else "module"
 
 
 def _resolve_names(names: Iterable[str] | None) -> list[str]:
