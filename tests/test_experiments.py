@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SCHEDULED_SLICE
 
 from relustudy import sources
 from relustudy.activations import build_activation
@@ -110,10 +111,10 @@ def _mnist_available() -> bool:
 
 
 @pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
-def test_jobs_give_the_records_of_a_sequential_run(tmp_path):
-    kw = dict(seeds=[0], num_threads=1, log=None)
-    par = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "par", jobs=2, **kw)
-    seq = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "seq", **kw)
+def test_jobs_give_the_records_of_a_sequential_run(tmp_path, sequential_slice):
+    kw = dict(SCHEDULED_SLICE)
+    par = run_experiment(kw.pop("name"), kw.pop("profile"), results_dir=tmp_path / "par", jobs=2, log=None, **kw)
+    seq = sequential_slice
     assert [r["run_id"] for r in par] == [r["run_id"] for r in seq]
     for a, b in zip(par, seq):
         assert {k: v for k, v in a["metrics"].items() if k not in TIMING_METRICS} == {

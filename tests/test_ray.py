@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import SCHEDULED_SLICE
 
 from relustudy.config import ConfigError, RunConfig
 from relustudy.experiments import run_experiment
@@ -27,7 +28,6 @@ def _mnist_available() -> bool:
 
 
 needs_mnist = pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
-KW = dict(seeds=[0], num_threads=1, log=None)
 
 
 def _untimed(records: list[dict]) -> list[dict]:
@@ -55,8 +55,8 @@ def test_bad_executor_options_are_one_clear_error(tmp_path):
 @needs_mnist
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux) to find the worker")
-def test_a_ray_grid_gives_the_sequential_records_even_when_a_worker_is_killed(tmp_path):
-    seq = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "seq", **KW)
+def test_a_ray_grid_gives_the_sequential_records_even_when_a_worker_is_killed(tmp_path, sequential_slice):
+    seq = sequential_slice
     killed: list[int] = []
     finished = threading.Event()
 
@@ -74,7 +74,10 @@ def test_a_ray_grid_gives_the_sequential_records_even_when_a_worker_is_killed(tm
     killer = threading.Thread(target=kill_the_first_worker_once, daemon=True)
     killer.start()
     try:
-        on_ray = run_experiment("tf_rrelu_mnist_nobn", "smoke", results_dir=tmp_path / "ray", executor="ray", **KW)
+        kw = dict(SCHEDULED_SLICE)
+        on_ray = run_experiment(
+            kw.pop("name"), kw.pop("profile"), results_dir=tmp_path / "ray", executor="ray", log=None, **kw
+        )
     finally:
         finished.set()
         killer.join(timeout=5)
