@@ -276,7 +276,7 @@ def run_experiment(
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
 
     trained_seconds: list[float] = []  # of the runs this call trained: the ETA's throughput
-    progress_state = {"todo": 0, "done": 0}
+    progress_state = {"todo": 0, "done": 0, "parallel": jobs}  # parallel: runs training at once
 
     def report(i: int, cfg: RunConfig, record: dict, cached: bool, seconds: float) -> None:
         if log:
@@ -289,10 +289,10 @@ def run_experiment(
             if not cached:
                 progress_state["done"] += 1
                 left = progress_state["todo"] - progress_state["done"]
-                running = min(jobs, left)
+                running = min(progress_state["parallel"], left)
                 tail = f" | done {progress_state['done']}, running {running}, left {left - running}"
                 if trained_seconds and left:
-                    eta = statistics.mean(trained_seconds) * left / max(jobs, 1) / 60.0
+                    eta = statistics.mean(trained_seconds) * left / max(progress_state["parallel"], 1) / 60.0
                     tail += f", ETA {eta:.0f} min"
             acc = record.get("metrics", {}).get("test_accuracy")
             acc_s = f" test_accuracy={acc:.4f}" if isinstance(acc, (int, float)) else ""
@@ -341,6 +341,7 @@ def run_experiment(
             download=download,
             on_done=done,
             on_claimed=lambda k, e: elsewhere(todo[k], e),
+            on_parallel=lambda n: progress_state.update(parallel=n),
         )
         return [r for r in records if r is not None]
     if jobs == 1 or len(todo) <= 1:

@@ -106,9 +106,11 @@ def train_on_ray(
     download: bool = False,
     on_done: Callable[[int, dict[str, Any], float], None],
     on_claimed: Callable[[int, Exception], None],
+    on_parallel: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Train ``configs`` as Ray tasks; ``on_done(index, record, seconds)`` as each completes,
-    ``on_claimed(index, error)`` for a run another live process is training."""
+    ``on_claimed(index, error)`` for a run another live process is training, and once
+    ``on_parallel(n)``: how many runs the cluster can train at once (for the progress line)."""
     ray = require_ray()
     from .store import RunClaimed
 
@@ -122,6 +124,11 @@ def train_on_ray(
             here = str(Path(__file__).resolve().parents[1])
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1) // cpus_per_run
+    if gpus_per_run:
+        slots = min(slots, resources.get("GPU", 0) // gpus_per_run)
+    on_parallel(max(1, int(slots)))
     token = f".ray-driver-{uuid.uuid4().hex}"
     store.root.mkdir(parents=True, exist_ok=True)
     (store.root / token).write_text(f"{os.getpid()}\n")
