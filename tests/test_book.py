@@ -436,6 +436,16 @@ def test_smoke_book_build(smoke_book):
     summary = (html / "book" / "chapters" / "summary.html").read_text()
     assert "<table" in summary
     assert "summary-verdicts.csv" in summary and list((html / "_downloads").rglob("summary-verdicts.csv"))
+    # the summary opens with the verdicts at a glance: counts, bars and the forest plot before any claim row
+    glance, rows = summary.index('id="at-a-glance"'), summary.index("relustudy-claims")
+    assert summary.count("<img", glance, rows) >= 2 and "Every claim with numbers" in summary[glance:rows]
+    # the introduction pastes the summary's counts and bars (glue), and the methods page the fault suite's line
+    intro = (html / "book" / "intro.html").read_text()
+    at = intro.index('id="at-a-glance"')
+    assert "not replicated" in intro[at:] and "<img" in intro[at : intro.index('id="what-is-replicated"')]
+    assert "Markdown object" not in intro
+    methods = (html / "book" / "methods.html").read_text()
+    assert "fault-suite record" in methods or "trials</strong>" in methods
     assert "smith-records.csv" in page and "Reproduce this page" in page
     assert "<figcaption" in page and "Fig. " in page  # numbered, captioned figures
     assert find_broken_links(html) == [] and find_external_assets(html) == []
@@ -925,3 +935,5 @@ def test_the_fault_suite_record_becomes_a_table_and_a_sentence(tmp_path):
     text = book.fault_suite_markdown(tmp_path)
     assert "**10 trials**" in text and "**0 records lost**" in text and "**1 wrong records counted complete**" in text
     assert "commit abcdef1234" in text and "wrote 11 files" in text
+    # pasted into the methods page as HTML (a Markdown object would paste as its repr)
+    assert "<strong>10 trials</strong>" in book.markdown_html(text).data

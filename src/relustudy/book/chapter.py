@@ -74,6 +74,7 @@ __all__ = [
     "takeaways_markdown",
     "choices_markdown",
     "show_markdown",
+    "markdown_html",
     "table_style",
     "DATASET_NAMES",
     "TRAINED_ACTIVATIONS",
@@ -1408,6 +1409,15 @@ def choices_markdown(experiments: Sequence[str]) -> str:
         where = ", ".join(f"{e.table} (`{e.name}`)" for e in having)
         lines.append(f"- Only {where}: {note}")
     return "\n".join(lines)
+
+
+def markdown_html(text: str) -> Any:
+    """``text`` (Markdown) as an IPython HTML object: what a page pasting it from another page
+    (``{glue:any}`` with ``:doc:``) renders, where a Markdown object would paste as its repr."""
+    from IPython.display import HTML
+    from markdown_it import MarkdownIt
+
+    return HTML(MarkdownIt().render(text))
 
 
 def show_markdown(text: str) -> None:
