@@ -507,8 +507,15 @@ class PReLU(Activation):
 class PReLUMaxMin(_AsWritten, PReLU):
     formula = "max(0, x) + a * min(0, x)"
 
-    def __init__(self, num_channels: int | None = None, *, as_written: bool = False, **prelu: Any):
-        super().__init__(num_channels, **prelu)
+    def __init__(
+        self,
+        num_channels: int | None = None,
+        *,
+        mode: str = "channel",
+        init: float = HE_PRELU_INIT,
+        as_written: bool = False,
+    ):
+        super().__init__(num_channels, mode=mode, init=init)
         self._set_as_written(as_written)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -523,8 +530,15 @@ class PReLUMaxMin(_AsWritten, PReLU):
 class PReLUAbs(_AsWritten, PReLU):
     formula = "(x + |x|)/2 + a * (x - |x|)/2"
 
-    def __init__(self, num_channels: int | None = None, *, as_written: bool = False, **prelu: Any):
-        super().__init__(num_channels, **prelu)
+    def __init__(
+        self,
+        num_channels: int | None = None,
+        *,
+        mode: str = "channel",
+        init: float = HE_PRELU_INIT,
+        as_written: bool = False,
+    ):
+        super().__init__(num_channels, mode=mode, init=init)
         self._set_as_written(as_written)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
