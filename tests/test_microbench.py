@@ -28,7 +28,15 @@ SHAPE = (4, 3, 8, 8)
 N = 4 * 3 * 8 * 8  # 768
 TINY = dict(shape=SHAPE, repeats=2, min_run_time=1e-3, threads=1)
 MODULES = ["lrelu", "rrelu", "torch_rrelu", "elu", "tanh"]
-PRELU_FORMS = {"prelu", "prelu_maxmin", "prelu_abs", "prelu_schluter", "F.prelu"}
+PRELU_FORMS = {
+    "prelu",
+    "prelu_maxmin",
+    "prelu_abs",
+    "prelu_schluter",
+    "F.prelu",
+    "prelu_maxmin[as written]",
+    "prelu_abs[as written]",
+}
 TIMES = ["median_ms", "iqr_ms", "min_ms", "max_ms"]
 
 
@@ -57,6 +65,7 @@ def test_forward_and_backward_row_for_every_case(table):
         **{n: "variant" for n in VARIANTS},
         **{n: "module" for n in MODULES},
         **{n: "module" for n in microbench.PARAMETRISED},
+        **{n: "variant" for n in microbench.AS_WRITTEN},  # compiled too, like the variants
         **{n: "builtin" for n in BUILTINS},
     }
     assert set(expected) == set(case_names())  # every registry activation is benchmarked
