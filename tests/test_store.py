@@ -242,8 +242,11 @@ def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
     monkeypatch.setattr(prov_mod, "__file__", str(fake))
     h1 = prov_mod.package_source_sha256()
     (pkg / "a.py").write_text("x = 2\n")
-    assert prov_mod.package_source_sha256() != h1
-    assert len(h1) == 64
+    h2 = prov_mod.package_source_sha256()
+    assert h2 != h1 and len(h1) == 64
+    (pkg / "sources").mkdir()  # a subpackage's module (the source modules hold the experiments)
+    (pkg / "sources" / "s.py").write_text("ARMS = ()\n")
+    assert prov_mod.package_source_sha256() != h2
 
 
 def test_checkpoint_roundtrip_and_delete(tmp_path):

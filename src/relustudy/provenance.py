@@ -62,11 +62,12 @@ def git_info(refresh: bool = False) -> dict[str, Any]:
 
 
 def package_source_sha256() -> str:
-    """sha256 over the package's ``.py`` files (sorted by name; name and content both hashed)."""
+    """sha256 over the package's ``.py`` files, its subpackages' included (the source modules hold
+    the experiments); sorted by relative path, path and content both hashed."""
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted(here.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(here.rglob("*.py")):
+        h.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 

@@ -123,6 +123,9 @@ def train_on_ray(
         if not address:  # a local cluster's workers inherit this environment: import this very package
             here = str(Path(__file__).resolve().parents[1])
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+            # Ray runs its workers at niceness 15; the runs are this machine's work, not background
+            # (on a busy machine a worker took 70 s instead of 4 to import torch).
+            os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     resources = ray.cluster_resources()
     slots = resources.get("CPU", 1) // cpus_per_run
