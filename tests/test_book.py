@@ -937,3 +937,23 @@ def test_the_fault_suite_record_becomes_a_table_and_a_sentence(tmp_path):
     assert "commit abcdef1234" in text and "wrote 11 files" in text
     # pasted into the methods page as HTML (a Markdown object would paste as its repr)
     assert "<strong>10 trials</strong>" in book.markdown_html(text).data
+
+
+def test_the_scheduling_measurement_becomes_a_sentence(tmp_path):
+    assert "bench_jobs.py" in book.scheduling_markdown(tmp_path)
+    record = {
+        "what": "smith_cifar10_cnn quick seeds [0, 1]: sequential with 2 threads per run vs --jobs 2",
+        "runs_per_way": 8,
+        "ratio_jobs_over_sequential": [0.8],
+        "identical_numbers": False,
+        "runs_whose_numbers_differ": 8,
+        "provenance": {"cpu": "AMD EPYC", "cpus": 2, "finished": "2026-12-01T17:00:00Z", "git_commit": "abc"},
+    }
+    (tmp_path / book.SCHEDULING_RECORD).parent.mkdir(parents=True)
+    (tmp_path / book.SCHEDULING_RECORD).write_text(json.dumps(record))
+    text = book.scheduling_markdown(tmp_path)
+    assert "over sequential 0.80 (1 paired measurement), so `--jobs` was faster" in text
+    assert "did not give the same numbers: 8 of 8 runs differ" in text
+    record.update(ratio_jobs_over_sequential=[1.1, 1.2], identical_numbers=True)
+    (tmp_path / book.SCHEDULING_RECORD).write_text(json.dumps(record))
+    assert "was slower; the two schedules gave the same numbers" in book.scheduling_markdown(tmp_path)

@@ -68,6 +68,8 @@ __all__ = [
     "verdict_forest",
     "fault_suite_table",
     "fault_suite_markdown",
+    "scheduling_markdown",
+    "SCHEDULING_RECORD",
     "FAULT_RECORD",
     "verdict_bars",
     "VERDICT_PLOT_COLOURS",
@@ -1320,6 +1322,38 @@ def fault_suite_markdown(root: str | Path | None = None) -> str:
         f"files left behind (commit {commit}, {prov.get('cpu', 'unknown CPU')}, torch {prov.get('torch', '?')}, "
         f"{prov.get('finished', '?')}, {_fmt_minutes(float(prov.get('wall_seconds', 0)))}; the tiny run under test "
         f"took {float(prov.get('child_run_seconds', 0)):.0f} s and wrote {prov.get('file_writes_per_run', '?')} files)."
+    )
+
+
+# The committed measurement of benchmarks/bench_jobs.py, relative to the project root.
+SCHEDULING_RECORD = Path("results") / "microbench" / "quick" / "cpu" / "jobs_vs_sequential.json"
+
+
+def scheduling_markdown(root: str | Path | None = None) -> str:
+    """What the scheduling measurement (:data:`SCHEDULING_RECORD`) found: the wall-time ratio of
+    ``--jobs N`` with one thread each over a sequential grid with N threads per run, and whether
+    the thread count changed the runs' numbers; or how to make the record."""
+    from ..experiments import project_root
+
+    path = Path(root or project_root()) / SCHEDULING_RECORD
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"No scheduling measurement in `{SCHEDULING_RECORD}` yet: `benchmarks/bench_jobs.py --out ...` makes it."
+    prov, ratios = rec["provenance"], rec["ratio_jobs_over_sequential"]
+    faster = "faster" if max(ratios) < 1 else "slower" if min(ratios) > 1 else "neither faster nor slower"
+    numbers = (
+        "gave the same numbers"
+        if rec["identical_numbers"]
+        else f"did not give the same numbers: {rec['runs_whose_numbers_differ']} of {rec['runs_per_way']} runs "
+        "differ (other thread counts sum in another order, and training amplifies the last bits, as a change "
+        "of CPU does), so a record states its threads and a rerun reproduces it only with the same ones"
+    )
+    return (
+        f"Measured on {prov.get('cpu', 'this CPU')} ({prov.get('cpus', '?')} CPUs), {rec['what']}: wall time of "
+        f"`--jobs` over sequential {', '.join(f'{r:.2f}' for r in ratios)} ({len(ratios)} paired "
+        f"measurement{'s' if len(ratios) != 1 else ''}), so `--jobs` was {faster}; the two schedules {numbers} "
+        f"({prov.get('finished', '?')}, commit {str(prov.get('git_commit', 'unknown'))[:10]})."
     )
 
 
