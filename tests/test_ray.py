@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SCHEDULED_SLICE
+from tiny_runs import small
 
 from relustudy.config import ConfigError, RunConfig
 from relustudy.experiments import run_experiment
@@ -91,20 +92,7 @@ def test_a_ray_grid_gives_the_sequential_records_even_when_a_worker_is_killed(tm
 
 @needs_mnist
 def test_a_record_trained_on_another_file_system_comes_home_verified(tmp_path):
-    config = RunConfig.from_dict(
-        dict(
-            experiment="ray_test",
-            profile="smoke",
-            dataset="mnist",
-            model="smith_cnn",
-            activation="relu",
-            train_subset=128,
-            test_subset=100,
-            batch_size=64,
-            epochs=1,
-            num_threads=1,
-        )
-    )
+    config = small(experiment="ray_test", train_subset=128, test_subset=100, epochs=1)
     driver = ResultsStore(tmp_path / "driver")
     # no token in the driver's folder: the task trains in a store of its own node and sends the files
     out = _train_task(config.to_dict(), str(driver.root), f".ray-driver-test-{os.getpid()}", None, False)

@@ -373,13 +373,17 @@ class _AsWritten:
         return super().extra_repr() + (", as written (plain autograd)" if self.as_written else "")
 
 
-@_register("relu_max")
-class ReLUMax(_AsWritten, ReLU):
-    formula = "torch.maximum(x, 0)"
+class _AsWrittenReLU(_AsWritten, ReLU):
+    """A ReLU form with the ``as_written`` switch (its only parameter)."""
 
     def __init__(self, num_channels: int | None = None, *, as_written: bool = False):
         super().__init__(num_channels)
         self._set_as_written(as_written)
+
+
+@_register("relu_max")
+class ReLUMax(_AsWrittenReLU):
+    formula = "torch.maximum(x, 0)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.as_written:
@@ -396,12 +400,8 @@ class ReLUMask(ReLU):
 
 
 @_register("relu_abs")
-class ReLUAbs(_AsWritten, ReLU):
+class ReLUAbs(_AsWrittenReLU):
     formula = "(x + |x|) / 2"
-
-    def __init__(self, num_channels: int | None = None, *, as_written: bool = False):
-        super().__init__(num_channels)
-        self._set_as_written(as_written)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.as_written:
@@ -503,9 +503,8 @@ class PReLU(Activation):
         return f"mode={self.mode!r}, num_parameters={self.weight.numel()}, init={_fmt(self.init)}, formula={self.formula!r}"
 
 
-@_register("prelu_maxmin")
-class PReLUMaxMin(_AsWritten, PReLU):
-    formula = "max(0, x) + a * min(0, x)"
+class _AsWrittenPReLU(_AsWritten, PReLU):
+    """A PReLU form with the ``as_written`` switch beside PReLU's own parameters."""
 
     def __init__(
         self,
@@ -517,6 +516,11 @@ class PReLUMaxMin(_AsWritten, PReLU):
     ):
         super().__init__(num_channels, mode=mode, init=init)
         self._set_as_written(as_written)
+
+
+@_register("prelu_maxmin")
+class PReLUMaxMin(_AsWrittenPReLU):
+    formula = "max(0, x) + a * min(0, x)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.as_written:
@@ -527,19 +531,8 @@ class PReLUMaxMin(_AsWritten, PReLU):
 
 
 @_register("prelu_abs")
-class PReLUAbs(_AsWritten, PReLU):
+class PReLUAbs(_AsWrittenPReLU):
     formula = "(x + |x|)/2 + a * (x - |x|)/2"
-
-    def __init__(
-        self,
-        num_channels: int | None = None,
-        *,
-        mode: str = "channel",
-        init: float = HE_PRELU_INIT,
-        as_written: bool = False,
-    ):
-        super().__init__(num_channels, mode=mode, init=init)
-        self._set_as_written(as_written)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ax = x.abs() if self.as_written else _abs0(x)  # _abs0: torch.abs gives d/dx = (1 + a)/2 at 0, not a

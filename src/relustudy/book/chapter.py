@@ -1274,12 +1274,13 @@ _OUTCOME_LABELS = {
 }
 
 
-def _fault_record(root: str | Path | None) -> dict[str, Any] | None:
+def _committed_record(relative: Path, root: str | Path | None) -> dict[str, Any] | None:
+    """A committed JSON record at ``relative`` under the project root (or ``root``); None when
+    it is missing or unreadable."""
     from ..experiments import project_root
 
-    path = Path(root or project_root()) / FAULT_RECORD
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads((Path(root or project_root()) / relative).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -1287,7 +1288,7 @@ def _fault_record(root: str | Path | None) -> dict[str, Any] | None:
 def fault_suite_table(root: str | Path | None = None) -> Any:
     """The fault suite's last recorded run (:data:`FAULT_RECORD`) as a table: one row per fault
     (its description), the trials and each outcome; None when there is no readable record."""
-    rec = _fault_record(root)
+    rec = _committed_record(FAULT_RECORD, root)
     if rec is None:
         return None
     rows = []
@@ -1307,7 +1308,7 @@ def fault_suite_table(root: str | Path | None = None) -> Any:
 def fault_suite_markdown(root: str | Path | None = None) -> str:
     """One paragraph on the fault suite's last recorded run: trials, records lost, wrong records
     counted complete, and its provenance; or how to make the record."""
-    rec = _fault_record(root)
+    rec = _committed_record(FAULT_RECORD, root)
     if rec is None:
         return f"No fault-suite record in `{FAULT_RECORD}` yet: `make faults` runs the suite and writes it."
     total, prov = rec["total"], rec["provenance"]
@@ -1333,12 +1334,8 @@ def scheduling_markdown(root: str | Path | None = None) -> str:
     """What the scheduling measurement (:data:`SCHEDULING_RECORD`) found: the wall-time ratio of
     ``--jobs N`` with one thread each over a sequential grid with N threads per run, and whether
     the thread count changed the runs' numbers; or how to make the record."""
-    from ..experiments import project_root
-
-    path = Path(root or project_root()) / SCHEDULING_RECORD
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    rec = _committed_record(SCHEDULING_RECORD, root)
+    if rec is None:
         return f"No scheduling measurement in `{SCHEDULING_RECORD}` yet: `benchmarks/bench_jobs.py --out ...` makes it."
     prov, ratios = rec["provenance"], rec["ratio_jobs_over_sequential"]
     faster = "faster" if max(ratios) < 1 else "slower" if min(ratios) > 1 else "neither faster nor slower"
