@@ -1,4 +1,4 @@
-"""Training overhead of PReLU and Xu's RReLU against ReLU, same model, same run (issue: PReLU <= 5%,
+"""Training overhead of PReLU, Xu's RReLU and ELU against ReLU, same model, same run (issue: PReLU <= 5%,
 RReLU <= 10%). Times whole training steps (forward, backward, Adam step) on the models the chapters
 train, in interleaved rounds so a background load spreads over every arm, and reports the median
 time per step and its ratio to ReLU's. Optionally compares the fused kernels with the PyTorch
@@ -27,15 +27,16 @@ from relustudy.activations import implementation
 from relustudy.models import build_model
 from relustudy.provenance import cpu_identity, git_info, utc_now
 
-# (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width and
-# the 14-layer model at the He chapter's quick width
+# (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width, the
+# 14-layer model at the He chapter's quick width and the TensorFlow blog's MLP with batch norm
 MODELS = (
     ("smith_cnn", (3, 32, 32), {}),
     ("smith_vgg3", (3, 32, 32), {}),
     ("nin", (3, 32, 32), {"width": 0.25}),
     ("he_net", (3, 32, 32), {"width": 0.125}),
+    ("simple_mlp_bn", (1, 28, 28), {"batch_norm": True}),
 )
-ARMS = (("relu", {}), ("prelu", {"mode": "channel"}), ("rrelu", {}))
+ARMS = (("relu", {}), ("prelu", {"mode": "channel"}), ("rrelu", {}), ("elu", {}))
 
 
 def _step_fn(model_name, in_shape, model_params, activation, params, batch):

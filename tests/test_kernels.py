@@ -14,6 +14,7 @@ from scipy import stats
 from relustudy import kernels
 from relustudy.activations import (
     XU_RRELU_BOUNDS,
+    _FusedELUBackward,
     _FusedPReLU,
     _FusedRReLU,
     build_activation,
@@ -96,6 +97,54 @@ def test_rrelu_matches_its_formula_with_the_noise_it_draws(layout):
     assert torch.equal(gxflat, torch.where(flat > 0, gflat, gflat / a))  # left derivative 1/a at 0
 
 
+def test_rrelu_blocked_loops_match_the_noise_element_by_element():
+    # 3 blocks of 4096 and a partial one: the blocked forward/backward use the same draws as the
+    # element-by-element definition, at every block boundary
+    n = 3 * 4096 + 123
+    x = -torch.rand(n, dtype=torch.float64) - 0.1
+    a = rrelu_noise(n, 777, 3.0, 8.0, dtype=torch.float64)
+    xr = x.clone().requires_grad_()
+    y = _FusedRReLU.apply(xr, 3.0, 8.0, 777)
+    assert torch.equal(y.detach(), x / a)
+    g = torch.randn(n, dtype=torch.float64)
+    (gx,) = torch.autograd.grad(y, xr, g)
+    assert torch.equal(gx, g / a)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_elu_forward_is_pytorchs_and_backward_from_output_matches(dtype, layout):
+    x = _input(SHAPES["nchw"], layout, dtype) * 3
+    xr = x.clone().requires_grad_()
+    m = build_activation("elu", alpha=1.3)
+    y = m(xr)
+    assert "Fused" in type(y.grad_fn).__name__
+    assert torch.equal(y, F.elu(x, 1.3)) and y.stride() == x.stride()
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, xr, g)
+    x64 = x.double().requires_grad_()
+    (gx_ref,) = torch.autograd.grad(F.elu(x64, 1.3), x64, g.double())
+    # one rounding of y + alpha: relative 1e-6 where alpha exp(x) is not far below alpha, else
+    # within ulp(alpha) |g|
+    eps = torch.finfo(dtype).eps
+    err = (gx.double() - gx_ref).abs()
+    assert (err <= 2e-6 * gx_ref.abs() + 2 * eps * 1.3 * g.double().abs()).all()
+    near = x > -2.0
+    rel = 1e-6 if dtype == torch.float32 else 1e-13
+    assert (err[near] <= rel * gx_ref.abs()[near] + 1e-30).all()
+    assert torch.equal(gx[x == 0], (1.3 * g)[x == 0])  # left derivative alpha at 0, like F.elu
+
+
+def test_elu_gradcheck_float64_and_no_grad_uses_pytorch():
+    x = _input((3, 4, 5, 5), "contiguous", torch.float64)
+    x[x.abs() < 1e-3] = 0.5
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: _FusedELUBackward.apply(t, 0.7), (x,))
+    with torch.no_grad():
+        y = build_activation("elu")(x)
+    assert torch.equal(y, F.elu(x.detach()))
+
+
 def test_rrelu_gradcheck_float64():
     x = _input((3, 4, 5, 5), "contiguous", torch.float64)
     x[x.abs() < 1e-3] = 0.5
@@ -147,6 +196,7 @@ def test_fused_and_pytorch_forms_agree(monkeypatch):
 
 def test_implementation_is_named_and_the_switch_falls_back():
     assert implementation("prelu").startswith("fused CPU kernel")
+    assert implementation("elu").startswith("PyTorch forward, fused CPU backward")
     assert implementation("relu") == "PyTorch"
     assert implementation("prelu", "cuda") == "PyTorch"
     code = (

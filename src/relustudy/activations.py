@@ -301,6 +301,32 @@ class _FusedRReLU(torch.autograd.Function):
         return gx, None, None, None
 
 
+class _FusedELUBackward(torch.autograd.Function):
+    """ELU with PyTorch's forward and a one-pass backward from the saved output (y + alpha =
+    alpha exp(x) for y <= 0: no exp, as PyTorch's in-place ELU does). The gradient agrees with
+    alpha exp(x) g up to one rounding of y + alpha, i.e. within ulp(alpha) |g| absolutely."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        y = F.elu(x, alpha)
+        ys, _, _, _ = kernels.layout(y, 1)
+        ctx.save_for_backward(ys)
+        ctx.alpha = alpha
+        return ys
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (ys,) = ctx.saved_tensors
+        lib, sfx = kernels.library(), kernels.suffix(ys)
+        g = grad if grad.stride() == ys.stride() and grad.dtype == ys.dtype else torch.empty_like(ys).copy_(grad)
+        gx = torch.empty_like(ys)
+        getattr(lib, f"elu_backward_{sfx}")(
+            g.data_ptr(), ys.data_ptr(), gx.data_ptr(), ys.numel(), ctx.alpha, torch.get_num_threads()
+        )
+        return gx, None
+
+
 def _rrelu_seed() -> int:
     """A fresh 63-bit seed for one RReLU pass, from torch's default generator (so
     ``torch.manual_seed`` and checkpointed RNG states make runs repeatable)."""
@@ -629,6 +655,8 @@ class ELU(Activation):
         self.alpha = alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if kernels.supports(x) and x.requires_grad:
+            return _FusedELUBackward.apply(x, self.alpha)
         return F.elu(x, self.alpha)
 
     def extra_repr(self) -> str:
@@ -696,9 +724,14 @@ def activation_factory(name: str, **params: Any) -> Callable[[int], nn.Module]:
     return make
 
 
-# Activations whose CPU fp32/fp64 forward and backward run in relustudy.kernels (the others run
-# PyTorch's own kernels, and every activation does on CUDA and under bf16 autocast).
-FUSED_ON_CPU = ("prelu", "rrelu")
+# Activations with passes in relustudy.kernels on the CPU in fp32/fp64 (the others run PyTorch's own
+# kernels, and every activation does on CUDA and under bf16 autocast): name -> which passes, and
+# what runs where the kernels are unavailable.
+FUSED_ON_CPU = {
+    "prelu": ("fused CPU kernel", "PyTorch composition"),
+    "rrelu": ("fused CPU kernel", "PyTorch composition"),
+    "elu": ("PyTorch forward, fused CPU backward from the output", "PyTorch"),
+}
 
 
 def implementation(name: str, device_type: str = "cpu", precision: str = "fp32") -> str:
@@ -706,9 +739,10 @@ def implementation(name: str, device_type: str = "cpu", precision: str = "fp32")
     timing names the code it measured."""
     ACTIVATIONS.get(name)
     if name in FUSED_ON_CPU and device_type == "cpu" and precision == "fp32":
+        fused, fallback = FUSED_ON_CPU[name]
         if kernels.library() is not None:
-            return f"fused CPU kernel (relustudy.kernels {kernels.source_hash()})"
-        return f"PyTorch composition ({kernels.unavailable_reason() or 'kernels unavailable'})"
+            return f"{fused} (relustudy.kernels {kernels.source_hash()})"
+        return f"{fallback} ({kernels.unavailable_reason() or 'kernels unavailable'})"
     return "PyTorch"
 
 

@@ -1,7 +1,7 @@
 """Fused CPU kernels (``rectifiers.c``), compiled once with the system C compiler, called via ctypes.
 
 Why: on this torch build, ``torch.where`` and PReLU's backward run at 20-35x the time of a copy of
-the same tensors (``benchmarks/bench_kernels.py``), which made PReLU and Xu's RReLU the slowest
+the same tensors (the micro-benchmark, ``relustudy bench``), which made PReLU and Xu's RReLU the slowest
 arms of every training run. One C pass per direction reaches the memory bound.
 
 The library is built on first use into ``<cache>/kernels/<hash>/`` (``RELUSTUDY_CACHE``, see
@@ -9,7 +9,7 @@ The library is built on first use into ``<cache>/kernels/<hash>/`` (``RELUSTUDY_
 an exclusive temporary file renamed into place, so two processes never see a half-written
 library. Where no compiler is found or the build fails, :func:`library` returns None with the
 reason in :func:`unavailable_reason`, and the activations fall back to their PyTorch compositions
-(``relustudy.activations.IMPLEMENTATIONS`` records which one a run used).
+(``relustudy.activations.implementation`` names which one a run used).
 
 ``RELUSTUDY_KERNELS=torch`` forces the fallback (to compare, or to rule the kernels out).
 """
@@ -32,8 +32,8 @@ import torch
 ENV_SWITCH = "RELUSTUDY_KERNELS"
 SOURCE_NAME = "rectifiers.c"
 # -fno-trapping-math lets the compiler evaluate both sides of `x > 0 ? x : a * x` (vector selects);
-# AVX2 is what makes the channels_last PReLU loop and the noise hash vectorise (measured in
-# benchmarks/bench_kernels.py), so it is used where the CPU has it.
+# AVX2 gives the loops 8 float lanes (the noise hash's 32-bit multiplies need it), so it is used
+# where the CPU has it.
 CFLAGS = ("-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 
 _reason: list[str] = []
@@ -94,7 +94,15 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"rrelu_forward_{suffix}").argtypes = [p, p, i64, u64, real, real, i32]
         getattr(lib, f"rrelu_backward_{suffix}").argtypes = [p, p, p, i64, u64, real, real, i32]
         getattr(lib, f"rrelu_noise_{suffix}").argtypes = [p, i64, u64, real, real]
-        for name in ("prelu_forward", "prelu_backward", "rrelu_forward", "rrelu_backward", "rrelu_noise"):
+        getattr(lib, f"elu_backward_{suffix}").argtypes = [p, p, p, i64, real, i32]
+        for name in (
+            "prelu_forward",
+            "prelu_backward",
+            "rrelu_forward",
+            "rrelu_backward",
+            "rrelu_noise",
+            "elu_backward",
+        ):
             getattr(lib, f"{name}_{suffix}").restype = None
 
 

@@ -1,16 +1,27 @@
 /* Fused CPU kernels for the rectifiers whose PyTorch CPU kernels are far from the memory bound
- * (benchmarks/bench_kernels.py measures them against a copy of the same tensors).
+ * (the micro-benchmark, `relustudy bench`, measures them against a copy of the same tensors;
+ * benchmarks/bench_kernels.py the design choices below, before and after).
  *
  * Layout: every tensor is seen as (outer, C, inner) contiguous, with the coefficient index c the
  * middle one: NCHW contiguous -> (N, C, H*W); NHWC (channels_last) -> (N*H*W, C, 1); (N, C) ->
  * (N, C, 1); a shared coefficient -> C = 1. One pass reads what it must and writes its outputs.
  *
- * RReLU noise: a = lower + (upper - lower) * u with u = (top 24 bits of noise_bits(seed, i)) / 2^24
- * for element i: uniform on the 2^24-point grid of [0, 1) (as torch's float uniform_), a fresh
- * seed per forward pass (drawn from torch's generator by the caller), and recomputed in the
- * backward pass from (seed, i), so nothing but x is saved.
+ * RReLU noise: a = lower + (upper - lower) u with u = (top 24 bits of noise_bits(key, i)) / 2^24
+ * for element i: uniform on the 2^24-point grid of [0, 1) (as torch's float uniform_). The bits are
+ * one round of murmur3's 32-bit finaliser (a bijection) over a keyed Weyl sequence i * phi + key,
+ * so over any 2^32 consecutive elements every bit pattern occurs once. The key is splitmix64's
+ * finaliser of a fresh 64-bit seed per forward pass (drawn from torch's generator by the caller);
+ * the backward pass recomputes the noise from (seed, i), so nothing but x is saved. Two passes
+ * share their noise only if their keys collide (probability 2^-32 per pair of passes); other keys
+ * give the same sequence shifted by an offset, i.e. other elements' draws. One round instead of
+ * two and a 32-bit counter per block halve the forward's time (benchmarks/bench_kernels.py).
  *
- * Threads: OpenMP, static schedule, `threads` given by the caller (torch.get_num_threads()), so
+ * ELU backward from the output (the form PyTorch uses for in-place ELU): for y <= 0,
+ * alpha exp(x) = y + alpha, so the pass reads g and y and needs no exp.
+ *
+ * Threads: OpenMP, static schedule, `threads` given by the caller (torch.get_num_threads()), one
+ * thread below PARALLEL_MIN elements (a team's fork and join costs more than it saves there, and
+ * far more when the cores are busy: gradcheck's 300-element calls took ~30 ms each under load), so
  * results are deterministic for a given thread count; the grad_a reduction sums per-thread partials
  * in double, in thread order.
  */
@@ -26,15 +37,36 @@ static inline uint32_t fmix32(uint32_t h) {
     return h;
 }
 
-static inline uint32_t noise_bits(uint64_t seed, int64_t i) {
-    uint32_t h = fmix32((uint32_t)i * 0x9E3779B9U + (uint32_t)seed);
-    return fmix32(h ^ (uint32_t)(seed >> 32) ^ (uint32_t)((uint64_t)i >> 32));
+/* Noise bits of element i for a pass's key; tensors over 2^32 elements fold the index's high bits
+ * into the key (fmix32(0) = 0, so smaller tensors are unaffected). */
+static inline uint32_t block_key(uint32_t key, int64_t i) {
+    return key + fmix32((uint32_t)((uint64_t)i >> 32));
 }
+
+static inline uint32_t noise_bits(uint32_t key, int64_t i) {
+    return fmix32((uint32_t)i * 0x9E3779B9U + block_key(key, i));
+}
+
+static inline uint32_t noise_key(uint64_t seed) { /* splitmix64's finaliser: every seed bit moves the key */
+    uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (uint32_t)(z ^ (z >> 31));
+}
+
+/* Elements go in blocks of NOISE_BLOCK (a divisor of 2^32, so no block straddles a 2^32 boundary)
+ * with a 32-bit counter inside: the noise loop then vectorises without 64-bit lane arithmetic. */
+#define NOISE_BLOCK 4096
+
+#define PARALLEL_MIN 65536
+
+static inline int team_size(int threads, int64_t n) { return n < PARALLEL_MIN || threads < 1 ? 1 : threads; }
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                                    \
 void prelu_forward_##SUFFIX(const T *x, const T *a, T *y, int64_t outer, int64_t C, int64_t inner,  \
                             int threads) {                                                          \
     int64_t rows = outer * C;                                                                       \
+    threads = team_size(threads, rows * inner);                                                     \
     if (C == 1) { /* one shared coefficient: one flat loop */                                      \
         const T s = a[0]; const int64_t n = rows * inner;                                           \
         _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                      \
@@ -60,6 +92,7 @@ void prelu_forward_##SUFFIX(const T *x, const T *a, T *y, int64_t outer, int64_t
 void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *ga, int64_t outer,  \
                              int64_t C, int64_t inner, int threads) {                               \
     int64_t rows = outer * C;                                                                       \
+    threads = team_size(threads, rows * inner);                                                     \
     double *part = (double *)calloc((size_t)threads * (size_t)C, sizeof(double));                   \
     _Pragma("omp parallel num_threads(threads)")                                                    \
     {                                                                                               \
@@ -117,32 +150,52 @@ void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *
 /* y = x (x > 0) or x / a_i (x <= 0), a_i = lower + (upper - lower) u_i; training noise from seed. */\
 void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, T lower, T upper,           \
                             int threads) {                                                          \
-    const T width = upper - lower, scale = (T)(1.0 / 16777216.0);                                   \
-    _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                          \
-    for (int64_t i = 0; i < n; i++) {                                                               \
-        T v = x[i];                                                                                 \
-        T u = (T)(noise_bits(seed, i) >> 8) * scale;                                    \
-        T a = lower + width * u;                                                                    \
-        y[i] = v > 0 ? v : v / a;                                                                   \
+    const T step = (upper - lower) * (T)(1.0 / 16777216.0); /* exact: a power-of-two scaling */     \
+    const uint32_t key = noise_key(seed);                                                           \
+    threads = team_size(threads, n);                                                                \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
+    for (int64_t b = 0; b < n; b += NOISE_BLOCK) {                                                  \
+        const uint32_t m = (uint32_t)(n - b < NOISE_BLOCK ? n - b : NOISE_BLOCK);                   \
+        const uint32_t k = (uint32_t)b * 0x9E3779B9U + block_key(key, b);                           \
+        const T *xb = x + b; T *yb = y + b;                                                         \
+        _Pragma("omp simd")                                                                         \
+        for (uint32_t j = 0; j < m; j++) {                                                          \
+            T v = xb[j], a = lower + step * (T)(fmix32(j * 0x9E3779B9U + k) >> 8);                  \
+            yb[j] = v > 0 ? v : v / a;                                                              \
+        }                                                                                           \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
 void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t seed, T lower,      \
                              T upper, int threads) {                                                \
-    const T width = upper - lower, scale = (T)(1.0 / 16777216.0);                                   \
-    _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                          \
-    for (int64_t i = 0; i < n; i++) {                                                               \
-        T u = (T)(noise_bits(seed, i) >> 8) * scale;                                    \
-        T a = lower + width * u;                                                                    \
-        gx[i] = x[i] > 0 ? g[i] : g[i] / a;                                                         \
+    const T step = (upper - lower) * (T)(1.0 / 16777216.0);                                         \
+    const uint32_t key = noise_key(seed);                                                           \
+    threads = team_size(threads, n);                                                                \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
+    for (int64_t b = 0; b < n; b += NOISE_BLOCK) {                                                  \
+        const uint32_t m = (uint32_t)(n - b < NOISE_BLOCK ? n - b : NOISE_BLOCK);                   \
+        const uint32_t k = (uint32_t)b * 0x9E3779B9U + block_key(key, b);                           \
+        const T *gb = g + b, *xb = x + b; T *out = gx + b;                                          \
+        _Pragma("omp simd")                                                                         \
+        for (uint32_t j = 0; j < m; j++) {                                                          \
+            T a = lower + step * (T)(fmix32(j * 0x9E3779B9U + k) >> 8);                             \
+            out[j] = xb[j] > 0 ? gb[j] : gb[j] / a;                                                 \
+        }                                                                                           \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
-/* The noise itself (for the statistical test of the law): a_i for i < n. */                        \
+/* The noise itself, element by element (the test checks the blocked loops against it). */         \
 void rrelu_noise_##SUFFIX(T *out, int64_t n, uint64_t seed, T lower, T upper) {                     \
-    const T width = upper - lower, scale = (T)(1.0 / 16777216.0);                                   \
-    for (int64_t i = 0; i < n; i++)                                                                 \
-        out[i] = lower + width * ((T)(noise_bits(seed, i) >> 8) * scale);               \
+    const T step = (upper - lower) * (T)(1.0 / 16777216.0);                                         \
+    const uint32_t key = noise_key(seed);                                                           \
+    for (int64_t i = 0; i < n; i++) out[i] = lower + step * (T)(noise_bits(key, i) >> 8);           \
+}                                                                                                   \
+                                                                                                    \
+/* ELU's input gradient from its output: g (y > 0) or g (y + alpha) (y <= 0, left derivative at 0). */\
+void elu_backward_##SUFFIX(const T *g, const T *y, T *gx, int64_t n, T alpha, int threads) {        \
+    threads = team_size(threads, n);                                                                \
+    _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                          \
+    for (int64_t i = 0; i < n; i++) { T v = y[i]; gx[i] = v > 0 ? g[i] : g[i] * (v + alpha); }      \
 }
 
 DEFINE_KERNELS(float, f32)
