@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from relustudy.activations import Activation, PReLU, Tanh
+from relustudy.metrics import activation_stats
 from relustudy.models import (
     MODELS,
     Conv2dSame,
@@ -107,7 +108,7 @@ def test_unknown_model_lists_valid_names():
 def test_unknown_model_param_names_valid_ones():
     with pytest.raises(ValueError, match=r"'widht'.*valid parameters: init, width"):
         build_model("nin", in_shape=CIFAR, widht=0.5)
-    with pytest.raises(ValueError, match=r"'width'.*smith_cnn.*\(none\)"):
+    with pytest.raises(ValueError, match=r"'width'.*smith_cnn.*valid parameters: probes"):
         build_model("smith_cnn", width=2.0)
     # The registered factory itself checks too (callers may bypass build_model).
     act = lambda c: nn.ReLU()  # noqa: E731
@@ -116,7 +117,8 @@ def test_unknown_model_param_names_valid_ones():
 
 
 def test_model_params_defaults():
-    assert model_params("smith_cnn") == {}
+    assert model_params("smith_cnn") == {"probes": "paper"}
+    assert model_params("radford_convnet") == {}
     assert model_params("nin") == {"width": 1.0, "init": "kaiming"}
     assert model_params("simple_mlp_bn") == {"batch_norm": False, "hidden": 256}
     assert model_params("he_net") == {"width": 1.0, "dropout": 0.5}
@@ -132,6 +134,7 @@ def test_model_params_defaults():
         ("he_net", {"dropout": 1.0}),
         ("simple_mlp_bn", {"batch_norm": 1}),
         ("simple_mlp_bn", {"hidden": 0}),
+        ("smith_cnn", {"probes": "everything"}),
     ],
 )
 def test_bad_model_param_values(name, kwargs):
@@ -383,6 +386,31 @@ def test_probe_layers_resolve_to_activations(name, in_shape, params):
         children = list(model.named_children())
         last_conv = max(i for i, (_, m) in enumerate(children) if isinstance(m, nn.Conv2d))
         assert children[last_conv + 1][0] == model.probe_layers["last_conv"]
+
+
+@pytest.mark.parametrize(
+    "name, expect", [("smith_cnn", ("act1", "conv2", "pool2")), ("smith_vgg3", ("act1_1", "conv3_2", "pool3"))]
+)
+@pytest.mark.parametrize("activation, saturation", [("tanh", "tanh"), ("prelu", "rectifier")])
+def test_diagnostic_probes_and_their_saturation(name, expect, activation, saturation):
+    model = build_model(name, activation, in_shape=CIFAR, probes="diagnostic")
+    first, conv, pool = expect
+    assert model.probe_layers == {**PROBES[name], "first_conv": first, "last_conv_input": conv, "last_pool": pool}
+    # the conv output and the pool have no criterion of their own: they take the arm's
+    assert model.probe_saturations() == {"last_conv_input": saturation, "last_pool": saturation}
+    assert build_model(name, activation, in_shape=CIFAR).probe_saturations() == {}
+
+
+def test_diagnostic_probes_measure_pool_and_pre_activation():
+    torch.manual_seed(0)
+    model = build_model("smith_cnn", "tanh", in_shape=CIFAR, probes="diagnostic")
+    stats = activation_stats(
+        model, [torch.randn(16, *CIFAR) * 3], model.probe_layers, saturation=model.probe_saturations()
+    )
+    assert set(stats) == {"last_conv", "first_conv", "last_conv_input", "last_pool"}
+    assert tuple(stats["last_pool"]["unit_shape"]) == (32, 6, 6)
+    # |z| < 0.95 is rarer than |tanh z| < 0.95: the pre-activation reading is sparser
+    assert stats["last_conv_input"]["sparsity"] < stats["last_conv"]["sparsity"]
 
 
 # -- initialisation --------------------------------------------------------------------------

@@ -66,6 +66,22 @@ class SequentialNet(nn.Sequential):
         self.probe_layers: dict[str, str] = dict(probe_layers)
         self.arch = arch
 
+    def probe_saturations(self) -> dict[str, str]:
+        """For probes on a module without a saturation criterion of its own (a pooling layer, the
+        convolution before an activation): the criterion of the nearest activation module before
+        it, else after it (all conv activations of a model are the same arm)."""
+        children = list(self.named_children())
+        out: dict[str, str] = {}
+        for probe, target in self.probe_layers.items():
+            if getattr(self.get_submodule(target), "saturation", None) is not None:
+                continue
+            i = next(k for k, (name, _) in enumerate(children) if name == target)
+            order = [m for _, m in reversed(children[:i])] + [m for _, m in children[i + 1 :]]
+            sat = next((m.saturation for m in order if getattr(m, "saturation", None) is not None), None)
+            if sat is not None:
+                out[probe] = sat
+        return out
+
     def __getitem__(self, idx):
         """Integer index -> that child; slice -> a plain ``nn.Sequential`` of those children
         (a part of a model has no probes of its own)."""
@@ -260,8 +276,22 @@ def build_model(
 # -- the models ------------------------------------------------------------------------------
 
 
+# Smith measures "the last convolutional layer"; the diagnostic probes (``probes="diagnostic"``) add
+# the places a reader of that sentence might also have measured, to look for the source of a gap.
+SMITH_PROBES = ("paper", "diagnostic")
+
+
+def _smith_probes(model: str, probes: str, first: str, last: str, conv: str, pool: str) -> dict[str, str]:
+    if probes not in SMITH_PROBES:
+        raise ValueError(f"{model}: probes must be one of {', '.join(SMITH_PROBES)}, got {probes!r}")
+    layers = {"last_conv": last}
+    if probes == "diagnostic":  # the first conv activation; the last conv before its activation; its pool
+        layers.update(first_conv=first, last_conv_input=conv, last_pool=pool)
+    return layers
+
+
 @_register("smith_cnn")
-def smith_cnn(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def smith_cnn(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int, *, probes: str = "paper") -> nn.Module:
     """Smith's "3-layer CNN" (Table 1; TensorFlow/Keras).
 
     ``conv1`` 32 3x3 valid -> ``act1`` -> ``pool1`` max 2x2 -> ``conv2`` 32 3x3 valid -> ``act2``
@@ -270,7 +300,9 @@ def smith_cnn(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int)
     same two activation functions, ReLU and softmax, in their final two fully-connected layers",
     so ``relu_fc1`` is always a plain ``nn.ReLU`` (not an ``Activation``) and the softmax is in
     the loss. Keras defaults: pools floor ('valid'), Glorot-uniform kernels, zero biases.
-    Probe ``last_conv`` = ``act2`` (Smith measures the last convolutional layer).
+    Probe ``last_conv`` = ``act2`` (Smith measures the last convolutional layer); ``probes=
+    "diagnostic"`` adds ``first_conv`` (``act1``), ``last_conv_input`` (``conv2``, before its
+    activation) and ``last_pool`` (``pool2``).
 
     Parameters (relu): (1, 28, 28) -> 113,386 (flatten 32*5*5 = 800);
     (3, 32, 32) -> 159,018 (flatten 32*6*6 = 1152). Channel-wise PReLU adds 64 (32 + 32).
@@ -295,19 +327,23 @@ def smith_cnn(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int)
         relu_fc1=nn.ReLU(),
         fc2=nn.Linear(128, num_classes),
     )
-    model = SequentialNet(layers, {"last_conv": "act2"}, "smith_cnn")
+    model = SequentialNet(layers, _smith_probes("smith_cnn", probes, "act1", "act2", "conv2", "pool2"), "smith_cnn")
     _init_glorot_uniform(model)
     return model
 
 
 @_register("smith_vgg3")
-def smith_vgg3(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def smith_vgg3(
+    act: ActFactory, in_shape: tuple[int, int, int], num_classes: int, *, probes: str = "paper"
+) -> nn.Module:
     """Smith's "3-VGG block CNN" (Table 1; TensorFlow/Keras).
 
     Blocks b = 1, 2, 3 with widths 32, 64, 128: ``conv{b}_1`` 3x3 same -> ``act{b}_1`` ->
     ``conv{b}_2`` 3x3 same -> ``act{b}_2`` -> ``pool{b}`` max 2x2; then ``flatten`` -> ``fc1`` 128
     -> ``relu_fc1`` (always plain ReLU, as in smith_cnn) -> ``fc2`` num_classes. Glorot-uniform
-    kernels, zero biases. Probe ``last_conv`` = ``act3_2`` (after the 6th conv).
+    kernels, zero biases. Probe ``last_conv`` = ``act3_2`` (after the 6th conv); ``probes=
+    "diagnostic"`` adds ``first_conv`` (``act1_1``), ``last_conv_input`` (``conv3_2``) and
+    ``last_pool`` (``pool3``).
 
     Parameters (relu): (3, 32, 32) -> 550,570 (flatten 128*4*4 = 2048); (1, 28, 28) -> 435,306
     (flatten 128*3*3 = 1152). Channel-wise PReLU adds 448 (2*32 + 2*64 + 2*128).
@@ -328,7 +364,9 @@ def smith_vgg3(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int
     layers["fc1"] = nn.Linear(128 * hs * ws, 128)
     layers["relu_fc1"] = nn.ReLU()
     layers["fc2"] = nn.Linear(128, num_classes)
-    model = SequentialNet(layers, {"last_conv": "act3_2"}, "smith_vgg3")
+    model = SequentialNet(
+        layers, _smith_probes("smith_vgg3", probes, "act1_1", "act3_2", "conv3_2", "pool3"), "smith_vgg3"
+    )
     _init_glorot_uniform(model)
     return model
 

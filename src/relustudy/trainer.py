@@ -522,7 +522,10 @@ def _activation_stats(
     if not layers:
         return []
     with _autocast(config, device):
-        stats = _metrics.activation_stats(model, (x for x, _ in data.test_batches()), layers, device)
+        saturation = model.probe_saturations() if hasattr(model, "probe_saturations") else None
+        stats = _metrics.activation_stats(
+            model, (x for x, _ in data.test_batches()), layers, device, saturation=saturation or None
+        )
     records = []
     for label, s in stats.items():
         rec: dict[str, Any] = {"epoch": epoch, "layer": label, "module": layers[label]}

@@ -1,0 +1,72 @@
+"""Smith's source module: the sparsity-gap diagnostic gives each of its answers on synthetic stats."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from relustudy.reference import paper_value
+from relustudy.sources import smith
+
+ARMS = [a.label for a in smith.SMITH_ARMS]
+CNN, VGG = smith.PROBE_EXPERIMENTS
+
+
+def _stats(offsets: dict[tuple[str, int], float], experiment: str = CNN, epochs: int = 3) -> pd.DataFrame:
+    """Synthetic stats rows: the paper's sparsity plus an offset per (probe, epoch) (default 0.3)."""
+    table = "Table 3" if experiment == CNN else "Table 4"
+    rows = []
+    for layer in smith.PROBE_LABELS:
+        for epoch in range(1, epochs + 1):
+            for arm in ARMS:
+                for seed in (0, 1):
+                    value = paper_value("smith", table, arm, "lifetime_sparsity") + offsets.get((layer, epoch), 0.3)
+                    rows.append(
+                        {
+                            "experiment": experiment,
+                            "arm": arm,
+                            "seed": seed,
+                            "epoch": epoch,
+                            "layer": layer,
+                            "sparsity": value,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_a_reading_that_closes_the_gap_is_named():
+    gap = smith.sparsity_gap_frame(_stats({("last_pool", 3): 0.01}))
+    # the paper's layer at every epoch, the other probes at the last one
+    assert set(map(tuple, gap[["probe", "epoch"]].drop_duplicates().values)) == {
+        ("last_conv", 1),
+        ("last_conv", 2),
+        ("last_conv", 3),
+        ("last_conv_input", 3),
+        ("last_pool", 3),
+        ("first_conv", 3),
+    }
+    text = smith.sparsity_gap_markdown(gap)
+    assert "**after the last conv's max-pool, after epoch 3** brings every arm within 0.05" in text
+    assert "largest gap is 0.300" in text
+    table = smith.sparsity_gap_table(gap)
+    assert table.loc[("Table 3", smith.PROBE_LABELS["last_pool"], 3), "all within 0.05"] == "yes"
+    assert (table["all within 0.05"] == "no").sum() == len(table) - 1
+
+
+def test_no_reading_closes_the_gap_and_the_closest_is_named():
+    gap = smith.sparsity_gap_frame(_stats({("last_conv", 1): 0.12}))
+    text = smith.sparsity_gap_markdown(gap)
+    assert "no reading we tried brings every arm within 0.05" in text
+    assert "the closest is last conv activation (the paper's layer), after epoch 1 (largest gap 0.120)" in text
+
+
+def test_a_gap_in_one_arm_is_enough_to_fail():
+    stats = _stats({("last_conv", 3): 0.0})
+    stats.loc[(stats["layer"] == "last_conv") & (stats["epoch"] == 3) & (stats["arm"] == "tanh"), "sparsity"] += 0.2
+    text = smith.sparsity_gap_markdown(smith.sparsity_gap_frame(stats))
+    assert "no reading we tried" in text and "(largest gap 0.200)" in text
+
+
+def test_no_records_is_one_sentence():
+    assert smith.sparsity_gap_frame(pd.DataFrame()).empty
+    assert smith.sparsity_gap_markdown(smith.sparsity_gap_frame(pd.DataFrame())).startswith("No diagnostic records")
+    assert smith.sparsity_gap_table(smith.sparsity_gap_frame(pd.DataFrame())).empty
