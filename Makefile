@@ -38,7 +38,7 @@ faults: venv
 test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q --nbval-lax tests notebooks
+	$(BIN)/python -m pytest -q --durations=15 --nbval-lax tests notebooks
 
 clean:
 	rm -rf _build book/chapters

@@ -957,3 +957,26 @@ def test_the_scheduling_measurement_becomes_a_sentence(tmp_path):
     record.update(ratio_jobs_over_sequential=[1.1, 1.2], identical_numbers=True)
     (tmp_path / book.SCHEDULING_RECORD).write_text(json.dumps(record))
     assert "was slower; the two schedules gave the same numbers" in book.scheduling_markdown(tmp_path)
+
+
+def test_kernel_variants_table_reads_its_record_and_refuses_a_damaged_one(tmp_path):
+    where = tmp_path / "microbench" / "quick" / "cpu"
+    assert book.kernel_variants_table(tmp_path, "quick") is None  # no record
+    where.mkdir(parents=True)
+    rows = [
+        {"case": "copy", "pass": "copy", "median_ms": 1.0, "min_ms": 0.9, "bound_ratio": 1.0},
+        {
+            "case": "rrelu forward, current",
+            "pass": "forward",
+            "median_ms": 1.23456,
+            "min_ms": 1.1,
+            "bound_ratio": 1.23456,
+        },
+    ]
+    (where / book.KERNEL_VARIANTS_RECORD).write_text(json.dumps({"shape": [2, 3], "threads": 2, "rows": rows}))
+    table = book.kernel_variants_table(tmp_path, "quick")
+    assert list(table.columns) == ["pass", "median (ms)", "x copy bound"]
+    assert table.loc["rrelu forward, current", "x copy bound"] == 1.235
+    assert table.attrs["record"]["threads"] == 2
+    (where / book.KERNEL_VARIANTS_RECORD).write_text('{"rows": [')  # cut short
+    assert book.kernel_variants_table(tmp_path, "quick") is None

@@ -68,6 +68,8 @@ __all__ = [
     "verdict_forest",
     "fault_suite_table",
     "fault_suite_markdown",
+    "kernel_variants_table",
+    "KERNEL_VARIANTS_RECORD",
     "scheduling_markdown",
     "SCHEDULING_RECORD",
     "FAULT_RECORD",
@@ -1283,6 +1285,26 @@ def _committed_record(relative: Path, root: str | Path | None) -> dict[str, Any]
         return json.loads((Path(root or project_root()) / relative).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+KERNEL_VARIANTS_RECORD = "kernel_variants.json"  # written by benchmarks/bench_kernels.py --json
+
+
+def kernel_variants_table(results_dir: str | Path, profile: str, *, device: str = "cpu") -> Any:
+    """The kernels' before-and-after measurement (benchmarks/bench_kernels.py, whose ``--json``
+    file is :data:`KERNEL_VARIANTS_RECORD`): one row per case, its median time and its time over
+    the copy bound of the same run (``attrs["record"]``: the record); None without a record."""
+    path = Path(results_dir) / "microbench" / profile / device / KERNEL_VARIANTS_RECORD
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not rec.get("rows"):
+        return None
+    df = pd.DataFrame(rec["rows"]).rename(columns={"median_ms": "median (ms)", "bound_ratio": "x copy bound"})
+    df = df[["case", "pass", "median (ms)", "x copy bound"]].round(3).set_index("case")
+    df.attrs["record"] = rec
+    return df
 
 
 def fault_suite_table(root: str | Path | None = None) -> Any:
