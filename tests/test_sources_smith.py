@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from relustudy.experiments import get_experiment
 from relustudy.reference import paper_value
 from relustudy.sources import smith
+from relustudy.store import ResultsStore
 
 ARMS = [a.label for a in smith.SMITH_ARMS]
 CNN, VGG = smith.PROBE_EXPERIMENTS
@@ -63,10 +65,31 @@ def test_a_gap_in_one_arm_is_enough_to_fail():
     stats = _stats({("last_conv", 3): 0.0})
     stats.loc[(stats["layer"] == "last_conv") & (stats["epoch"] == 3) & (stats["arm"] == "tanh"), "sparsity"] += 0.2
     text = smith.sparsity_gap_markdown(smith.sparsity_gap_frame(stats))
-    assert "no reading we tried" in text and "(largest gap 0.200)" in text
+    assert (
+        "the largest gap is 0.200; no reading we tried brings every arm within 0.05 of the paper, nor comes closer"
+        in text
+    )
 
 
 def test_no_records_is_one_sentence():
     assert smith.sparsity_gap_frame(pd.DataFrame()).empty
     assert smith.sparsity_gap_markdown(smith.sparsity_gap_frame(pd.DataFrame())).startswith("No diagnostic records")
     assert smith.sparsity_gap_table(smith.sparsity_gap_frame(pd.DataFrame())).empty
+
+
+def _record(root, experiment: str, profile: str, arm: str, accuracy: float) -> None:
+    """One complete seed-0 record of ``arm``, written through the real store."""
+    cfg = next(c for c in get_experiment(experiment).configs(profile, seeds=(0,), device="cpu") if c.arm == arm)
+    store = ResultsStore(root)
+    store.begin(cfg)
+    store.write_result(cfg, status="complete", metrics={"test_accuracy": accuracy}, provenance={"wall_seconds": 1.0})
+
+
+def test_probe_repeats_compare_seed_zero_with_the_paper_profile(tmp_path):
+    assert "no paper-profile seed-0 record" in smith.probe_repeats_markdown(tmp_path)
+    for arm, acc in (("ReLU", 0.5), ("tanh", 0.4)):
+        _record(tmp_path, CNN, "quick", arm, acc)
+        _record(tmp_path, "smith_cifar10_cnn", "paper", arm, acc if arm == "ReLU" else 0.41)
+    text = smith.probe_repeats_markdown(tmp_path)
+    assert "identical to `smith_cifar10_cnn` (paper profile) for 1 of 2 arms; it differs for tanh (-0.0100)." in text
+    assert "`smith_cifar10_vgg3_probes`: no paper-profile seed-0 record" in text

@@ -11,6 +11,7 @@ import pandas as pd
 from ..claims import ComparisonClaim, DifferenceClaim, Quantity, RankClaim, margin, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..reference import SOURCES, Source, experiment_reference, paper_value
+from ..results import load_results
 
 SOURCE = SOURCES.register(
     "smith",
@@ -252,6 +253,8 @@ def sparsity_gap_markdown(gap: pd.DataFrame) -> str:
         where = f"{PROBE_LABELS[layer]}, after epoch {epoch}"
         if best <= GAP_TOLERANCE:
             verdict = f"**{where}** brings every arm within {GAP_TOLERANCE} of the paper (largest gap {best:.3f})"
+        elif (layer, epoch) == ("last_conv", paper_layer.index.max()):
+            verdict = f"no reading we tried brings every arm within {GAP_TOLERANCE} of the paper, nor comes closer"
         else:
             verdict = (
                 f"no reading we tried brings every arm within {GAP_TOLERANCE} of the paper; the closest is "
@@ -459,3 +462,33 @@ def _smith_metric_claims() -> None:
 
 
 _smith_metric_claims()
+
+
+def probe_repeats_markdown(root) -> str:
+    """Whether the diagnostic runs in the store at ``root`` repeat the runs they probe: per probe
+    experiment, the arms whose seed-0 test accuracy equals that of the base experiment's
+    paper-profile seed-0 record (the probes only read activations in eval mode, so training should
+    be the same to the last digit)."""
+
+    def accuracy(experiment: str, profile: str) -> dict[str, float]:
+        df = load_results(root, experiment, profile)
+        if len(df) == 0:
+            return {}
+        sel = df[(df["seed"] == 0) & (df["metric"] == "test_accuracy") & (df["status"] == "complete")]
+        return dict(zip(sel["arm"], sel["value"].astype(float)))
+
+    lines = []
+    for name in PROBE_EXPERIMENTS:
+        base = name.removesuffix("_probes")
+        probed, paper = accuracy(name, "quick"), accuracy(base, "paper")
+        both = sorted(set(probed) & set(paper))
+        if not both:
+            lines.append(f"- `{name}`: no paper-profile seed-0 record of `{base}` to compare with yet.")
+            continue
+        differ = [f"{a} ({probed[a] - paper[a]:+.4f})" for a in both if probed[a] != paper[a]]
+        text = (
+            f"- `{name}`: seed-0 test accuracy identical to `{base}` (paper profile) for "
+            f"{len(both) - len(differ)} of {len(both)} arms"
+        )
+        lines.append(text + (f"; it differs for {', '.join(differ)}." if differ else "."))
+    return "\n".join(lines)
