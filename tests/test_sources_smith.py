@@ -71,6 +71,12 @@ def test_a_gap_in_one_arm_is_enough_to_fail():
     )
 
 
+def test_a_partial_grid_says_so():
+    stats = _stats({("last_pool", 3): 0.01})
+    text = smith.sparsity_gap_markdown(smith.sparsity_gap_frame(stats[stats["arm"] != "tanh"]))
+    assert text.startswith("- Table 3 (only 3 of 4 arms recorded):")
+
+
 def test_no_records_is_one_sentence():
     assert smith.sparsity_gap_frame(pd.DataFrame()).empty
     assert smith.sparsity_gap_markdown(smith.sparsity_gap_frame(pd.DataFrame())).startswith("No diagnostic records")

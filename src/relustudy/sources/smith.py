@@ -260,7 +260,11 @@ def sparsity_gap_markdown(gap: pd.DataFrame) -> str:
                 f"no reading we tried brings every arm within {GAP_TOLERANCE} of the paper; the closest is "
                 f"{where} (largest gap {best:.3f})"
             )
-        out.append(f"- {table}: at the paper's layer after the last epoch the largest gap is {base:.3f}; {verdict}.")
+        arms = g["arm"].nunique()
+        partial = f" (only {arms} of {len(SMITH_ARMS)} arms recorded)" if arms < len(SMITH_ARMS) else ""
+        out.append(
+            f"- {table}{partial}: at the paper's layer after the last epoch the largest gap is {base:.3f}; {verdict}."
+        )
     return "\n".join(out)
 
 
