@@ -506,7 +506,9 @@ BENCH_PROFILES: dict[str, dict] = {
     # that the whole path works, not a measurement.
     "smoke": dict(shape=(16, 8, 16, 16), repeats=3, min_run_time=0.01, compile=False, layouts=LAYOUTS),
     # quick/paper: the activations of radford_convnet's first layer at batch 128 (128 x 32 x 30 x 30,
-    # 14.7 MB in fp32: larger than this CPU's caches), with the compiled variants.
+    # 14.7 MB per fp32 tensor), with the compiled variants. On the project's CPU (32 MB of L3) a
+    # copy's source and destination about fill the L3, so the copy bound sits partly in cache and
+    # its time varied between runs by up to 2x (the quick records of 10995e1 and 1aecc23).
     # Both memory layouts; the compiled variants (minutes of compiling) in the contiguous one only.
     "quick": dict(shape=(128, 32, 30, 30), repeats=7, min_run_time=0.2, compile=True, layouts=LAYOUTS),
     "paper": dict(shape=(128, 32, 30, 30), repeats=15, min_run_time=0.5, compile=True, layouts=LAYOUTS),
