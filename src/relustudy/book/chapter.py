@@ -621,7 +621,7 @@ OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_ove
 
 
 def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu", record: str = OVERHEAD_RECORD) -> Any:
-    """Training-step time of PReLU and Xu's RReLU against ReLU in the same models, same run
+    """Training-step time of PReLU, Xu's RReLU and ELU against ReLU in the same models, same run
     (benchmarks/bench_train_overhead.py, whose ``--json`` file is ``record``), with the fused
     kernels and, where measured, with the PyTorch forms; empty when no such record exists."""
     path = Path(results_dir) / "microbench" / profile / device / record
