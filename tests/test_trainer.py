@@ -490,3 +490,22 @@ def test_a_checkpoint_left_beside_a_complete_record_is_removed_on_the_next_run(t
     again = train(config, store, progress=False)
     assert again["_trained"] is False and untimed(again["metrics"]) == untimed(first["metrics"])
     assert not store.checkpoint_path(config).exists()
+
+
+def test_the_allocator_setting_is_named_and_can_be_switched_off():
+    import subprocess
+    import sys
+
+    from relustudy.trainer import MALLOC_ENV, tune_allocator
+
+    assert tune_allocator()  # a description for the provenance, whatever the platform
+    code = "from relustudy.trainer import tune_allocator; print(tune_allocator())"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
+    off = subprocess.run(
+        [sys.executable, "-c", code], env={**env, MALLOC_ENV: "default"}, capture_output=True, text=True
+    )
+    assert off.stdout.strip() == f"C library default ({MALLOC_ENV}=default)"
+    given = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "MALLOC_MMAP_THRESHOLD_": "4096"}, capture_output=True, text=True
+    )
+    assert "MALLOC_MMAP_THRESHOLD_=4096 from the environment" in given.stdout

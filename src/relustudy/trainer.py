@@ -41,6 +41,7 @@ What a run does (decisions worth knowing when reading the numbers):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 import os
@@ -48,6 +49,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterator
 
 import torch
@@ -189,6 +191,38 @@ def _available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+# glibc's malloc hands large freed blocks back to the kernel (blocks above its mmap threshold, and
+# heap tops above its trim threshold), so every training step's activations page-fault afresh: a
+# long-running Theano-blog grid process on this CPU spent over two thirds of its time in the kernel
+# (benchmarks/bench_allocator.py measures it). Keeping freed memory in the process removes that
+# cost and changes no number (PyTorch aligns every CPU tensor to 64 bytes wherever it lies).
+MALLOC_ENV = "RELUSTUDY_MALLOC"  # "default": leave the C library's malloc as it is
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc's malloc.h)
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 1 << 30, (1 << 31) - 1  # bytes; mallopt takes a C int
+
+
+@lru_cache(maxsize=1)
+def tune_allocator() -> str:
+    """Configure glibc's malloc to keep freed memory (once per process); return what the process
+    uses, for the provenance. Elsewhere (another C library, ``RELUSTUDY_MALLOC=default``, or where
+    the environment already sets glibc's ``MALLOC_MMAP_THRESHOLD_``) it changes nothing."""
+    if os.environ.get(MALLOC_ENV, "").lower() == "default":
+        return f"C library default ({MALLOC_ENV}=default)"
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return f"glibc malloc, MALLOC_MMAP_THRESHOLD_={os.environ['MALLOC_MMAP_THRESHOLD_']} from the environment"
+    if not sys.platform.startswith("linux"):
+        return "C library default"
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "C library default (no glibc)"
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) != 1 or mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) != 1:
+        return "glibc malloc default (mallopt refused)"
+    return "glibc malloc keeping freed memory (mmap threshold 1 GiB, no trimming below 2 GiB)"
 
 
 def _configure_backends(config: RunConfig, device: torch.device) -> int:
@@ -584,6 +618,7 @@ def _train_claimed(
     from .models import build_model
 
     session_t0 = time.perf_counter()
+    allocator = tune_allocator()
     device = resolve_device(config.device)
     threads = _configure_backends(config, device)
     channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
@@ -658,6 +693,7 @@ def _train_claimed(
             test_images=int(data.y_test.numel()),
             data_caveats=data.caveats,
             activation_implementation=implementation(config.activation, device.type, config.precision),
+            allocator=allocator,
         )
         record = store.write_result(
             config,
