@@ -980,3 +980,19 @@ def test_kernel_variants_table_reads_its_record_and_refuses_a_damaged_one(tmp_pa
     assert table.attrs["record"]["threads"] == 2
     (where / book.KERNEL_VARIANTS_RECORD).write_text('{"rows": [')  # cut short
     assert book.kernel_variants_table(tmp_path, "quick") is None
+
+
+def test_allocator_markdown_reads_its_record(tmp_path):
+    assert "No allocator measurement" in book.allocator_markdown(tmp_path)
+    path = tmp_path / book.ALLOCATOR_RECORD
+    path.parent.mkdir(parents=True)
+    median = {
+        "glibc default": {"wall_s": 60.0, "user_s": 30.0, "sys_s": 12.04, "minor_faults": 2000000},
+        "kept": {"wall_s": 50.0, "user_s": 30.0, "sys_s": 4.0, "minor_faults": 300000},
+    }
+    path.write_text(
+        json.dumps({"experiment": "x", "profile": "smoke", "rounds": 1, "median": median, "provenance": {}})
+    )
+    text = book.allocator_markdown(tmp_path)
+    assert "with glibc default it took 60.0 s (12.0 s of it in the kernel, 2,000,000 minor page faults)" in text
+    assert "kept 50.0 s (4.0 s, 300,000)" in text

@@ -71,6 +71,8 @@ __all__ = [
     "kernel_variants_table",
     "KERNEL_VARIANTS_RECORD",
     "scheduling_markdown",
+    "allocator_markdown",
+    "ALLOCATOR_RECORD",
     "SCHEDULING_RECORD",
     "FAULT_RECORD",
     "verdict_bars",
@@ -1373,6 +1375,26 @@ def scheduling_markdown(root: str | Path | None = None) -> str:
         f"`--jobs` over sequential {', '.join(f'{r:.2f}' for r in ratios)} ({len(ratios)} paired "
         f"measurement{'s' if len(ratios) != 1 else ''}), so `--jobs` was {faster}; the two schedules {numbers} "
         f"({prov.get('finished', '?')}, commit {str(prov.get('git_commit', 'unknown'))[:10]})."
+    )
+
+
+ALLOCATOR_RECORD = Path("results/microbench/quick/cpu/allocator.json")  # benchmarks/bench_allocator.py
+
+
+def allocator_markdown(root: str | Path | None = None) -> str:
+    """What the allocator measurement (:data:`ALLOCATOR_RECORD`) found: wall, system time and
+    minor page faults of the same run with glibc's malloc as it is and with freed memory kept."""
+    rec = _committed_record(ALLOCATOR_RECORD, root)
+    if rec is None or len(rec.get("median", {})) != 2:
+        return f"No allocator measurement in `{ALLOCATOR_RECORD}` yet: `benchmarks/bench_allocator.py --json ...` makes it."
+    (name_a, a), (name_b, b) = rec["median"].items()
+    prov = rec.get("provenance", {})
+    return (
+        f"The same run (`{rec['experiment']}`, `{rec['profile']}` profile) in fresh processes, {rec['rounds']} "
+        f"round(s): with {name_a} it took {a['wall_s']:.1f} s ({a['sys_s']:.1f} s of it in the kernel, "
+        f"{a['minor_faults']:,.0f} minor page faults); with freed memory {name_b} {b['wall_s']:.1f} s "
+        f"({b['sys_s']:.1f} s, {b['minor_faults']:,.0f}) ({prov.get('date', '?')}, commit "
+        f"{str(prov.get('git_commit', 'unknown'))[:10]})."
     )
 
 
