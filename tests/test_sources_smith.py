@@ -71,6 +71,13 @@ def test_a_gap_in_one_arm_is_enough_to_fail():
     )
 
 
+def test_the_papers_own_layer_within_tolerance_needs_no_other_reading():
+    text = smith.sparsity_gap_markdown(
+        smith.sparsity_gap_frame(_stats({("last_conv", 3): 0.03, ("last_conv", 2): 0.01}))
+    )
+    assert "the largest gap is 0.030; every arm is within 0.05 of the paper there" in text
+
+
 def test_a_partial_grid_says_so():
     stats = _stats({("last_pool", 3): 0.01})
     text = smith.sparsity_gap_markdown(smith.sparsity_gap_frame(stats[stats["arm"] != "tanh"]))

@@ -492,20 +492,35 @@ def test_a_checkpoint_left_beside_a_complete_record_is_removed_on_the_next_run(t
     assert not store.checkpoint_path(config).exists()
 
 
-def test_the_allocator_setting_is_named_and_can_be_switched_off():
+def test_the_allocator_is_named_can_be_switched_off_and_changes_no_number(tmp_path):
+    import json
+    import os
     import subprocess
     import sys
 
-    from relustudy.trainer import MALLOC_ENV, tune_allocator
+    from relustudy.trainer import MALLOC_ENV, TIMING_METRICS
 
-    assert tune_allocator()  # a description for the provenance, whatever the platform
-    code = "from relustudy.trainer import tune_allocator; print(tune_allocator())"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
-    off = subprocess.run(
-        [sys.executable, "-c", code], env={**env, MALLOC_ENV: "default"}, capture_output=True, text=True
+    tests = os.path.dirname(__file__)
+    code = (
+        f"import sys, json; sys.path.insert(0, {tests!r}); from tiny_runs import small; "
+        "from relustudy.trainer import train; from relustudy.store import ResultsStore; "
+        "r = train(small(epochs=1), ResultsStore(sys.argv[1])); "
+        "print(json.dumps({'metrics': r['metrics'], 'allocator': r['provenance']['allocator']}))"
     )
-    assert off.stdout.strip() == f"C library default ({MALLOC_ENV}=default)"
-    given = subprocess.run(
-        [sys.executable, "-c", code], env={**env, "MALLOC_MMAP_THRESHOLD_": "4096"}, capture_output=True, text=True
-    )
-    assert "MALLOC_MMAP_THRESHOLD_=4096 from the environment" in given.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = {}
+    for mode in ("default", "", "given"):
+        extra = {"MALLOC_MMAP_THRESHOLD_": "4096"} if mode == "given" else {MALLOC_ENV: mode}
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / (mode or "kept"))],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["default"]["allocator"] == f"C library default ({MALLOC_ENV}=default)"
+    assert "MALLOC_MMAP_THRESHOLD_=4096 from the environment" in out["given"]["allocator"]
+    assert out[""]["allocator"] not in (out["default"]["allocator"], out["given"]["allocator"])
+    untimed = [{k: v for k, v in o["metrics"].items() if k not in TIMING_METRICS} for o in out.values()]
+    assert untimed[0] == untimed[1] == untimed[2]
