@@ -1304,7 +1304,9 @@ def kernel_variants_table(results_dir: str | Path, profile: str, *, device: str 
     if not rec.get("rows"):
         return None
     df = pd.DataFrame(rec["rows"]).rename(columns={"median_ms": "median (ms)", "bound_ratio": "x copy bound"})
-    df = df[["case", "pass", "median (ms)", "x copy bound"]].round(3).set_index("case")
+    df = df[["case", "pass", "median (ms)", "x copy bound"]].set_index("case")
+    df["median (ms)"] = df["median (ms)"].map("{:.3f}".format)
+    df["x copy bound"] = df["x copy bound"].map("{:.2f}".format)
     df.attrs["record"] = rec
     return df
 
