@@ -43,9 +43,11 @@ static inline uint32_t block_key(uint32_t key, int64_t i) {
     return key + fmix32((uint32_t)((uint64_t)i >> 32));
 }
 
-static inline uint32_t noise_bits(uint32_t key, int64_t i) {
-    return fmix32((uint32_t)i * 0x9E3779B9U + block_key(key, i));
-}
+/* The Weyl sequence's value at element i: within a block starting at b, (uint32)b * phi + the
+ * block's key, plus j * phi for its j-th element. */
+static inline uint32_t weyl_start(uint32_t key, int64_t b) { return (uint32_t)b * 0x9E3779B9U + block_key(key, b); }
+
+static inline uint32_t noise_bits(uint32_t key, int64_t i) { return fmix32(weyl_start(key, i)); }
 
 static inline uint32_t noise_key(uint64_t seed) { /* splitmix64's finaliser: every seed bit moves the key */
     uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
@@ -57,6 +59,11 @@ static inline uint32_t noise_key(uint64_t seed) { /* splitmix64's finaliser: eve
 /* Elements go in blocks of NOISE_BLOCK (a divisor of 2^32, so no block straddles a 2^32 boundary)
  * with a 32-bit counter inside: the noise loop then vectorises without 64-bit lane arithmetic. */
 #define NOISE_BLOCK 4096
+
+/* The divisor of the law: lower + (upper - lower) u, u the top 24 bits of the noise over 2^24
+ * (step = (upper - lower) / 2^24, exact: a power-of-two scaling). */
+#define RRELU_STEP(T, lower, upper) (((upper) - (lower)) * (T)(1.0 / 16777216.0))
+#define RRELU_DIVISOR(T, lower, step, bits) ((lower) + (step) * (T)((bits) >> 8))
 
 #define PARALLEL_MIN 65536
 
@@ -150,17 +157,17 @@ void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *
 /* y = x (x > 0) or x / a_i (x <= 0), a_i = lower + (upper - lower) u_i; training noise from seed. */\
 void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, T lower, T upper,           \
                             int threads) {                                                          \
-    const T step = (upper - lower) * (T)(1.0 / 16777216.0); /* exact: a power-of-two scaling */     \
+    const T step = RRELU_STEP(T, lower, upper);                                                     \
     const uint32_t key = noise_key(seed);                                                           \
     threads = team_size(threads, n);                                                                \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
     for (int64_t b = 0; b < n; b += NOISE_BLOCK) {                                                  \
         const uint32_t m = (uint32_t)(n - b < NOISE_BLOCK ? n - b : NOISE_BLOCK);                   \
-        const uint32_t k = (uint32_t)b * 0x9E3779B9U + block_key(key, b);                           \
+        const uint32_t k = weyl_start(key, b);                                                      \
         const T *xb = x + b; T *yb = y + b;                                                         \
         _Pragma("omp simd")                                                                         \
         for (uint32_t j = 0; j < m; j++) {                                                          \
-            T v = xb[j], a = lower + step * (T)(fmix32(j * 0x9E3779B9U + k) >> 8);                  \
+            T v = xb[j], a = RRELU_DIVISOR(T, lower, step, fmix32(j * 0x9E3779B9U + k));            \
             yb[j] = v > 0 ? v : v / a;                                                              \
         }                                                                                           \
     }                                                                                               \
@@ -168,17 +175,17 @@ void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, T lower,
                                                                                                     \
 void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t seed, T lower,      \
                              T upper, int threads) {                                                \
-    const T step = (upper - lower) * (T)(1.0 / 16777216.0);                                         \
+    const T step = RRELU_STEP(T, lower, upper);                                                     \
     const uint32_t key = noise_key(seed);                                                           \
     threads = team_size(threads, n);                                                                \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
     for (int64_t b = 0; b < n; b += NOISE_BLOCK) {                                                  \
         const uint32_t m = (uint32_t)(n - b < NOISE_BLOCK ? n - b : NOISE_BLOCK);                   \
-        const uint32_t k = (uint32_t)b * 0x9E3779B9U + block_key(key, b);                           \
+        const uint32_t k = weyl_start(key, b);                                                      \
         const T *gb = g + b, *xb = x + b; T *out = gx + b;                                          \
         _Pragma("omp simd")                                                                         \
         for (uint32_t j = 0; j < m; j++) {                                                          \
-            T a = lower + step * (T)(fmix32(j * 0x9E3779B9U + k) >> 8);                             \
+            T a = RRELU_DIVISOR(T, lower, step, fmix32(j * 0x9E3779B9U + k));                       \
             out[j] = xb[j] > 0 ? gb[j] : gb[j] / a;                                                 \
         }                                                                                           \
     }                                                                                               \
@@ -186,9 +193,9 @@ void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t 
                                                                                                     \
 /* The noise itself, element by element (the test checks the blocked loops against it). */         \
 void rrelu_noise_##SUFFIX(T *out, int64_t n, uint64_t seed, T lower, T upper) {                     \
-    const T step = (upper - lower) * (T)(1.0 / 16777216.0);                                         \
+    const T step = RRELU_STEP(T, lower, upper);                                                     \
     const uint32_t key = noise_key(seed);                                                           \
-    for (int64_t i = 0; i < n; i++) out[i] = lower + step * (T)(noise_bits(key, i) >> 8);           \
+    for (int64_t i = 0; i < n; i++) out[i] = RRELU_DIVISOR(T, lower, step, noise_bits(key, i));     \
 }                                                                                                   \
                                                                                                     \
 /* ELU's input gradient from its output: g (y > 0) or g (y + alpha) (y <= 0, left derivative at 0). */\
