@@ -34,11 +34,13 @@ faults: venv
 	$(BIN)/python -m relustudy.faults suite --out results/faults/fault_suite.json
 
 # The test command CI runs (.ci/run): lint and format check (ruff), unit tests, the end-to-end
-# smoke book build, and nbval over the notebooks with their smoke defaults, in one pytest session.
+# smoke book build, and nbval over the notebooks with their smoke defaults, in one pytest session
+# over two xdist workers (one per core; tests/conftest.py hands them whole files, and the smoke
+# book with the notebooks as one).
 test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q --durations=15 --nbval-lax tests notebooks
+	$(BIN)/python -m pytest -q -n 2 --durations=15 --nbval-lax tests notebooks
 
 clean:
 	rm -rf _build book/chapters

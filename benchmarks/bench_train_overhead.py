@@ -1,7 +1,9 @@
 """Training overhead of PReLU, Xu's RReLU and ELU against ReLU, same model, same run (issue: PReLU <= 5%,
 RReLU <= 10%). Times whole training steps (forward, backward, Adam step) on the models the chapters
 train, in interleaved rounds so a background load spreads over every arm, and reports the median
-time per step and its ratio to ReLU's. Optionally compares the fused kernels with the PyTorch
+time per step and the overhead against ReLU: the median over rounds of each round's ratio (paired:
+ReLU's steps of the same round), with its quartiles over rounds. The process keeps freed memory as
+the trainer does (``relustudy.trainer.tune_allocator``). Optionally compares the fused kernels with the PyTorch
 forms (``--compare-torch`` runs a second process with RELUSTUDY_KERNELS=torch).
 
     .venv/bin/python benchmarks/bench_train_overhead.py [--rounds 7] [--steps 6] [--json out.json]
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from relustudy.activations import implementation
 from relustudy.models import build_model
 from relustudy.provenance import cpu_identity, git_info, utc_now
+from relustudy.trainer import tune_allocator
 
 # (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width, the
 # 14-layer model at the He chapter's quick width and the TensorFlow blog's MLP with batch norm
@@ -76,9 +79,13 @@ def measure(rounds: int, steps: int, batch: int, models: tuple[str, ...] | None 
                     fn()
                 times[a].append((time.perf_counter() - t0) / steps)
         med = {a: statistics.median(t) for a, t in times.items()}
+        # Paired by round: a load that comes and goes moves both arms of one round alike.
+        per_round = {a: [t / r - 1 for t, r in zip(times[a], times["relu"])] for a in times if a != "relu"}
         out["models"][model_name] = {
             "median_step_ms": {a: 1e3 * m for a, m in med.items()},
-            "overhead_vs_relu": {a: med[a] / med["relu"] - 1 for a in med if a != "relu"},
+            "overhead_vs_relu": {a: statistics.median(v) for a, v in per_round.items()},
+            "overhead_quartiles": {a: statistics.quantiles(v, n=4)[::2] for a, v in per_round.items()},
+            "rounds": rounds,
         }
     return out
 
@@ -94,6 +101,7 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--models", nargs="+", choices=[m for m, _, _ in MODELS], help="only these models (default: all)")
     args = ap.parse_args()
+    allocator = tune_allocator()
     torch.set_num_threads(args.threads)
     models = tuple(args.models) if args.models else None
     result = {"fused": measure(args.rounds, args.steps, args.batch, models)}
@@ -125,7 +133,10 @@ def main() -> None:
                 print(f"   {a}: {impl}")
             for model, m in r["models"].items():
                 ms = ", ".join(f"{a} {v:.1f}" for a, v in m["median_step_ms"].items())
-                ov = ", ".join(f"{a} {100 * v:+.1f}%" for a, v in m["overhead_vs_relu"].items())
+                ov = ", ".join(
+                    f"{a} {100 * v:+.1f}% (quartiles {100 * q[0]:+.1f}, {100 * q[1]:+.1f})"
+                    for (a, v), q in zip(m["overhead_vs_relu"].items(), m["overhead_quartiles"].values())
+                )
                 print(f"   {model:<11} step ms: {ms}   overhead vs ReLU: {ov}")
     if args.json:
         if args.json != "/dev/stdout":  # the record, with where and when it was measured
@@ -134,6 +145,7 @@ def main() -> None:
                 "cpu_identity": cpu_identity(),
                 "date": utc_now(),
                 "argv": sys.argv[1:],
+                "allocator": allocator,
             }
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -1,7 +1,8 @@
 """Open built book pages in headless Chromium (Debian's ``chromium``, driven by Playwright) and
 list what a reader would find broken: console errors, images that do not decode, claims rows
 whose verdict lies outside a 1400x900 viewport or needs horizontal scrolling, a search that finds
-nothing. Used by tests/test_book.py; the checker itself is tested on a deliberately broken site."""
+nothing. Used by tests/test_smoke_book.py; the checker itself is tested (tests/test_book.py) on a
+deliberately broken site."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import contextlib
 import functools
 import http.server
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Iterator
+
+import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without the background-networking flags Chromium keeps dialling out on this closed network.
@@ -42,6 +46,14 @@ def unavailable() -> str | None:
     if CHROMIUM is None:
         return "no Chromium on this machine (Debian: apt-get install chromium)"
     return None
+
+
+def browser_or_skip():
+    """This module, or the test skipped saying why the browser check cannot run here."""
+    why = unavailable()
+    if why:
+        pytest.skip(f"browser check skipped: {why}")
+    return sys.modules[__name__]
 
 
 @contextlib.contextmanager

@@ -1,16 +1,16 @@
 """The book builder: link checker, output sanitiser, notebook hygiene, toc coverage, the helpers
-the chapters call, and one end-to-end smoke build of the real book."""
+the chapters call (the end-to-end smoke build of the real book is tests/test_smoke_book.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+from browser_check import browser_or_skip
 from synthetic_records import long_records
 
 from relustudy import book
@@ -392,65 +392,6 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _book_sources_copy(dest: Path) -> Path:
-    """The files a book build reads (config, toc, pages, notebooks), copied to ``dest``: the test
-    builds there, so a user's ``_build/html`` and ``book/chapters`` are never replaced."""
-    import shutil
-
-    dest.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("chapters"))
-    shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    return dest
-
-
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    """The smoke book, built once per module in a copy of the book's sources (runs are cached in
-    the checkout's ``_build/smoke-results``, shared with the nbval run over notebooks/); the
-    checkout's own built book is left as it was."""
-    shared = ROOT.parent / "shared" / "data"  # the workplace's offline copies (the Makefile's default)
-    data_dir = None if os.environ.get("RELUSTUDY_DATA") or not shared.is_dir() else str(shared)
-    user_book = ROOT / "_build" / "html" / "index.html"
-    before = user_book.stat().st_mtime_ns if user_book.exists() else None
-    root = _book_sources_copy(tmp_path_factory.mktemp("book") / "checkout")
-    html = book.build_book(
-        "smoke", device="cpu", data_dir=data_dir, results_dir=ROOT / "_build" / "smoke-results", root=root, log=print
-    )
-    assert html == root / "_build" / "html"
-    assert (user_book.stat().st_mtime_ns if user_book.exists() else None) == before  # the user's book untouched
-    return html
-
-
-@pytest.mark.slow
-def test_smoke_book_build(smoke_book):
-    html = smoke_book
-    index = html / "index.html"
-    smith = html / "book" / "chapters" / "smith.html"
-    assert index.is_file() and smith.is_file()
-    page = smith.read_text()
-    assert "<table" in page
-    assert "Table 2" in page and "Table 4" in page and "JPEG" in page
-    assert "<img" in page  # the activation-probability figure
-    summary = (html / "book" / "chapters" / "summary.html").read_text()
-    assert "<table" in summary
-    assert "summary-verdicts.csv" in summary and list((html / "_downloads").rglob("summary-verdicts.csv"))
-    # the summary opens with the verdicts at a glance: counts, bars and the forest plot before any claim row
-    glance, rows = summary.index('id="at-a-glance"'), summary.index("relustudy-claims")
-    assert summary.count("<img", glance, rows) >= 2 and "Every claim with numbers" in summary[glance:rows]
-    # the introduction pastes the summary's counts and bars (glue), and the methods page the fault suite's line
-    intro = (html / "book" / "intro.html").read_text()
-    at = intro.index('id="at-a-glance"')
-    assert "not replicated" in intro[at:] and "<img" in intro[at : intro.index('id="what-is-replicated"')]
-    assert "Markdown object" not in intro
-    methods = (html / "book" / "methods.html").read_text()
-    assert "fault-suite record" in methods or "trials</strong>" in methods
-    assert "smith-records.csv" in page and "Reproduce this page" in page
-    assert "<figcaption" in page and "Fig. " in page  # numbered, captioned figures
-    assert find_broken_links(html) == [] and find_external_assets(html) == []
-
-
 def test_theme_templates_in_static_are_not_pages(tmp_path):
     html = _site(
         tmp_path,
@@ -811,17 +752,8 @@ def test_the_forest_plot_draws_every_claim_with_numbers():
 
 
 # ----------------------------------------------------------------------------- in a browser
-def _browser_or_skip():
-    import browser_check
-
-    why = browser_check.unavailable()
-    if why:
-        pytest.skip(f"browser check skipped: {why}")
-    return browser_check
-
-
 def test_the_browser_check_finds_a_too_wide_table_and_a_missing_image(tmp_path):
-    bc = _browser_or_skip()
+    bc = browser_or_skip()
     claims = pd.DataFrame(
         {
             "claim_id": ["x.a"],
@@ -846,17 +778,6 @@ def test_the_browser_check_finds_a_too_wide_table_and_a_missing_image(tmp_path):
         assert any("verdict 'replicated' is off-screen" in p for p in wide_problems), wide_problems
         img_problems = bc.check_pages(url, ["img.html"])
         assert any("image does not load: missing.png" in p for p in img_problems), img_problems
-
-
-@pytest.mark.slow
-def test_the_smoke_book_reads_well_in_a_browser(smoke_book):
-    bc = _browser_or_skip()
-    pages = [str(p.relative_to(smoke_book)) for p in sorted(smoke_book.rglob("*.html")) if "_static" not in p.parts]
-    pages = [p for p in pages if p not in ("search.html", "genindex.html")]
-    assert "book/chapters/summary.html" in pages
-    with bc.serve(smoke_book) as url:
-        problems = bc.check_pages(url, pages, screenshots=ROOT / "_build" / "browser", search="PReLU")
-    assert problems == [], "\n".join(problems)
 
 
 def test_reproduce_box_and_downloads(fake_runs, tmp_path):
@@ -983,6 +904,23 @@ def test_kernel_variants_table_reads_its_record_and_refuses_a_damaged_one(tmp_pa
     assert book.kernel_variants_table(tmp_path, "quick") is None
 
 
+def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_damaged_record(tmp_path):
+    where = tmp_path / "microbench" / "quick" / "cpu"
+    assert book.overhead_table(tmp_path, "quick").empty  # no record
+    where.mkdir(parents=True)
+    paired = {"median_step_ms": {"relu": 10.0, "prelu": 10.3}, "overhead_vs_relu": {"prelu": 0.031}}
+    older = {**paired, "overhead_vs_relu": {"prelu": 0.5}}
+    paired["overhead_quartiles"] = {"prelu": [0.012, 0.045]}
+    record = {"fused": {"threads": 2, "models": {"smith_cnn": paired}}, "torch": {"models": {"nin": older}}}
+    (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
+    table = book.overhead_table(tmp_path, "quick")
+    assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (+1.2 to +4.5)"
+    assert table.loc[("nin", "PyTorch forms"), "prelu vs ReLU"] == "+50.0%"  # no quartiles in older records
+    assert table.loc[("smith_cnn", "fused kernels"), "ReLU step (ms)"] == "10.0"
+    (where / book.OVERHEAD_RECORD).write_text('{"fused": {')  # cut short
+    assert book.overhead_table(tmp_path, "quick").empty
+
+
 def test_allocator_markdown_reads_its_record(tmp_path):
     assert "No allocator measurement" in book.allocator_markdown(tmp_path)
     path = tmp_path / book.ALLOCATOR_RECORD
@@ -997,3 +935,19 @@ def test_allocator_markdown_reads_its_record(tmp_path):
     text = book.allocator_markdown(tmp_path)
     assert "with glibc default it took 60.0 s (12.0 s of it in the kernel, 2,000,000 minor page faults)" in text
     assert "kept 50.0 s (4.0 s, 300,000)" in text
+
+
+def test_the_smoke_book_and_the_notebooks_are_one_unit_of_work_for_xdist():
+    from conftest import xdist_unit
+
+    book_test, cells = (
+        "tests/test_smoke_book.py::test_smoke_book_build",
+        ("notebooks/smith.ipynb::Cell 3", "notebooks/summary.ipynb::Cell 0"),
+    )
+    assert {xdist_unit(book_test), *map(xdist_unit, cells)} == {"smoke store"}
+    assert (
+        xdist_unit("tests/test_book.py::test_x") == "tests/test_book.py" != xdist_unit("tests/test_trainer.py::test_y")
+    )
+    # the fixture that trains into the smoke store lives only in the module the unit names
+    users = [p.name for p in (ROOT / "tests").glob("test_*.py") if "\ndef smoke_book(" in p.read_text()]
+    assert users == ["test_smoke_book.py"]

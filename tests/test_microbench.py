@@ -301,7 +301,9 @@ def test_record_and_load_benchmark(tmp_path, monkeypatch):
     assert loaded["median_ms"].tolist() == df["median_ms"].tolist()
     rec = loaded.attrs["record"]
     assert rec["profile"] == "smoke" and rec["settings"]["shape"] == [16, 8, 16, 16]
-    assert {"git_commit", "source_sha256", "device", "torch_version", "wall_seconds"} <= set(rec["provenance"])
+    assert {"git_commit", "source_sha256", "device", "torch_version", "allocator", "wall_seconds"} <= set(
+        rec["provenance"]
+    )
     mb.record_benchmark("smoke", tmp_path)  # an existing record is reused ...
     assert len(calls) == 2
     mb.record_benchmark("smoke", tmp_path, force=True)  # ... unless forced

@@ -43,6 +43,7 @@ __all__ = [
     "benchmark_table",
     "kernel_table",
     "overhead_table",
+    "OVERHEAD_RECORD",
     "timing_table",
     "spread_across_arms",
     "arm_summary_table",
@@ -626,10 +627,9 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
     """Training-step time of PReLU, Xu's RReLU and ELU against ReLU in the same models, same run
     (benchmarks/bench_train_overhead.py, whose ``--json`` file is ``record``), with the fused
     kernels and, where measured, with the PyTorch forms; empty when no such record exists."""
-    path = Path(results_dir) / "microbench" / profile / device / record
-    if not path.is_file():
+    rec = _bench_record(results_dir, profile, device, record)
+    if rec is None:
         return pd.DataFrame()
-    rec = json.loads(path.read_text(encoding="utf-8"))
     rows = []
     for code, label in (("fused", "fused kernels"), ("torch", "PyTorch forms")):
         if code not in rec:
@@ -641,8 +641,10 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
                 "threads": (rec.get(code) or {}).get("threads", ""),
                 "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}",
             }
+            quartiles = m.get("overhead_quartiles", {})  # records before paired rounds have none
             for act, v in m["overhead_vs_relu"].items():
-                row[f"{act} vs ReLU"] = f"{100 * v:+.1f}%"
+                q = quartiles.get(act)
+                row[f"{act} vs ReLU"] = f"{100 * v:+.1f}%" + (f" ({100 * q[0]:+.1f} to {100 * q[1]:+.1f})" if q else "")
             rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "activation code"]) if rows else pd.DataFrame()
 
@@ -1279,14 +1281,20 @@ _OUTCOME_LABELS = {
 
 
 def _committed_record(relative: Path, root: str | Path | None) -> dict[str, Any] | None:
-    """A committed JSON record at ``relative`` under the project root (or ``root``); None when
-    it is missing or unreadable."""
+    """A committed JSON record at ``relative`` under the project root (or ``root``; an absolute
+    path is read as it is); None when it is missing or unreadable."""
     from ..experiments import project_root
 
     try:
         return json.loads((Path(root or project_root()) / relative).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _bench_record(results_dir: str | Path, profile: str, device: str, name: str) -> dict[str, Any] | None:
+    """A benchmark script's JSON record beside the micro-benchmark's; None when missing or damaged
+    (the page then says there is no record instead of failing)."""
+    return _committed_record(Path(results_dir) / "microbench" / profile / device / name, None)
 
 
 KERNEL_VARIANTS_RECORD = "kernel_variants.json"  # written by benchmarks/bench_kernels.py --json
@@ -1296,12 +1304,8 @@ def kernel_variants_table(results_dir: str | Path, profile: str, *, device: str 
     """The kernels' before-and-after measurement (benchmarks/bench_kernels.py, whose ``--json``
     file is :data:`KERNEL_VARIANTS_RECORD`): one row per case, its median time and its time over
     the copy bound of the same run (``attrs["record"]``: the record); None without a record."""
-    path = Path(results_dir) / "microbench" / profile / device / KERNEL_VARIANTS_RECORD
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not rec.get("rows"):
+    rec = _bench_record(results_dir, profile, device, KERNEL_VARIANTS_RECORD)
+    if not rec or not rec.get("rows"):
         return None
     df = pd.DataFrame(rec["rows"]).rename(columns={"median_ms": "median (ms)", "bound_ratio": "x copy bound"})
     df = df[["case", "pass", "median (ms)", "x copy bound"]].set_index("case")

@@ -1,0 +1,87 @@
+"""The smoke book, built once from a copy of the book's sources, and what the reader must find in
+it: every page, its tables and figures, no broken link, and pages that read well in a browser.
+Its runs go to the checkout's smoke store (``_build/smoke-results``), which nbval's run over
+notebooks/ reads next; ``make test`` keeps this module and the notebooks in one xdist worker
+(``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from browser_check import browser_or_skip
+
+from relustudy import book
+from relustudy.book import find_broken_links, find_external_assets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _book_sources_copy(dest: Path) -> Path:
+    """The files a book build reads (config, toc, pages, notebooks), copied to ``dest``: the test
+    builds there, so a user's ``_build/html`` and ``book/chapters`` are never replaced."""
+    dest.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("chapters"))
+    shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """The smoke book, built once per module in a copy of the book's sources (runs are cached in
+    the checkout's ``_build/smoke-results``, shared with the nbval run over notebooks/); the
+    checkout's own built book is left as it was."""
+    shared = ROOT.parent / "shared" / "data"  # the workplace's offline copies (the Makefile's default)
+    data_dir = None if os.environ.get("RELUSTUDY_DATA") or not shared.is_dir() else str(shared)
+    user_book = ROOT / "_build" / "html" / "index.html"
+    before = user_book.stat().st_mtime_ns if user_book.exists() else None
+    root = _book_sources_copy(tmp_path_factory.mktemp("book") / "checkout")
+    html = book.build_book(
+        "smoke", device="cpu", data_dir=data_dir, results_dir=ROOT / "_build" / "smoke-results", root=root, log=print
+    )
+    assert html == root / "_build" / "html"
+    assert (user_book.stat().st_mtime_ns if user_book.exists() else None) == before  # the user's book untouched
+    return html
+
+
+@pytest.mark.slow
+def test_smoke_book_build(smoke_book):
+    html = smoke_book
+    index = html / "index.html"
+    smith = html / "book" / "chapters" / "smith.html"
+    assert index.is_file() and smith.is_file()
+    page = smith.read_text()
+    assert "<table" in page
+    assert "Table 2" in page and "Table 4" in page and "JPEG" in page
+    assert "<img" in page  # the activation-probability figure
+    summary = (html / "book" / "chapters" / "summary.html").read_text()
+    assert "<table" in summary
+    assert "summary-verdicts.csv" in summary and list((html / "_downloads").rglob("summary-verdicts.csv"))
+    # the summary opens with the verdicts at a glance: counts, bars and the forest plot before any claim row
+    glance, rows = summary.index('id="at-a-glance"'), summary.index("relustudy-claims")
+    assert summary.count("<img", glance, rows) >= 2 and "Every claim with numbers" in summary[glance:rows]
+    # the introduction pastes the summary's counts and bars (glue), and the methods page the fault suite's line
+    intro = (html / "book" / "intro.html").read_text()
+    at = intro.index('id="at-a-glance"')
+    assert "not replicated" in intro[at:] and "<img" in intro[at : intro.index('id="what-is-replicated"')]
+    assert "Markdown object" not in intro
+    methods = (html / "book" / "methods.html").read_text()
+    assert "fault-suite record" in methods or "trials</strong>" in methods
+    assert "smith-records.csv" in page and "Reproduce this page" in page
+    assert "<figcaption" in page and "Fig. " in page  # numbered, captioned figures
+    assert find_broken_links(html) == [] and find_external_assets(html) == []
+
+
+@pytest.mark.slow
+def test_the_smoke_book_reads_well_in_a_browser(smoke_book):
+    bc = browser_or_skip()
+    pages = [str(p.relative_to(smoke_book)) for p in sorted(smoke_book.rglob("*.html")) if "_static" not in p.parts]
+    pages = [p for p in pages if p not in ("search.html", "genindex.html")]
+    assert "book/chapters/summary.html" in pages
+    with bc.serve(smoke_book) as url:
+        problems = bc.check_pages(url, pages, screenshots=ROOT / "_build" / "browser", search="PReLU")
+    assert problems == [], "\n".join(problems)
