@@ -611,33 +611,47 @@ def test_spread_across_arms(fake_runs):
     assert book.spread_across_arms(fake_runs.results, "nothing", ["ReLU"]).empty
 
 
-def test_kernel_table_holds_each_trained_activation_to_its_limit():
+def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_size():
     import pandas as pd
 
     rows = []
-    for layout in ("contiguous", "channels_last"):
-        for name, kind, impl in (
-            ("prelu", "variant", "fused CPU kernel (x)"),
-            ("F.prelu", "builtin", "PyTorch"),
-            ("elu", "module", "PyTorch"),
-        ):
-            for direction, ratio in (("forward", 1.2), ("backward", 3.4)):
-                rows.append(
-                    dict(
-                        name=name,
-                        kind=kind,
-                        direction=direction,
-                        layout=layout,
-                        implementation=impl,
-                        limit_ratio=ratio if name != "F.prelu" else 30.0,
+    for shape, scale in (("128x32x30x30", 1.0), ("128x64x30x30", 0.5)):
+        for layout in ("contiguous", "channels_last"):
+            for name, kind, impl in (
+                ("prelu", "variant", "fused CPU kernel (x)"),
+                ("F.prelu", "builtin", "PyTorch"),
+                ("elu", "module", "PyTorch"),
+            ):
+                for direction, ratio in (("forward", 1.2), ("backward", 3.4)):
+                    rows.append(
+                        dict(
+                            name=name,
+                            kind=kind,
+                            direction=direction,
+                            layout=layout,
+                            shape=shape,
+                            implementation=impl,
+                            limit_ratio=scale * (ratio if name != "F.prelu" else 30.0),
+                        )
                     )
-                )
-    t = book.kernel_table(pd.DataFrame(rows))
-    assert t.loc[("prelu", "channels_last", "ours"), "forward x limit"] == "1.20"
-    assert t.loc[("prelu", "contiguous", "PyTorch stock"), "backward x limit"] == "30.00"
-    assert t.loc[("prelu", "contiguous", "ours"), "implementation"].startswith("fused")
-    assert ("elu", "contiguous", "ours") in t.index and ("rrelu", "contiguous", "ours") not in t.index
-    assert book.kernel_table(pd.DataFrame(rows).drop(columns=["limit_ratio"])).empty  # an old record
+    df = pd.DataFrame(rows)
+    df.attrs["record"] = {
+        "settings": {"shape": [128, 32, 30, 30], "memory_shape": [128, 64, 30, 30]},
+        "provenance": {"last_level_cache": "32768K"},
+    }
+    t = book.kernel_table(df)
+    cached = "128 x 32 x 30 x 30 (28 MiB per copy; L3 32 MiB: partly in cache)"
+    memory = "128 x 64 x 30 x 30 (56 MiB per copy; L3 32 MiB: from memory)"
+    assert t.loc[("prelu", cached, "channels_last", "ours"), "forward x limit"] == "1.20"
+    assert t.loc[("prelu", memory, "channels_last", "ours"), "forward x limit"] == "0.60"
+    assert t.loc[("prelu", cached, "contiguous", "PyTorch stock"), "backward x limit"] == "30.00"
+    assert t.loc[("prelu", cached, "contiguous", "ours"), "implementation"].startswith("fused")
+    assert ("elu", memory, "contiguous", "ours") in t.index and ("rrelu", cached, "contiguous", "ours") not in t.index
+    assert list(dict.fromkeys(t.index.get_level_values("activation"))) == ["prelu", "elu"]  # the study's order
+    df.attrs["record"] = {"settings": {"shape": [128, 32, 30, 30]}}  # a record with one size, no cache named
+    t = book.kernel_table(df)
+    assert set(t.index.get_level_values("tensors")) == {"128 x 32 x 30 x 30 (28 MiB per copy)"}
+    assert book.kernel_table(df.drop(columns=["limit_ratio"])).empty  # an old record
 
 
 def test_a_quick_book_shows_an_experiment_in_paper_profile_once_all_its_records_exist(tmp_path):

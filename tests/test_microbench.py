@@ -256,6 +256,7 @@ mb = microbench
 
 
 def _fake_table(**settings):
+    shape = "x".join(map(str, settings.get("shape", (2, 2))))
     rows = [
         dict(
             name="copy",
@@ -269,6 +270,8 @@ def _fake_table(**settings):
             bound_ratio=1.0,
             bytes=8,
             error="",
+            shape=shape,
+            layout=settings.get("layout", "contiguous"),
         )
     ]
     for name, med, lo, hi in (("relu_max", 2.0, 1.9, 2.1), ("relu_abs", 2.05, 2.0, 2.2), ("prelu", 4.0, 3.9, 4.1)):
@@ -285,6 +288,8 @@ def _fake_table(**settings):
                 bound_ratio=med,
                 bytes=8,
                 error="",
+                shape=shape,
+                layout=settings.get("layout", "contiguous"),
             )
         )
     return mb.pd.DataFrame(rows)
@@ -292,10 +297,18 @@ def _fake_table(**settings):
 
 def test_record_and_load_benchmark(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(mb, "benchmark_activations", lambda **kw: calls.append(kw) or _fake_table(**kw))
+    monkeypatch.setattr(
+        mb,
+        "benchmark_activations",
+        lambda names=None, **kw: calls.append({**kw, **({"names": names} if names else {})}) or _fake_table(**kw),
+    )
     df = mb.record_benchmark("smoke", tmp_path)
-    run = {k: v for k, v in mb.BENCH_PROFILES["smoke"].items() if k != "layouts"}
-    assert calls == [{"device": "cpu", **run, "layout": layout} for layout in mb.LAYOUTS]
+    settings = mb.BENCH_PROFILES["smoke"]
+    run = {k: v for k, v in settings.items() if k not in ("layouts", "memory_shape")}
+    memory = {**run, "shape": settings["memory_shape"], "compile": False, "names": mb.KERNEL_CASES}
+    assert calls == [{"device": "cpu", **run, "layout": layout} for layout in mb.LAYOUTS] + [
+        {"device": "cpu", **memory, "layout": layout} for layout in mb.LAYOUTS
+    ]
     assert df.attrs["record"]["profile"] == "smoke"  # a fresh record carries its provenance too
     loaded = mb.load_benchmark(tmp_path, "smoke")
     assert loaded["median_ms"].tolist() == df["median_ms"].tolist()
@@ -304,10 +317,18 @@ def test_record_and_load_benchmark(tmp_path, monkeypatch):
     assert {"git_commit", "source_sha256", "device", "torch_version", "allocator", "wall_seconds"} <= set(
         rec["provenance"]
     )
+    assert rec["provenance"]["last_level_cache"] == mb.last_level_cache()
+    # the profile's size holds every case once; the second size only the trained activations
+    primary, memory = mb.at_shape(loaded), mb.at_shape(loaded, "memory_shape")
+    assert len(primary) + len(memory) == len(loaded) and len(primary) == len(memory) == len(loaded) // 2
+    assert set(primary["shape"]) == {"16x8x16x16"} and set(memory["shape"]) == {"8x8x8x8"}
+    assert mb.speed_ratio(loaded, "relu_max", "relu_abs", "forward")["ratio"] == pytest.approx(2.0 / 2.05)
+    with pytest.raises(ValueError, match="which must be"):
+        mb.at_shape(loaded, "shapes")
     mb.record_benchmark("smoke", tmp_path)  # an existing record is reused ...
-    assert len(calls) == 2
-    mb.record_benchmark("smoke", tmp_path, force=True)  # ... unless forced
     assert len(calls) == 4
+    mb.record_benchmark("smoke", tmp_path, force=True)  # ... unless forced
+    assert len(calls) == 8
 
 
 def test_missing_benchmark_names_the_command(tmp_path):

@@ -75,6 +75,7 @@ import logging
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -94,9 +95,14 @@ __all__ = [
     "BUILTINS",
     "COLUMNS",
     "DeviceUnavailableError",
+    "KERNEL_CASES",
+    "STOCK",
+    "TRAINED_ACTIVATIONS",
     "VARIANTS",
+    "at_shape",
     "benchmark_activations",
     "case_names",
+    "last_level_cache",
 ]
 
 VARIANTS: tuple[str, ...] = (
@@ -502,17 +508,36 @@ def benchmark_activations(
 # The chapter's micro-benchmark table is a record like a training run: settings per profile, the
 # table as CSV and a JSON beside it with the settings and provenance, written atomically under
 # ``<results>/microbench/<profile>/<device type>/``. The book reads it; nothing is typed.
+# The activations the study trains, as the models run them, and PyTorch's stock function for each:
+# the rows measured again at a profile's ``memory_shape``.
+TRAINED_ACTIVATIONS = ("relu", "lrelu", "prelu", "prelu[shared]", "rrelu", "elu", "tanh")
+STOCK = {
+    "relu": "F.relu",
+    "lrelu": "F.leaky_relu",
+    "prelu": "F.prelu",
+    "rrelu": "F.rrelu[train]",
+    "elu": "F.elu",
+    "tanh": "torch.tanh",
+}
+KERNEL_CASES = (*TRAINED_ACTIVATIONS, *STOCK.values())
+
+_MEASURED = dict(shape=(128, 32, 30, 30), compile=True, layouts=LAYOUTS, memory_shape=(128, 64, 30, 30))
 BENCH_PROFILES: dict[str, dict] = {
     # smoke: a tiny tensor and short timings, eager only (compiling takes minutes): CI's check
     # that the whole path works, not a measurement.
-    "smoke": dict(shape=(16, 8, 16, 16), repeats=3, min_run_time=0.01, compile=False, layouts=LAYOUTS),
+    "smoke": dict(
+        shape=(16, 8, 16, 16), repeats=3, min_run_time=0.01, compile=False, layouts=LAYOUTS, memory_shape=(8, 8, 8, 8)
+    ),
     # quick/paper: the activations of radford_convnet's first layer at batch 128 (128 x 32 x 30 x 30,
     # 14.7 MB per fp32 tensor), with the compiled variants. On the project's CPU (32 MB of L3) a
     # copy's source and destination about fill the L3, so the copy bound sits partly in cache and
     # its time varied between runs by up to 2x (the quick records of 10995e1 and 1aecc23).
     # Both memory layouts; the compiled variants (minutes of compiling) in the contiguous one only.
-    "quick": dict(shape=(128, 32, 30, 30), repeats=7, min_run_time=0.2, compile=True, layouts=LAYOUTS),
-    "paper": dict(shape=(128, 32, 30, 30), repeats=15, min_run_time=0.5, compile=True, layouts=LAYOUTS),
+    # memory_shape: the trained activations and their stock functions again, eager, at twice the
+    # channels (29.5 MB per tensor: a copy moves 59 MB, well beyond the L3), where every pass runs
+    # from memory and the copy bound is DRAM bandwidth.
+    "quick": dict(_MEASURED, repeats=7, min_run_time=0.2),
+    "paper": dict(_MEASURED, repeats=15, min_run_time=0.5),
 }
 BENCH_FOLDER = "microbench"
 BENCH_TABLE = "benchmark.csv"
@@ -544,11 +569,15 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
     # pages, faulted in and zeroed inside the timed call.
     allocator = tune_allocator()
     start, t0 = utc_now(), time.perf_counter()
-    run = {k: v for k, v in settings.items() if k != "layouts"}
+    run = {k: v for k, v in settings.items() if k not in ("layouts", "memory_shape")}
+    layouts = settings.get("layouts", ("contiguous",))
     tables = [
         benchmark_activations(device=device, **{**run, "compile": run["compile"] and i == 0}, layout=layout)
-        for i, layout in enumerate(settings.get("layouts", ("contiguous",)))
+        for i, layout in enumerate(layouts)
     ]
+    if settings.get("memory_shape"):
+        memory = {**run, "shape": settings["memory_shape"], "compile": False}
+        tables += [benchmark_activations(KERNEL_CASES, device=device, **memory, layout=layout) for layout in layouts]
     df = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
@@ -561,6 +590,7 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
             "settings": {
                 **settings,
                 "shape": list(settings["shape"]),
+                **({"memory_shape": list(settings["memory_shape"])} if settings.get("memory_shape") else {}),
                 "layouts": list(settings.get("layouts", ("contiguous",))),
             },
             "provenance": {
@@ -569,6 +599,7 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
                 "cpu_identity": cpu_identity(),
                 "torch_version": torch.__version__,
                 "allocator": allocator,
+                "last_level_cache": last_level_cache(),
                 "start_time": start,
                 "end_time": utc_now(),
                 "wall_seconds": wall,
@@ -576,6 +607,31 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
         },
     )
     return load_benchmark(results_dir, profile, device)  # same table and attrs as a cached record
+
+
+def last_level_cache() -> str:
+    """The CPU's largest cache as the kernel reports it (Linux; "unknown" elsewhere), e.g. "32768K"."""
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            sizes.append((int((index / "level").read_text()), (index / "size").read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return max(sizes)[1] if sizes else "unknown"
+
+
+def at_shape(df: pd.DataFrame, which: str = "shape") -> pd.DataFrame:
+    """The rows of a recorded table measured at its profile's ``"shape"`` (every case) or
+    ``"memory_shape"`` (the trained activations, eager); a table without a record is returned whole."""
+    settings = (df.attrs.get("record") or {}).get("settings") or {}
+    shape = settings.get(which)
+    if which not in ("shape", "memory_shape"):
+        raise ValueError(f"which must be 'shape' or 'memory_shape', got {which!r}")
+    if not shape:
+        return df if which == "shape" else df.iloc[0:0]
+    out = df[df["shape"].astype(str) == "x".join(map(str, shape))]
+    out.attrs = df.attrs
+    return out
 
 
 def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFrame:
@@ -611,7 +667,8 @@ def speed_ratio(
 ) -> dict:
     """Time of ``a`` over time of ``b`` (median ratio) for one direction, and whether the two
     differ beyond the measurements' own spread: their [min, max] ranges over the repeats do not
-    overlap -> "different", else "within noise"."""
+    overlap -> "different", else "within noise". Rows at the profile's ``shape``."""
+    df = at_shape(df)
     rows = df[(df["kind"] == kind) & (df["direction"] == direction)]
     if "layout" in rows:
         rows = rows[rows["layout"] == layout]

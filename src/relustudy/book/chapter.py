@@ -19,7 +19,7 @@ from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
 from ..metrics import metric_label as _label
 from ..metrics import metric_spec
-from ..microbench import record_benchmark
+from ..microbench import STOCK, TRAINED_ACTIVATIONS, at_shape, record_benchmark
 from ..reference import get_source, source_label
 from ..results import load_activation_stats, load_histories, load_results
 from ..stats import format_mean_sd, paired_comparison, summarize
@@ -84,7 +84,6 @@ __all__ = [
     "markdown_html",
     "table_style",
     "DATASET_NAMES",
-    "TRAINED_ACTIVATIONS",
 ]
 
 
@@ -524,6 +523,7 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
     bound first."""
 
     rows = []
+    df = at_shape(df)
     if "layout" in df:
         df = df[df["layout"] == layout]
     for r in df.itertuples(index=False):
@@ -580,44 +580,58 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
     return wide
 
 
-TRAINED_ACTIVATIONS = ("relu", "lrelu", "prelu", "prelu[shared]", "rrelu", "elu", "tanh")
+def _tensors_label(shape: str, record: dict) -> str:
+    """``shape`` with the bytes one copy of it moves, against the last-level cache the record names."""
+    n = math.prod(int(d) for d in shape.split("x"))
+    moved = 2 * n * 4 / 2**20  # fp32, read and write
+    cache = str((record.get("provenance") or {}).get("last_level_cache", ""))
+    where = ""
+    if cache[:-1].isdigit() and cache[-1:] in "KM":
+        l3 = int(cache[:-1]) / (1024 if cache[-1] == "K" else 1)
+        where = f"; L3 {l3:.0f} MiB: " + ("from memory" if moved > 1.5 * l3 else "partly in cache")
+    return f"{shape.replace('x', ' x ')} ({moved:.0f} MiB per copy{where})"
 
 
 def kernel_table(df: Any, *, digits: int = 2) -> Any:
     """The activations the study trains, as the models run them, against their physical limit in
-    both memory layouts: time over the tighter limit (the copy of the same bytes, or for ELU's and
-    tanh's forward this CPU's vectorised exp / tanh) forward and backward, with the implementation;
-    PyTorch's stock functions beside them."""
+    both memory layouts and at each recorded tensor size (the profile's ``shape``, and its
+    ``memory_shape`` where the record has one): time over the tighter limit (the copy of the same
+    bytes, or for ELU's and tanh's forward this CPU's vectorised exp / tanh) forward and backward,
+    with the implementation; PyTorch's stock functions beside them."""
 
-    stock = {
-        "prelu": "F.prelu",
-        "rrelu": "F.rrelu[train]",
-        "elu": "F.elu",
-        "tanh": "torch.tanh",
-        "relu": "F.relu",
-        "lrelu": "F.leaky_relu",
-    }
     if "limit_ratio" not in df:
         return pd.DataFrame()
+    record = df.attrs.get("record") or {}
     rows = []
-    for layout in dict.fromkeys(df["layout"]):
-        d = df[(df["layout"] == layout) & (df["kind"] != "compiled")]
-        for name in TRAINED_ACTIVATIONS:
-            for case, label in ((name, "ours"), (stock.get(name), "PyTorch stock")):
-                sub = d[d["name"] == case] if case else d.iloc[0:0]
-                if sub.empty:
-                    continue
-                r = {
-                    "activation": name,
-                    "layout": layout,
-                    "code": label,
-                    "implementation": sub["implementation"].iloc[0] or "PyTorch",
-                }
-                for direction in ("forward", "backward"):
-                    v = sub[sub["direction"] == direction]["limit_ratio"]
-                    r[f"{direction} x limit"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
-                rows.append(r)
-    return pd.DataFrame(rows).set_index(["activation", "layout", "code"])
+    for which in ("shape", "memory_shape"):
+        part = at_shape(df, which)
+        for shape in dict.fromkeys(part["shape"].astype(str)):
+            tensors = _tensors_label(shape, record)
+            for layout in dict.fromkeys(part["layout"]):
+                d = part[
+                    (part["layout"] == layout) & (part["kind"] != "compiled") & (part["shape"].astype(str) == shape)
+                ]
+                for name in TRAINED_ACTIVATIONS:
+                    for case, label in ((name, "ours"), (STOCK.get(name), "PyTorch stock")):
+                        sub = d[d["name"] == case] if case else d.iloc[0:0]
+                        if sub.empty:
+                            continue
+                        r = {
+                            "activation": name,
+                            "tensors": tensors,
+                            "layout": layout,
+                            "code": label,
+                            "implementation": sub["implementation"].iloc[0] or "PyTorch",
+                        }
+                        for direction in ("forward", "backward"):
+                            v = sub[sub["direction"] == direction]["limit_ratio"]
+                            r[f"{direction} x limit"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
+                        rows.append(r)
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows)  # grouped by activation, in the study's order; sizes and layouts within
+    out = out.iloc[out["activation"].map(TRAINED_ACTIVATIONS.index).argsort(kind="stable")]
+    return out.set_index(["activation", "tensors", "layout", "code"])
 
 
 OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_overhead.py --json
