@@ -648,6 +648,12 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
     assert t.loc[("prelu", cached, "contiguous", "ours"), "implementation"].startswith("fused")
     assert ("elu", memory, "contiguous", "ours") in t.index and ("rrelu", cached, "contiguous", "ours") not in t.index
     assert list(dict.fromkeys(t.index.get_level_values("activation"))) == ["prelu", "elu"]  # the study's order
+    goal = book.kernel_goal_markdown(t).splitlines()
+    assert goal[0] == (
+        f"- {cached}: 4 of 8 of our cells within 2x of the limit; above it: prelu backward (contiguous) 3.40, "
+        "prelu backward (channels_last) 3.40, elu backward (contiguous) 3.40, elu backward (channels_last) 3.40."
+    )
+    assert goal[1] == f"- {memory}: 8 of 8 of our cells within 2x of the limit."
     df.attrs["record"] = {"settings": {"shape": [128, 32, 30, 30]}}  # a record with one size, no cache named
     t = book.kernel_table(df)
     assert set(t.index.get_level_values("tensors")) == {"128 x 32 x 30 x 30 (28 MiB per copy)"}

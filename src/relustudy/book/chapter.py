@@ -42,6 +42,7 @@ __all__ = [
     "profile_shift_table",
     "benchmark_table",
     "kernel_table",
+    "kernel_goal_markdown",
     "overhead_table",
     "OVERHEAD_RECORD",
     "timing_table",
@@ -632,6 +633,26 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
     out = pd.DataFrame(rows)  # grouped by activation, in the study's order; sizes and layouts within
     out = out.iloc[out["activation"].map(TRAINED_ACTIVATIONS.index).argsort(kind="stable")]
     return out.set_index(["activation", "tensors", "layout", "code"])
+
+
+def kernel_goal_markdown(table: Any, goal: float = 2.0) -> str:
+    """Per tensor size of ``kernel_table``'s output: how many of our cells (activation x layout x
+    direction) are within ``goal`` times their limit, and which are not."""
+    if table is None or len(table) == 0:
+        return ""
+    ours = table.xs("ours", level="code")
+    out = []
+    for tensors, part in ours.groupby(level="tensors", sort=False):
+        cells = [
+            (act, layout, direction.split()[0], float(v))
+            for (act, _, layout), row in part.iterrows()
+            for direction, v in row.items()
+            if direction.endswith("x limit") and v != ""
+        ]
+        over = [f"{act} {d} ({layout}) {v:.2f}" for act, layout, d, v in cells if v > goal]
+        line = f"- {tensors}: {len(cells) - len(over)} of {len(cells)} of our cells within {goal:g}x of the limit"
+        out.append(line + (f"; above it: {', '.join(over)}." if over else "."))
+    return "\n".join(out)
 
 
 OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_overhead.py --json
