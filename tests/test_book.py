@@ -654,6 +654,13 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
         "prelu backward (channels_last) 3.40, elu backward (contiguous) 3.40, elu backward (channels_last) 3.40."
     )
     assert goal[1] == f"- {memory}: 8 of 8 of our cells within 2x of the limit."
+    failed = df.copy()
+    failed.loc[(failed["name"] == "elu") & (failed["shape"] == "128x64x30x30"), "limit_ratio"] = float("nan")
+    goal = book.kernel_goal_markdown(book.kernel_table(failed)).splitlines()
+    assert goal[1] == (
+        f"- {memory}: 4 of 8 of our cells within 2x of the limit; not measured: elu forward (contiguous), "
+        "elu backward (contiguous), elu forward (channels_last), elu backward (channels_last)."
+    )
     df.attrs["record"] = {"settings": {"shape": [128, 32, 30, 30]}}  # a record with one size, no cache named
     t = book.kernel_table(df)
     assert set(t.index.get_level_values("tensors")) == {"128 x 32 x 30 x 30 (28 MiB per copy)"}

@@ -644,14 +644,16 @@ def kernel_goal_markdown(table: Any, goal: float = 2.0) -> str:
     out = []
     for tensors, part in ours.groupby(level="tensors", sort=False):
         cells = [
-            (act, layout, direction.split()[0], float(v))
+            (act, layout, direction.split()[0], v)
             for (act, _, layout), row in part.iterrows()
             for direction, v in row.items()
             if direction.endswith("x limit") and v != ""
         ]
-        over = [f"{act} {d} ({layout}) {v:.2f}" for act, layout, d, v in cells if v > goal]
-        line = f"- {tensors}: {len(cells) - len(over)} of {len(cells)} of our cells within {goal:g}x of the limit"
-        out.append(line + (f"; above it: {', '.join(over)}." if over else "."))
+        unmeasured = [f"{act} {d} ({layout})" for act, layout, d, v in cells if v == "n/a"]  # a failed case
+        over = [f"{act} {d} ({layout}) {v}" for act, layout, d, v in cells if v != "n/a" and float(v) > goal]
+        line = f"- {tensors}: {len(cells) - len(over) - len(unmeasured)} of {len(cells)} of our cells within {goal:g}x of the limit"
+        line += f"; above it: {', '.join(over)}" if over else ""
+        out.append(line + (f"; not measured: {', '.join(unmeasured)}." if unmeasured else "."))
     return "\n".join(out)
 
 
