@@ -591,7 +591,7 @@ def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool
                 **settings,
                 "shape": list(settings["shape"]),
                 **({"memory_shape": list(settings["memory_shape"])} if settings.get("memory_shape") else {}),
-                "layouts": list(settings.get("layouts", ("contiguous",))),
+                "layouts": list(layouts),
             },
             "provenance": {
                 **git_info(),
@@ -623,10 +623,9 @@ def last_level_cache() -> str:
 def at_shape(df: pd.DataFrame, which: str = "shape") -> pd.DataFrame:
     """The rows of a recorded table measured at its profile's ``"shape"`` (every case) or
     ``"memory_shape"`` (the trained activations, eager); a table without a record is returned whole."""
-    settings = (df.attrs.get("record") or {}).get("settings") or {}
-    shape = settings.get(which)
     if which not in ("shape", "memory_shape"):
         raise ValueError(f"which must be 'shape' or 'memory_shape', got {which!r}")
+    shape = ((df.attrs.get("record") or {}).get("settings") or {}).get(which)
     if not shape:
         return df if which == "shape" else df.iloc[0:0]
     out = df[df["shape"].astype(str) == "x".join(map(str, shape))]
