@@ -1,12 +1,15 @@
 """Training overhead of PReLU, Xu's RReLU and ELU against ReLU, same model, same run (issue: PReLU <= 5%,
 RReLU <= 10%). Times whole training steps (forward, backward, Adam step) on the models the chapters
-train, in interleaved rounds so a background load spreads over every arm, and reports the median
-time per step and the overhead against ReLU: the median over rounds of each round's ratio (paired:
-ReLU's steps of the same round), with its quartiles over rounds. The process keeps freed memory as
-the trainer does (``relustudy.trainer.tune_allocator``). Optionally compares the fused kernels with the PyTorch
+train, interleaved step by step: a cycle runs one step of every arm, the arms' order rotating from
+cycle to cycle (so no arm always follows the same one), and an arm's overhead in a cycle is its step
+time over ReLU's step of the same cycle, a fraction of a second apart, so a background load that
+comes and goes moves both alike. Reported per model and arm: the median step time, and the median
+over cycles of that paired overhead with its distribution-free 95% interval
+(``relustudy.stats.median_interval``) and quartiles. The process keeps freed memory as the trainer
+does (``relustudy.trainer.tune_allocator``). Optionally compares the fused kernels with the PyTorch
 forms (``--compare-torch`` runs a second process with RELUSTUDY_KERNELS=torch).
 
-    .venv/bin/python benchmarks/bench_train_overhead.py [--rounds 7] [--steps 6] [--json out.json]
+    .venv/bin/python benchmarks/bench_train_overhead.py [--cycles 60] [--json out.json]
 
 The numbers describe this CPU and this torch build; the implementation of each activation is
 printed (relustudy.activations.implementation).
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 from relustudy.activations import implementation
 from relustudy.models import build_model
 from relustudy.provenance import cpu_identity, git_info, utc_now
+from relustudy.stats import median_interval
 from relustudy.trainer import tune_allocator
 
 # (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width, the
@@ -60,40 +64,41 @@ def _step_fn(model_name, in_shape, model_params, activation, params, batch):
     return step
 
 
-def measure(rounds: int, steps: int, batch: int, models: tuple[str, ...] | None = None) -> dict:
+def measure(cycles: int, batch: int, models: tuple[str, ...] | None = None) -> dict:
     out = {
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "implementations": {a: implementation(a) for a, _ in ARMS},
+        "design": "step-interleaved cycles, rotating arm order; overhead = median over cycles of arm step / ReLU step - 1",
         "models": {},
     }
     for model_name, shape, mp in MODELS:
         if models and model_name not in models:
             continue
         fns = {a: _step_fn(model_name, shape, mp, a, p, batch) for a, p in ARMS}
+        arms = list(fns)
         times = {a: [] for a in fns}
-        for _ in range(rounds):
-            for a, fn in fns.items():
+        for cycle in range(cycles):
+            for a in arms[cycle % len(arms) :] + arms[: cycle % len(arms)]:
                 t0 = time.perf_counter()
-                for _ in range(steps):
-                    fn()
-                times[a].append((time.perf_counter() - t0) / steps)
+                fns[a]()
+                times[a].append(time.perf_counter() - t0)
         med = {a: statistics.median(t) for a, t in times.items()}
-        # Paired by round: a load that comes and goes moves both arms of one round alike.
-        per_round = {a: [t / r - 1 for t, r in zip(times[a], times["relu"])] for a in times if a != "relu"}
+        paired = {a: [t / r - 1 for t, r in zip(times[a], times["relu"])] for a in times if a != "relu"}
+        intervals = {a: median_interval(v) for a, v in paired.items()}
         out["models"][model_name] = {
             "median_step_ms": {a: 1e3 * m for a, m in med.items()},
-            "overhead_vs_relu": {a: statistics.median(v) for a, v in per_round.items()},
-            "overhead_quartiles": {a: statistics.quantiles(v, n=4)[::2] for a, v in per_round.items()},
-            "rounds": rounds,
+            "overhead_vs_relu": {a: iv[0] for a, iv in intervals.items()},
+            "overhead_ci95": {a: [iv[1], iv[2]] for a, iv in intervals.items()},
+            "overhead_quartiles": {a: statistics.quantiles(v, n=4)[::2] for a, v in paired.items()},
+            "cycles": cycles,
         }
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--cycles", type=int, default=60, help="interleaved cycles (one step of every arm each)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write the measurement here")
@@ -104,15 +109,15 @@ def main() -> None:
     allocator = tune_allocator()
     torch.set_num_threads(args.threads)
     models = tuple(args.models) if args.models else None
-    result = {"fused": measure(args.rounds, args.steps, args.batch, models)}
+    if args.cycles < 6:
+        ap.error(f"--cycles must be >= 6 (a 95% interval of the median needs 6), got {args.cycles}")
+    result = {"fused": measure(args.cycles, args.batch, models)}
     if args.compare_torch:
         cmd = [
             sys.executable,
             __file__,
-            "--rounds",
-            str(args.rounds),
-            "--steps",
-            str(args.steps),
+            "--cycles",
+            str(args.cycles),
             "--batch",
             str(args.batch),
             "--threads",
@@ -134,8 +139,8 @@ def main() -> None:
             for model, m in r["models"].items():
                 ms = ", ".join(f"{a} {v:.1f}" for a, v in m["median_step_ms"].items())
                 ov = ", ".join(
-                    f"{a} {100 * v:+.1f}% (quartiles {100 * q[0]:+.1f}, {100 * q[1]:+.1f})"
-                    for (a, v), q in zip(m["overhead_vs_relu"].items(), m["overhead_quartiles"].values())
+                    f"{a} {100 * v:+.1f}% (95% CI {100 * q[0]:+.1f} to {100 * q[1]:+.1f})"
+                    for (a, v), q in zip(m["overhead_vs_relu"].items(), m["overhead_ci95"].values())
                 )
                 print(f"   {model:<11} step ms: {ms}   overhead vs ReLU: {ov}")
     if args.json:

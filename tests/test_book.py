@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import nbformat
@@ -632,6 +633,8 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
                             shape=shape,
                             implementation=impl,
                             limit_ratio=scale * (ratio if name != "F.prelu" else 30.0),
+                            # the copy alone: 10% over the limit's ratio where a larger limit applies
+                            bound_ratio=scale * (ratio if name != "F.prelu" else 30.0) * 1.1,
                         )
                     )
     df = pd.DataFrame(rows)
@@ -646,6 +649,7 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
     assert t.loc[("prelu", memory, "channels_last", "ours"), "forward x limit"] == "0.60"
     assert t.loc[("prelu", cached, "contiguous", "PyTorch stock"), "backward x limit"] == "30.00"
     assert t.loc[("prelu", cached, "contiguous", "ours"), "implementation"].startswith("fused")
+    assert t.loc[("prelu", cached, "contiguous", "ours"), "forward x copy"] == "1.32"
     assert ("elu", memory, "contiguous", "ours") in t.index and ("rrelu", cached, "contiguous", "ours") not in t.index
     assert list(dict.fromkeys(t.index.get_level_values("activation"))) == ["prelu", "elu"]  # the study's order
     goal = book.kernel_goal_markdown(t).splitlines()
@@ -654,6 +658,14 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
         "prelu backward (channels_last) 3.40, elu backward (contiguous) 3.40, elu backward (channels_last) 3.40."
     )
     assert goal[1] == f"- {memory}: 8 of 8 of our cells within 2x of the limit."
+    copy_goal = book.kernel_goal_markdown(t, goal=1.25, against="copy").splitlines()
+    assert copy_goal[1] == (
+        f"- {memory}: 4 of 8 of our cells within 1.25x of the copy bound alone; above it: prelu backward "
+        "(contiguous) 1.87, prelu backward (channels_last) 1.87, elu backward (contiguous) 1.87, "
+        "elu backward (channels_last) 1.87."
+    )
+    with pytest.raises(ValueError, match="against"):
+        book.kernel_goal_markdown(t, against="exp")
     failed = df.copy()
     failed.loc[(failed["name"] == "elu") & (failed["shape"] == "128x64x30x30"), "limit_ratio"] = float("nan")
     goal = book.kernel_goal_markdown(book.kernel_table(failed)).splitlines()
@@ -665,6 +677,22 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
     t = book.kernel_table(df)
     assert set(t.index.get_level_values("tensors")) == {"128 x 32 x 30 x 30 (28 MiB per copy)"}
     assert book.kernel_table(df.drop(columns=["limit_ratio"])).empty  # an old record
+    old = book.kernel_table(df.drop(columns=["bound_ratio"]))  # a table without the copy column
+    assert "forward x limit" in old.columns and "forward x copy" not in old.columns
+
+
+def test_kernel_limits_markdown_names_the_limits_the_record_measured():
+    import pandas as pd
+
+    def bounds(*names):
+        return pd.DataFrame({"name": list(names), "kind": "bound"})
+
+    text = book.kernel_limits_markdown(bounds("copy", "add", "expm1", "tanh"))
+    assert "`torch.add(src, g, out=dst)`" in text and "elu forward also `torch.expm1(src, out=dst)`" in text
+    assert "tanh forward also `torch.tanh(src, out=dst)`" in text and "predates" not in text
+    old = book.kernel_limits_markdown(bounds("copy", "exp", "tanh"))  # a record before add and expm1
+    assert "backward passes the copy alone (this record predates" in old
+    assert "elu forward: this record predates the `expm1` limit" in old
 
 
 def test_a_quick_book_shows_an_experiment_in_paper_profile_once_all_its_records_exist(tmp_path):
@@ -941,11 +969,49 @@ def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_dama
     record = {"fused": {"threads": 2, "models": {"smith_cnn": paired}}, "torch": {"models": {"nin": older}}}
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
     table = book.overhead_table(tmp_path, "quick")
-    assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (+1.2 to +4.5)"
+    assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
     assert table.loc[("nin", "PyTorch forms"), "prelu vs ReLU"] == "+50.0%"  # no quartiles in older records
     assert table.loc[("smith_cnn", "fused kernels"), "ReLU step (ms)"] == "10.0"
+    assert table.attrs["design"].startswith("interleaved rounds")  # a record without a design field
+    paired["overhead_ci95"] = {"prelu": [0.021, 0.040]}
+    record["fused"]["design"] = "step-interleaved cycles"
+    (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
+    table = book.overhead_table(tmp_path, "quick")
+    assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
+    assert table.attrs["design"] == "step-interleaved cycles"
     (where / book.OVERHEAD_RECORD).write_text('{"fused": {')  # cut short
     assert book.overhead_table(tmp_path, "quick").empty
+    assert book.overhead_goal_markdown(tmp_path, "quick") == ""
+
+
+def test_overhead_goal_returns_each_verdict(tmp_path):
+    where = tmp_path / "microbench" / "quick" / "cpu"
+    where.mkdir(parents=True)
+
+    def model(prelu, prelu_ci, rrelu=0.0, rrelu_ci=None):
+        m = {"median_step_ms": {"relu": 10.0}, "overhead_vs_relu": {"prelu": prelu, "rrelu": rrelu, "elu": 0.3}}
+        m["overhead_ci95"] = {"prelu": prelu_ci, **({"rrelu": rrelu_ci} if rrelu_ci else {})}
+        return m
+
+    models = {
+        "within": model(0.01, [-0.01, 0.05], 0.02, [0.0, 0.04]),  # upper end at the goal counts as within
+        "over": model(0.09, [0.06, 0.12]),
+        "spans": model(0.04, [0.02, 0.07]),
+        "tiny": model(0.03, [float("nan"), float("nan")]),  # too few cycles for an interval
+    }
+    (where / book.OVERHEAD_RECORD).write_text(json.dumps({"fused": {"models": models}}))
+    lines = book.overhead_goal_markdown(tmp_path, "quick").splitlines()
+    assert lines[0] == (
+        "- within: prelu +1.0% against a goal of 5%: within it (95% CI up to +5.0%); "
+        "rrelu +2.0% against a goal of 10%: within it (95% CI up to +4.0%)."
+    )
+    assert lines[1].startswith("- over: prelu +9.0% against a goal of 5%: over it (95% CI from +6.0%); rrelu")
+    assert "no 95% interval" in lines[1]  # rrelu has no interval there
+    assert lines[2].startswith(
+        "- spans: prelu +4.0% against a goal of 5%: not resolved (95% CI +2.0 to +7.0% contains it)"
+    )
+    assert lines[3].startswith("- tiny: prelu +3.0% against a goal of 5%: not resolved (no 95% interval")
+    assert not any(re.search(r"\belu\b", line) for line in lines)  # ELU has no goal
 
 
 def test_allocator_markdown_reads_its_record(tmp_path):

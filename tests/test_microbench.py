@@ -88,11 +88,14 @@ def test_forward_and_backward_row_for_every_case(table):
 
 def test_copy_bound_row(table):
     bounds = table[table.kind == "bound"]
-    assert set(bounds["name"]) == {"copy", "exp", "tanh"}
+    assert set(bounds["name"]) == {"copy", "add", "exp", "expm1", "tanh"}
     copy = bounds[bounds["name"] == "copy"]
     row = copy.iloc[0]
     assert (row["name"], row.direction, row.bound_ratio) == ("copy", "copy", 1.0)
     assert row.bytes == 2 * N * 4  # reads N + writes N float32
+    add = bounds.set_index("name").loc["add"]
+    assert add.direction == "backward" and add.bytes == 3 * N * 4  # reads 2N + writes N, as a backward
+    assert add.bound_ratio == pytest.approx(add.median_ms / (row.median_ms * 1.5), rel=1e-12)
 
 
 def test_times_positive_finite_and_ordered(table):
@@ -121,8 +124,8 @@ def test_gbps_and_bound_ratio_recomputed_from_table(table):
 
 def test_names_subset_and_unknown_name():
     df = benchmark_activations(names=["relu_where", "F.elu"], **TINY)
-    assert sorted(set(df.name)) == ["F.elu", "copy", "exp", "relu_where", "tanh"]
-    assert len(df) == 7
+    assert sorted(set(df.name)) == ["F.elu", "add", "copy", "exp", "expm1", "relu_where", "tanh"]
+    assert len(df) == 9
     with pytest.raises(UnknownNameError, match="valid names"):
         benchmark_activations(names=["relu", "relu_sqrt"], **TINY)
 
@@ -216,12 +219,24 @@ def test_compiled_vs_eager_comparison_tolerates_reordered_sums_only():
     assert len(problems) == 1 and problems[0].startswith("output")
 
 
-def _load_cli():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_activations.py"
-    spec = importlib.util.spec_from_file_location("bench_activations", path)
+def _load_cli(name: str = "bench_activations"):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def test_train_overhead_pairs_every_arm_with_relu_cycle_by_cycle():
+    bench = _load_cli("bench_train_overhead")
+    out = bench.measure(cycles=8, batch=4, models=("simple_mlp_bn",))
+    m = out["models"]["simple_mlp_bn"]
+    arms = [a for a, _ in bench.ARMS]
+    assert m["cycles"] == 8 and set(m["median_step_ms"]) == set(arms)
+    assert set(m["overhead_vs_relu"]) == set(m["overhead_ci95"]) == set(arms) - {"relu"}
+    for arm, (lo, hi) in m["overhead_ci95"].items():  # n = 8: the interval is the 2nd smallest to 2nd largest
+        assert lo <= m["overhead_vs_relu"][arm] <= hi
+    assert out["design"].startswith("step-interleaved")
 
 
 def test_cli_writes_csv(tmp_path, capsys):
@@ -246,7 +261,7 @@ def test_cli_writes_csv(tmp_path, capsys):
     )
     assert rc == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == COLUMNS and len(df) == 7
+    assert list(df.columns) == COLUMNS and len(df) == 5 + 4  # five bound rows, two cases x two directions
     printed = capsys.readouterr().out
     assert "F.prelu" in printed and "bound_ratio" in printed
 
@@ -346,16 +361,22 @@ def test_speed_ratio_verdicts():
     assert diff["verdict"] == "different" and diff["ratio"] == pytest.approx(2.0)
 
 
-def test_limit_ratio_uses_the_tighter_limit(table):
-    """ELU's and tanh's forward are held to max(copy, vectorised exp/tanh); every other row to the copy."""
-    lim = table[table.kind == "bound"].set_index("name")["median_ms"]
+def test_limit_ratio_uses_the_largest_limit_that_applies(table):
+    """ELU's and tanh's forward are held to max(copy, vectorised expm1/tanh), every backward to
+    max(copy, three-stream add), each scaled to the pass's bytes; other forwards to the copy."""
+    bounds = table[table.kind == "bound"].set_index("name")
+    lim = bounds["median_ms"]
+    assert microbench.COMPUTE_LIMITS["elu"] == "expm1" and microbench.COMPUTE_LIMITS["tanh"] == "tanh"
     copy = table[table.name == "copy"].iloc[0]
     for r in table[table.kind != "bound"].itertuples():
         memory_ms = copy.median_ms * r.bytes / copy.bytes
         limit = memory_ms
         if r.direction == "forward" and r.name in microbench.COMPUTE_LIMITS:
             limit = max(memory_ms, lim[microbench.COMPUTE_LIMITS[r.name]])
+        if r.direction == "backward":
+            limit = max(memory_ms, lim["add"] * r.bytes / bounds.loc["add", "bytes"])
         assert r.limit_ratio == pytest.approx(r.median_ms / limit, rel=1e-12), r.name
+        assert r.limit_ratio <= r.bound_ratio * (1 + 1e-12)  # a limit is never below the copy's
 
 
 def test_channels_last_layout_and_shared_prelu():

@@ -267,3 +267,17 @@ def test_detectable_difference_known_value():
     assert S.detectable_difference(5, 0.02) == pytest.approx(0.02 * S.detectable_difference(5, 1.0))
     assert S.detectable_difference(20, 1.0) < S.detectable_difference(5, 1.0)  # more seeds see smaller effects
     assert math.isnan(S.detectable_difference(1, 1.0)) and math.isnan(S.detectable_difference(5, math.nan))
+
+
+def test_median_interval_order_statistics_and_coverage():
+    # n = 10 at 95%: the 2nd smallest and 2nd largest (coverage 1 - 2 * 11/1024 = 0.979; the 3rd would give 0.891)
+    assert S.median_interval(list(range(10))) == (4.5, 1.0, 8.0)
+    assert S.median_interval([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]) == (3.5, 1.0, 6.0)  # n = 6: the extremes (0.969)
+    m, lo, hi = S.median_interval([1.0, 2.0, 3.0, 4.0, 5.0])  # n = 5 cannot reach 95% (at most 0.9375)
+    assert m == 3.0 and math.isnan(lo) and math.isnan(hi)
+    assert all(math.isnan(v) for v in S.median_interval([]))
+    rng = np.random.default_rng(0)  # skewed data: the interval still covers the true median ~95%
+    hits = [
+        lo <= math.log(2) <= hi for lo, hi in (S.median_interval(rng.exponential(size=40))[1:] for _ in range(2000))
+    ]
+    assert 0.93 <= float(np.mean(hits)) <= 0.98

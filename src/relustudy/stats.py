@@ -142,6 +142,26 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> tuple[float,
     return mean, mean - half, mean + half
 
 
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(median, low, high)``: the distribution-free interval of the median of ``values`` from
+    their order statistics (low = the j-th smallest, high = the j-th largest, with j the largest
+    rank whose binomial(n, 1/2) tail keeps the coverage at least ``confidence``). Assumes the
+    values independent draws of one distribution; needs no shape. NaN bounds when n is too small
+    for the coverage (n < 6 at 95%)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    n = v.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    median = float(np.median(v))
+    # P(x_(j) <= median <= x_(n+1-j)) = 1 - 2 P(Binomial(n, 1/2) <= j - 1)
+    j = int(_st.binom.ppf((1 - confidence) / 2, n, 0.5))  # largest j with the tail <= (1 - c) / 2
+    while j >= 1 and 2 * _st.binom.cdf(j - 1, n, 0.5) > 1 - confidence:
+        j -= 1
+    if j < 1:
+        return median, math.nan, math.nan
+    return median, float(v[j - 1]), float(v[n - j])
+
+
 def detectable_difference(n: int, sd: float, confidence: float = 0.95, power: float = 0.8) -> float:
     """The smallest true mean difference a two-sided paired t-test at ``confidence`` finds with
     probability ``power``, for ``n`` pairs whose differences have standard deviation ``sd``:

@@ -19,7 +19,15 @@ from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
 from ..metrics import metric_label as _label
 from ..metrics import metric_spec
-from ..microbench import STOCK, TRAINED_ACTIVATIONS, at_shape, record_benchmark
+from ..microbench import (
+    BACKWARD_LIMIT,
+    COMPUTE_LIMITS,
+    LIMIT_STATEMENTS,
+    STOCK,
+    TRAINED_ACTIVATIONS,
+    at_shape,
+    record_benchmark,
+)
 from ..reference import get_source, source_label
 from ..results import load_activation_stats, load_histories, load_results
 from ..stats import format_mean_sd, paired_comparison, summarize
@@ -43,7 +51,10 @@ __all__ = [
     "benchmark_table",
     "kernel_table",
     "kernel_goal_markdown",
+    "kernel_limits_markdown",
     "overhead_table",
+    "overhead_goal_markdown",
+    "OVERHEAD_GOALS",
     "OVERHEAD_RECORD",
     "timing_table",
     "spread_across_arms",
@@ -596,9 +607,9 @@ def _tensors_label(shape: str, record: dict) -> str:
 def kernel_table(df: Any, *, digits: int = 2) -> Any:
     """The activations the study trains, as the models run them, against their physical limit in
     both memory layouts and at each recorded tensor size (the profile's ``shape``, and its
-    ``memory_shape`` where the record has one): time over the tighter limit (the copy of the same
-    bytes, or for ELU's and tanh's forward this CPU's vectorised exp / tanh) forward and backward,
-    with the implementation; PyTorch's stock functions beside them."""
+    ``memory_shape`` where the record has one): forward and backward, the time over the largest
+    limit that applies ("x limit", see :func:`kernel_limits_markdown`) and over the copy of the
+    same bytes alone ("x copy"), with the implementation; PyTorch's stock functions beside them."""
 
     if "limit_ratio" not in df:
         return pd.DataFrame()
@@ -625,8 +636,10 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
                             "implementation": sub["implementation"].iloc[0] or "PyTorch",
                         }
                         for direction in ("forward", "backward"):
-                            v = sub[sub["direction"] == direction]["limit_ratio"]
-                            r[f"{direction} x limit"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
+                            for column, label in (("limit_ratio", "x limit"), ("bound_ratio", "x copy")):
+                                v = sub[sub["direction"] == direction][column] if column in sub else ()
+                                if column in sub:
+                                    r[f"{direction} {label}"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
                         rows.append(r)
     if not rows:
         return pd.DataFrame()
@@ -635,35 +648,82 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
     return out.set_index(["activation", "tensors", "layout", "code"])
 
 
-def kernel_goal_markdown(table: Any, goal: float = 2.0) -> str:
+def kernel_limits_markdown(df: Any) -> str:
+    """What each pass of ``kernel_table`` is held to, from the bound rows the record has (a record
+    made before a limit was measured says so instead of naming it)."""
+    have = set(df[df["kind"] == "bound"]["name"]) if len(df) and "kind" in df else set()
+    compute = sorted({k for k in COMPUTE_LIMITS.values()})
+    parts = [f'every pass: `{LIMIT_STATEMENTS["copy"]}` scaled to the pass\'s bytes ("x copy")']
+    if BACKWARD_LIMIT in have:
+        parts.append(
+            f"backward passes also `{LIMIT_STATEMENTS[BACKWARD_LIMIT]}` scaled to their bytes (the same three "
+            "streams: two tensors read, one written)"
+        )
+    else:
+        parts.append("backward passes the copy alone (this record predates the three-stream limit)")
+    for limit in compute:
+        users = sorted({n for n, k in COMPUTE_LIMITS.items() if k == limit and not n.startswith(("F.", "torch."))})
+        if limit in have:
+            parts.append(f"{', '.join(users)} forward also `{LIMIT_STATEMENTS[limit]}`")
+        else:
+            parts.append(f"{', '.join(users)} forward: this record predates the `{limit}` limit")
+    return (
+        'Limits ("x limit" is the time over the largest that applies, all measured in the same rounds): '
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def kernel_goal_markdown(table: Any, goal: float = 2.0, against: str = "limit") -> str:
     """Per tensor size of ``kernel_table``'s output: how many of our cells (activation x layout x
-    direction) are within ``goal`` times their limit, and which are not."""
+    direction) are within ``goal`` times their limit (``against="limit"``) or the copy bound alone
+    (``"copy"``), and which are not."""
+    if against not in ("limit", "copy"):
+        raise ValueError(f"against must be 'limit' or 'copy', got {against!r}")
     if table is None or len(table) == 0:
         return ""
     ours = table.xs("ours", level="code")
+    what = "the limit" if against == "limit" else "the copy bound alone"
     out = []
     for tensors, part in ours.groupby(level="tensors", sort=False):
         cells = [
             (act, layout, direction.split()[0], v)
             for (act, _, layout), row in part.iterrows()
             for direction, v in row.items()
-            if direction.endswith("x limit") and v != ""
+            if direction.endswith(f"x {against}") and v != ""
         ]
+        if not cells:
+            continue
         unmeasured = [f"{act} {d} ({layout})" for act, layout, d, v in cells if v == "n/a"]  # a failed case
         over = [f"{act} {d} ({layout}) {v}" for act, layout, d, v in cells if v != "n/a" and float(v) > goal]
-        line = f"- {tensors}: {len(cells) - len(over) - len(unmeasured)} of {len(cells)} of our cells within {goal:g}x of the limit"
+        line = f"- {tensors}: {len(cells) - len(over) - len(unmeasured)} of {len(cells)} of our cells within {goal:g}x of {what}"
         line += f"; above it: {', '.join(over)}" if over else ""
         out.append(line + (f"; not measured: {', '.join(unmeasured)}." if unmeasured else "."))
     return "\n".join(out)
 
 
 OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_overhead.py --json
+# Our goals for the fused kernels' training overhead against ReLU (the performance issue).
+OVERHEAD_GOALS = {"prelu": 0.05, "rrelu": 0.10}
+# How records made before the step-interleaved design paired their arms.
+_ROUNDS_DESIGN = (
+    "interleaved rounds of several steps per arm; overhead = median over rounds of the round's step time over ReLU's"
+)
+
+
+def _overhead_cell(v: float, ci: Sequence[float] | None, quartiles: Sequence[float] | None) -> str:
+    if ci and all(_finite(b) for b in ci):
+        return f"{100 * v:+.1f}% (95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f})"
+    if quartiles:
+        return f"{100 * v:+.1f}% (quartiles {100 * quartiles[0]:+.1f} to {100 * quartiles[1]:+.1f})"
+    return f"{100 * v:+.1f}%"
 
 
 def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu", record: str = OVERHEAD_RECORD) -> Any:
     """Training-step time of PReLU, Xu's RReLU and ELU against ReLU in the same models, same run
     (benchmarks/bench_train_overhead.py, whose ``--json`` file is ``record``), with the fused
-    kernels and, where measured, with the PyTorch forms; empty when no such record exists."""
+    kernels and, where measured, with the PyTorch forms; empty when no such record exists.
+    ``attrs["design"]``: how the record paired the arms (from the record)."""
     rec = _bench_record(results_dir, profile, device, record)
     if rec is None:
         return pd.DataFrame()
@@ -679,11 +739,50 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
                 "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}",
             }
             quartiles = m.get("overhead_quartiles", {})  # records before paired rounds have none
+            intervals = m.get("overhead_ci95", {})  # records before the step-interleaved design have none
             for act, v in m["overhead_vs_relu"].items():
-                q = quartiles.get(act)
-                row[f"{act} vs ReLU"] = f"{100 * v:+.1f}%" + (f" ({100 * q[0]:+.1f} to {100 * q[1]:+.1f})" if q else "")
+                row[f"{act} vs ReLU"] = _overhead_cell(v, intervals.get(act), quartiles.get(act))
             rows.append(row)
-    return pd.DataFrame(rows).set_index(["model", "activation code"]) if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows).set_index(["model", "activation code"])
+    out.attrs["design"] = (rec.get("fused") or {}).get("design", _ROUNDS_DESIGN)
+    return out
+
+
+def overhead_goal_markdown(
+    results_dir: str | Path,
+    profile: str,
+    *,
+    device: str = "cpu",
+    record: str = OVERHEAD_RECORD,
+    goals: dict[str, float] = OVERHEAD_GOALS,
+) -> str:
+    """Per model of the record's fused-kernel measurement and per activation in ``goals``: whether
+    its training overhead against ReLU is within the goal (the 95% interval's upper end at or below
+    it), over it (the lower end above it), or not resolved (the interval contains it, or the record
+    has no interval); empty without a record."""
+    rec = _bench_record(results_dir, profile, device, record)
+    models = ((rec or {}).get("fused") or {}).get("models") or {}
+    lines = []
+    for model, m in models.items():
+        verdicts = []
+        for act, goal in goals.items():
+            if act not in m.get("overhead_vs_relu", {}):
+                continue
+            v, ci = m["overhead_vs_relu"][act], (m.get("overhead_ci95") or {}).get(act)
+            head = f"{act} {100 * v:+.1f}% against a goal of {100 * goal:g}%: "
+            if not ci or not all(_finite(b) for b in ci):
+                verdicts.append(head + "not resolved (no 95% interval in this record)")
+            elif ci[1] <= goal:
+                verdicts.append(head + f"within it (95% CI up to {100 * ci[1]:+.1f}%)")
+            elif ci[0] > goal:
+                verdicts.append(head + f"over it (95% CI from {100 * ci[0]:+.1f}%)")
+            else:
+                verdicts.append(head + f"not resolved (95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}% contains it)")
+        if verdicts:
+            lines.append(f"- {model}: " + "; ".join(verdicts) + ".")
+    return "\n".join(lines)
 
 
 def _activation_code(records: Sequence[dict]) -> str:
