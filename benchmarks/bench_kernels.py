@@ -4,8 +4,10 @@ Cases, each against a copy of the same tensors (128x32x30x30 fp32 by default, th
 shape), in interleaved rounds so a background load spreads over every case:
 
 - Xu's RReLU forward and backward with the previous noise loop (two rounds of murmur3's finaliser
-  over a 64-bit element index, compiled here from the text below) and with the current one (one
-  round over a keyed Weyl sequence, a 32-bit counter per block: ``rectifiers.c``);
+  over a 64-bit element index, compiled here from the text below), with the one-round loop that
+  replaced it (one round over a keyed Weyl sequence, a 32-bit counter per block, one element per
+  iteration under ``omp simd``: the text below too) and with the current one (``rectifiers.c``:
+  the same noise in 8-lane vectors, the Weyl value advanced by an addition);
 - ELU's backward as PyTorch computes it (``elu_backward`` from the input: an exp per element) and
   from the saved output (``elu_backward`` of ``rectifiers.c``);
 - PReLU's backward in both layouts (for reference).
@@ -60,6 +62,36 @@ void rrelu_backward(const float *g, const float *x, float *gx, int64_t n, uint64
         gx[i] = x[i] > 0 ? g[i] : g[i] / a;
     }
 }
+/* The one-round loop, one element per iteration (the noise of rectifiers.c, the Weyl value a
+ * multiply per element); the key is passed ready-made (the kernels derive it from the seed). */
+void rrelu_forward_one_round(const float *x, float *y, int64_t n, uint32_t key, float lower, float upper,
+                             int threads) {
+    const float step = (upper - lower) * (float)(1.0 / 16777216.0);
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t b = 0; b < n; b += 4096) {
+        const uint32_t m = (uint32_t)(n - b < 4096 ? n - b : 4096), k = (uint32_t)b * 0x9E3779B9U + key;
+        const float *xb = x + b; float *yb = y + b;
+        #pragma omp simd
+        for (uint32_t j = 0; j < m; j++) {
+            float v = xb[j], a = lower + step * (float)(fmix32(j * 0x9E3779B9U + k) >> 8);
+            yb[j] = v > 0 ? v : v / a;
+        }
+    }
+}
+void rrelu_backward_one_round(const float *g, const float *x, float *gx, int64_t n, uint32_t key, float lower,
+                              float upper, int threads) {
+    const float step = (upper - lower) * (float)(1.0 / 16777216.0);
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t b = 0; b < n; b += 4096) {
+        const uint32_t m = (uint32_t)(n - b < 4096 ? n - b : 4096), k = (uint32_t)b * 0x9E3779B9U + key;
+        const float *gb = g + b, *xb = x + b; float *out = gx + b;
+        #pragma omp simd
+        for (uint32_t j = 0; j < m; j++) {
+            float a = lower + step * (float)(fmix32(j * 0x9E3779B9U + k) >> 8);
+            out[j] = xb[j] > 0 ? gb[j] : gb[j] / a;
+        }
+    }
+}
 """
 
 
@@ -71,6 +103,9 @@ def _previous_library(tmp: Path) -> ctypes.CDLL:
     p, i64, u64, f, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_float, ctypes.c_int
     out.rrelu_forward.argtypes = [p, p, i64, u64, f, f, i32]
     out.rrelu_backward.argtypes = [p, p, p, i64, u64, f, f, i32]
+    u32 = ctypes.c_uint32
+    out.rrelu_forward_one_round.argtypes = [p, p, i64, u32, f, f, i32]
+    out.rrelu_backward_one_round.argtypes = [p, p, p, i64, u32, f, f, i32]
     return out
 
 
@@ -88,7 +123,7 @@ def measure(shape: tuple[int, ...], rounds: int, calls: int, threads: int, previ
     a = torch.full((shape[1],), 0.25)
     ga = torch.empty(shape[1], dtype=torch.float64)
     n, c, rest = x.numel(), shape[1], x.numel() // (shape[0] * shape[1])
-    seed = 12345
+    seed, key = 12345, 0x2545F491  # the one-round loop takes a key (its noise need not be the kernels')
 
     def P(t: torch.Tensor) -> int:
         return t.data_ptr()
@@ -99,10 +134,18 @@ def measure(shape: tuple[int, ...], rounds: int, calls: int, threads: int, previ
             "forward",
             lambda: previous.rrelu_forward(P(x), P(y), n, seed, 3.0, 8.0, threads),
         ),
+        "rrelu forward, one-round loop": (
+            "forward",
+            lambda: previous.rrelu_forward_one_round(P(x), P(y), n, key, 3.0, 8.0, threads),
+        ),
         "rrelu forward, current": ("forward", lambda: lib.rrelu_forward_f32(P(x), P(y), n, seed, 3.0, 8.0, threads)),
         "rrelu backward, previous noise loop": (
             "backward",
             lambda: previous.rrelu_backward(P(g), P(x), P(gx), n, seed, 3.0, 8.0, threads),
+        ),
+        "rrelu backward, one-round loop": (
+            "backward",
+            lambda: previous.rrelu_backward_one_round(P(g), P(x), P(gx), n, key, 3.0, 8.0, threads),
         ),
         "rrelu backward, current": (
             "backward",

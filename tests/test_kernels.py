@@ -97,18 +97,21 @@ def test_rrelu_matches_its_formula_with_the_noise_it_draws(layout):
     assert torch.equal(gxflat, torch.where(flat > 0, gflat, gflat / a))  # left derivative 1/a at 0
 
 
-def test_rrelu_blocked_loops_match_the_noise_element_by_element():
-    # 3 blocks of 4096 and a partial one: the blocked forward/backward use the same draws as the
-    # element-by-element definition, at every block boundary
-    n = 3 * 4096 + 123
-    x = -torch.rand(n, dtype=torch.float64) - 0.1
-    a = rrelu_noise(n, 777, 3.0, 8.0, dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [3 * 4096 + 123, 20 * 4096 + 5])  # one thread; the threads' team (>= 65536)
+def test_rrelu_blocked_loops_match_the_noise_element_by_element(dtype, n):
+    # whole blocks of 4096 and a partial one whose length is no multiple of 8 (the float32 loops'
+    # vector width): the blocked forward/backward use the same draws as the element-by-element
+    # definition, at every block boundary and in the scalar tail
+    x = -torch.rand(n, dtype=dtype) - 0.1
+    x[::7] *= -1  # some positive elements: the select keeps x (forward) and g (backward) there
+    a = rrelu_noise(n, 777, 3.0, 8.0, dtype=dtype)
     xr = x.clone().requires_grad_()
     y = _FusedRReLU.apply(xr, 3.0, 8.0, 777)
-    assert torch.equal(y.detach(), x / a)
-    g = torch.randn(n, dtype=torch.float64)
+    assert torch.equal(y.detach(), torch.where(x > 0, x, x / a))
+    g = torch.randn(n, dtype=dtype)
     (gx,) = torch.autograd.grad(y, xr, g)
-    assert torch.equal(gx, g / a)
+    assert torch.equal(gx, torch.where(x > 0, g, g / a))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
