@@ -211,6 +211,30 @@ def test_cpu_identity_reads_family_and_model(monkeypatch, tmp_path):
         prov_mod._cpuinfo.cache_clear()
 
 
+def test_git_dirty_counts_code_not_records(tmp_path, monkeypatch):
+    import subprocess
+
+    pkg = tmp_path / "src" / "relustudy"
+    pkg.mkdir(parents=True)
+    (pkg / "provenance.py").write_text("# code\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "record.json").write_text("{}\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    monkeypatch.setattr(prov_mod, "__file__", str(pkg / "provenance.py"))
+    try:
+        assert prov_mod.git_info(refresh=True)["git_dirty"] is False
+        (tmp_path / "results" / "record.json").write_text('{"rewritten": true}\n')  # a record, not code
+        assert prov_mod.git_info(refresh=True)["git_dirty"] is False
+        (pkg / "provenance.py").write_text("# edited\n")
+        info = prov_mod.git_info(refresh=True)
+        assert info["git_dirty"] is True and len(info["git_commit"]) == 40
+    finally:
+        monkeypatch.undo()
+        prov_mod.git_info(refresh=True)
+
+
 def test_git_info_is_unknown_without_git(monkeypatch):
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")

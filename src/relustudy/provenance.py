@@ -24,7 +24,8 @@ def git_info(refresh: bool = False) -> dict[str, Any]:
     Runs git in the folder holding this package and only trusts a repository whose top level
     contains this very package under ``src/relustudy`` (an installed copy inside some other
     repository reads "unknown"). Missing git, no repo, no commits yet: "unknown". Tracked
-    files only count towards "dirty" (new result folders are untracked and do not).
+    files outside ``results/`` only count towards "dirty" (new result folders are untracked, and a
+    benchmark that rewrites a committed record changes data, not code).
 
     Why one snapshot per process (taken when this module is imported, i.e. when the code that
     will train was loaded): a long ``relustudy run`` keeps executing the code it loaded even if
@@ -54,7 +55,8 @@ def git_info(refresh: bool = False) -> dict[str, Any]:
         head = git("rev-parse", "HEAD") if ok else None
         dirty: Any = "unknown"
         if ok:
-            status = git("status", "--porcelain", "--untracked-files=no")
+            # records under results/ are data, not the code: rewriting one does not dirty the code
+            status = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results")
             if status is not None:
                 dirty = bool(status.strip())
         _GIT_CACHE = {"git_commit": head.strip() if head and head.strip() else "unknown", "git_dirty": dirty}
