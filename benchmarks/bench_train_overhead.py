@@ -10,6 +10,11 @@ does (``relustudy.trainer.tune_allocator``). Optionally compares the fused kerne
 forms (``--compare-torch`` runs a second process with RELUSTUDY_KERNELS=torch).
 
     .venv/bin/python benchmarks/bench_train_overhead.py [--cycles 60] [--json out.json]
+        [--models nin smith_cnn --cycles 240 --update]   # measure some models again, longer
+
+Each model's entry names when and at which commit it was measured (``measured``), so ``--update``
+(replace the measured models' entries of an existing record, keep the others) leaves a record
+whose every number still says where it came from.
 
 The numbers describe this CPU and this torch build; the implementation of each activation is
 printed (relustudy.activations.implementation).
@@ -24,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +38,7 @@ from relustudy.activations import implementation
 from relustudy.models import build_model
 from relustudy.provenance import cpu_identity, git_info, utc_now
 from relustudy.stats import median_interval
+from relustudy.store import atomic_write
 from relustudy.trainer import tune_allocator
 
 # (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width, the
@@ -92,7 +99,27 @@ def measure(cycles: int, batch: int, models: tuple[str, ...] | None = None) -> d
             "overhead_ci95": {a: [iv[1], iv[2]] for a, iv in intervals.items()},
             "overhead_quartiles": {a: statistics.quantiles(v, n=4)[::2] for a, v in paired.items()},
             "cycles": cycles,
+            "measured": {"date": utc_now(), "git_commit": git_info()["git_commit"]},
         }
+    return out
+
+
+def merge_record(old: dict, new: dict) -> dict:
+    """``old`` with the models ``new`` measured replaced, per activation code ("fused", "torch");
+    the codes and models ``new`` did not measure are kept as they were. The provenance becomes
+    ``new``'s, with ``old``'s kept under ``earlier`` (a list, oldest first)."""
+    out = {k: v for k, v in old.items() if k != "provenance"}
+    for code, part in new.items():
+        if code == "provenance":
+            continue
+        kept = (old.get(code) or {}).get("models", {})
+        out[code] = {**part, "models": {**kept, **part["models"]}}
+    if "provenance" in new:
+        earlier = [
+            *(old.get("provenance", {}).get("earlier", [])),
+            {k: v for k, v in old.get("provenance", {}).items() if k != "earlier"},
+        ]
+        out["provenance"] = {**new["provenance"], "earlier": [e for e in earlier if e]}
     return out
 
 
@@ -104,6 +131,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the measurement here")
     ap.add_argument("--compare-torch", action="store_true", help="also measure with RELUSTUDY_KERNELS=torch")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--update", action="store_true", help="replace only the measured models in the --json record")
     ap.add_argument("--models", nargs="+", choices=[m for m, _, _ in MODELS], help="only these models (default: all)")
     args = ap.parse_args()
     allocator = tune_allocator()
@@ -111,6 +139,8 @@ def main() -> None:
     models = tuple(args.models) if args.models else None
     if args.cycles < 6:
         ap.error(f"--cycles must be >= 6 (a 95% interval of the median needs 6), got {args.cycles}")
+    if args.update and not (args.json and os.path.isfile(args.json)):
+        ap.error("--update needs an existing --json record")
     result = {"fused": measure(args.cycles, args.batch, models)}
     if args.compare_torch:
         cmd = [
@@ -152,8 +182,13 @@ def main() -> None:
                 "argv": sys.argv[1:],
                 "allocator": allocator,
             }
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        if args.update:
+            with open(args.json) as f:
+                result = merge_record(json.load(f), result)
+        if args.json == "/dev/stdout":
+            print(json.dumps(result, indent=1))
+        else:
+            atomic_write(Path(args.json), json.dumps(result, indent=1))  # a killed run leaves the old record
 
 
 if __name__ == "__main__":

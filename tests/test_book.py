@@ -972,6 +972,7 @@ def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_dama
     assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
     assert table.loc[("nin", "PyTorch forms"), "prelu vs ReLU"] == "+50.0%"  # no quartiles in older records
     assert table.loc[("smith_cnn", "fused kernels"), "ReLU step (ms)"] == "10.0"
+    assert table.loc[("smith_cnn", "fused kernels"), "paired samples"] == ""  # neither cycles nor rounds recorded
     assert table.attrs["design"].startswith("interleaved rounds")  # a record without a design field
     paired["overhead_ci95"] = {"prelu": [0.021, 0.040]}
     record["fused"]["design"] = "step-interleaved cycles"
@@ -979,6 +980,9 @@ def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_dama
     table = book.overhead_table(tmp_path, "quick")
     assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
     assert table.attrs["design"] == "step-interleaved cycles"
+    paired["cycles"] = 240
+    (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
+    assert book.overhead_table(tmp_path, "quick").loc[("smith_cnn", "fused kernels"), "paired samples"] == 240
     (where / book.OVERHEAD_RECORD).write_text('{"fused": {')  # cut short
     assert book.overhead_table(tmp_path, "quick").empty
     assert book.overhead_goal_markdown(tmp_path, "quick") == ""

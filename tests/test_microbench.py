@@ -237,6 +237,23 @@ def test_train_overhead_pairs_every_arm_with_relu_cycle_by_cycle():
     for arm, (lo, hi) in m["overhead_ci95"].items():  # n = 8: the interval is the 2nd smallest to 2nd largest
         assert lo <= m["overhead_vs_relu"][arm] <= hi
     assert out["design"].startswith("step-interleaved")
+    assert set(m["measured"]) == {"date", "git_commit"}
+
+
+def test_train_overhead_update_replaces_only_the_models_measured_again():
+    bench = _load_cli("bench_train_overhead")
+    old = {
+        "fused": {"design": "d", "models": {"nin": {"cycles": 60}, "smith_cnn": {"cycles": 60}}},
+        "torch": {"models": {"nin": {"cycles": 60}}},
+        "provenance": {"git_commit": "a", "date": "then"},
+    }
+    new = {"fused": {"design": "d", "models": {"nin": {"cycles": 240}}}, "provenance": {"git_commit": "b"}}
+    merged = bench.merge_record(old, new)
+    assert merged["fused"]["models"] == {"nin": {"cycles": 240}, "smith_cnn": {"cycles": 60}}
+    assert merged["torch"] == old["torch"]  # not measured again: kept
+    assert merged["provenance"] == {"git_commit": "b", "earlier": [{"git_commit": "a", "date": "then"}]}
+    again = bench.merge_record(merged, {"fused": {"models": {}}, "provenance": {"git_commit": "c"}})
+    assert [e["git_commit"] for e in again["provenance"]["earlier"]] == ["a", "b"]
 
 
 def test_cli_writes_csv(tmp_path, capsys):

@@ -737,6 +737,7 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
                 "activation code": label,
                 "threads": (rec.get(code) or {}).get("threads", ""),
                 "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}",
+                "paired samples": m.get("cycles", m.get("rounds", "")),  # cycles, or rounds in older records
             }
             quartiles = m.get("overhead_quartiles", {})  # records before paired rounds have none
             intervals = m.get("overhead_ci95", {})  # records before the step-interleaved design have none
