@@ -405,3 +405,20 @@ def test_the_benchmark_times_the_blogs_forms_as_written():
 
     assert set(AS_WRITTEN) == {f"{n}[as written]" for n in ("relu_max", "relu_abs", "prelu_maxmin", "prelu_abs")}
     assert set(AS_WRITTEN) <= set(case_names())
+
+
+def test_display_names_come_from_the_registry():
+    from relustudy.activations import display_name
+    from relustudy.registry import UnknownNameError
+
+    assert [display_name(n) for n in ("relu", "prelu", "rrelu", "torch_rrelu", "elu")] == [
+        "ReLU",
+        "PReLU",
+        "RReLU (Xu)",
+        "RReLU (PyTorch)",
+        "ELU",
+    ]
+    assert display_name("prelu[shared]") == "PReLU (channel-shared)"
+    assert display_name("relu_max") == "relu_max"  # a variant without its own display name: its registry name
+    with pytest.raises(UnknownNameError, match="valid names"):
+        display_name("relu_sqrt")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import nbformat
@@ -645,24 +644,32 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
     t = book.kernel_table(df)
     cached = "128 x 32 x 30 x 30 (28 MiB per copy; L3 32 MiB: partly in cache)"
     memory = "128 x 64 x 30 x 30 (56 MiB per copy; L3 32 MiB: from memory)"
-    assert t.loc[("prelu", cached, "channels_last", "ours"), "forward x limit"] == "1.20"
-    assert t.loc[("prelu", memory, "channels_last", "ours"), "forward x limit"] == "0.60"
-    assert t.loc[("prelu", cached, "contiguous", "PyTorch stock"), "backward x limit"] == "30.00"
-    assert t.loc[("prelu", cached, "contiguous", "ours"), "implementation"].startswith("fused")
-    assert t.loc[("prelu", cached, "contiguous", "ours"), "forward x copy"] == "1.32"
-    assert ("elu", memory, "contiguous", "ours") in t.index and ("rrelu", cached, "contiguous", "ours") not in t.index
-    assert list(dict.fromkeys(t.index.get_level_values("activation"))) == ["prelu", "elu"]  # the study's order
+    assert t.loc[("PReLU", cached, "channels_last", "ours"), "forward x limit"] == "1.20"
+    assert t.loc[("PReLU", memory, "channels_last", "ours"), "forward x limit"] == "0.60"
+    assert t.loc[("PReLU", cached, "contiguous", "PyTorch stock"), "backward x limit"] == "30.00"
+    assert t.loc[("PReLU", cached, "contiguous", "ours"), "implementation"].startswith("fused")
+    assert t.loc[("PReLU", cached, "contiguous", "ours"), "forward x copy"] == "1.32"
+    assert ("ELU", memory, "contiguous", "ours") in t.index and (
+        "RReLU (Xu)",
+        cached,
+        "contiguous",
+        "ours",
+    ) not in t.index
+    assert list(dict.fromkeys(t.index.get_level_values("activation"))) == [
+        "PReLU",
+        "ELU",
+    ]  # the study's order, display names
     goal = book.kernel_goal_markdown(t).splitlines()
     assert goal[0] == (
-        f"- {cached}: 4 of 8 of our cells within 2x of the limit; above it: prelu backward (contiguous) 3.40, "
-        "prelu backward (channels_last) 3.40, elu backward (contiguous) 3.40, elu backward (channels_last) 3.40."
+        f"- {cached}: 4 of 8 of our cells within 2x of the limit; above it: PReLU backward (contiguous) 3.40, "
+        "PReLU backward (channels_last) 3.40, ELU backward (contiguous) 3.40, ELU backward (channels_last) 3.40."
     )
     assert goal[1] == f"- {memory}: 8 of 8 of our cells within 2x of the limit."
     copy_goal = book.kernel_goal_markdown(t, goal=1.25, against="copy").splitlines()
     assert copy_goal[1] == (
-        f"- {memory}: 4 of 8 of our cells within 1.25x of the copy bound alone; above it: prelu backward "
-        "(contiguous) 1.87, prelu backward (channels_last) 1.87, elu backward (contiguous) 1.87, "
-        "elu backward (channels_last) 1.87."
+        f"- {memory}: 4 of 8 of our cells within 1.25x of the copy bound alone; above it: PReLU backward "
+        "(contiguous) 1.87, PReLU backward (channels_last) 1.87, ELU backward (contiguous) 1.87, "
+        "ELU backward (channels_last) 1.87."
     )
     with pytest.raises(ValueError, match="against"):
         book.kernel_goal_markdown(t, against="exp")
@@ -670,8 +677,8 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
     failed.loc[(failed["name"] == "elu") & (failed["shape"] == "128x64x30x30"), "limit_ratio"] = float("nan")
     goal = book.kernel_goal_markdown(book.kernel_table(failed)).splitlines()
     assert goal[1] == (
-        f"- {memory}: 4 of 8 of our cells within 2x of the limit; not measured: elu forward (contiguous), "
-        "elu backward (contiguous), elu forward (channels_last), elu backward (channels_last)."
+        f"- {memory}: 4 of 8 of our cells within 2x of the limit; not measured: ELU forward (contiguous), "
+        "ELU backward (contiguous), ELU forward (channels_last), ELU backward (channels_last)."
     )
     df.attrs["record"] = {"settings": {"shape": [128, 32, 30, 30]}}  # a record with one size, no cache named
     t = book.kernel_table(df)
@@ -969,8 +976,8 @@ def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_dama
     record = {"fused": {"threads": 2, "models": {"smith_cnn": paired}}, "torch": {"models": {"nin": older}}}
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
     table = book.overhead_table(tmp_path, "quick")
-    assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
-    assert table.loc[("nin", "PyTorch forms"), "prelu vs ReLU"] == "+50.0%"  # no quartiles in older records
+    assert table.loc[("smith_cnn", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
+    assert table.loc[("nin", "PyTorch forms"), "PReLU vs ReLU"] == "+50.0%"  # no quartiles in older records
     assert table.loc[("smith_cnn", "fused kernels"), "ReLU step (ms)"] == "10.0"
     assert table.loc[("smith_cnn", "fused kernels"), "paired samples"] == ""  # neither cycles nor rounds recorded
     assert table.attrs["design"].startswith("interleaved rounds")  # a record without a design field
@@ -978,7 +985,7 @@ def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_dama
     record["fused"]["design"] = "step-interleaved cycles"
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
     table = book.overhead_table(tmp_path, "quick")
-    assert table.loc[("smith_cnn", "fused kernels"), "prelu vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
+    assert table.loc[("smith_cnn", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
     assert table.attrs["design"] == "step-interleaved cycles"
     paired["cycles"] = 240
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
@@ -1006,16 +1013,16 @@ def test_overhead_goal_returns_each_verdict(tmp_path):
     (where / book.OVERHEAD_RECORD).write_text(json.dumps({"fused": {"models": models}}))
     lines = book.overhead_goal_markdown(tmp_path, "quick").splitlines()
     assert lines[0] == (
-        "- within: prelu +1.0% against a goal of 5%: within it (95% CI up to +5.0%); "
-        "rrelu +2.0% against a goal of 10%: within it (95% CI up to +4.0%)."
+        "- within: PReLU +1.0% against a goal of 5%: within it (95% CI up to +5.0%); "
+        "RReLU (Xu) +2.0% against a goal of 10%: within it (95% CI up to +4.0%)."
     )
-    assert lines[1].startswith("- over: prelu +9.0% against a goal of 5%: over it (95% CI from +6.0%); rrelu")
+    assert lines[1].startswith("- over: PReLU +9.0% against a goal of 5%: over it (95% CI from +6.0%); RReLU (Xu)")
     assert "no 95% interval" in lines[1]  # rrelu has no interval there
     assert lines[2].startswith(
-        "- spans: prelu +4.0% against a goal of 5%: not resolved (95% CI +2.0 to +7.0% contains it)"
+        "- spans: PReLU +4.0% against a goal of 5%: not resolved (95% CI +2.0 to +7.0% contains it)"
     )
-    assert lines[3].startswith("- tiny: prelu +3.0% against a goal of 5%: not resolved (no 95% interval")
-    assert not any(re.search(r"\belu\b", line) for line in lines)  # ELU has no goal
+    assert lines[3].startswith("- tiny: PReLU +3.0% against a goal of 5%: not resolved (no 95% interval")
+    assert not any("ELU" in line for line in lines)  # ELU has no goal
 
 
 def test_allocator_markdown_reads_its_record(tmp_path):

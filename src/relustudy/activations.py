@@ -122,6 +122,7 @@ __all__ = [
     "XU_VERY_LEAKY_LRELU_A",
     "activation_factory",
     "build_activation",
+    "display_name",
     "implementation",
     "no_weight_decay_parameters",
     "rrelu_noise",
@@ -354,6 +355,7 @@ class Activation(nn.Module):
     """
 
     name: str = "activation"
+    display: str = "activation"
     saturation: str = "rectifier"
 
     def __init__(self, num_channels: int | None = None):
@@ -361,17 +363,27 @@ class Activation(nn.Module):
         self.num_channels = _check_num_channels(self.name, num_channels)
 
 
-def _register(name: str):
-    """Register an Activation class under ``name``; the class itself is the factory."""
+def _register(name: str, display: str | None = None):
+    """Register an Activation class under ``name`` (shown on pages as ``display``, default the
+    name); the class itself is the factory."""
 
     def add(cls: type[Activation]) -> type[Activation]:
         cls.name = name
+        cls.display = display or name
         return ACTIVATIONS.register(name, cls)
 
     return add
 
 
-@_register("relu")
+def display_name(name: str) -> str:
+    """How a page names activation ``name`` (a registry name, or ``prelu[shared]`` for PReLU's
+    channel-shared form); an unknown name raises the registry's error listing the valid ones."""
+    if name.endswith("[shared]"):
+        return f"{display_name(name.removesuffix('[shared]'))} (channel-shared)"
+    return ACTIVATIONS.get(name).display
+
+
+@_register("relu", "ReLU")
 class ReLU(Activation):
     """max(0, x) via ``F.relu``; the reference every ``relu_*`` variant must equal."""
 
@@ -443,7 +455,7 @@ class ReLUWhere(ReLU):
         return torch.where(x > 0, x, 0.0)  # plain autograd already gives 0 at 0
 
 
-@_register("lrelu")
+@_register("lrelu", "LReLU")
 class LeakyReLU(Activation):
     """Leaky ReLU in either parameterization (exactly one of ``a`` or ``slope``).
 
@@ -480,7 +492,7 @@ class LeakyReLU(Activation):
         return f"slope={_fmt(self.slope)}"
 
 
-@_register("prelu")
+@_register("prelu", "PReLU")
 class PReLU(Activation):
     """PReLU (He et al. 2015): y = x for x > 0, a * x otherwise, with a learned.
 
@@ -574,7 +586,7 @@ class PReLUSchluter(PReLU):
         return 0.5 * (1 + a) * x + 0.5 * (1 - a) * _abs0(x)  # _abs0: as in prelu_abs
 
 
-@_register("rrelu")
+@_register("rrelu", "RReLU (Xu)")
 class RReLU(Activation):
     """Randomized leaky ReLU exactly as Xu et al. 2015.
 
@@ -615,7 +627,7 @@ class RReLU(Activation):
         return f"lower={_fmt(self.lower)}, upper={_fmt(self.upper)}, eval_a={_fmt(self.eval_a)} (y = x/a for x < 0)"
 
 
-@_register("torch_rrelu")
+@_register("torch_rrelu", "RReLU (PyTorch)")
 class TorchRReLU(Activation):
     """PyTorch's ``nn.RReLU``: slope s ~ U(lower, upper) in training (y = s * x for x < 0),
     slope (lower + upper) / 2 in eval; defaults 1/8 and 1/3 (eval slope 0.22917)."""
@@ -643,7 +655,7 @@ class TorchRReLU(Activation):
         return f"lower={_fmt(self.lower)}, upper={_fmt(self.upper)}, eval_slope={_fmt((self.lower + self.upper) / 2)}"
 
 
-@_register("elu")
+@_register("elu", "ELU")
 class ELU(Activation):
     """ELU (Clevert et al. 2016): alpha * (exp(x) - 1) for x <= 0; a control, not a rectifier
     proper, but its units are counted inactive at output <= 0 like the rectifiers."""
@@ -663,7 +675,7 @@ class ELU(Activation):
         return f"alpha={_fmt(self.alpha)}"
 
 
-@_register("tanh")
+@_register("tanh", "tanh")
 class Tanh(Activation):
     """tanh, the saturating control (saturated when |output| >= 0.95)."""
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..activations import display_name
 from ..claims import VERDICTS, deciding_effect
 from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
@@ -645,6 +646,7 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
         return pd.DataFrame()
     out = pd.DataFrame(rows)  # grouped by activation, in the study's order; sizes and layouts within
     out = out.iloc[out["activation"].map(TRAINED_ACTIVATIONS.index).argsort(kind="stable")]
+    out["activation"] = out["activation"].map(display_name)
     return out.set_index(["activation", "tensors", "layout", "code"])
 
 
@@ -742,7 +744,7 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
             quartiles = m.get("overhead_quartiles", {})  # records before paired rounds have none
             intervals = m.get("overhead_ci95", {})  # records before the step-interleaved design have none
             for act, v in m["overhead_vs_relu"].items():
-                row[f"{act} vs ReLU"] = _overhead_cell(v, intervals.get(act), quartiles.get(act))
+                row[f"{display_name(act)} vs ReLU"] = _overhead_cell(v, intervals.get(act), quartiles.get(act))
             rows.append(row)
     if not rows:
         return pd.DataFrame()
@@ -772,7 +774,7 @@ def overhead_goal_markdown(
             if act not in m.get("overhead_vs_relu", {}):
                 continue
             v, ci = m["overhead_vs_relu"][act], (m.get("overhead_ci95") or {}).get(act)
-            head = f"{act} {100 * v:+.1f}% against a goal of {100 * goal:g}%: "
+            head = f"{display_name(act)} {100 * v:+.1f}% against a goal of {100 * goal:g}%: "
             if not ci or not all(_finite(b) for b in ci):
                 verdicts.append(head + "not resolved (no 95% interval in this record)")
             elif ci[1] <= goal:
