@@ -509,7 +509,9 @@ def benchmark_activations(
             if direction == "forward" and case.name in COMPUTE_LIMITS:
                 limit = max(memory_ms, limit_ms[COMPUTE_LIMITS[case.name]])
             if direction == "backward":
-                limit = max(memory_ms, limit_ms[BACKWARD_LIMIT] * nbytes / (3 * n * itemsize))
+                limit = max(
+                    memory_ms, limit_ms[BACKWARD_LIMIT] * nbytes / (LIMIT_ROWS[BACKWARD_LIMIT][1] * n * itemsize)
+                )
             rows.append(
                 dict(
                     name=case.name,
