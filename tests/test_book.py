@@ -695,11 +695,11 @@ def test_kernel_limits_markdown_names_the_limits_the_record_measured():
         return pd.DataFrame({"name": list(names), "kind": "bound"})
 
     text = book.kernel_limits_markdown(bounds("copy", "add", "expm1", "tanh"))
-    assert "`torch.add(src, g, out=dst)`" in text and "elu forward also `torch.expm1(src, out=dst)`" in text
+    assert "`torch.add(src, g, out=dst)`" in text and "ELU forward also `torch.expm1(src, out=dst)`" in text
     assert "tanh forward also `torch.tanh(src, out=dst)`" in text and "predates" not in text
     old = book.kernel_limits_markdown(bounds("copy", "exp", "tanh"))  # a record before add and expm1
     assert "backward passes the copy alone (this record predates" in old
-    assert "elu forward: this record predates the `expm1` limit" in old
+    assert "ELU forward: this record predates the `expm1` limit" in old
 
 
 def test_a_quick_book_shows_an_experiment_in_paper_profile_once_all_its_records_exist(tmp_path):

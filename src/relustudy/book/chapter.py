@@ -638,9 +638,10 @@ def kernel_table(df: Any, *, digits: int = 2) -> Any:
                         }
                         for direction in ("forward", "backward"):
                             for column, label in (("limit_ratio", "x limit"), ("bound_ratio", "x copy")):
-                                v = sub[sub["direction"] == direction][column] if column in sub else ()
-                                if column in sub:
-                                    r[f"{direction} {label}"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
+                                if column not in sub:
+                                    continue  # a table without the copy-only column
+                                v = sub[sub["direction"] == direction][column]
+                                r[f"{direction} {label}"] = _fmt_num(v.iloc[0], digits) if len(v) else ""
                         rows.append(r)
     if not rows:
         return pd.DataFrame()
@@ -664,7 +665,9 @@ def kernel_limits_markdown(df: Any) -> str:
     else:
         parts.append("backward passes the copy alone (this record predates the three-stream limit)")
     for limit in compute:
-        users = sorted({n for n, k in COMPUTE_LIMITS.items() if k == limit and not n.startswith(("F.", "torch."))})
+        users = sorted(
+            {display_name(n) for n, k in COMPUTE_LIMITS.items() if k == limit and not n.startswith(("F.", "torch."))}
+        )
         if limit in have:
             parts.append(f"{', '.join(users)} forward also `{LIMIT_STATEMENTS[limit]}`")
         else:
