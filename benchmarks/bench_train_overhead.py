@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -188,7 +187,7 @@ def main() -> None:
         if args.json == "/dev/stdout":
             print(json.dumps(result, indent=1))
         else:
-            atomic_write(Path(args.json), json.dumps(result, indent=1))  # a killed run leaves the old record
+            atomic_write(args.json, json.dumps(result, indent=1))  # a killed run leaves the old record
 
 
 if __name__ == "__main__":

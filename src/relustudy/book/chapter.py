@@ -655,7 +655,7 @@ def kernel_limits_markdown(df: Any) -> str:
     """What each pass of ``kernel_table`` is held to, from the bound rows the record has (a record
     made before a limit was measured says so instead of naming it)."""
     have = set(df[df["kind"] == "bound"]["name"]) if len(df) and "kind" in df else set()
-    compute = sorted({k for k in COMPUTE_LIMITS.values()})
+    compute = sorted(set(COMPUTE_LIMITS.values()))
     parts = [f'every pass: `{LIMIT_STATEMENTS["copy"]}` scaled to the pass\'s bytes ("x copy")']
     if BACKWARD_LIMIT in have:
         parts.append(
