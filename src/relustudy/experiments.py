@@ -40,11 +40,60 @@ class Arm:
     settings: dict[str, Any] = field(default_factory=dict)  # RunConfig fields of this arm only, e.g. evals
 
 
+# What a regime criterion can say of a profile's records.
+REGIME_MET, REGIME_NOT_MET, REGIME_INCOMPLETE = "met", "not met", "incomplete"
+
+
+@dataclass(frozen=True)
+class RegimeVerdict:
+    state: str  # REGIME_MET, REGIME_NOT_MET or REGIME_INCOMPLETE
+    why: str  # one sentence from the records
+
+    def markdown(self) -> str:
+        answer = {REGIME_MET: "yes", REGIME_NOT_MET: "**no**", REGIME_INCOMPLETE: "not yet known"}[self.state]
+        return f"**In the paper's regime:** {answer}. {self.why}"
+
+
+@dataclass(frozen=True)
+class RegimeCriterion:
+    """When a profile's runs are in the regime its source's claims are about, checked from the
+    complete records of the profile (``check`` sees every one of them, never a partial grid)."""
+
+    text: str  # the criterion in words, printed on the chapter
+    check: Callable[[list[dict[str, Any]]], RegimeVerdict]
+
+
+def every_run_at_most(metric: str, limit: float, label: str) -> Callable[[list[dict[str, Any]]], RegimeVerdict]:
+    """A check: every run's final ``metric`` is at most ``limit`` (``label``: the metric in words)."""
+
+    def check(records: list[dict[str, Any]]) -> RegimeVerdict:
+        def number(v: Any) -> float:  # a missing or non-finite value (JSON null) fails the criterion
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+        values = [(number(r["metrics"].get(metric)), r["config"].get("arm", ""), r["config"]["seed"]) for r in records]
+        bad = [(v, arm, seed) for v, arm, seed in values if not v <= limit]
+        finite = [v for v, _, _ in values if math.isfinite(v)]
+        span = (
+            f"{label} {min(finite):.4f}-{max(finite):.4f} over {len(finite)} runs" if finite else f"no run has {label}"
+        )
+        if not bad:
+            return RegimeVerdict(REGIME_MET, f"Every run has {label} at or below {limit:g} ({span}).")
+        worst = max(bad, key=lambda b: b[0] if math.isfinite(b[0]) else math.inf)
+        return RegimeVerdict(
+            REGIME_NOT_MET,
+            f"{len(bad)} of {len(values)} runs have {label} above {limit:g} or none recorded (the worst: {worst[1]} "
+            f"seed {worst[2]}, {worst[0]:.4f}; {span}).",
+        )
+
+    return check
+
+
 @dataclass(frozen=True)
 class Profile:
     seeds: tuple[int, ...]
     settings: dict[str, Any]  # RunConfig fields for this profile (epochs, subsets, batch size, ...)
     scale_downs: tuple[str, ...] = ()  # how this profile departs from the source, in words
+    criterion: RegimeCriterion | None = None  # a regime profile's test of its own regime
 
     def describe(self) -> str:
         return "; ".join(self.scale_downs) if self.scale_downs else "the source's own setup"
@@ -108,6 +157,23 @@ class Experiment:
                 }
                 out.append(RunConfig.from_dict(fields))
         return out
+
+    def regime_verdict(self, profile: str, records: Iterable[dict[str, Any]]) -> RegimeVerdict | None:
+        """``profile``'s regime criterion applied to ``records`` (the store's records of this
+        experiment): None when the profile has no criterion; incomplete until every run of the
+        grid has a complete record."""
+        criterion = self.profile(profile).criterion
+        if criterion is None:
+            return None
+        ids = {c.run_id() for c in self.configs(profile)}
+        done = [r for r in records if r.get("run_id") in ids and r.get("status") == "complete"]
+        if len(done) < len(ids):
+            return RegimeVerdict(
+                REGIME_INCOMPLETE,
+                f"{len(done)} of {len(ids)} runs have a complete record; the criterion is {criterion.text}.",
+            )
+        verdict = criterion.check(done)
+        return RegimeVerdict(verdict.state, f"{verdict.why} The criterion: {criterion.text}.")
 
     def train_images(self, profile: str) -> int:
         """Training images per epoch: the profile's (or the experiment's common) subset, else the full set."""

@@ -353,20 +353,41 @@ class ChapterRuns:
         )
 
 
-# The order of faithfulness: a book asked for ``quick`` shows ``paper`` for an experiment whose paper
-# records are all there. ``smoke`` checks the code path and always shows its own runs.
-MORE_FAITHFUL = {"quick": ("paper",)}
+# The order of faithfulness (quick < regime < paper): a book asked for ``quick`` shows ``paper`` for
+# an experiment whose paper records are all there, else ``regime`` where that profile exists and is
+# complete. ``smoke`` checks the code path and always shows its own runs.
+MORE_FAITHFUL = {"quick": ("paper", "regime"), "regime": ("paper",)}
 
 
 def shown_profile(experiment: str, profile: str, store: ResultsStore, *, device: str = "cpu") -> str:
     """The most faithful profile of ``experiment`` whose records are all complete in ``store``
-    (``paper`` for a ``quick`` book when every paper run is recorded), else ``profile`` itself."""
+    (``paper`` for a ``quick`` book when every paper run is recorded, else ``regime``), else
+    ``profile`` itself."""
     exp = get_experiment(experiment)
     for better in MORE_FAITHFUL.get(profile, ()):
+        if better not in exp.profiles:
+            continue
         configs = exp.configs(better, device=device)
         if configs and all(store.is_complete(c) for c in configs):
             return better
     return profile
+
+
+def regime_markdown(experiment: str, profile: str, store: ResultsStore) -> str:
+    """The chapter's regime row for the profile it shows: "in the paper's regime: yes/no, and why"
+    from the records, or what the profile is when it has no regime criterion ("" for smoke)."""
+    exp = get_experiment(experiment)
+    verdict = exp.regime_verdict(profile, store.records(experiment, profile))
+    if verdict is not None:
+        return f"`{experiment}` ({profile} profile). " + verdict.markdown()
+    if profile == "smoke":
+        return ""
+    if profile == "paper":
+        return f"`{experiment}` ({profile} profile): the source's own setup."
+    has_regime = "regime" in exp.profiles
+    return f"`{experiment}` ({profile} profile): not tested against the paper's regime" + (
+        "; its regime profile is not completely recorded yet, and this page shows it once it is." if has_regime else "."
+    )
 
 
 TRAIN_ENV = "RELUSTUDY_TRAIN"  # "1": a notebook may train missing non-smoke runs (relustudy book sets it)

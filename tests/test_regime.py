@@ -1,0 +1,99 @@
+"""The regime profile: its criterion on synthetic records gives each answer, and the book's profile
+ordering (quick < regime < paper) picks the most faithful complete one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from relustudy import sources  # noqa: F401  (registers the experiments)
+from relustudy.book.chapter import regime_markdown, shown_profile
+from relustudy.experiments import REGIME_INCOMPLETE, REGIME_MET, REGIME_NOT_MET, get_experiment
+from relustudy.sources import xu2015
+from relustudy.store import ResultsStore
+
+EXP = "xu_cifar10_nin"
+
+
+def _write(store: ResultsStore, profile: str, value=lambda cfg: 0.005, skip: int = 0) -> int:
+    """Complete records for ``profile``'s grid with ``train_eval_error = value(cfg)``; the last ``skip``
+    runs are left without a record. Returns how many were written."""
+    configs = get_experiment(EXP).configs(profile, device="cpu")
+    for cfg in configs[: len(configs) - skip]:
+        store.begin(cfg)
+        store.write_result(
+            cfg,
+            status="complete",
+            metrics={"train_eval_error": value(cfg), "test_error": 0.3},
+            provenance={"device": "cpu: 1 thread, Test CPU", "wall_seconds": 1.0},
+        )
+    return len(configs) - skip
+
+
+def test_criterion_met_when_every_run_fits(tmp_path):
+    store = ResultsStore(tmp_path)
+    _write(store, "regime", lambda cfg: 0.002 + 0.001 * cfg.seed)
+    verdict = get_experiment(EXP).regime_verdict("regime", store.records(EXP, "regime"))
+    assert verdict.state == REGIME_MET
+    assert "0.0020-0.0040 over 15 runs" in verdict.why
+
+
+def test_criterion_not_met_names_the_worst_run(tmp_path):
+    store = ResultsStore(tmp_path)
+    # One arm and seed above the 1% line: the whole profile is out of regime.
+    _write(store, "regime", lambda cfg: 0.03 if (cfg.arm == xu2015.RRELU and cfg.seed == 2) else 0.004)
+    verdict = get_experiment(EXP).regime_verdict("regime", store.records(EXP, "regime"))
+    assert verdict.state == REGIME_NOT_MET
+    assert "1 of 15 runs" in verdict.why and "RReLU seed 2" in verdict.why and "0.0300" in verdict.why
+
+
+def test_criterion_not_met_when_a_run_lacks_the_metric(tmp_path):
+    store = ResultsStore(tmp_path)
+    _write(store, "regime", lambda cfg: math.nan if cfg.seed == 0 and cfg.arm == xu2015.RELU else 0.004)
+    verdict = get_experiment(EXP).regime_verdict("regime", store.records(EXP, "regime"))
+    assert verdict.state == REGIME_NOT_MET
+
+
+def test_criterion_incomplete_until_every_run_is_recorded(tmp_path):
+    store = ResultsStore(tmp_path)
+    written = _write(store, "regime", skip=4)
+    verdict = get_experiment(EXP).regime_verdict("regime", store.records(EXP, "regime"))
+    assert verdict.state == REGIME_INCOMPLETE
+    assert f"{written} of 15 runs" in verdict.why
+    assert "not yet known" in verdict.markdown()
+
+
+def test_a_profile_without_criterion_has_no_verdict(tmp_path):
+    assert get_experiment(EXP).regime_verdict("quick", []) is None
+
+
+@pytest.mark.parametrize(
+    ("complete", "shown"),
+    [((), "quick"), (("regime",), "regime"), (("paper",), "paper"), (("regime", "paper"), "paper")],
+)
+def test_profile_ordering_picks_the_most_faithful_complete_profile(tmp_path, complete, shown):
+    store = ResultsStore(tmp_path)
+    _write(store, "quick")
+    for profile in complete:
+        _write(store, profile)
+    assert shown_profile(EXP, "quick", store) == shown
+    # An incomplete regime grid is never shown.
+    if not complete:
+        _write(store, "regime", skip=1)
+        assert shown_profile(EXP, "quick", store) == "quick"
+
+
+def test_experiments_without_a_regime_profile_keep_their_order(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert "regime" not in get_experiment("smith_fmnist_cnn").profiles
+    assert shown_profile("smith_fmnist_cnn", "quick", store) == "quick"
+
+
+def test_regime_row_on_the_page(tmp_path):
+    store = ResultsStore(tmp_path)
+    _write(store, "regime", lambda cfg: 0.02)
+    row = regime_markdown(EXP, "regime", store)
+    assert "**In the paper's regime:** **no**" in row and "15 of 15 runs" in row
+    assert "not completely recorded yet" in regime_markdown(EXP, "quick", store)
+    assert regime_markdown("smith_fmnist_cnn", "paper", store).endswith("the source's own setup.")
