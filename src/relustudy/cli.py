@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="relustudy", description="Re-executable study of rectified activations.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("list", help="experiments and profiles, with their estimated CPU cost")
+    lister = sub.add_parser("list", help="experiments and profiles, with their estimated CPU cost")
+    lister.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="the records whose throughput the estimates use (default: results/)",
+    )
 
     def add_common(sp: argparse.ArgumentParser, profile_default: str | None) -> None:
         if profile_default is None:
@@ -149,16 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .experiments import EXPERIMENTS
+    from .experiments import EXPERIMENTS, default_results_dir
+    from .store import ResultsStore
 
-    print(f"{'experiment':<22} {'source':<8} {'table':<9} {'profile':<7} {'runs':>5} {'est. CPU min':>12}  scale-downs")
+    # Estimates come from the throughput the store's records measured (see relustudy.estimates).
+    records = ResultsStore(args.results_dir or default_results_dir("quick")).records()
+    print(
+        f"{'experiment':<22} {'source':<8} {'table':<9} {'profile':<7} {'runs':>5} {'est. CPU min':>12}  basis; scale-downs"
+    )
     for name in EXPERIMENTS.names():
         exp = EXPERIMENTS.get(name)
         for prof_name, prof in exp.profiles.items():
             runs = len(exp.arms) * len(prof.seeds)
+            cost = exp.estimate(prof_name, records)
             print(
                 f"{name:<22} {exp.source:<8} {exp.table:<9} {prof_name:<7} {runs:>5} "
-                f"{exp.estimated_cpu_minutes(prof_name):>12.1f}  {prof.describe()}"
+                f"{cost.cpu_minutes:>12.1f}  from {', '.join(cost.basis)}; {prof.describe()}"
             )
     return 0
 

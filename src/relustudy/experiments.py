@@ -189,28 +189,21 @@ class Experiment:
             )
         )
 
-    def estimated_cpu_minutes(
-        self, profile: str, images_per_second: float | None = None, measured_profile: str | None = None
-    ) -> float:
-        """Rough cost on our 2-core CPU: from ``images_per_second`` (a measured training
-        throughput, e.g. the median of this experiment's records made under ``measured_profile``)
-        or else the table below. A throughput measured at another width is scaled by the square of
-        the width ratio (conv FLOPs grow with in x out channels): an approximation, said so on the page.
-        Evaluation counts every ``eval_every`` epochs, at about 3x the training rate."""
-        prof, settings = self.profile(profile), self.settings(profile)
-        rate = images_per_second or CPU_IMAGES_PER_SECOND.get((self.model, self.dataset), 1000.0)
-        if images_per_second and measured_profile:
-            rate *= (self.width(measured_profile) / self.width(profile)) ** 2
-        epochs = settings.get("epochs", 1)
-        images = self.train_images(profile) * epochs
-        evaluations = math.ceil(epochs / settings.get("eval_every", 1))
-        evals = 10_000 * evaluations / (rate * 3)
-        return len(self.arms) * len(prof.seeds) * (images / rate + evals) / 60.0
+    def estimate(self, profile: str, records: Iterable[dict[str, Any]] = (), cpu: str | None = None) -> Any:
+        """CPU cost of ``profile``'s grid (a :class:`relustudy.estimates.Estimate`), from the
+        throughput the ``records`` measured (a store's complete records: this experiment's or any
+        other's with the same model) where they can say, else from ``CPU_IMAGES_PER_SECOND``."""
+        from .estimates import RateBook, estimate
+        from .provenance import cpu_identity
+
+        width = self.width(profile)
+        table = CPU_IMAGES_PER_SECOND.get((self.model, self.dataset))
+        book = RateBook(records, cpu or cpu_identity())
+        return estimate(self.configs(profile, device="cpu"), book, None if table is None else table / width**2)
 
 
-# Training throughput (images/s) on the project's 2-core CPU at width 1, read off the committed quick
-# records (median over ReLU runs, run alone on the CPU; the chapters' timing tables compute their own
-# estimates from the records). Used only for `relustudy list` estimates.
+# Training throughput (images/s, one CPU) at width 1, read off early quick records: the estimates'
+# last resort, for a model no record has measured (relustudy.estimates says when it was used).
 CPU_IMAGES_PER_SECOND: dict[tuple[str, str], float] = {
     ("smith_cnn", "fashion_mnist"): 3000.0,
     ("smith_cnn", "cifar10"): 3600.0,

@@ -411,10 +411,11 @@ def _check_training_allowed(exp: Any, params: Any, store: ResultsStore, configs:
     missing = [c for c in configs if not store.is_complete(c)]
     if not missing:
         return
-    minutes = exp.estimated_cpu_minutes(params.profile) * len(missing) / max(len(configs), 1)
+    cost = exp.estimate(params.profile, store.records())
+    minutes = cost.cpu_minutes * len(missing) / max(len(configs), 1)
     raise TrainingNotAllowed(
         f"{len(missing)} of {len(configs)} runs of {exp.name} ({params.profile}) have no record in {store.root} "
-        f"(about {minutes:.0f} CPU-minutes to train); point results_dir at a checkout's results/ folder to use "
+        f"(about {minutes:.0f} CPU-minutes to train, from {', '.join(cost.basis)}); point results_dir at a checkout's results/ folder to use "
         f"its committed records, or set {TRAIN_ENV}=1 to train them (relustudy book does)"
     )
 
@@ -850,9 +851,7 @@ def timing_table(runs: "ChapterRuns") -> Any:
                 "median images/s": median_ips if median_ips else float("nan"),
                 "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
                 "activation code": _activation_code(recs),
-                "paper profile, estimated (min)": exp.estimated_cpu_minutes(
-                    "paper", median_ips, measured_profile=runs.profile_of(name)
-                ),
+                "paper profile, estimated (min)": exp.estimate("paper", runs.records).cpu_minutes,
             }
         )
     out = pd.DataFrame(rows)

@@ -1,0 +1,95 @@
+"""Cost estimates from measured throughput: the work a run does, the basis each estimate uses, and
+every committed complete quick and paper grid estimated within +-30% of its recorded CPU time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relustudy import sources  # noqa: F401  (registers the experiments)
+from relustudy.estimates import GUESS, OTHER_CPU, OTHER_WIDTH, SAME_CPU, RateBook, estimate, record_cpu, run_work
+from relustudy.experiments import EXPERIMENTS, get_experiment
+from relustudy.store import ResultsStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = "Test CPU (family 1 model 2)"
+
+
+def test_run_work_counts_training_and_every_evaluation():
+    quick = get_experiment("xu_cifar10_nin").configs("quick", device="cpu")
+    relu = next(c for c in quick if c.activation == "relu")
+    rrelu = next(c for c in quick if c.activation == "rrelu")
+    # 150 epochs of 2,000 images; tests every 10 epochs (15), statistics once, the training set once
+    assert run_work(relu) == (150 * 2_000, 15 * 10_000 + 10_000 + 2_000)
+    # RReLU's test-time rules add 1 + 1 + 1 + 4 + 16 test passes
+    assert run_work(rrelu)[1] == run_work(relu)[1] + 23 * 10_000
+
+
+def _record(store: ResultsStore, config, *, epoch_seconds: float, wall: float, cpu: str, threads: int = 1) -> dict:
+    store.begin(config)
+    store.write_history(config, [{"epoch": e, "epoch_seconds": epoch_seconds} for e in range(1, config.epochs + 1)])
+    store.write_result(
+        config,
+        status="complete",
+        metrics={"test_error": 0.1},
+        provenance={"wall_seconds": wall, "num_threads": threads, "cpu_identity": cpu},
+    )
+    return store.load_record(config)
+
+
+def test_estimate_reproduces_its_own_records_and_names_its_basis(tmp_path):
+    store = ResultsStore(tmp_path)
+    exp = get_experiment("smith_fmnist_cnn")
+    configs = exp.configs("quick", device="cpu")
+    for c in configs:
+        _record(store, c, epoch_seconds=2.0, wall=2.0 * c.epochs + 5.0, cpu=CPU, threads=2)
+    records = store.records()
+    recorded = sum(2 * (2.0 * c.epochs + 5.0) for c in configs) / 60.0
+    same = estimate(configs, RateBook(records, CPU), None)
+    assert same.basis == (SAME_CPU,) and same.cpu_minutes == pytest.approx(recorded)
+    assert estimate(configs, RateBook(records, "another CPU"), None).basis == (OTHER_CPU,)
+    assert estimate(configs, RateBook([], CPU), None).basis == (GUESS,)
+
+
+def test_another_width_is_scaled_by_the_squared_width_ratio(tmp_path):
+    store = ResultsStore(tmp_path)
+    exp = get_experiment("xu_cifar10_nin")
+    quick = [c for c in exp.configs("quick", device="cpu") if c.activation == "relu"]
+    for c in quick:
+        _record(store, c, epoch_seconds=1.0, wall=float(c.epochs), cpu=CPU)
+    wide = [c.__class__.from_dict({**c.to_dict(), "model_params": {"width": 0.5}}) for c in quick]
+    narrow, scaled = (
+        estimate(quick, RateBook(store.records(), CPU), None),
+        estimate(wide, RateBook(store.records(), CPU), None),
+    )
+    assert scaled.basis == (OTHER_WIDTH,)
+    assert scaled.cpu_minutes == pytest.approx(4 * narrow.cpu_minutes)
+
+
+def _complete_grids():
+    store = ResultsStore(ROOT / "results")
+    for name in EXPERIMENTS.names():
+        exp = get_experiment(name)
+        for profile in ("quick", "paper"):
+            configs = exp.configs(profile, device="cpu")
+            if all(store.is_complete(c) for c in configs):
+                yield name, profile
+
+
+@pytest.fixture(scope="module")
+def committed_records():
+    return ResultsStore(ROOT / "results").records()
+
+
+@pytest.mark.parametrize(("name", "profile"), list(_complete_grids()))
+def test_every_complete_grid_is_estimated_within_30_percent(committed_records, name, profile):
+    exp = get_experiment(name)
+    ids = {c.run_id() for c in exp.configs(profile, device="cpu")}
+    own = [r for r in committed_records if r["run_id"] in ids]
+    recorded = sum(r["provenance"]["wall_seconds"] * (r["provenance"].get("num_threads") or 1) for r in own) / 60.0
+    # The grid's own CPU model (the most of its records): what a user on that machine would be told.
+    cpus = [record_cpu(r) for r in own]
+    cpu = max(set(cpus), key=cpus.count)
+    got = exp.estimate(profile, committed_records, cpu=cpu)
+    assert 0.7 * recorded <= got.cpu_minutes <= 1.3 * recorded, (got.describe(), recorded)
