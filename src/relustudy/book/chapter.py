@@ -97,6 +97,7 @@ __all__ = [
     "markdown_html",
     "table_style",
     "DATASET_NAMES",
+    "regime_markdown",
 ]
 
 
