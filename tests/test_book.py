@@ -360,7 +360,9 @@ def test_profile_and_notes_come_from_the_registry():
     assert "JPEG quality 75" in notes and "test-set order" in notes  # every caveat, in full
     assert all(n in notes for n in exp.notes)
     table = book.profiles_table("quick")
-    assert set(table["profile"].str.split().str[0]) == {"smoke", "quick", "paper"}
+    assert set(table["profile"].str.split().str[0]) == {"smoke", "quick", "regime", "paper"}
+    regime = book.profile_markdown("xu_cifar10_nin", "regime")
+    assert "Regime criterion: eval-mode training error at or below 0.01 for every arm and seed" in regime
     assert (table["profile"] == "quick (this build)").sum() == table["experiment"].nunique()
 
 

@@ -242,6 +242,8 @@ def profile_markdown(experiment: str, profile: str, *, seeds: Sequence[int] | No
         lines += [f"- {s}" for s in prof.scale_downs]
     else:
         lines.append("Runs the source's own setup.")
+    if prof.criterion is not None:
+        lines += ["", f"Regime criterion: {prof.criterion.text}."]
     if notes and exp.notes:
         lines += ["", "Choices where the source is silent or ambiguous:"]
         lines += [f"- {n}" for n in exp.notes]
