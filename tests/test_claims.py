@@ -575,3 +575,45 @@ def test_every_claim_kind_reports_its_effects():
     assert all(r for r in ran["rule"])
     not_run = out[out["verdict"] == C.NOT_RUN]
     assert len(not_run) and all(len(e) == 0 for e in not_run["effects"])
+
+
+def _rank_records(relu_gap: list[float]) -> pd.DataFrame:
+    """Xu CIFAR-10 test errors over 5 seeds: RReLU at 0.30; ReLU lower than RReLU by ``relu_gap``
+    (one value per seed); the three other arms indistinguishable from RReLU (alternating noise)."""
+    arms = ("ReLU", "Leaky ReLU, a=100", "Leaky ReLU, a=5.5", "PReLU", "RReLU")
+    noise = (0.004, -0.004, 0.003, -0.003, 0.0)
+
+    def offset(i, seed, k, metric):
+        return 0.0
+
+    frames = []
+    for arm in arms:
+        for seed in range(5):
+            v = 0.30 - (relu_gap[seed] if arm == "ReLU" else 0.0) + (noise[seed] if arm in arms[1:4] else 0.0)
+            frames.append(long_records("xu_cifar10_nin", {arm: {"test_error": v}}, seeds=[seed], offset=offset))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_rank_claim_takes_holm_over_its_parts():
+    from relustudy.stats import paired_comparison
+
+    claim = C.get_claim("xu2015.table3.rrelu_best_test_error")
+    # ReLU beats RReLU at 0.0125 < p < 0.05: significant alone, not after Holm over 4 comparisons.
+    weak = _rank_records([0.010, 0.002, 0.012, 0.001, 0.006])
+    p = paired_comparison(weak, "test_error", "RReLU", "ReLU", "xu_cifar10_nin", "quick").p_value
+    assert 0.0125 < p < 0.05
+    r = claim.evaluate(weak, "quick")
+    assert r.verdict == "inconclusive" and "not after Holm" in r.detail
+    assert "would be found 80% of the time" in r.detail  # inconclusive parts state what they could detect
+    # A gap that survives Holm (p < 0.05 / 4) keeps the verdict.
+    strong = _rank_records([0.010, 0.011, 0.012, 0.009, 0.010])
+    assert paired_comparison(strong, "test_error", "RReLU", "ReLU", "xu_cifar10_nin", "quick").p_value < 0.0125
+    assert claim.evaluate(strong, "quick").verdict == "not replicated"
+    # The source printed these cells: no "figures only" note beside them.
+    assert "figures only" not in r.note
+
+
+def test_holm_survivors_step_down():
+    assert C.holm_survivors([0.01, 0.04, 0.03, 0.5]) == {0}  # 0.01 < 0.05/4; then 0.03 > 0.05/3 stops
+    assert C.holm_survivors([0.001, 0.012, 0.02]) == {0, 1, 2}  # 0.001 < 0.05/3, 0.012 < 0.05/2, 0.02 < 0.05
+    assert C.holm_survivors([math.nan, 0.2]) == set()

@@ -233,6 +233,23 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
 
 
 HOLM_NOTE = "significant on the worse side alone, not after Holm's correction over the claim's comparisons"
+HOLM_RANK_PART_NOTE = "significant alone, not after Holm's correction over the claim's comparisons"
+HOLM_RANK_NOTE = (
+    " A comparison counts against the rank only if its p-value survives Holm's correction over the "
+    "claim's comparisons (family-wise error 5%); so does one for it when the rank allows k > 1."
+)
+
+
+def holm_survivors(p_values: Sequence[float], alpha: float = 1 - CONFIDENCE) -> set[int]:
+    """Indices of ``p_values`` that Holm's step-down rejects at family-wise ``alpha`` (a NaN counts as 1)."""
+    ps = [p if math.isfinite(p) else 1.0 for p in p_values]
+    survives = set()
+    for rank, i in enumerate(sorted(range(len(ps)), key=lambda i: ps[i])):
+        if ps[i] < alpha / (len(ps) - rank):
+            survives.add(i)
+        else:
+            break  # step-down: every larger p-value fails too
+    return survives
 
 
 def holm_against(parts: list[tuple[PairedComparison, str, str]], alpha: float = 1 - CONFIDENCE) -> list:
@@ -240,15 +257,7 @@ def holm_against(parts: list[tuple[PairedComparison, str, str]], alpha: float = 
     ``(comparison, metric, verdict)``: a part significantly on the worse side keeps its verdict
     only if its paired t-test p-value survives Holm at ``alpha`` among all the parts (the others
     count with p = 1); else it becomes inconclusive. Returns ``(comparison, verdict, note)``."""
-    k = len(parts)
-    against = [pc.p_value if v == NOT_REPLICATED and math.isfinite(pc.p_value) else 1.0 for pc, _m, v in parts]
-    order = sorted(range(k), key=lambda i: against[i])
-    survives = set()
-    for rank, i in enumerate(order):
-        if against[i] < alpha / (k - rank):
-            survives.add(i)
-        else:
-            break  # step-down: every larger p-value fails too
+    survives = holm_survivors([pc.p_value if v == NOT_REPLICATED else 1.0 for pc, _m, v in parts], alpha)
     return [
         (pc, INCONCLUSIVE, HOLM_NOTE) if v == NOT_REPLICATED and i not in survives else (pc, v, "")
         for i, (pc, _m, v) in enumerate(parts)
@@ -613,39 +622,55 @@ class RankClaim(Claim):
             f"Rule: among the {side} {self.k} of {len(arms)} if {self.arm} is significantly "
             f"{'better' if self.best else 'worse'} than at least {n_others - self.k + 1} of the other {n_others} "
             f"(paired 95% CI excluding 0); not if at least {self.k} others are significantly "
-            f"{'better' if self.best else 'worse'} than it; else inconclusive."
+            f"{'better' if self.best else 'worse'} than it; else inconclusive." + HOLM_RANK_NOTE
         )
-        ahead = behind = 0  # others that arm beats / that beat arm, significantly
-        details, effects = [rule], []
         claimed_side = (1 if _higher_is_better(self.metric) else -1) * (1 if self.best else -1)
+        comparisons, toward = [], []  # toward: +1 significantly on the claimed side, -1 against, 0 neither
         for other in self.others:
             pc = paired_comparison(d, self.metric, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
             sign = _better_sign(pc, self.metric) if pc.n >= 2 else 0
-            ahead += sign == 1
-            behind += sign == -1
-            details.append(pc.describe())
-            toward = sign * (1 if self.best else -1)  # +1: significantly on the claimed side
-            part = {1: REPLICATED, -1: NOT_REPLICATED, 0: INCONCLUSIVE}[toward]
+            comparisons.append(pc)
+            toward.append(sign * (1 if self.best else -1))
+        # "At least k others against" is a union of tests: each counts only if it survives Holm over
+        # all N parts. So is "at least N - k + 1 for" when k > 1; with k = 1 it needs every part (an
+        # intersection-union test, no correction needed).
+        against_ok = holm_survivors([pc.p_value if t == -1 else 1.0 for pc, t in zip(comparisons, toward)])
+        for_ok = (
+            {i for i, t in enumerate(toward) if t == 1}
+            if self.k == 1
+            else holm_survivors([pc.p_value if t == 1 else 1.0 for pc, t in zip(comparisons, toward)])
+        )
+        details, effects = [rule], []
+        for i, (pc, t) in enumerate(zip(comparisons, toward)):
+            if t == 1 and i in for_ok:
+                part, why = REPLICATED, ""
+            elif t == -1 and i in against_ok:
+                part, why = NOT_REPLICATED, ""
+            else:
+                part, why = INCONCLUSIVE, (HOLM_RANK_PART_NOTE if t != 0 else "")
+            details.append(part_detail(pc, part, why))
             est, lo, hi = _directed(pc, claimed_side)
             effects.append(Effect(f"{pc.arm_a} − {pc.arm_b}", self.metric, est, lo, hi, pc.n, (0.0,), part))
-        claimed, against = (ahead, behind) if self.best else (behind, ahead)
+        claimed, against = len(for_ok), len(against_ok)
         if claimed >= n_others - self.k + 1:
             verdict = REPLICATED
         elif against >= self.k:
             verdict = NOT_REPLICATED
         else:
             verdict = INCONCLUSIVE
+        ahead, behind = (claimed, against) if self.best else (against, claimed)
         details.append(
-            f"significantly better than {ahead}, significantly worse than {behind} of {n_others} -> {verdict}"
+            f"significantly better than {ahead}, significantly worse than {behind} of {n_others} (after Holm) "
+            f"-> {verdict}"
         )
         ours = _arm_cells(d, self.metric, arms) + f" [{profile} profile]"
+        note = "" if self.paper_says else "The source gives no numbers for this (figures only). "
         return self._result(
             profile,
             ours,
             verdict,
             " | ".join(details),
-            "The source gives no numbers for this (figures only). "
-            + _profile_note(self.experiment, profile, absolute=False),
+            note + _profile_note(self.experiment, profile, absolute=False),
             rule.removeprefix("Rule: ").rstrip("."),
             effects,
         )
