@@ -187,3 +187,17 @@ def test_a_full_disk_is_one_line_naming_the_file_and_keeps_complete_records(tmp_
     assert "No space left on device" in err[0] and "the disk is full" in err[0]
     assert sorted(p.read_bytes() for p in results.rglob("result.json")) == before  # nothing complete lost
     assert not list(results.rglob("*.tmp"))  # no temporary file left behind
+
+
+def test_thread_counts_zero_is_a_one_line_error_and_too_many_is_said(tmp_path, capsys, monkeypatch):
+    from relustudy import cli, experiments
+    from relustudy.cli import main
+
+    base = ["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--results-dir", str(tmp_path / "r")]
+    assert main([*base, "--threads-per-job", "0"]) == cli.USER_ERROR_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["relustudy: error: --threads-per-job must be >= 1, got 0"]
+    monkeypatch.setattr(experiments, "run_experiment", lambda *a, **k: [])  # the note, not the training
+    assert main([*base, "--threads-per-job", "99"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "99 threads on" in err[0] and "contend" in err[0]

@@ -176,10 +176,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError
     from .experiments import run_experiment
+    from .trainer import _available_cpus
 
     if args.threads_per_job is not None and args.threads_per_job < 1:
-        raise SystemExit("relustudy: error: --threads-per-job must be >= 1")
+        raise ConfigError(f"--threads-per-job must be >= 1, got {args.threads_per_job}")
+    asked, cpus = (args.threads_per_job or 1) * args.jobs, _available_cpus()
+    if args.executor == "local" and args.threads_per_job is not None and asked > cpus:
+        # Oversubscribed threads slow every run down (and change no number): said, not refused.
+        print(
+            f"relustudy: note: {args.jobs} job(s) x {args.threads_per_job} thread(s) = {asked} threads on {cpus} "
+            "CPUs this process may use; runs will contend for them",
+            file=sys.stderr,
+        )
     records = run_experiment(
         args.experiment,
         args.profile,
