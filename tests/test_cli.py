@@ -201,3 +201,13 @@ def test_thread_counts_zero_is_a_one_line_error_and_too_many_is_said(tmp_path, c
     assert main([*base, "--threads-per-job", "99"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "99 threads on" in err[0] and "contend" in err[0]
+
+
+def test_bench_profiles_without_a_benchmark_are_one_line_errors(tmp_path, capsys):
+    from relustudy.cli import USER_ERROR_EXIT, main
+
+    for what in ([], ["train"]):
+        assert main(["bench", *what, "--profile", "regime", "--results-dir", str(tmp_path)]) == USER_ERROR_EXIT
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "valid: smoke, quick, paper" in err[0], err
+    assert not any(tmp_path.iterdir())  # nothing measured, nothing written

@@ -143,9 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     scheck.add_argument("--results-dir", type=Path, default=None, help="default: results/ of this checkout")
     scheck.add_argument("--fix", action="store_true", help="remove leftovers and set invalid records aside")
 
-    bench = sub.add_parser("bench", help="record the activation micro-benchmark (forward/backward vs a copy bound)")
+    bench = sub.add_parser(
+        "bench",
+        help="record a benchmark: the activations (forward/backward vs a copy bound) or whole training steps",
+    )
+    bench.add_argument(
+        "what",
+        nargs="?",
+        choices=("activations", "train"),
+        default="activations",
+        help="activations (default): the micro-benchmark; train: every study model's training step against "
+        "this machine's sgemm peak, and the trainer against a bare loop",
+    )
     add_common(bench, "quick")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    bench.add_argument("--threads", type=int, default=1, help="with train: CPU threads (default 1, as the grids run)")
     bench.add_argument("--force", action="store_true", help="measure again even if a record exists")
 
     book = sub.add_parser("book", help="execute the chapter notebooks and build the book into _build/html")
@@ -250,10 +262,25 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from .config import ConfigError
     from .experiments import default_results_dir
-    from .microbench import benchmark_dir, record_benchmark
+    from .microbench import BENCH_PROFILES, benchmark_dir, record_benchmark
 
     root = args.results_dir or default_results_dir(args.profile)
+    if args.what == "train":
+        from .stepbench import STEP_RECORD, record_train_benchmark
+
+        if args.device != "cpu":
+            raise ConfigError("bench train measures the CPU here; on a GPU box benchmarks/gpu_check.sh times the steps")
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        record = record_train_benchmark(args.profile, root, threads=args.threads, force=args.force)
+        print(f"{len(record['models'])} models recorded in {benchmark_dir(root, args.profile, 'cpu') / STEP_RECORD}")
+        return 0
+    if args.profile not in BENCH_PROFILES:
+        raise ConfigError(
+            f"the activation benchmark has no {args.profile!r} profile; valid: {', '.join(BENCH_PROFILES)}"
+        )
     df = record_benchmark(args.profile, root, device=args.device, force=args.force)
     print(f"{len(df)} rows recorded in {benchmark_dir(root, args.profile, args.device)}")
     return 0
