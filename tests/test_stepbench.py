@@ -59,3 +59,18 @@ def test_smoke_record_has_every_field(tmp_path):
 def test_unknown_benchmark_profile_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="valid: smoke, quick, paper"):
         sb.record_train_benchmark("fast", tmp_path)
+
+
+def test_the_methods_table_reads_the_record_and_says_the_goals(tmp_path):
+    from relustudy import book
+
+    empty = book.train_step_table(tmp_path, "smoke")
+    assert empty.empty and "relustudy bench train --profile smoke" in empty.attrs["summary"]
+    tiny = sb.StudyModel("smith_cnn", 1.0, 16, (1, 28, 28), 10, (), ("test/smoke",))
+    record = sb.record_train_benchmark("smoke", tmp_path, models=[tiny])
+    table = book.train_step_table(tmp_path, "smoke")
+    assert list(table.index) == [tiny.label]
+    assert table.iloc[0]["bare loop images/s"] == pytest.approx(record["models"][0]["bare_images_per_second"])
+    summary = table.attrs["summary"]
+    assert "of 1 models" in summary and "of its own layers' rate" in summary
+    assert record["provenance"]["cpu_identity"] in summary

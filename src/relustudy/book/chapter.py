@@ -98,6 +98,7 @@ __all__ = [
     "table_style",
     "DATASET_NAMES",
     "regime_markdown",
+    "train_step_table",
 ]
 
 
@@ -1463,6 +1464,52 @@ def _bench_record(results_dir: str | Path, profile: str, device: str, name: str)
 
 
 KERNEL_VARIANTS_RECORD = "kernel_variants.json"  # written by benchmarks/bench_kernels.py --json
+TRAIN_STEP_GOALS = {"trainer_overhead": 0.03, "share_of_layer_ceiling": 0.60}  # the throughput issue's goals
+
+
+def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
+    """The whole-step benchmark (``relustudy bench train``): per study model its FLOP per image,
+    images/s, GFLOP/s as a share of the machine's sgemm and of its own layers timed alone, and the
+    trainer's overhead over a bare loop; ``attrs["summary"]``: one line on the record and the goals
+    (or how to make the record). Empty without a record."""
+    from ..stepbench import STEP_RECORD
+
+    rec = _bench_record(results_dir, profile, "cpu", STEP_RECORD)
+    if not rec or not rec.get("models"):
+        out = pd.DataFrame()
+        out.attrs["summary"] = (
+            f"No whole-step record for the `{profile}` profile yet: `relustudy bench train --profile {profile}` "
+            "makes it (with nothing else running on the machine)."
+        )
+        return out
+    rows = [
+        {
+            "model": m["label"],
+            "MFLOP per image (fwd + bwd)": m["flop_per_image"] / 1e6,
+            "bare loop images/s": m["bare_images_per_second"],
+            "GFLOP/s": m["gflops"],
+            "share of sgemm": m["share_of_sgemm"],
+            "its layers alone: share of sgemm": m["layers_alone_share_of_sgemm"],
+            "share of its layers' ceiling": m["share_of_layer_ceiling"],
+            "trainer images/s": m["trainer_images_per_second"],
+            "trainer overhead": m["trainer_overhead"],
+        }
+        for m in rec["models"]
+    ]
+    out = pd.DataFrame(rows).set_index("model")
+    prov = rec["provenance"]
+    over = [r["model"] for r in rows if r["trainer overhead"] > TRAIN_STEP_GOALS["trainer_overhead"]]
+    below = [r["model"] for r in rows if r["share of its layers' ceiling"] < TRAIN_STEP_GOALS["share_of_layer_ceiling"]]
+    out.attrs["summary"] = (
+        f"Measured at commit `{str(prov.get('git_commit', ''))[:7]}` on {prov.get('cpu_identity', 'an unnamed CPU')}, "
+        f"{rec['settings']['threads']} thread(s), fp32, channels_last; sgemm 2048: {rec['sgemm_gflops']:.0f} GFLOP/s. "
+        f"Trainer within {TRAIN_STEP_GOALS['trainer_overhead']:.0%} of the bare loop: "
+        f"{len(rows) - len(over)} of {len(rows)} models"
+        + (f" (not: {', '.join(over)})" if over else "")
+        + f". At least {TRAIN_STEP_GOALS['share_of_layer_ceiling']:.0%} of its own layers' rate: "
+        f"{len(rows) - len(below)} of {len(rows)}" + (f" (not: {', '.join(below)})" if below else "") + "."
+    )
+    return out
 
 
 def kernel_variants_table(results_dir: str | Path, profile: str, *, device: str = "cpu") -> Any:
