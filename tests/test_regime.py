@@ -97,3 +97,9 @@ def test_regime_row_on_the_page(tmp_path):
     assert "**In the paper's regime:** **no**" in row and "15 of 15 runs" in row
     assert "not completely recorded yet" in regime_markdown(EXP, "quick", store)
     assert regime_markdown("smith_fmnist_cnn", "paper", store).endswith("the source's own setup.")
+
+
+def test_a_regime_book_shows_quick_for_experiments_without_a_regime_profile(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert shown_profile("smith_fmnist_cnn", "regime", store) == "quick"
+    assert shown_profile(EXP, "regime", store) == "regime"

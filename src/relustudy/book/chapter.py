@@ -368,6 +368,8 @@ def shown_profile(experiment: str, profile: str, store: ResultsStore, *, device:
     (``paper`` for a ``quick`` book when every paper run is recorded, else ``regime``), else
     ``profile`` itself."""
     exp = get_experiment(experiment)
+    if profile not in exp.profiles:  # a regime book: an experiment without one shows its quick records
+        profile = "quick"
     for better in MORE_FAITHFUL.get(profile, ()):
         if better not in exp.profiles:
             continue
@@ -1047,7 +1049,9 @@ def profile_banner(profile: str) -> str:
         return (
             "The numbers below come from the **quick** profile (the scale-downs are listed for each "
             "experiment), except for an experiment whose `paper` records are all committed: it is shown "
-            "in the source's own setup, the `paper` profile, and named below."
+            "in the source's own setup, the `paper` profile, and named below; or, failing that, whose "
+            "`regime` records are all committed: it is shown in the regime its source's claims are about, "
+            "with a row saying whether its runs reached it."
         )
     return f"The numbers below come from the **{profile}** profile."
 
