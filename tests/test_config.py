@@ -159,3 +159,17 @@ def test_seeds_must_fit_torch_generators():
     for bad in (2**64, MAX_SEED + 1, -1):
         with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, "):
             RunConfig.from_dict({**base, "seed": bad})
+
+
+def test_seeds_stop_where_torch_would_alias_them():
+    from relustudy.config import MAX_SEED
+
+    # Why the cap: the CPU generator keeps 32 bits of a seed (seed 2^32 draws what seed 0 draws).
+    assert torch.Generator().manual_seed(2**32).initial_seed() == 2**32
+    assert torch.equal(
+        torch.rand(4, generator=torch.Generator().manual_seed(2**32)),
+        torch.rand(4, generator=torch.Generator().manual_seed(0)),
+    )
+    assert MAX_SEED == 2**32 - 1
+    draws = {tuple(torch.rand(2, generator=torch.Generator().manual_seed(s)).tolist()) for s in (0, 1, MAX_SEED)}
+    assert len(draws) == 3

@@ -47,9 +47,10 @@ class ConfigError(ValueError):
     """A run config with an unknown key or an invalid value."""
 
 
-# torch seeds are signed 64-bit; the trainer adds offsets below 2^40 to a run's seed for its
-# other generators, so seeds stop well short of 2^63.
-MAX_SEED = 2**62
+# torch's CPU generator (mt19937) keeps only the low 32 bits of a seed, so seeds 2^32 apart would
+# train the same run and count as two replicates. Below 2^32 every generator the trainer seeds
+# (the run seed, and the run seed plus a fixed offset per purpose, modulo 2^32) is one-to-one.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
