@@ -198,9 +198,9 @@ def test_thread_counts_zero_is_a_one_line_error_and_too_many_is_said(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["relustudy: error: --threads-per-job must be >= 1, got 0"]
     monkeypatch.setattr(experiments, "run_experiment", lambda *a, **k: [])  # the note, not the training
-    assert main([*base, "--threads-per-job", "99"]) == 0
+    assert main([*base, "--threads-per-job", "99"]) == cli.INCOMPLETE_EXIT  # nothing was recorded
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "99 threads on" in err[0] and "contend" in err[0]
+    assert len([line for line in err if "99 threads on" in line and "contend" in line]) == 1
 
 
 def test_bench_profiles_without_a_benchmark_are_one_line_errors(tmp_path, capsys):
@@ -211,3 +211,32 @@ def test_bench_profiles_without_a_benchmark_are_one_line_errors(tmp_path, capsys
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "valid: smoke, quick, paper" in err[0], err
     assert not any(tmp_path.iterdir())  # nothing measured, nothing written
+
+
+def test_run_held_by_another_process_ends_with_a_summary_and_exit_3(tmp_path, capsys):
+    import json
+    import socket
+    import subprocess
+
+    from relustudy.cli import INCOMPLETE_EXIT, main
+    from relustudy.experiments import get_experiment
+    from relustudy.store import CLAIM_FILE, ResultsStore
+
+    store = ResultsStore(tmp_path)
+    cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        claim = store.path(cfg, CLAIM_FILE)
+        claim.parent.mkdir(parents=True)
+        claim.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "then"}))
+        args = ["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--seeds", "0", "--results-dir", str(tmp_path)]
+        assert main(args) == INCOMPLETE_EXIT
+        out, err = capsys.readouterr()
+        assert "6 of 7 runs recorded: 6 trained, 0 already recorded, 1 not recorded" in out
+        assert f"exit status {INCOMPLETE_EXIT}" in err.strip().splitlines()[-1]
+    finally:
+        holder.kill()
+        holder.wait()
+    claim.unlink()
+    assert main(args) == 0  # the held run trains once nobody holds it
+    assert "7 of 7 runs recorded: 1 trained, 6 already recorded, 0 not recorded" in capsys.readouterr().out

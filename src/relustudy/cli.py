@@ -1,7 +1,8 @@
 """The ``relustudy`` command line: list, run, results, bench, data check, book.
 
 User mistakes (unknown experiment, bad profile, missing or corrupt data, a bad parameter) end
-with one clear line on stderr and exit status 2, never a traceback; a store that cannot be written
+with one clear line on stderr and exit status 2, never a traceback; a ``run`` that ends with
+requested runs unrecorded (another live process holds them) says so and exits 3; a store that cannot be written
 (full disk, read-only, no permission) ends with one line naming the path, exit status 74.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from .config import PROFILES
 
 USER_ERROR_EXIT = 2
+INCOMPLETE_EXIT = 3  # `run` ended with requested runs unrecorded (another process holds them)
 IO_ERROR_EXIT = 74  # EX_IOERR (sysexits.h)
 _NOT_WRITABLE = "the folder is not writable here: fix its permissions or give --results-dir"
 _IO_HINTS = {
@@ -217,8 +219,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         address=args.address,
         gpus_per_job=args.gpus_per_job,
     )
+    from .experiments import get_experiment
+
+    requested = len(get_experiment(args.experiment).configs(args.profile, seeds=args.seeds, device=args.device))
     diverged = sum(r.get("status") == "diverged" for r in records)
-    print(f"{len(records)} runs recorded ({diverged} diverged)")
+    trained = sum(r.get("_trained") is True for r in records)
+    missing = requested - len(records)
+    print(
+        f"{len(records)} of {requested} runs recorded: {trained} trained, {len(records) - trained} already recorded, "
+        f"{missing} not recorded (held by another live process), {diverged} diverged"
+    )
+    if missing:
+        print(
+            f"relustudy: {missing} requested run(s) have no record yet: run again when the other process ends "
+            f"(exit status {INCOMPLETE_EXIT})",
+            file=sys.stderr,
+        )
+        return INCOMPLETE_EXIT
     return 0
 
 
