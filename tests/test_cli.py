@@ -240,3 +240,14 @@ def test_run_held_by_another_process_ends_with_a_summary_and_exit_3(tmp_path, ca
     claim.unlink()
     assert main(args) == 0  # the held run trains once nobody holds it
     assert "7 of 7 runs recorded: 1 trained, 6 already recorded, 0 not recorded" in capsys.readouterr().out
+
+
+def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, capsys):
+    from relustudy.cli import IO_ERROR_EXIT, main
+
+    afile = tmp_path / "results"
+    afile.write_text("not a folder")
+    rc = main(["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--seeds", "0", "--results-dir", str(afile)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == IO_ERROR_EXIT and len(err) == 1 and "is a file, not a folder" in err[0], err
+    assert afile.read_text() == "not a folder"

@@ -26,6 +26,7 @@ _IO_HINTS = {
     errno.EACCES: _NOT_WRITABLE,
     errno.EPERM: _NOT_WRITABLE,
     errno.EROFS: "the file system is read-only: give --results-dir on a writable one",
+    errno.ENOTDIR: "a part of this path is a file, not a folder: give --results-dir (or --data-dir) a folder",
 }
 
 
