@@ -25,7 +25,7 @@ def test_good_values_are_normalised(tmp_path):
     assert p.seeds == (2, 0)
     assert p.data_dir == tmp_path.resolve() and p.results_dir == (tmp_path / "r").resolve()
     assert p.run_kwargs()["seeds"] == [2, 0] and p.run_kwargs()["data_dir"] == str(tmp_path.resolve())
-    assert validate(profile="paper", seeds=(1,), device="cuda").seeds == (1,)
+    assert validate(profile="paper", seeds=(1,), device="cpu").seeds == (1,)  # cuda: see the test below
 
 
 @pytest.mark.parametrize(
@@ -77,3 +77,20 @@ def test_default_results_dir_is_found_from_the_notebooks_folder(monkeypatch):
 def test_results_env_overrides_the_default(monkeypatch, tmp_path):
     monkeypatch.setenv("RELUSTUDY_RESULTS", str(tmp_path))
     assert validate(profile="quick").results_dir == tmp_path.resolve()
+
+
+def test_seeds_as_text_say_how_to_pass_a_list_and_large_seeds_are_refused():
+    with pytest.raises(ValueError, match=r"papermill -y 'seeds: \[0, 1, 2\]'"):
+        validate(profile="smoke", seeds="[0,0]", device="cpu")
+    with pytest.raises(ValueError, match=r"seeds=.*integers in \[0, 4294967295\]"):
+        validate(profile="smoke", seeds=[2**32], device="cpu")
+
+
+def test_cuda_without_a_device_is_refused_in_the_parameters_cell(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"^invalid notebook parameter device='cuda': expected 'cuda' only where"):
+        validate(profile="smoke", seeds=None, device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert validate(profile="smoke", seeds=None, device="cuda").device == "cuda"

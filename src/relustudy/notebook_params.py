@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import DEVICES, PROFILES
+from .config import DEVICES, MAX_SEED, PROFILES
 
 __all__ = ["NotebookParams", "NotebookParameterError", "PARAMETERS", "check_namespace", "validate"]
 
@@ -105,7 +105,9 @@ def validate(
         raise _bad("profile", f"one of {', '.join(PROFILES)}", profile)
 
     if seeds is not None:
-        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple)):
+        if isinstance(seeds, (str, bytes)):  # papermill's -p passes a list as text
+            raise _bad("seeds", "a list of integers, not text: pass it as YAML, papermill -y 'seeds: [0, 1, 2]'", seeds)
+        if not isinstance(seeds, (list, tuple)):
             raise _bad("seeds", "None or a list of integers >= 0, e.g. [0, 1, 2]", seeds)
         if len(seeds) == 0:
             raise _bad("seeds", "None or a non-empty list of integers >= 0", seeds)
@@ -114,10 +116,19 @@ def validate(
                 raise _bad("seeds", f"integers >= 0 (got {s!r} in the list)", seeds)
         if len(set(seeds)) != len(seeds):
             raise _bad("seeds", "distinct integers (a seed is listed twice)", seeds)
+        if any(s > MAX_SEED for s in seeds):
+            raise _bad("seeds", f"integers in [0, {MAX_SEED}]", seeds)
         seeds = tuple(int(s) for s in seeds)
 
     if not isinstance(device, str) or device not in DEVICES:
         raise _bad("device", f"one of {', '.join(DEVICES)}", device)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():  # said in the first cell, not as a traceback in a later one
+            raise _bad(
+                "device", "'cuda' only where a CUDA device is usable (this machine has none; use auto or cpu)", device
+            )
 
     if data_dir is not None:
         if not isinstance(data_dir, (str, Path)) or str(data_dir) == "":
