@@ -384,6 +384,13 @@ def test_store_check_fix_sets_invalid_aside_and_removes_leftovers(tmp_path):
     assert not store.path(c, "checkpoint.pt").exists() and store.is_complete(c)
     assert store.path(bad, "result.json.invalid").exists() and not store.path(bad, "result.json").exists()
     assert store_mod.check_store(tmp_path) == []
+    # A second bad record in the same folder, set aside by a second --fix, keeps the first one.
+    first = store.path(bad, "result.json.invalid").read_bytes()
+    fake_run(store, bad, {"test_accuracy": float("inf")})
+    (line,) = store_mod.check_store(tmp_path, fix=True)
+    assert line.endswith("-> set aside as result.json.invalid.2")
+    assert store.path(bad, "result.json.invalid").read_bytes() == first
+    assert store.path(bad, "result.json.invalid.2").exists() and not store.path(bad, "result.json").exists()
 
 
 def test_a_run_folder_that_is_a_link_is_refused(tmp_path):

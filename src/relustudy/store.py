@@ -577,10 +577,21 @@ def _read_result(path: Path) -> dict[str, Any] | None:
     return rec if not record_problems(rec, path.parent) else None
 
 
+def _free_name(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name.2``, ``name.3``, ... where that exists: a set-aside file never
+    replaces an earlier one."""
+    path, n = folder / name, 1
+    while path.exists():
+        n += 1
+        path = folder / f"{name}.{n}"
+    return path
+
+
 def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
     """Verify every run folder of a results store (what `git fsck` is to a repository): one line
     per problem. With ``fix``, leftovers (a checkpoint or temporary file beside a complete record)
-    are removed and invalid records are set aside as ``result.json.invalid`` (kept, never deleted)."""
+    are removed and invalid records are set aside as ``result.json.invalid`` (kept, never deleted; a
+    later one beside it as ``result.json.invalid.2`` and so on)."""
     store = ResultsStore(root)
     lines = []
     for d in store.iter_run_dirs():
@@ -595,10 +606,11 @@ def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
             problems = record_problems(rec, d)
         except (OSError, ValueError) as e:
             problems = [f"result.json cannot be read ({type(e).__name__})"]
+        aside = _free_name(d, RESULT_FILE + ".invalid") if problems and fix else None
         for problem in problems:
-            lines.append(f"{d}: {problem}" + (" -> set aside as result.json.invalid" if fix else ""))
-        if problems and fix:
-            os.replace(result, d / (RESULT_FILE + ".invalid"))
+            lines.append(f"{d}: {problem}" + (f" -> set aside as {aside.name}" if aside else ""))
+        if aside is not None:
+            os.replace(result, aside)
             continue
         for p in leftovers(d):
             lines.append(f"{p}: leftover beside a complete record" + (" -> removed" if fix else ""))
