@@ -20,15 +20,16 @@ import torch
 from relustudy import sources  # noqa: F401  (registers the experiments)
 from relustudy.config import RunConfig
 from relustudy.experiments import get_experiment
-from relustudy.models import build_model
 from relustudy.trainer import (
     _configure_backends,
     _evaluate,
     _prepare_data,
     _train_epoch,
     build_optimizer,
+    build_run_model,
     build_scheduler,
     resolve_device,
+    shuffle_generator,
     tune_allocator,
 )
 
@@ -74,18 +75,10 @@ def main() -> None:
     device = resolve_device("cpu")
     _configure_backends(config, device)
     data = _prepare_data(config, device, None, False, config.channels_last)
-    torch.manual_seed(config.seed)
-    model = build_model(
-        config.model,
-        config.activation,
-        config.activation_params,
-        data.in_shape,
-        data.num_classes,
-        **config.model_params,
-    ).to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(config, model), None
+    model = build_run_model(config, data, device)
+    optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer)
-    gen = torch.Generator().manual_seed(config.seed + 1)
+    gen = shuffle_generator(config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     head = {
         "pilot": args.set,

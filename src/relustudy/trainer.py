@@ -611,18 +611,10 @@ def train(
         return {**record, "_trained": True}
 
 
-def _train_claimed(
-    config: RunConfig, store: ResultsStore, claim: RunClaim, *, data_dir: Any, download: bool, progress: bool | None
-) -> dict[str, Any]:
-    """:func:`train`'s body, run while holding the run's claim."""
+def build_run_model(config: RunConfig, data: _RunData, device: torch.device) -> nn.Module:
+    """The run's model, initialised from its seed (``torch.manual_seed(config.seed)`` right before),
+    on ``device`` and in the data's memory format."""
     from .models import build_model
-
-    session_t0 = time.perf_counter()
-    allocator = tune_allocator()
-    device = resolve_device(config.device)
-    threads = _configure_backends(config, device)
-    channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
-    data = _prepare_data(config, device, data_dir, download, channels_last)
 
     torch.manual_seed(config.seed)
     model = build_model(
@@ -633,11 +625,29 @@ def _train_claimed(
         data.num_classes,
         **config.model_params,
     ).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    return model.to(memory_format=torch.channels_last) if data.channels_last else model
+
+
+def shuffle_generator(config: RunConfig) -> torch.Generator:
+    """The generator of the run's epoch orders (seeded apart from the initialisation's)."""
+    return torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET)
+
+
+def _train_claimed(
+    config: RunConfig, store: ResultsStore, claim: RunClaim, *, data_dir: Any, download: bool, progress: bool | None
+) -> dict[str, Any]:
+    """:func:`train`'s body, run while holding the run's claim."""
+    session_t0 = time.perf_counter()
+    allocator = tune_allocator()
+    device = resolve_device(config.device)
+    threads = _configure_backends(config, device)
+    channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
+    data = _prepare_data(config, device, data_dir, download, channels_last)
+
+    model = build_run_model(config, data, device)
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer)
-    gen = torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET)
+    gen = shuffle_generator(config)
 
     history: list[dict[str, Any]] = []
     stats: list[dict[str, Any]] = []
