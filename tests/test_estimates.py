@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from relustudy import sources  # noqa: F401  (registers the experiments)
-from relustudy.estimates import GUESS, OTHER_CPU, OTHER_WIDTH, SAME_CPU, RateBook, estimate, record_cpu, run_work
+from relustudy.estimates import (
+    GUESS,
+    OTHER_CPU,
+    OTHER_CPU_SCALED,
+    OTHER_WIDTH,
+    SAME_CPU,
+    RateBook,
+    estimate,
+    record_cpu,
+    run_work,
+)
 from relustudy.experiments import EXPERIMENTS, get_experiment
 from relustudy.store import ResultsStore
 
@@ -93,3 +103,26 @@ def test_every_complete_grid_is_estimated_within_30_percent(committed_records, n
     cpu = max(set(cpus), key=cpus.count)
     got = exp.estimate(profile, committed_records, cpu=cpu)
     assert 0.7 * recorded <= got.cpu_minutes <= 1.3 * recorded, (got.describe(), recorded)
+
+
+def test_another_cpu_is_scaled_by_the_ratio_both_cpus_measured(tmp_path):
+    store = ResultsStore(tmp_path)
+    exp = get_experiment("xu_cifar10_nin")
+    relu, prelu = (next(c for c in exp.configs("quick", device="cpu") if c.activation == a) for a in ("relu", "prelu"))
+    _record(store, relu, epoch_seconds=2.0, wall=2.0 * relu.epochs, cpu="Slow CPU")
+    _record(
+        store,
+        relu.__class__.from_dict({**relu.to_dict(), "seed": 7}),
+        epoch_seconds=1.0,
+        wall=1.0 * relu.epochs,
+        cpu=CPU,
+    )
+    _record(store, prelu, epoch_seconds=3.0, wall=3.0 * prelu.epochs, cpu="Slow CPU")
+    book = RateBook(store.records(), CPU)
+    assert book.cpu_factor("Slow CPU", "nin") == pytest.approx(0.5)
+    train, _, basis = book.lookup(prelu)
+    assert basis == OTHER_CPU_SCALED
+    assert train == pytest.approx(0.5 * 3.0 / prelu.train_subset)  # half the slow CPU's seconds per image
+    # No run measured on both: the other CPU's rate as it is, said so.
+    alone = RateBook([r for r in store.records() if r["provenance"]["cpu_identity"] != CPU], CPU)
+    assert alone.lookup(prelu)[2] == OTHER_CPU

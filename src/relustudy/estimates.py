@@ -6,7 +6,8 @@ measures both rates: CPU-seconds per training image (its epochs' own seconds x t
 evaluated image (the rest of its wall time). An estimate takes, per run, the rates of records with
 the same model, width, dataset, batch size, activation and precision, preferring this machine's CPU
 model and, among those, the grid's own records (they ran as it runs: threads, jobs at a time);
-else the same at another width, scaled by the square of the width ratio (conv FLOPs grow
+else another CPU model's, scaled by the two CPUs' ratio where both measured the same kind of run
+of the model; else the same at another width, scaled by the square of the width ratio (conv FLOPs grow
 with in x out channels); else the experiment's hand-typed table. Each estimate says which basis it
 used.
 """
@@ -27,6 +28,7 @@ from .trainer import RRELU_RULES
 
 # Bases of an estimate, most trustworthy first.
 SAME_CPU, OTHER_CPU = "records on this CPU", "records on another CPU"
+OTHER_CPU_SCALED = "records on another CPU, scaled by the two CPUs' measured ratio on the same model"
 OTHER_WIDTH, TABLE = "records at another width", "the hand-typed rate table"
 GUESS = "a guess of 1,000 images/s (no record and no table entry for the model)"
 GUESS_RATE = 1000.0  # images/s
@@ -130,6 +132,17 @@ class RateBook:
     def _median(self, rates: list[Rate]) -> tuple[float, float]:
         return statistics.median(r.train_cpu_s for r in rates), statistics.median(r.eval_cpu_s for r in rates)
 
+    def cpu_factor(self, other: str, model: str) -> float | None:
+        """This CPU's training CPU-seconds per image over ``other``'s, for ``model``: the median over
+        the kinds of run (:func:`rate_key`) both CPU models have records of; None where none."""
+        ratios = []
+        for key, rates in self.rates.items():
+            mine = [r.train_cpu_s for r in rates if r.cpu == self.cpu]
+            theirs = [r.train_cpu_s for r in rates if r.cpu == other]
+            if key[0] == model and mine and theirs:
+                ratios.append(statistics.median(mine) / statistics.median(theirs))
+        return statistics.median(ratios) if ratios else None
+
     def lookup(self, config: RunConfig) -> tuple[float, float, str] | None:
         """(train CPU-s per image, eval CPU-s per image, basis) for ``config``, or None."""
         key = rate_key(config)
@@ -144,7 +157,11 @@ class RateBook:
             most = max(set(cpus), key=cpus.count)
             on_most = [r for r in found if r.cpu == most]
             own = [r for r in on_most if r.grid == (config.experiment, config.profile)]
-            return (*self._median(own or on_most), OTHER_CPU)
+            train, ev = self._median(own or on_most)
+            factor = self.cpu_factor(most, key[0])
+            if factor is not None:
+                return train * factor, ev * factor, OTHER_CPU_SCALED
+            return train, ev, OTHER_CPU
         width = key[1]
         others = [(k, v) for k, v in self.rates.items() if k[:1] + k[2:] == key[:1] + key[2:]]
         if others:
@@ -180,5 +197,5 @@ def estimate(configs: list[RunConfig], book: RateBook, table_rate: float | None)
             train_s, eval_s, basis = found
         seconds += trained * train_s + evaluated * eval_s
         bases.add(basis)
-    order = (SAME_CPU, OTHER_CPU, OTHER_WIDTH, TABLE, GUESS)
+    order = (SAME_CPU, OTHER_CPU_SCALED, OTHER_CPU, OTHER_WIDTH, TABLE, GUESS)
     return Estimate(seconds / 60.0, tuple(b for b in order if b in bases))
