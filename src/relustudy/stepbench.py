@@ -19,6 +19,7 @@ is written atomically under ``results/microbench/<profile>/cpu/train_step.json``
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from .config import ConfigError
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
@@ -246,14 +249,10 @@ def record_train_benchmark(
     from .store import write_json
 
     if profile not in STEP_PROFILES:
-        from .config import ConfigError
-
         raise ConfigError(f"unknown benchmark profile {profile!r}; valid: {', '.join(STEP_PROFILES)}")
     folder = benchmark_dir(results_dir, profile, "cpu")
     path = folder / STEP_RECORD
     if path.is_file() and not force:
-        import json
-
         return json.loads(path.read_text())
     settings = STEP_PROFILES[profile]
     previous = torch.get_num_threads()
