@@ -112,8 +112,8 @@ def test_metric_and_experiment_mappings():
     for name, (source, table) in tables.items():
         if source in ("smith", "xu2015"):  # every table of theirs we run has published numbers
             assert not R.paper_values(source, table).empty
-        elif source == "he2015":  # its Section 2.3 numbers; the initialisation experiment has none
-            assert table in ("Section 2.3", "Initialisation")
+        elif source == "he2015":  # its Section 2.3 numbers; the initialisation experiments have none
+            assert table in ("Section 2.3", "Initialisation", "Initialisation (learning-rate pilot)")
         else:  # the blogs state their results in figures only
             assert source in ("theano_blog", "tf_rrelu_blog"), name
             with pytest.raises(UnknownNameError):
@@ -354,7 +354,7 @@ def test_evaluate_claims_summary():
     )
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
-    assert len(out) == len(C.CLAIMS) == 16 + 7 + 4 + 2 * 12 + 1 + 11  # Smith, Theano, TF blog, Xu (2 tables + NDSB), He
+    assert len(out) == len(C.CLAIMS) == 16 + 7 + 4 + 2 * 12 + 1 + 15  # Smith, Theano, TF blog, Xu (2 tables + NDSB), He
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
@@ -617,3 +617,109 @@ def test_holm_survivors_step_down():
     assert C.holm_survivors([0.01, 0.04, 0.03, 0.5]) == {0}  # 0.01 < 0.05/4; then 0.03 > 0.05/3 stops
     assert C.holm_survivors([0.001, 0.012, 0.02]) == {0, 1, 2}  # 0.001 < 0.05/3, 0.012 < 0.05/2, 0.02 < 0.05
     assert C.holm_survivors([math.nan, 0.2]) == set()
+
+
+# ------------------------------------------------------- gain ratio, bounds, a metric not measured
+def _gain_claim(share=0.5):
+    return C.GainRatioClaim(
+        id="toy.gain_ratio",
+        source="he2015",
+        experiment="he_cifar10_prelu",
+        section="",
+        quote="",
+        statement="",
+        reference="ReLU",
+        arm="shared",
+        full="channel",
+        metric="test_error",
+        share=share,
+    )
+
+
+def _gains(shared_gain: float, channel_gain: float, noise: float = 0.002) -> pd.DataFrame:
+    # ReLU's test error 0.30; each arm lower by its gain, plus seed noise that differs between arms
+    return long_records(
+        "he_cifar10_prelu",
+        {
+            "ReLU": {"test_error": 0.30},
+            "shared": {"test_error": 0.30 - shared_gain},
+            "channel": {"test_error": 0.30 - channel_gain},
+        },
+        offset=lambda i, seed, k, metric: noise * ((seed * 7) % 5 - 2) / 2,
+    ).assign(
+        value=lambda d: d["value"] + d["arm"].map({"ReLU": 0.0, "shared": 0.001, "channel": -0.001}) * (d["seed"] % 2)
+    )
+
+
+def test_gain_ratio_claim_gives_each_verdict():
+    # shared gets 0.9 of the gain: clearly above one half
+    r = _gain_claim().evaluate(_gains(0.018, 0.020), "quick")
+    assert r.verdict == "replicated" and re.search(r"ratio 0\.8\d, Fieller 95% interval \[0\.\d\d, 0\.9\d\]", r.ours)
+    # shared gets a tenth of it: clearly below one half
+    assert _gain_claim().evaluate(_gains(0.002, 0.020), "quick").verdict == "not replicated"
+    # exactly half, within the noise: inconclusive, with the excess these seeds could detect
+    r = _gain_claim().evaluate(_gains(0.010, 0.020, noise=0.01), "quick")
+    assert r.verdict == "inconclusive" and "would be found 80% of the time" in r.detail
+    # no gain to share: inconclusive whatever the shared arm does, and the interval is unbounded
+    r = _gain_claim().evaluate(_gains(0.010, 0.0, noise=0.01), "quick")
+    assert r.verdict == "inconclusive" and "not significant" in r.detail and "unbounded" in r.ours
+    assert _gain_claim().evaluate(_gains(0.01, 0.02).query("arm != 'shared'"), "quick").verdict == "not run"
+    with pytest.raises(ValueError, match="share"):
+        _gain_claim(share=1.5)
+
+
+def test_fieller_interval_brackets_the_ratio_and_is_exact_without_noise():
+    from relustudy.stats import fieller_interval
+
+    assert fieller_interval([2.0, 2.2, 1.8], [1.0, 1.1, 0.9]) == pytest.approx((2.0, 2.0))
+    x, y = [0.9, 1.1, 1.0, 1.2, 0.8], [2.0, 2.1, 1.9, 2.2, 1.8]
+    lo, hi = fieller_interval(x, y)
+    assert lo < sum(x) / sum(y) < hi
+    assert all(map(math.isnan, fieller_interval([1.0, -1.0, 0.5], [0.1, -0.1, 0.05])))  # denominator ~ 0
+
+
+def _bounds_claim():
+    return C.BoundsClaim(
+        id="toy.bounds",
+        source="he2015",
+        experiment="he_cifar10_prelu",
+        section="",
+        quote="",
+        statement="",
+        arms=("PReLU",),
+        lower_metrics="alpha.*.mean",
+        upper_metrics="alpha.*.mean",
+        low=0.0,
+        high=1.0,
+        what="layer's coefficient",
+        context=(("alpha.*.min", "lowest channel"),),
+    )
+
+
+def test_bounds_claim_gives_each_verdict_and_names_the_value_outside():
+    inside = {"PReLU": {"alpha.a1.mean": 0.6, "alpha.a2.mean": 0.1, "alpha.a1.min": -0.2}}
+    r = _bounds_claim().evaluate(long_records("he_cifar10_prelu", inside), "quick")
+    assert r.verdict == "replicated" and "lowest channel range -0.2000" in r.detail and "alpha." not in r.ours
+    above = {"PReLU": {"alpha.a1.mean": 0.6, "alpha.a2.mean": 0.1}}
+    df = long_records("he_cifar10_prelu", above, offset=lambda i, s, k, m: 0.5 if (s == 3 and k == 0) else 0.0)
+    r = _bounds_claim().evaluate(df, "quick")
+    assert r.verdict == "not replicated" and "PReLU seed 3 alpha.a1.mean = 1.1000" in r.detail
+    # a run without the values cannot be checked
+    df = long_records(
+        "he_cifar10_prelu", {"PReLU": {"alpha.a1.mean": 0.5, "test_error": 0.3}}, drop=(("PReLU", 1, "alpha.a1.mean"),)
+    )
+    assert _bounds_claim().evaluate(df, "quick").verdict == "inconclusive"
+
+
+def test_comparison_of_a_metric_the_profile_does_not_measure_is_not_run():
+    claim = C.get_claim("he2015.prelu_little_overfitting")
+    df = long_records("he_cifar10_prelu", {"PReLU": {"test_error": 0.3}, "ReLU": {"test_error": 0.31}})
+    r = claim.evaluate(df, "quick")
+    assert r.verdict == "not run" and "generalization gap" in r.detail
+    # with the eval-mode training error recorded, the gap is derived when records are read
+    from relustudy.metrics import derived_metrics
+
+    assert derived_metrics({"test_error": 0.30, "train_eval_error": 0.05}) == {
+        "generalization_gap": pytest.approx(0.25)
+    }
+    assert derived_metrics({"test_error": 0.30}) == {}

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_profile_expands_and_every_arm_builds(name):
     exp = get_experiment(name)
     spec = DATASETS.get(exp.dataset)
-    assert set(REQUIRED_PROFILES) <= set(exp.profiles) <= set(PROFILES)
+    assert set(exp.required_profiles) <= set(exp.profiles) <= set(PROFILES)
+    assert exp.diagnostic or set(REQUIRED_PROFILES) <= set(exp.profiles)
     built = set()
     for profile in exp.profiles:
         configs = exp.configs(profile)

@@ -103,3 +103,26 @@ def test_a_regime_book_shows_quick_for_experiments_without_a_regime_profile(tmp_
     store = ResultsStore(tmp_path)
     assert shown_profile("smith_fmnist_cnn", "regime", store) == "quick"
     assert shown_profile(EXP, "regime", store) == "regime"
+
+
+def _record(arm: str, seed: int, **metrics) -> dict:
+    return {"config": {"arm": arm, "seed": seed}, "metrics": metrics}
+
+
+def test_pattern_checks_every_matching_metric_of_the_named_arms_only():
+    from relustudy.experiments import all_of, every_run_at_most
+
+    drift = every_run_at_most("alpha.*.late_drift", 0.02, "coefficient drift", arms=("PReLU",))
+    fits = every_run_at_most("train_eval_error", 0.10, "eval-mode training error", arms=("ReLU",))
+    both = all_of(fits, drift)
+    records = [
+        _record("ReLU", 0, train_eval_error=0.08),  # no coefficients: not checked for drift
+        _record("PReLU", 0, train_eval_error=0.5, **{"alpha.act1.late_drift": 0.01, "alpha.act2.late_drift": 0.015}),
+    ]
+    assert both(records).state == REGIME_MET
+    records[1]["metrics"]["alpha.act2.late_drift"] = 0.05
+    verdict = both(records)
+    assert verdict.state == REGIME_NOT_MET and "PReLU seed 0 (alpha.act2.late_drift), 0.0500" in verdict.why
+    records[1]["metrics"] = {"train_eval_error": 0.5}  # a PReLU run without the drift cannot meet it
+    assert drift(records).state == REGIME_NOT_MET
+    assert fits([_record("PReLU", 0, train_eval_error=0.01)]).state == REGIME_NOT_MET  # no ReLU run to check

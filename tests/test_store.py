@@ -393,18 +393,66 @@ def test_store_check_fix_sets_invalid_aside_and_removes_leftovers(tmp_path):
     assert store.path(bad, "result.json.invalid.2").exists() and not store.path(bad, "result.json").exists()
 
 
-def test_a_run_folder_that_is_a_link_is_refused(tmp_path):
+def _record_elsewhere(tmp_path: Path, c: RunConfig) -> tuple[Path, dict[str, bytes]]:
+    """A complete record with a checkpoint in a folder outside the store; its files' bytes."""
+    other = ResultsStore(tmp_path / "other")
+    fake_run(other, c, {"test_accuracy": 0.5})
+    other.path(c, "checkpoint.pt").write_bytes(b"not the store's")
+    folder = other.run_dir(c)
+    return folder, {f.name: f.read_bytes() for f in folder.iterdir()}
+
+
+@pytest.mark.parametrize("linked", ["run", "experiment"])
+def test_nothing_outside_the_store_is_trusted_written_or_deleted_through_a_link(tmp_path, linked):
     from relustudy.store import StoreError
 
     store = ResultsStore(tmp_path / "results")
     c = cfg()
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    store.run_dir(c).parent.mkdir(parents=True)
-    store.run_dir(c).symlink_to(elsewhere, target_is_directory=True)
-    with pytest.raises(StoreError, match="symbolic link or lies outside"):
+    folder, before = _record_elsewhere(tmp_path, c)
+    if linked == "run":  # the run folder is a link to the outside record
+        store.run_dir(c).parent.mkdir(parents=True)
+        store.run_dir(c).symlink_to(folder, target_is_directory=True)
+    else:  # the experiment folder is a link to the outside store's
+        store.root.mkdir()
+        (store.root / c.experiment).symlink_to(folder.parent.parent, target_is_directory=True)
+    assert store.load_record(c) is None and store.records() == []  # not trusted as this store's record
+    for act in (
+        lambda: store.invalidate(c),  # what --force does first
+        lambda: store.begin(c),
+        lambda: store.claim(c).acquire(),
+        lambda: store.delete_checkpoint(c),
+        lambda: store.remove_leftovers(c),
+        lambda: store.set_aside_checkpoint(c),
+        lambda: store.write_history(c, []),
+    ):
+        with pytest.raises(StoreError, match="is a symbolic link"):
+            act()
+    lines = store_mod.check_store(store.root, fix=True)
+    assert len(lines) == 1 and "symbolic link" in lines[0] and "left as it is" in lines[0]
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before  # every outside file as it was
+
+
+def test_a_linked_experiment_folder_grows_no_folders_outside(tmp_path):
+    from relustudy.store import StoreError
+
+    store = ResultsStore(tmp_path / "results")
+    c = cfg()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store.root.mkdir()
+    (store.root / c.experiment).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError):
         store.begin(c)
-    assert list(elsewhere.iterdir()) == []  # nothing written outside the store
+    assert list(outside.iterdir()) == []
+
+
+def test_a_results_folder_that_is_itself_a_link_is_fine(tmp_path):
+    real = tmp_path / "disk"
+    real.mkdir()
+    (tmp_path / "results").symlink_to(real, target_is_directory=True)
+    store = ResultsStore(tmp_path / "results")
+    fake_run(store, cfg(), {"test_accuracy": 0.5})
+    assert store.is_complete(cfg()) and len(store.records()) == 1
 
 
 def test_a_record_is_valid_only_while_the_files_it_names_match(tmp_path):

@@ -122,7 +122,7 @@ def test_record_contents(twin_runs):
 
 
 def test_history_columns_lr_schedule_and_prelu_alphas(twin_runs):
-    config, (store, _), _ = twin_runs
+    config, (store, _), (record, _) = twin_runs
     rows = history_rows(store, config)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert [float(r["lr"]) for r in rows] == [1e-3, 5e-4]  # step schedule: halved after epoch 1
@@ -135,6 +135,7 @@ def test_history_columns_lr_schedule_and_prelu_alphas(twin_runs):
             <= float(rows[-1][f"alpha.{module}.max"])
         )
         assert float(rows[0][f"alpha.{module}.mean"]) != 0.25  # the coefficients are learned
+        assert record["metrics"][f"alpha.{module}.late_drift"] >= 0  # convergence is read from the record
     full = store.load_history(config)
     assert {
         "train_loss",
@@ -147,6 +148,15 @@ def test_history_columns_lr_schedule_and_prelu_alphas(twin_runs):
         "lr",
     } <= set(full.columns)
     assert load_histories(store.root)["run_id"].tolist() == [config.run_id()] * 2
+
+
+def test_coefficient_drift_is_the_range_over_the_last_quarter():
+    means = [0.25, 0.30, 0.50, 0.60, 0.61, 0.62, 0.60, 0.59]  # 8 epochs: the last quarter is epochs 6-8
+    history = [{"epoch": i + 1, "alpha.act1.mean": v, "alpha.act1.std": 0.1} for i, v in enumerate(means)]
+    assert trainer.coefficient_drift(history) == {"alpha.act1.late_drift": pytest.approx(0.03)}
+    history[6]["alpha.act1.mean"] = float("nan")  # a non-finite epoch: no drift rather than a wrong one
+    assert trainer.coefficient_drift(history) == {}
+    assert trainer.coefficient_drift([{"epoch": 1, "train_loss": 1.0}]) == {}  # no learned coefficient
 
 
 def test_stats_at_stats_epochs(twin_runs):

@@ -61,6 +61,7 @@ tanh's dispersion, 0.078, is lower than PReLU's, 0.110).
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
@@ -72,7 +73,15 @@ from . import reference
 from .experiments import get_experiment, validate_profile
 from .metrics import metric_spec
 from .registry import Registry, UnknownNameError
-from .stats import PairedComparison, detectable_difference, format_mean_sd, paired_comparison, summarize, with_arm
+from .stats import (
+    PairedComparison,
+    detectable_difference,
+    fieller_interval,
+    format_mean_sd,
+    paired_comparison,
+    summarize,
+    with_arm,
+)
 
 VERDICTS = ("replicated", "not replicated", "inconclusive", "not run", "not obtainable")
 REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
@@ -408,6 +417,22 @@ class Claim:
         why = not_run_reason(self.experiment, profile, "" if d.empty else f"arm(s) {', '.join(missing)}")
         return self._result(profile, f"not run ({profile} profile)", NOT_RUN, why, note)
 
+    def _not_run_without_metrics(
+        self, d: pd.DataFrame, metrics: Sequence[str], profile: str, note: str = ""
+    ) -> ClaimResult | None:
+        """The *not run* result when no complete record in ``d`` has one of ``metrics`` (the profile
+        does not measure it, e.g. an eval-mode training error); None otherwise."""
+        done = d[d["status"] == "complete"] if "status" in d.columns else d
+        absent = [m for m in metrics if not (done["metric"] == m).any()]
+        if not absent or done.empty:
+            return None
+        why = (
+            f"The {profile} profile's records of {self.experiment} do not measure "
+            + ", ".join(metric_spec(m).label for m in absent)
+            + "."
+        )
+        return self._result(profile, f"not measured ({profile} profile)", NOT_RUN, why, note)
+
     def _paper(self, arm: str, metric: str) -> float:
         src, table = reference.experiment_reference(self.experiment)
         return reference.paper_value(src, table, arm, reference.paper_column(src, metric))
@@ -487,7 +512,9 @@ class ComparisonClaim(Claim):
         rule = RULES[self.relation].format(
             x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics)
         )
-        not_run = self._not_run_without(d, arms, profile, paper_note)
+        not_run = self._not_run_without(d, arms, profile, paper_note) or self._not_run_without_metrics(
+            d, self.metrics, profile, paper_note
+        )
         if not_run is not None:
             return not_run
 
@@ -782,6 +809,180 @@ def order_claim(*, arm: str, metrics: Sequence[str], **claim: str) -> Difference
         raise ValueError("an order needs at least two metrics")
     qs = [Quantity(arm, (m,)) for m in metrics]
     return DifferenceClaim(parts=tuple(zip(qs, qs[1:])), **claim)
+
+
+@dataclass(frozen=True)
+class GainRatioClaim(Claim):
+    """``arm`` gets at least ``share`` of ``full``'s gain over ``reference`` on ``metric``, paired by
+    seed: with g(a) = the per-seed gain of a over ``reference`` (positive = better),
+    ratio = mean g(arm) / mean g(full), reported with Fieller's 95% interval.
+
+    Rule: inconclusive unless ``full``'s own gain is significant (95% CI above 0: a share of no gain
+    means nothing); then replicated if the 95% CI of mean(g(arm) - share * g(full)) lies above 0
+    (Fieller's lower bound is then above ``share``), not replicated if it lies below 0, else
+    inconclusive (the detail states the difference these seeds could have detected).
+    """
+
+    reference: str = ""
+    arm: str = ""
+    full: str = ""
+    metric: str = "test_error"
+    share: float = 0.5
+    paper_says: str = ""
+
+    def __post_init__(self) -> None:
+        _higher_is_better(self.metric)
+        if not 0 < self.share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {self.share!r}")
+
+    def paper_text(self) -> str:
+        return self.paper_says
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        not_run = self._not_run_without(d, (self.reference, self.arm, self.full), profile)
+        if not_run is not None:
+            return not_run
+        sign = 1 if _higher_is_better(self.metric) else -1
+        gain_arm = paired_comparison(d, self.metric, self.arm, self.reference, self.experiment, profile, CONFIDENCE)
+        gain_full = paired_comparison(d, self.metric, self.full, self.reference, self.experiment, profile, CONFIDENCE)
+        seeds = sorted(set(gain_arm.seeds) & set(gain_full.seeds))
+        g_arm = [sign * v for s, v in zip(gain_arm.seeds, gain_arm.diffs) if s in seeds]
+        g_full = [sign * v for s, v in zip(gain_full.seeds, gain_full.diffs) if s in seeds]
+        rule = (
+            f"inconclusive unless {self.full}'s gain over {self.reference} is significant; then replicated if the "
+            f"95% CI of the per-seed gain of {self.arm} minus {self.share:g} x {self.full}'s gain lies above 0, not "
+            "replicated if below 0, else inconclusive"
+        )
+        n = len(seeds)
+        full_sig = _better_sign(gain_full, self.metric) == 1 and gain_full.n >= 2
+        details = [f"Rule: {rule}.", part_detail(gain_full, REPLICATED if full_sig else INCONCLUSIVE)]
+        excess = [a - self.share * f for a, f in zip(g_arm, g_full)]
+        mean, lo, hi = _mean_ci(excess)
+        if not full_sig or n < 2 or not math.isfinite(lo):
+            verdict = INCONCLUSIVE
+        elif lo > 0:
+            verdict = REPLICATED
+        elif hi < 0:
+            verdict = NOT_REPLICATED
+        else:
+            verdict = INCONCLUSIVE
+        line = (
+            f"gain of {self.arm} - {self.share:g} x gain of {self.full}: {mean:+.4f} over {n} paired seeds, 95% t-CI "
+            f"[{lo:+.4f}, {hi:+.4f}] -> {verdict}"
+        )
+        if verdict == INCONCLUSIVE and n >= 2 and full_sig:
+            sd = float(pd.Series(excess).std(ddof=1))
+            line += f" (with {n} pairs, a true excess of {detectable_difference(n, sd, CONFIDENCE):.4f} would be found 80% of the time)"
+        if not full_sig:
+            line += f" ({self.full}'s own gain over {self.reference} is not significant: no share of it can be tested)"
+        details.append(line)
+        ratio = sum(g_arm) / sum(g_full) if n and sum(g_full) else math.nan
+        r_lo, r_hi = fieller_interval(g_arm, g_full, CONFIDENCE)
+        interval = (
+            f"[{r_lo:.2f}, {r_hi:.2f}]" if math.isfinite(r_lo) else "unbounded (the full gain is not clearly non-zero)"
+        )
+        ours = (
+            f"gain over {self.reference} ({metric_spec(self.metric).label}): {self.arm} {sum(g_arm) / n if n else math.nan:+.4f}, "
+            f"{self.full} {sum(g_full) / n if n else math.nan:+.4f}; ratio {ratio:.2f}, Fieller 95% interval {interval} "
+            f"(n={n}) [{profile} profile]"
+        )
+        effect = Effect(
+            f"gain of {self.arm} − {self.share:g} × gain of {self.full}", self.metric, mean, lo, hi, n, (0.0,), verdict
+        )
+        note = _profile_note(self.experiment, profile, absolute=False)
+        return self._result(profile, ours, verdict, " | ".join(details), note, rule, (effect,))
+
+
+def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of ``values`` and its 95% t-interval (NaN bounds for n < 2)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = float(pd.Series(values).std(ddof=1))
+    half = float(_st.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class BoundsClaim(Claim):
+    """Every run of ``arms`` keeps every metric matching ``lower_metrics`` above ``low`` and every
+    metric matching ``upper_metrics`` below ``high`` (fnmatch patterns, e.g. ``alpha.*.min``).
+
+    Rule: replicated if every recorded value of every complete run is strictly inside (low, high);
+    not replicated if any is outside (the detail names them); a run with no matching metric cannot be
+    checked and makes the claim inconclusive. A statement about every run, not a mean: no interval."""
+
+    arms: tuple[str, ...] = ()
+    lower_metrics: str = ""
+    upper_metrics: str = ""
+    low: float = -math.inf
+    high: float = math.inf
+    what: str = ""  # the values in words, e.g. "learned coefficients (every channel)"
+    paper_says: str = ""
+    context: tuple[tuple[str, str], ...] = ()  # (pattern, words): ranges the detail reports, not judged
+
+    def __post_init__(self) -> None:
+        if not self.arms or not (self.lower_metrics or self.upper_metrics) or not self.low < self.high:
+            raise ValueError("a bounds claim needs arms, a metric pattern and low < high")
+
+    def paper_text(self) -> str:
+        return self.paper_says
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        not_run = self._not_run_without(d, self.arms, profile)
+        if not_run is not None:
+            return not_run
+        done = d[(d["status"] == "complete") & d["arm"].isin(self.arms)]
+        rule = (
+            f"replicated if every {self.what} of every run lies inside ({self.low:g}, {self.high:g}), not replicated "
+            "if any lies outside"
+        )
+        outside, unchecked, lowest, highest = [], [], math.inf, -math.inf
+        key = "run_id" if "run_id" in done.columns else "seed"
+        for (arm, seed, _), run in done.groupby(["arm", "seed", key]):
+            lows = run[
+                run["metric"].map(lambda m: bool(self.lower_metrics) and fnmatch.fnmatchcase(m, self.lower_metrics))
+            ]
+            highs = run[
+                run["metric"].map(lambda m: bool(self.upper_metrics) and fnmatch.fnmatchcase(m, self.upper_metrics))
+            ]
+            if (self.lower_metrics and lows.empty) or (self.upper_metrics and highs.empty):
+                unchecked.append(f"{arm} seed {seed}")
+                continue
+            for metric, value in zip(lows["metric"], lows["value"]):
+                lowest = min(lowest, value)
+                if not value > self.low:
+                    outside.append(f"{arm} seed {seed} {metric} = {value:.4f}")
+            for metric, value in zip(highs["metric"], highs["value"]):
+                highest = max(highest, value)
+                if not value < self.high:
+                    outside.append(f"{arm} seed {seed} {metric} = {value:.4f}")
+        n_runs = done.groupby(["arm", "seed"]).ngroups
+        if outside:
+            verdict = NOT_REPLICATED
+        elif unchecked or not n_runs:
+            verdict = INCONCLUSIVE
+        else:
+            verdict = REPLICATED
+        details = [f"Rule: {rule}."]
+        details.append(f"{len(outside)} value(s) outside" + (": " + "; ".join(outside[:6]) if outside else ""))
+        if unchecked:
+            details.append(f"{len(unchecked)} run(s) without the values: {', '.join(unchecked)}")
+        for pattern, words in self.context:
+            values = done.loc[done["metric"].map(lambda m: fnmatch.fnmatchcase(m, pattern)), "value"]
+            if len(values):
+                details.append(f"for context, not judged: {words} range {values.min():.4f} to {values.max():.4f}")
+        span = (
+            f"lowest {lowest:.4f}, highest {highest:.4f}" if math.isfinite(lowest) or math.isfinite(highest) else "none"
+        )
+        ours = f"{self.what} over {n_runs} runs of {', '.join(self.arms)}: {span} [{profile} profile]"
+        note = _profile_note(self.experiment, profile, absolute=True)
+        return self._result(profile, ours, verdict, " | ".join(details), note, rule)
 
 
 @dataclass(frozen=True)

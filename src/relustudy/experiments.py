@@ -11,6 +11,7 @@ beside the numbers.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import statistics
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .config import PROFILES, ConfigError, RunConfig
+from .config import PROFILES, REQUIRED_PROFILES, ConfigError, RunConfig
 from .registry import Registry
 
 EXPERIMENTS: Registry["Experiment"] = Registry("experiment")
@@ -63,27 +64,57 @@ class RegimeCriterion:
     check: Callable[[list[dict[str, Any]]], RegimeVerdict]
 
 
-def every_run_at_most(metric: str, limit: float, label: str) -> Callable[[list[dict[str, Any]]], RegimeVerdict]:
-    """A check: every run's final ``metric`` is at most ``limit`` (``label``: the metric in words)."""
+def every_run_at_most(
+    metric: str, limit: float, label: str, arms: tuple[str, ...] | None = None
+) -> Callable[[list[dict[str, Any]]], RegimeVerdict]:
+    """A check: every run's final ``metric`` is at most ``limit`` (``label``: the metric in words).
+    ``metric`` may be an fnmatch pattern (``alpha.*.late_drift``): then every matching metric of a
+    run counts, and a run is as bad as its worst one. ``arms``: only these arms' runs are checked."""
+
+    def number(v: Any) -> float:  # a missing or non-finite value (JSON null) fails the criterion
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+    def worst(metrics: dict[str, Any]) -> tuple[float, str]:
+        names = sorted(k for k in metrics if fnmatch.fnmatchcase(k, metric)) if _is_pattern(metric) else [metric]
+        values = [(number(metrics.get(k)), k) for k in names]
+        if not values or any(not math.isfinite(v) for v, _ in values):
+            return math.nan, next((k for v, k in values if not math.isfinite(v)), metric)
+        return max(values)
 
     def check(records: list[dict[str, Any]]) -> RegimeVerdict:
-        def number(v: Any) -> float:  # a missing or non-finite value (JSON null) fails the criterion
-            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
-
-        values = [(number(r["metrics"].get(metric)), r["config"].get("arm", ""), r["config"]["seed"]) for r in records]
-        bad = [(v, arm, seed) for v, arm, seed in values if not v <= limit]
-        finite = [v for v, _, _ in values if math.isfinite(v)]
+        checked = [r for r in records if arms is None or r["config"].get("arm") in arms]
+        values = [(*worst(r["metrics"]), r["config"].get("arm", ""), r["config"]["seed"]) for r in checked]
+        bad = [b for b in values if not b[0] <= limit]
+        finite = [v for v, *_ in values if math.isfinite(v)]
         span = (
             f"{label} {min(finite):.4f}-{max(finite):.4f} over {len(finite)} runs" if finite else f"no run has {label}"
         )
+        if not values:
+            return RegimeVerdict(REGIME_NOT_MET, f"No run of {', '.join(arms or ())} has a record to check {label}.")
         if not bad:
             return RegimeVerdict(REGIME_MET, f"Every run has {label} at or below {limit:g} ({span}).")
-        worst = max(bad, key=lambda b: b[0] if math.isfinite(b[0]) else math.inf)
+        value, name, arm, seed = max(bad, key=lambda b: b[0] if math.isfinite(b[0]) else math.inf)
+        where = f" ({name})" if _is_pattern(metric) else ""
         return RegimeVerdict(
             REGIME_NOT_MET,
-            f"{len(bad)} of {len(values)} runs have {label} above {limit:g} or none recorded (the worst: {worst[1]} "
-            f"seed {worst[2]}, {worst[0]:.4f}; {span}).",
+            f"{len(bad)} of {len(values)} runs have {label} above {limit:g} or none recorded (the worst: {arm} "
+            f"seed {seed}{where}, {value:.4f}; {span}).",
         )
+
+    return check
+
+
+def _is_pattern(metric: str) -> bool:
+    return any(c in metric for c in "*?[")
+
+
+def all_of(*checks: Callable[[list[dict[str, Any]]], RegimeVerdict]) -> Callable[[list[dict[str, Any]]], RegimeVerdict]:
+    """A check that is met when every one of ``checks`` is; its sentence joins theirs."""
+
+    def check(records: list[dict[str, Any]]) -> RegimeVerdict:
+        verdicts = [c(records) for c in checks]
+        state = REGIME_MET if all(v.state == REGIME_MET for v in verdicts) else REGIME_NOT_MET
+        return RegimeVerdict(state, " ".join(v.why for v in verdicts))
 
     return check
 
@@ -116,6 +147,13 @@ class Experiment:
     # e.g. ImageNet numbers beside a CIFAR-10 re-run: shown for direction, not differenced).
     compared_metrics: tuple[str, ...] | None = None
     same_task: bool = True
+    # A diagnostic experiment tests our setup, not a source's table (e.g. a learning-rate pilot): it
+    # says here what it diagnoses, has no paper profile and no claims, and its page labels it so.
+    diagnostic: str = ""
+
+    @property
+    def required_profiles(self) -> tuple[str, ...]:
+        return ("smoke", "quick") if self.diagnostic else REQUIRED_PROFILES
 
     def profile(self, profile: str) -> Profile:
         if profile not in self.profiles:

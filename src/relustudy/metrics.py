@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -502,6 +502,31 @@ _metric(
     timing=True,
 )
 
+_metric(
+    "generalization_gap",
+    "generalization gap (test error minus eval-mode training error)",
+    higher_is_better=False,
+    margin=0.01,
+    fmt=".4f",
+)
+
+# Metrics computed from a record's others when it is read (so that older records have them too):
+# name -> (the metrics it needs, how).
+DERIVED_METRICS: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
+    "generalization_gap": (("test_error", "train_eval_error"), lambda test, train: test - train),
+}
+
+
+def derived_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The :data:`DERIVED_METRICS` that ``metrics`` (one record's) has every input of."""
+    out = {}
+    for name, (inputs, how) in DERIVED_METRICS.items():
+        values = [metrics.get(k) for k in inputs]
+        if name not in metrics and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            out[name] = float(how(*values))
+    return out
+
+
 # Families: a layer's activation statistics, a PReLU coefficient, an RReLU test-time rule.
 _STAT_LABELS = {
     "sparsity": ("lifetime sparsity", False),
@@ -521,6 +546,14 @@ _FAMILIES = (
     (
         re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.(?P<what>mean|std|min|max)$"),
         lambda m: MetricSpec(m.string, f"PReLU coefficient a, {m['module']} ({m['what']})"),
+    ),
+    (
+        re.compile(r"^alpha\.(?P<module>[A-Za-z0-9_.]+)\.late_drift$"),
+        lambda m: MetricSpec(
+            m.string,
+            f"PReLU coefficient a, {m['module']}: range of its mean over the last quarter of epochs",
+            higher_is_better=False,
+        ),
     ),
     (
         re.compile(r"^rrelu_rule\.(?P<rule>[a-z0-9_]+)\.test_(?P<what>error|loss)$"),
@@ -546,7 +579,7 @@ def metric_spec(name: str) -> MetricSpec:
             return make(m)
     raise UnknownNameError(
         f"unknown metric {name!r}; valid names: {', '.join(METRICS.names())} "
-        "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|std|min|max, "
+        "(and <layer>.sparsity|dispersion|dead_fraction, alpha.<module>.mean|std|min|max|late_drift, "
         "rrelu_rule.<rule>.test_error|loss)"
     )
 

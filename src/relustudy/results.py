@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .metrics import derived_metrics
 from .store import CONFIG_FILE, HISTORY_FILE, RESULT_FILE, STATS_FILE, ResultsStore, _read_result
 
 # ------------------------------------------------------------------------------ tidy loaders
@@ -79,7 +80,8 @@ def load_results(
             "git_dirty": prov.get("git_dirty"),
             "end_time": prov.get("end_time"),
         }
-        for metric, value in rec.get("metrics", {}).items():
+        metrics = rec.get("metrics", {})
+        for metric, value in {**metrics, **derived_metrics(metrics)}.items():
             rows.append({**base, "metric": metric, "value": value, **tail})
     columns = list(_CONFIG_COLUMNS_FIRST) + ["metric", "value", "device", "wall_seconds", "git_commit"]
     df = pd.DataFrame(rows)

@@ -173,6 +173,27 @@ def detectable_difference(n: int, sd: float, confidence: float = 0.95, power: fl
     return (t_a + t_b) * sd / math.sqrt(n)
 
 
+def fieller_interval(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Fieller's ``confidence`` interval for mean(x) / mean(y) from paired samples (x_i, y_i): the
+    ratios r for which the paired t-test of mean(x - r y) = 0 does not reject. ``(nan, nan)`` when
+    the set is unbounded (mean(y) is not significantly different from 0) or n < 2."""
+    xv, yv = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(xv)
+    if n < 2 or len(yv) != n:
+        return math.nan, math.nan
+    t2 = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) ** 2
+    cov = np.cov(np.vstack([xv, yv]), ddof=1)
+    mx, my = float(xv.mean()), float(yv.mean())
+    a = my * my - t2 * cov[1, 1] / n
+    b = mx * my - t2 * cov[0, 1] / n
+    c = mx * mx - t2 * cov[0, 0] / n
+    disc = b * b - a * c
+    if a <= 0 or disc < 0:
+        return math.nan, math.nan
+    root = math.sqrt(disc)
+    return (b - root) / a, (b + root) / a
+
+
 def sign_flip_pvalue(diffs: Sequence[float]) -> float:
     """Exact two-sided sign-flip permutation p-value of mean(diffs) = 0 (n <= 12; NaN if n < 2)."""
     d = np.asarray(diffs, dtype=float)

@@ -326,16 +326,40 @@ class ResultsStore:
     def path(self, config: RunConfig, name: str) -> Path:
         return self.run_dir(config) / name
 
+    def escape(self, folder: Path) -> str | None:
+        """Why ``folder`` (a path below the root) is not inside the store: a symbolic link on the way
+        from the root to it, or a real path outside the root; None when it is inside. Nothing is
+        written, deleted or trusted through such a folder."""
+        cur = self.root
+        for part in folder.relative_to(self.root).parts:
+            cur = cur / part
+            if cur.is_symlink():
+                return f"{cur} is a symbolic link"
+        if folder.exists() and not folder.resolve().is_relative_to(self.root.resolve()):
+            return f"{folder} lies outside {self.root}"
+        return None
+
+    def _contain(self, config: RunConfig) -> Path:
+        """The run folder, after refusing (:class:`StoreError`) one that leaves the store."""
+        d = self.run_dir(config)
+        why = self.escape(d)
+        if why is not None:
+            raise StoreError(f"{why}: records must live inside the results folder; make it a real folder there")
+        return d
+
     def claim(self, config: RunConfig) -> RunClaim:
         """The run's claim (not yet acquired): ``with store.claim(config): ...`` trains it alone."""
-        return RunClaim(self.path(config, CLAIM_FILE))
+        return RunClaim(self._contain(config) / CLAIM_FILE)
 
     def checkpoint_path(self, config: RunConfig) -> Path:
         return self.path(config, CHECKPOINT_FILE)
 
     # -- reading
     def load_record(self, config: RunConfig) -> dict[str, Any] | None:
-        """The parsed result.json if the run is complete, else None."""
+        """The parsed result.json if the run is complete, else None (also for a run folder that
+        leaves the store: a record elsewhere is not this store's)."""
+        if self.escape(self.run_dir(config)) is not None:
+            return None
         return _read_result(self.path(config, RESULT_FILE))
 
     def is_complete(self, config: RunConfig) -> bool:
@@ -357,12 +381,9 @@ class ResultsStore:
         """Create the run folder, drop stale tmp files, write config.json. A run folder that is a
         symbolic link, or lies outside the store, is refused (:class:`StoreError`): records must
         land inside the results folder."""
-        d = self.run_dir(config)
+        d = self._contain(config)  # before mkdir: a linked experiment folder must not grow folders elsewhere
         d.mkdir(parents=True, exist_ok=True)
-        if any(p.is_symlink() for p in (d, d.parent, d.parent.parent)) or not d.resolve().is_relative_to(
-            self.root.resolve()
-        ):
-            raise StoreError(f"{d} is a symbolic link or lies outside {self.root}; make it a real folder there")
+        d = self._contain(config)
         for tmp in d.glob(".*.tmp"):
             try:
                 tmp.unlink()
@@ -372,11 +393,11 @@ class ResultsStore:
         return d
 
     def write_history(self, config: RunConfig, rows: list[Mapping[str, Any]]) -> Path:
-        return atomic_write(self.path(config, HISTORY_FILE), history_to_csv(rows))
+        return atomic_write(self._contain(config) / HISTORY_FILE, history_to_csv(rows))
 
     def write_stats(self, config: RunConfig, records: list[Mapping[str, Any]]) -> Path:
         return write_json(
-            self.path(config, STATS_FILE), {"format": FORMAT_VERSION, "records": [round_stats(r) for r in records]}
+            self._contain(config) / STATS_FILE, {"format": FORMAT_VERSION, "records": [round_stats(r) for r in records]}
         )
 
     def write_result(
@@ -385,6 +406,7 @@ class ResultsStore:
         """Write result.json (the commit point of a run) and return the record."""
         if status not in COMPLETE_STATUSES:
             raise ValueError(f"status must be one of {COMPLETE_STATUSES}, got {status!r}")
+        self._contain(config)
         # The files written before the record, by checksum: a record is valid only while they match.
         files = {
             name: _file_sha256(self.path(config, name)) for name in RECORD_FILES if self.path(config, name).is_file()
@@ -408,10 +430,11 @@ class ResultsStore:
     def invalidate(self, config: RunConfig) -> None:
         """Remove the run's record files and checkpoint (used by ``train(force=True)``);
         result.json goes first, so an interrupted invalidation never leaves a complete-looking
-        record over the others' absence."""
+        record over the others' absence. A run folder that leaves the store is refused first."""
+        d = self._contain(config)
         for name in (RESULT_FILE, CHECKPOINT_FILE, HISTORY_FILE, STATS_FILE):
             try:
-                self.path(config, name).unlink()
+                (d / name).unlink()
             except FileNotFoundError:
                 pass
 
@@ -424,7 +447,7 @@ class ResultsStore:
         torch.save(dict(state), buf)
         payload = buf.getvalue()
         digest = hashlib.sha256(payload).hexdigest().encode("ascii")
-        return atomic_write(self.checkpoint_path(config), CHECKPOINT_MAGIC + digest + b"\n" + payload)
+        return atomic_write(self._contain(config) / CHECKPOINT_FILE, CHECKPOINT_MAGIC + digest + b"\n" + payload)
 
     def load_checkpoint(self, config: RunConfig, map_location: Any = "cpu") -> dict[str, Any] | None:
         """The checkpoint dict, or None when there is none. Raises :class:`CheckpointError` (one
@@ -449,7 +472,7 @@ class ResultsStore:
     def set_aside_checkpoint(self, config: RunConfig) -> Path | None:
         """Rename the run's checkpoint to ``checkpoint-set-aside-<UTC time>.pt`` (kept for
         inspection, ignored by git and by resuming); the new path, or None if there was none."""
-        src = self.checkpoint_path(config)
+        src = self._contain(config) / CHECKPOINT_FILE
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         dest = src.with_name(f"checkpoint-set-aside-{stamp}.pt")
         k = 1
@@ -467,7 +490,7 @@ class ResultsStore:
         files), e.g. after a kill between writing the record and deleting the checkpoint; the
         paths removed. Call only when the run's record is complete."""
         removed = []
-        for p in leftovers(self.run_dir(config)):
+        for p in leftovers(self._contain(config)):
             try:
                 p.unlink()
                 removed.append(p)
@@ -477,12 +500,16 @@ class ResultsStore:
 
     def delete_checkpoint(self, config: RunConfig) -> None:
         try:
-            self.checkpoint_path(config).unlink()
+            (self._contain(config) / CHECKPOINT_FILE).unlink()
         except FileNotFoundError:
             pass
 
     # -- iteration
-    def iter_run_dirs(self, experiment: str | None = None, profile: str | None = None) -> Iterable[Path]:
+    def iter_run_dirs(
+        self, experiment: str | None = None, profile: str | None = None, *, escaping: bool = False
+    ) -> Iterable[Path]:
+        """The run folders below the root; one that leaves the store (:meth:`escape`) only with
+        ``escaping`` (``check_store`` reports them; readers never see their records)."""
         if not self.root.is_dir():
             return []
         exps = [self.root / experiment] if experiment else sorted(p for p in self.root.iterdir() if p.is_dir())
@@ -494,7 +521,7 @@ class ResultsStore:
             for pr in profs:
                 if pr.is_dir():
                     out.extend(sorted(d for d in pr.iterdir() if d.is_dir()))
-        return out
+        return out if escaping else [d for d in out if self.escape(d) is None]
 
     def records(self, experiment: str | None = None, profile: str | None = None) -> list[dict[str, Any]]:
         """All complete records (parsed result.json), sorted by path."""
@@ -594,9 +621,10 @@ def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
     later one beside it as ``result.json.invalid.2`` and so on)."""
     store = ResultsStore(root)
     lines = []
-    for d in store.iter_run_dirs():
-        if d.is_symlink():
-            lines.append(f"{d}: the run folder is a symbolic link (records must live inside the store)")
+    for d in store.iter_run_dirs(escaping=True):
+        why = store.escape(d)
+        if why is not None:  # reported, never fixed: its files are not the store's to change
+            lines.append(f"{d}: {why} (records must live inside the store; left as it is)")
             continue
         result = d / RESULT_FILE
         if not result.exists():

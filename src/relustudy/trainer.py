@@ -809,6 +809,23 @@ def learning_curve_metrics(test_accuracy: list[float], tolerance: float = SWEET_
     }
 
 
+def coefficient_drift(history: list[dict[str, Any]]) -> dict[str, float]:
+    """``alpha.<module>.late_drift`` for every learned coefficient in ``history``: the range (max - min)
+    of the module's mean a over the last quarter of the epochs, counted from the end of the epoch
+    where that quarter starts (epochs E - E//4 ... E), so that convergence is read from the record."""
+    if not history:
+        return {}
+    start = len(history) - len(history) // 4 - 1  # the epoch before the last quarter (0-based)
+    late = history[max(start, 0) :]
+    out = {}
+    for key in history[-1]:
+        if key.startswith("alpha.") and key.endswith(".mean"):
+            values = [r[key] for r in late if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+            if len(values) == len(late):
+                out[key[: -len(".mean")] + ".late_drift"] = max(values) - min(values)
+    return out
+
+
 def _final_metrics(
     config: RunConfig, history: list[dict[str, Any]], stats: list[dict[str, Any]], wall_seconds: float
 ) -> dict[str, Any]:
@@ -827,6 +844,7 @@ def _final_metrics(
             m[k] = last[k]
         m["first_epoch_train_loss"] = history[0]["train_loss"]  # how soon a run starts to learn
         m.update({k: v for k, v in last.items() if k.startswith("alpha.")})
+        m.update(coefficient_drift(history))
         m.update(learning_curve_metrics([r["test_accuracy"] for r in history]))
         for rec in stats:
             if rec["epoch"] == config.epochs:

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from ..claims import ComparisonClaim, DifferenceClaim, Quantity, register
+from ..claims import BoundsClaim, ComparisonClaim, DifferenceClaim, GainRatioClaim, Quantity, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..metrics import metric_label
 from ..reference import SOURCES, Source, paper_value
@@ -194,6 +194,65 @@ INIT_EXPERIMENT = EXPERIMENTS.register(
     ),
 )
 
+# The learning-rate pilot of the initialisation study (a diagnostic: it tests our setup, not a
+# table of the paper). In the quick profile Xavier's 22-layer net stayed at chance loss in every
+# seed at lr 0.01; this asks whether that stall survives every reasonable rate, before the regime
+# grid picks one. Rates: half-decade steps around the quick profile's 0.01 (our choice).
+INIT_PILOT_RATES = (0.003, 0.01, 0.03, 0.1)
+INIT_PILOT_EPOCHS = 5
+
+
+def init_pilot_label(init: str, depth: int, lr: float) -> str:
+    return f"{init.capitalize()}, {depth} layers, lr {lr:g}"
+
+
+INIT_PILOT_ARMS = tuple(
+    Arm(
+        init_pilot_label(init, depth, lr),
+        "relu",
+        model_params={"depth": depth, "init": init},
+        settings={"lr": lr},
+    )
+    for depth in (22, 30)
+    for init in ("kaiming", "xavier")
+    for lr in INIT_PILOT_RATES
+)
+INIT_PILOT_EXPERIMENT = EXPERIMENTS.register(
+    "he_cifar10_init_lr",
+    Experiment(
+        name="he_cifar10_init_lr",
+        source="he2015",
+        table="Initialisation (learning-rate pilot)",
+        title="the initialisation study's learning-rate pilot: plain deep ReLU nets at four rates",
+        dataset="cifar10",
+        model="plain_net",
+        arms=INIT_PILOT_ARMS,
+        common=INIT_EXPERIMENT.common,
+        profiles={
+            "smoke": Profile(
+                (0,),
+                {**SMOKE, "model_params": {"width": 0.25}},
+                ("512 training and 500 test images", "1 epoch", "batch 64", "width 1/4", "1 seed"),
+            ),
+            "quick": Profile(
+                (0,),
+                {"epochs": INIT_PILOT_EPOCHS, "train_subset": 5_000, "batch_size": 64},
+                (
+                    "CIFAR-10 instead of ImageNet",
+                    "5,000 training images (stratified; the initialisation study's quick subset)",
+                    f"{INIT_PILOT_EPOCHS} epochs of batch 64 at a constant rate",
+                    "1 seed per point (a pilot, not a replicate)",
+                ),
+            ),
+        },
+        notes=(
+            "A diagnostic of our setup, not a table of the paper: does the 22-layer Xavier net stall at every "
+            f"learning rate in {', '.join(f'{r:g}' for r in INIT_PILOT_RATES)} (our choice), or only at 0.01?",
+        ),
+        diagnostic="whether the initialisation study's stalls depend on the learning rate",
+    ),
+)
+
 # ------------------------------------------------------------------------------------ claims
 _SECTION = "2.3"
 _PRELU_GAIN = "For PReLU top-1 error is reduced to 32.64% from 33.82% with this approach."
@@ -265,6 +324,83 @@ def _claims() -> None:
             metrics=(SPEED,),
             relation="non_inferior",
             paper_says="negligible time cost (no numbers)",
+        )
+    )
+
+    register(
+        ComparisonClaim(
+            id="he2015.prelu_beats_lrelu_at_its_initial_slope",
+            source="he2015",
+            experiment=PRELU_EXPERIMENT.name,
+            section="2.4",
+            quote="Since the a_i is updating with each iteration, errors can be reduced and we can expect improved "
+            "performance",
+            statement="Channel-wise PReLU (a learned from 0.25) has a lower top-1 test error than LReLU with a "
+            "fixed at 0.25: learning a helps, beyond having a leak.",
+            arm=PRELU,
+            others=(LRELU,),
+            metrics=("test_error",),
+            relation="better",
+            paper_says="no fixed-slope arm in the paper (no numbers)",
+        )
+    )
+    relu_top1, prelu_top1 = (paper_value("he2015", "Section 2.3", arm, "top1_error") for arm in (RELU, PRELU))
+    register(
+        GainRatioClaim(
+            id="he2015.channel_shared_gets_most_of_the_gain",
+            source="he2015",
+            experiment=PRELU_EXPERIMENT.name,
+            section=_SECTION,
+            quote="1.1% performance gain is a result of this parameters.",
+            statement="Channel-shared PReLU gets at least half of channel-wise PReLU's top-1 gain over ReLU "
+            "(the ratio of the two gains is at least 0.5; 'most' read as 'at least half', our choice).",
+            reference=RELU,
+            arm=PRELU_SHARED,
+            full=PRELU,
+            metric="test_error",
+            share=0.5,
+            paper_says=f"channel-shared gain 1.1 points (the notes' text), channel-wise "
+            f"{100 * (relu_top1 - prelu_top1):.1f} (ImageNet, one run)",
+        )
+    )
+    register(
+        BoundsClaim(
+            id="he2015.coefficients_in_unit_interval",
+            source="he2015",
+            experiment=PRELU_EXPERIMENT.name,
+            section="2.7",
+            quote="Also the paper [4] states that the magnitude of a is usually in (0,1) range.",
+            statement="Every layer's learned coefficient as Table 2 reports it (the channel-shared a; the "
+            "channel-wise mean over channels) lies in (0, 1), in every run of both PReLU arms. Single channels "
+            "are not tested ('usually'); their range is reported beside it.",
+            arms=(PRELU, PRELU_SHARED),
+            lower_metrics="alpha.*.mean",
+            upper_metrics="alpha.*.mean",
+            low=0.0,
+            high=1.0,
+            what="layer's learned coefficient (mean over channels)",
+            context=(("alpha.*.min", "single channels' lowest a"), ("alpha.*.max", "single channels' highest a")),
+            paper_says="Table 2: every layer's coefficient in (0, 1) ("
+            + "{:.3f}-{:.3f}".format(
+                *_extremes(paper_coefficient(arm, (layer,)) for arm in COEFFICIENT_COLUMNS for layer in LAYER_MODULES)
+            )
+            + ", one run)",
+        )
+    )
+    register(
+        ComparisonClaim(
+            id="he2015.prelu_little_overfitting",
+            source="he2015",
+            experiment=PRELU_EXPERIMENT.name,
+            section="1. Introduction",
+            quote="PReLU improves model fitting with nearly zero extra computational cost and little over fitting risk",
+            statement="PReLU's generalization gap (test error minus eval-mode training error) is non-inferior to "
+            "ReLU's: at most 0.01 larger (margin, our choice: one percentage point).",
+            arm=PRELU,
+            others=(RELU,),
+            metrics=("generalization_gap",),
+            relation="non_inferior",
+            paper_says="little overfitting risk (no numbers)",
         )
     )
 
@@ -360,6 +496,11 @@ def _claims() -> None:
     )
 
     _init_claims()
+
+
+def _extremes(values) -> tuple[float, float]:
+    values = list(values)
+    return min(values), max(values)
 
 
 def _init_claims() -> None:
@@ -475,6 +616,53 @@ def coefficient_table(results: pd.DataFrame, experiment: str = PRELU_EXPERIMENT.
             }
         )
     return pd.DataFrame(rows).set_index("layer")
+
+
+def coefficient_history(histories: pd.DataFrame, experiment: str = PRELU_EXPERIMENT.name) -> pd.DataFrame:
+    """The PReLU arms' mean learned coefficient of every layer by epoch (one row per arm, seed,
+    epoch and layer), from the records' histories: how a moves and whether it has settled."""
+    columns = ["arm", "seed", "epoch", "layer", "depth", "a"]
+    h = histories[histories["experiment"] == experiment] if len(histories) else histories
+    if not len(h):
+        return pd.DataFrame(columns=columns)
+    frames = []
+    for depth, (layer, module) in enumerate(LAYER_MODULES.items(), 1):
+        key = f"alpha.{module}.mean"
+        if key not in h.columns:
+            continue
+        sub = h[h[key].notna()]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "arm": sub["arm"],
+                    "seed": sub["seed"],
+                    "epoch": sub["epoch"],
+                    "layer": layer,
+                    "depth": depth,
+                    "a": sub[key],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def init_pilot_curves(histories: pd.DataFrame) -> pd.DataFrame:
+    """The learning-rate pilot's training loss by epoch, with each arm's init law, depth and rate."""
+    columns = ["epoch", "initialisation", "depth", "learning rate", "training loss (nats)"]
+    h = histories[histories["experiment"] == INIT_PILOT_EXPERIMENT.name] if len(histories) else histories
+    if not len(h):
+        return pd.DataFrame(columns=columns)
+    arms = {a.label: a for a in INIT_PILOT_ARMS}
+    known = h[h["arm"].isin(arms)]
+    return pd.DataFrame(
+        {
+            "epoch": known["epoch"],
+            "initialisation": known["arm"].map(lambda a: arms[a].model_params["init"].capitalize()),
+            "depth": known["arm"].map(lambda a: f"{arms[a].model_params['depth']} layers"),
+            "learning rate": known["arm"].map(lambda a: f"{arms[a].settings['lr']:g}"),
+            "training loss (nats)": known["train_loss"],
+        }
+    )
 
 
 def init_arm(label: str) -> tuple[str, int]:
