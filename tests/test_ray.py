@@ -104,3 +104,42 @@ def test_a_record_trained_on_another_file_system_comes_home_verified(tmp_path):
     with pytest.raises(StoreError, match="does not verify"):
         bring_home(other, config, damaged)
     assert not other.is_complete(config) and not (other.run_dir(config) / "result.json").exists()
+
+
+def test_local_cluster_auth_sets_a_private_token_and_restores_the_environment(monkeypatch):
+    from relustudy.ray_executor import AUTH_VARIABLES, local_cluster_auth
+
+    for k in AUTH_VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    with local_cluster_auth():
+        assert os.environ["RAY_AUTH_MODE"] == "token" and len(os.environ["RAY_AUTH_TOKEN"]) == 64
+        first = os.environ["RAY_AUTH_TOKEN"]
+    assert not any(k in os.environ for k in AUTH_VARIABLES)
+    with local_cluster_auth():
+        assert os.environ["RAY_AUTH_TOKEN"] != first  # a fresh token per cluster
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the user's own choice is kept
+    with local_cluster_auth():
+        assert os.environ["RAY_AUTH_MODE"] == "disabled" and "RAY_AUTH_TOKEN" not in os.environ
+
+
+@pytest.mark.slow
+def test_a_local_cluster_refuses_a_client_without_its_token():
+    import logging
+    import subprocess
+    import sys
+
+    from relustudy.ray_executor import AUTH_VARIABLES, local_cluster_auth
+
+    probe = "import logging, sys, ray; ray.init(address=sys.argv[1], logging_level=logging.ERROR); print('connected')"
+    with local_cluster_auth():
+        ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, num_cpus=1)
+        try:
+            assert ray.get(ray.remote(lambda: 42).remote()) == 42  # the cluster's own work runs
+            gcs = ray.get_runtime_context().gcs_address
+            env = {k: v for k, v in os.environ.items() if k not in AUTH_VARIABLES}
+            out = subprocess.run(
+                [sys.executable, "-c", probe, gcs], env=env, capture_output=True, text=True, timeout=120
+            )
+        finally:
+            ray.shutdown()
+    assert out.returncode != 0 and "connected" not in out.stdout and "authentication" in out.stderr.lower()

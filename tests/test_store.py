@@ -498,3 +498,36 @@ def test_a_complete_runs_leftovers_are_removed_and_a_set_aside_checkpoint_kept(t
     assert sorted(p.name for p in removed) == [".result.json.abc.tmp", "checkpoint.pt"]
     assert store_mod.leftovers(folder) == [] and (folder / "checkpoint-set-aside-20260101T000000Z.pt").exists()
     assert store.is_complete(config)
+
+
+def test_a_claim_whose_pid_now_names_another_process_is_stale_and_reported(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from relustudy.store import CLAIM_FILE, RunClaimed, process_identity
+
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.begin(c)
+    claim_path = store.path(c, CLAIM_FILE)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        me = {"pid": other.pid, "host": socket.gethostname(), "since": "then"}
+        if process_identity(other.pid) is None:
+            pytest.skip("no /proc here: only liveness can be checked")
+        # The live process is the holder it names: the claim holds, and check reports nothing.
+        claim_path.write_text(json.dumps({**me, "process": process_identity(other.pid)}))
+        with pytest.raises(RunClaimed):
+            store.claim(c).acquire()
+        assert store_mod.check_store(tmp_path) == []
+        # The same pid, another process (reused after the holder died, or after a restart): stale.
+        claim_path.write_text(json.dumps({**me, "process": "another-boot:12345"}))
+        (line,) = store_mod.check_store(tmp_path, fix=True)
+        assert "stale claim" in line and f"pid {other.pid}" in line and claim_path.exists()  # --fix leaves it
+        with store.claim(c) as taken:
+            assert taken.held and json.loads(claim_path.read_text())["pid"] == os.getpid()
+    finally:
+        other.kill()
+        other.wait()
+    assert not claim_path.exists()

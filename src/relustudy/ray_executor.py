@@ -6,6 +6,13 @@ on a GPU ``gpus_per_run`` of one device -- 1 gives each run a GPU of its own, a 
 so pick a fraction whose runs fit in memory together). Without an address Ray starts a local
 cluster on this machine with all its CPUs and stops it afterwards.
 
+Security. Ray's servers listen on every network interface (measured with Ray 2.60: the GCS, the
+raylet and the workers on ``*:port``, also with ``_node_ip_address="127.0.0.1"``), and without
+authentication anyone who reaches a port can run code here. So a local cluster is started with
+Ray's token authentication (``RAY_AUTH_MODE=token``) and a random token that only this process and
+its workers hold (``local_cluster_auth``); no dashboard. A cluster given by ``--address`` is its
+operator's: enable token authentication there (Ray's "token-auth" guide).
+
 Records reach the driver's results store whether or not a worker shares its file system: the
 driver leaves a token file in its store; a worker that sees it trains straight into that store
 (checkpoints included), one that does not trains into a store of its own node (under the system's
@@ -21,13 +28,15 @@ package, e.g. ``pip install -e .``) and their datasets (``RELUSTUDY_DATA`` or th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .config import ConfigError, RunConfig
 
@@ -48,6 +57,41 @@ def require_ray() -> Any:
             ".venv/bin/pip install -r requirements.lock)"
         ) from None
     return ray
+
+
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+@contextlib.contextmanager
+def local_cluster_auth() -> Iterator[None]:
+    """Token authentication for a local cluster started inside the block: a fresh random token in
+    this process's environment (inherited by the cluster's processes), the previous settings back
+    afterwards. A user who set ``RAY_AUTH_MODE`` keeps their own setting."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in AUTH_VARIABLES}
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    _reload_ray_auth()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _reload_ray_auth()
+
+
+def _reload_ray_auth() -> None:
+    """Make an already imported ray read the authentication settings again (it caches them at
+    import; ray's own tests refresh them the same way)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _train_task(
@@ -119,40 +163,43 @@ def train_on_ray(
     if gpus_per_run < 0 or gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
         raise ConfigError(f"--gpus-per-job must be a fraction in (0, 1] or a whole number, got {gpus_per_run}")
     started_here = not ray.is_initialized()
-    if started_here:
-        if not address:  # a local cluster's workers inherit this environment: import this very package
-            here = str(Path(__file__).resolve().parents[1])
-            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-            # Ray runs its workers at niceness 15; the runs are this machine's work, not background
-            # (on a busy machine a worker took 70 s instead of 4 to import torch).
-            os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    resources = ray.cluster_resources()
-    slots = resources.get("CPU", 1) // cpus_per_run
-    if gpus_per_run:
-        slots = min(slots, resources.get("GPU", 0) // gpus_per_run)
-    on_parallel(max(1, int(slots)))
-    token = f".ray-driver-{uuid.uuid4().hex}"
-    store.root.mkdir(parents=True, exist_ok=True)
-    (store.root / token).write_text(f"{os.getpid()}\n")
-    try:
-        task = ray.remote(_train_task).options(
-            name=TASK_NAME, num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES
-        )
-        pending = {
-            task.remote(cfg.to_dict(), str(store.root), token, data_dir, download): i for i, cfg in enumerate(configs)
-        }
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready[0])
-            try:
-                out = ray.get(ready[0])
-            except RunClaimed as e:  # Ray re-raises the task's exception as (a subclass of) its type
-                on_claimed(i, e)
-                continue
-            bring_home(store, configs[i], out)
-            on_done(i, out["record"], out["seconds"])
-    finally:
-        (store.root / token).unlink(missing_ok=True)
+    auth = local_cluster_auth() if started_here and not address else contextlib.nullcontext()
+    with auth:
         if started_here:
-            ray.shutdown()
+            if not address:  # a local cluster's workers inherit this environment: import this very package
+                here = str(Path(__file__).resolve().parents[1])
+                os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+                # Ray runs its workers at niceness 15; the runs are this machine's work, not background
+                # (on a busy machine a worker took 70 s instead of 4 to import torch).
+                os.environ.setdefault("RAY_worker_niceness", "0")
+            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 1) // cpus_per_run
+        if gpus_per_run:
+            slots = min(slots, resources.get("GPU", 0) // gpus_per_run)
+        on_parallel(max(1, int(slots)))
+        token = f".ray-driver-{uuid.uuid4().hex}"
+        store.root.mkdir(parents=True, exist_ok=True)
+        (store.root / token).write_text(f"{os.getpid()}\n")
+        try:
+            task = ray.remote(_train_task).options(
+                name=TASK_NAME, num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES
+            )
+            pending = {
+                task.remote(cfg.to_dict(), str(store.root), token, data_dir, download): i
+                for i, cfg in enumerate(configs)
+            }
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(ready[0])
+                try:
+                    out = ray.get(ready[0])
+                except RunClaimed as e:  # Ray re-raises the task's exception as (a subclass of) its type
+                    on_claimed(i, e)
+                    continue
+                bring_home(store, configs[i], out)
+                on_done(i, out["record"], out["seconds"])
+        finally:
+            (store.root / token).unlink(missing_ok=True)
+            if started_here:
+                ray.shutdown()

@@ -112,6 +112,19 @@ class RunClaimed(Exception):
     """Another live process is training this run (one line: who, where, since when)."""
 
 
+def process_identity(pid: int) -> str | None:
+    """Which process ``pid`` is, beyond its number: this boot's id and the process's start time
+    (Linux ``/proc``), so that a claim survives neither a restart nor its pid's reuse by another
+    process; None where the system does not say (then only liveness is checked)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
+    return f"{boot}:{fields[19]}"  # field 22, the start time in clock ticks since boot
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -132,6 +145,10 @@ class RunClaim:
         self.path = path
         self.held = False
 
+    def stale(self) -> bool:
+        """Whether an existing claim would be taken over (its holder is gone)."""
+        return self.path.exists() and self._stale(self.holder())
+
     def holder(self) -> dict[str, Any] | None:
         try:
             return json.loads(self.path.read_text())
@@ -145,7 +162,13 @@ class RunClaim:
             except FileNotFoundError:
                 return True
         if who.get("host") == socket.gethostname():
-            return not _process_alive(int(who.get("pid", -1)))
+            pid = int(who.get("pid", -1))
+            if not _process_alive(pid):
+                return True
+            # A live pid may be another process now (reused after the holder died, or after a
+            # restart): the claim names the holder's identity, which must still match.
+            then, now = who.get("process"), process_identity(pid)
+            return then is not None and now is not None and then != now
         try:
             return time.time() - self.path.stat().st_mtime > CLAIM_STALE_SECONDS
         except FileNotFoundError:
@@ -155,6 +178,7 @@ class RunClaim:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {
             "pid": os.getpid(),
+            "process": process_identity(os.getpid()),
             "host": socket.gethostname(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -626,6 +650,13 @@ def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
         if why is not None:  # reported, never fixed: its files are not the store's to change
             lines.append(f"{d}: {why} (records must live inside the store; left as it is)")
             continue
+        claim = RunClaim(d / CLAIM_FILE)
+        if claim.stale():
+            who = claim.holder() or {}
+            lines.append(
+                f"{claim.path}: stale claim (pid {who.get('pid', '?')} on {who.get('host', '?')} is gone or is another "
+                "process now; the next run takes it over, so --fix leaves it)"
+            )
         result = d / RESULT_FILE
         if not result.exists():
             continue  # a run in progress (or never finished): not a record
