@@ -857,7 +857,10 @@ def timing_table(runs: "ChapterRuns") -> Any:
                 "median images/s": median_ips if median_ips else float("nan"),
                 "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
                 "activation code": _activation_code(recs),
-                "paper profile, estimated (min)": exp.estimate("paper", runs.records).cpu_minutes,
+                # a diagnostic has no paper profile: nothing to estimate
+                "paper profile, estimated (min)": exp.estimate("paper", runs.records).cpu_minutes
+                if "paper" in exp.profiles
+                else float("nan"),
             }
         )
     out = pd.DataFrame(rows)
