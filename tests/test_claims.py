@@ -723,3 +723,30 @@ def test_comparison_of_a_metric_the_profile_does_not_measure_is_not_run():
         "generalization_gap": pytest.approx(0.25)
     }
     assert derived_metrics({"test_error": 0.30}) == {}
+
+
+def _ci(lo: float, hi: float):
+    return _pc((lo + hi) / 2, lo, hi)
+
+
+def test_sensitivity_line_gives_each_verdict_at_half_and_twice_the_margin():
+    # test_accuracy's margin is 0.01: a non-inferiority CI from -0.012 to +0.004 is inconclusive at 0.01,
+    # not replicated at 0.005 (entirely below -0.005) and replicated at 0.02
+    line = C.sensitivity_line(_ci(-0.012, -0.006), "non_inferior", "test_accuracy")
+    assert line == "sensitivity: at margin 0.005 -> not replicated, at margin 0.02 -> replicated"
+    line = C.sensitivity_line(_ci(-0.008, 0.004), "non_inferior", "test_accuracy")
+    assert line == "sensitivity: at margin 0.005 -> inconclusive, at margin 0.02 -> replicated"
+    line = C.sensitivity_line(_ci(-0.004, 0.004), "same", "test_accuracy")
+    assert line == "sensitivity: at margin 0.005 -> replicated, at margin 0.02 -> replicated"
+
+
+def test_paper_effect_sentence_appears_exactly_when_the_interval_excludes_it():
+    assert "excludes an effect as large as the paper's (+0.0180)" in C.paper_effect_line(
+        _ci(-0.004, 0.007), 0.018, True
+    )
+    assert C.paper_effect_line(_ci(-0.004, 0.020), 0.018, True) == ""  # the paper's effect is inside
+    assert "excludes" in C.paper_effect_line(_ci(-0.007, 0.004), -0.018, True)  # the other direction
+    assert "ours is larger" in C.paper_effect_line(_ci(0.02, 0.04), 0.018, True)
+    assert "another task" not in C.paper_effect_line(_ci(-0.004, 0.007), 0.018, True)
+    assert "source's own task" in C.paper_effect_line(_ci(-0.004, 0.007), 0.018, False)
+    assert C.paper_effect_line(_ci(-0.004, 0.007), math.nan, True) == ""

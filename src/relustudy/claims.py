@@ -214,8 +214,9 @@ def combine(verdicts: Sequence[str]) -> str:
     return INCONCLUSIVE
 
 
-def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
-    """The verdict of one paired comparison (arm a vs arm b) for ``relation``; see the docstring."""
+def comparison_verdict(pc: PairedComparison, relation: str, metric: str, margin_value: float | None = None) -> str:
+    """The verdict of one paired comparison (arm a vs arm b) for ``relation``; see the docstring.
+    ``margin_value`` replaces the registry's margin (the sensitivity line's half and double)."""
     if pc.n < 2 or not (math.isfinite(pc.ci_low) and math.isfinite(pc.ci_high)):
         return INCONCLUSIVE
     if relation == "better":
@@ -223,7 +224,7 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
     if relation == "not_worse":
         return NOT_REPLICATED if _better_sign(pc, metric) == -1 else REPLICATED
     if relation == "non_inferior":
-        m = margin(metric)
+        m = margin(metric) if margin_value is None else margin_value
         # the CI of (a - b) turned so that positive means "a better"
         lo, hi = (pc.ci_low, pc.ci_high) if _higher_is_better(metric) else (-pc.ci_high, -pc.ci_low)
         if lo > -m:
@@ -232,7 +233,7 @@ def comparison_verdict(pc: PairedComparison, relation: str, metric: str) -> str:
             return NOT_REPLICATED
         return INCONCLUSIVE
     if relation == "same":
-        m = margin(metric)
+        m = margin(metric) if margin_value is None else margin_value
         if -m <= pc.ci_low and pc.ci_high <= m:
             return REPLICATED
         if pc.ci_low > m or pc.ci_high < -m:
@@ -271,6 +272,31 @@ def holm_against(parts: list[tuple[PairedComparison, str, str]], alpha: float = 
         (pc, INCONCLUSIVE, HOLM_NOTE) if v == NOT_REPLICATED and i not in survives else (pc, v, "")
         for i, (pc, _m, v) in enumerate(parts)
     ]
+
+
+def sensitivity_line(pc: PairedComparison, relation: str, metric: str) -> str:
+    """For a margin-based test: the verdict at half and at twice the metric's margin, so that a
+    reader sees whether the verdict rests on the margin's exact value."""
+    m = margin(metric)
+    at = {f"{k:g}": comparison_verdict(pc, relation, metric, k) for k in (m / 2, 2 * m)}
+    return "sensitivity: " + ", ".join(f"at margin {k} -> {v}" for k, v in at.items())
+
+
+def paper_effect_line(pc: PairedComparison, paper_difference: float, same_task: bool) -> str:
+    """For an inconclusive comparison: whether its interval excludes the paper's own difference
+    (``arm_a - arm_b`` in the paper's table), i.e. whether an effect as large as the paper's is
+    ruled out by our runs; "" when the paper has no such number or the interval contains it."""
+    if not (math.isfinite(paper_difference) and math.isfinite(pc.ci_low) and math.isfinite(pc.ci_high)):
+        return ""
+    if pc.ci_low <= paper_difference <= pc.ci_high:
+        return ""
+    task = "" if same_task else " (measured on the source's own task, not this one)"
+    # the paper's difference beyond the interval's far end from 0: an effect that large is ruled out
+    if (paper_difference > pc.ci_high and paper_difference > 0) or (
+        paper_difference < pc.ci_low and paper_difference < 0
+    ):
+        return f"the interval excludes an effect as large as the paper's ({paper_difference:+.4f}){task}"
+    return f"the interval lies beyond the paper's difference ({paper_difference:+.4f}): ours is larger{task}"
 
 
 def part_detail(pc: PairedComparison, verdict: str, why: str = "") -> str:
@@ -545,9 +571,16 @@ class ComparisonClaim(Claim):
                 "(family-wise error 5%)."
             )
         effects = []
+        same_task = get_experiment(self.experiment).same_task
         for (pc, v, why), (_pc, m, _v) in zip(decided, parts):
             verdicts.append(v)
-            details.append(part_detail(pc, v, why))
+            line = part_detail(pc, v, why)
+            if self.relation in ("non_inferior", "same") and pc.n >= 2:
+                line += f"; {sensitivity_line(pc, self.relation, m)}"
+            if v == INCONCLUSIVE and not self.paper_says:
+                excluded = paper_effect_line(pc, self._paper(pc.arm_a, m) - self._paper(pc.arm_b, m), same_task)
+                line += f"; {excluded}" if excluded else ""
+            details.append(line)
             effects.append(comparison_effect(pc, self.relation, m, v))
         ours = "; ".join(ours_parts) + f" [{profile} profile]"
         note = " ".join(s for s in (paper_note, _profile_note(self.experiment, profile, absolute=False)) if s)
