@@ -172,6 +172,7 @@ def _smith_probe(name: str, base: str, paper_epochs: int) -> Experiment:
                 "quick": Profile((0,), settings, ("1 seed (a diagnostic: the paper profile's seed-0 runs, probed)",)),
                 "paper": Profile((0, 1, 2), settings, ("3 seeds (a diagnostic)",)),
             },
+            diagnostic="which layer and reading of lifetime sparsity the paper's numbers match",
             notes=exp.notes
             + (
                 "Diagnostic: statistics after every epoch, at the last conv activation (the paper's layer), at the "
