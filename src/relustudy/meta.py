@@ -157,7 +157,7 @@ def forest_figure(effects: pd.DataFrame) -> plt.Figure | None:
         return None
     heights = [len(effects[effects["question"] == q.key]) + 2 for q in questions]
     fig, axes = plt.subplots(
-        len(questions), 1, figsize=(9, 0.42 * sum(heights) + 1), squeeze=False, gridspec_kw={"height_ratios": heights}
+        len(questions), 1, figsize=(12, 0.42 * sum(heights) + 1), squeeze=False, gridspec_kw={"height_ratios": heights}
     )
     for ax, q in zip(axes[:, 0], questions):
         sub = effects[effects["question"] == q.key].reset_index(drop=True)
