@@ -750,3 +750,25 @@ def test_paper_effect_sentence_appears_exactly_when_the_interval_excludes_it():
     assert "another task" not in C.paper_effect_line(_ci(-0.004, 0.007), 0.018, True)
     assert "source's own task" in C.paper_effect_line(_ci(-0.004, 0.007), 0.018, False)
     assert C.paper_effect_line(_ci(-0.004, 0.007), math.nan, True) == ""
+
+
+def test_published_values_tally_counts_paper_profile_values_on_the_sources_task_only():
+    from relustudy.book import failures_table
+
+    means = paper_like("Table 2", shift={"PReLU": -0.05})  # one published value far outside our interval
+    df = pd.concat(
+        [results("smith_fmnist_cnn", means, profile="paper"), results("he_cifar10_prelu", {}, profile="paper")]
+    )
+    values = C.published_values(df, {"smith_fmnist_cnn": "paper", "he_cifar10_prelu": "paper"})
+    assert set(values["experiment"]) == {"smith_fmnist_cnn"}  # He's ImageNet numbers: another task
+    outside = values[values["verdict"] == "not replicated"]
+    assert list(zip(outside["arm"], outside["metric"])) == [("PReLU", "accuracy")]
+    line = C.published_values_markdown(values)
+    assert f"{len(values) - 1} of {len(values)}" in line and "1 outside" in line
+    assert C.published_values(df, {"smith_fmnist_cnn": "quick"}).empty  # a scaled-down profile: not compared
+    assert "none compared" in C.published_values_markdown(values.iloc[:0])
+    claims = C.evaluate_claims(df[df["experiment"] == "smith_fmnist_cnn"], "paper", source="smith")
+    table = failures_table(claims, values)
+    assert (table["what"] == "published value").sum() == 1 and "ours - paper -0.05" in table[
+        "size (95% interval)"
+    ].iloc[-1]

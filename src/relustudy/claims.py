@@ -1134,6 +1134,42 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
     return out.sort_values(["_a", "_m"], kind="stable").drop(columns=["_a", "_m"]).reset_index(drop=True)
 
 
+def published_values(results_df: pd.DataFrame, shown: Mapping[str, str], source: str | None = None) -> pd.DataFrame:
+    """Every published value checked against our runs (:func:`paper_vs_ours`), over the experiments
+    ``shown`` maps to a profile: only those shown in the ``paper`` profile (a scaled-down profile
+    moves absolute numbers by design) and measured on the source's own task (``same_task``). One
+    row per value with a verdict, with ``experiment``, ``profile`` and ``table``."""
+    frames = []
+    for name, profile in shown.items():
+        exp = get_experiment(name)
+        if (source and exp.source != source) or profile != "paper" or not exp.same_task or exp.diagnostic:
+            continue
+        try:
+            rows = paper_vs_ours(results_df, name, profile)
+        except UnknownNameError:  # a source that publishes no numbers (figures only)
+            continue
+        rows = rows[rows["verdict"].isin([REPLICATED, NOT_REPLICATED])]
+        if len(rows):
+            frames.append(rows.assign(experiment=name, profile=profile, table=exp.table, source=exp.source))
+    if not frames:
+        return pd.DataFrame(columns=[*PAPER_VS_OURS_COLUMNS, "experiment", "profile", "table", "source"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def published_values_markdown(values: pd.DataFrame) -> str:
+    """ "Published values inside our 95% prediction interval: k of n" (or why none is compared)."""
+    if not len(values):
+        return (
+            "Published values: none compared (only experiments shown in the paper profile, on the source's own "
+            "task, are compared value by value)."
+        )
+    inside = int((values["verdict"] == REPLICATED).sum())
+    return (
+        f"**Published values inside our 95% prediction interval: {inside} of {len(values)}** (paper-profile "
+        f"experiments on the source's own task; {len(values) - inside} outside)."
+    )
+
+
 def evaluate_claims(
     results_df: pd.DataFrame,
     profile: str,

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..activations import display_name
-from ..claims import VERDICTS, deciding_effect
+from ..claims import VERDICTS, deciding_effect, published_values_markdown
 from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
 from ..metrics import metric_label as _label
@@ -79,6 +79,7 @@ __all__ = [
     "ACTIVATION_CURVES",
     "downloads_markdown",
     "verdict_csv_frame",
+    "failures_table",
     "verdict_forest",
     "fault_suite_table",
     "fault_suite_markdown",
@@ -1324,6 +1325,39 @@ def _bounds_text(bounds: Sequence[float]) -> str:
     return " and ".join(f"{b:g}" for b in bounds)
 
 
+def failures_table(claims: Any, values: Any) -> Any:
+    """What did not replicate, at the top of the summary: every *not replicated* claim with the part
+    that decided it (its difference and 95% interval, positive = the claimed side), and every
+    published value outside our 95% prediction interval with ours minus the paper's."""
+    from ..reference import get_source
+
+    rows = []
+    for _, c in claims[claims["verdict"] == "not replicated"].iterrows() if len(claims) else ():
+        e = deciding_effect(tuple(c.get("effects") or ()), c["verdict"])
+        against = "" if not e or e.bounds == (0.0,) else f", against {_bounds_text(e.bounds)}"
+        size = f"{e.estimate:+.4f} [{e.low:+.4f}, {e.high:+.4f}] ({e.label}{against})" if e else "see the detail"
+        rows.append(
+            {
+                "what": "claim",
+                "source": get_source(c["source"]).label,
+                "statement or value": c["tested"],
+                "size (95% interval)": size,
+            }
+        )
+    for _, v in values[values["verdict"] == "not replicated"].iterrows() if len(values) else ():
+        rows.append(
+            {
+                "what": "published value",
+                "source": f"{get_source(v['source']).label}, {v['table']}",
+                "statement or value": f"{v['arm']}, {str(v['metric']).replace('_', ' ')}: paper {v['paper']:g}, ours "
+                f"{v['ours_mean']:.4f} (n={int(v['n'])})",
+                "size (95% interval)": f"ours - paper {v['diff']:+.4f}; prediction interval [{v['pi_low']:.4f}, "
+                f"{v['pi_high']:.4f}]",
+            }
+        )
+    return pd.DataFrame(rows, columns=["what", "source", "statement or value", "size (95% interval)"])
+
+
 def verdict_csv_frame(claims: Any) -> Any:
     """The verdict table as a reader downloads it: one row per claim, with the numbers of the part
     that decides its verdict (:func:`relustudy.claims.deciding_effect`): the compared difference
@@ -1660,12 +1694,15 @@ def verdict_matrix(claims: Any) -> Any:
     return m.astype(int)
 
 
-def takeaways_markdown(claims: Any, *, limit: int = 6) -> str:
-    """A MyST box opening a chapter: its verdict counts, then the statements that replicated and
-    those that did not (at most ``limit`` each, the rest counted), from ``claims``."""
+def takeaways_markdown(claims: Any, values: Any = None, *, limit: int = 6) -> str:
+    """A MyST box opening a chapter: its verdict counts and, where given, the tally of published
+    values (``values``: :func:`relustudy.claims.published_values`), then the statements that
+    replicated and those that did not (at most ``limit`` each, the rest counted), from ``claims``."""
     if not len(claims):
         return ""
     lines = [":::{admonition} What this chapter found", ":class: tip", "", verdict_counts_markdown(claims), ""]
+    if values is not None:
+        lines += [published_values_markdown(values), ""]
     for verdict, word in (("replicated", "Replicated"), ("not replicated", "Not replicated")):
         rows = claims[claims["verdict"] == verdict]
         if not len(rows):
