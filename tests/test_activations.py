@@ -12,7 +12,6 @@ from torch import nn
 
 from relustudy.activations import (
     ACTIVATIONS,
-    SMITH_LRELU_SLOPE,
     Activation,
     activation_factory,
     build_activation,
@@ -94,7 +93,7 @@ VALUE_TABLE = [
     ("relu", {}, [-2.0, -0.5, 0.0, 0.5, 3.0], [0.0, 0.0, 0.0, 0.5, 3.0]),
     ("lrelu", {}, [-2.0, 0.0, 3.0], [-0.02, 0.0, 3.0]),  # default: Maas' 0.01
     ("lrelu", {"slope": 0.3}, [-2.0, 3.0], [-0.6, 3.0]),
-    ("lrelu", {"slope": SMITH_LRELU_SLOPE}, [-2.0, 3.0], [-0.2, 3.0]),
+    ("lrelu", {"slope": 0.1}, [-2.0, 3.0], [-0.2, 3.0]),
     ("lrelu", {"slope": 0.0}, [-2.0, 3.0], [0.0, 3.0]),
     ("lrelu", {"a": 5.5}, [-1.1, -11.0, 2.0], [-0.2, -2.0, 2.0]),  # Xu et al.'s very leaky
     ("lrelu", {"a": 100}, [-3.0, 7.0], [-0.03, 7.0]),  # Xu et al.'s leaky

@@ -13,7 +13,7 @@ from scipy import stats
 
 from relustudy import kernels
 from relustudy.activations import (
-    XU_RRELU_BOUNDS,
+    RRELU_DEFAULT_BOUNDS,
     _FusedELUBackward,
     _FusedPReLU,
     _FusedRReLU,
@@ -156,7 +156,7 @@ def test_rrelu_gradcheck_float64():
 
 
 def test_rrelu_law_uniform_3_8_and_mean_slope():
-    a = rrelu_noise(400_000, 2024, *XU_RRELU_BOUNDS, dtype=torch.float64).numpy()
+    a = rrelu_noise(400_000, 2024, *RRELU_DEFAULT_BOUNDS, dtype=torch.float64).numpy()
     assert a.min() >= 3.0 and a.max() < 8.0
     ks = stats.kstest(a, stats.uniform(loc=3.0, scale=5.0).cdf)
     assert ks.pvalue > 1e-3, ks
@@ -165,7 +165,7 @@ def test_rrelu_law_uniform_3_8_and_mean_slope():
     # neighbours are independent (the hash, not a sequence, makes the noise)
     assert abs(stats.pearsonr(a[:-1], a[1:]).statistic) < 0.01
     # another seed gives other draws
-    b = rrelu_noise(1000, 2025, *XU_RRELU_BOUNDS).numpy()
+    b = rrelu_noise(1000, 2025, *RRELU_DEFAULT_BOUNDS).numpy()
     assert (abs(b - a[:1000]) > 1e-3).mean() > 0.99
 
 

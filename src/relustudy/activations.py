@@ -71,8 +71,7 @@ to the PyTorch forms below; ``implementation(name)`` says which one runs, and re
 
 Slopes of the leaky ReLU in the literature: Maas et al. 2013 use 0.01 (our default); Xu et al.
 2015 write y = x/a with a = 100 ("leaky") and a = 5.5 ("very leaky"); Keras' ``LeakyReLU``
-defaults to 0.3. ``SMITH_LRELU_SLOPE = 0.1``: Smith's chapter says to use 0.1 "or another small
-number"; it shows no code, so we follow its text rather than the Keras default of 0.3.
+defaults to 0.3. The sources' own slopes live in their modules (``relustudy.sources``).
 
 RReLU. ``rrelu`` is Xu et al. 2015 exactly: in training, for every element and every forward
 pass a ~ U(lower=3, upper=8) and y = x / a for x < 0; in eval y = x / ((lower + upper) / 2) =
@@ -100,7 +99,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "ELU",
-    "HE_PRELU_INIT",
+    "PRELU_DEFAULT_INIT",
     "LeakyReLU",
     "MAAS_LRELU_SLOPE",
     "PReLU",
@@ -113,13 +112,10 @@ __all__ = [
     "ReLUMax",
     "ReLUWhere",
     "RReLU",
-    "SMITH_LRELU_SLOPE",
     "TORCH_RRELU_BOUNDS",
     "Tanh",
     "TorchRReLU",
-    "XU_LRELU_A",
-    "XU_RRELU_BOUNDS",
-    "XU_VERY_LEAKY_LRELU_A",
+    "RRELU_DEFAULT_BOUNDS",
     "activation_factory",
     "build_activation",
     "display_name",
@@ -131,12 +127,9 @@ __all__ = [
 ACTIVATIONS: Registry = Registry("activation")
 
 MAAS_LRELU_SLOPE = 0.01  # Maas et al. 2013; our default when neither a nor slope is given
-SMITH_LRELU_SLOPE = 0.1  # Smith's text says 0.1 (no code shown); Keras' default would be 0.3
-XU_LRELU_A = 100.0  # Xu et al. 2015 "leaky ReLU", y = x / 100
-XU_VERY_LEAKY_LRELU_A = 5.5  # Xu et al. 2015 "very leaky ReLU", y = x / 5.5
-XU_RRELU_BOUNDS = (3.0, 8.0)  # Xu et al. 2015 RReLU: a ~ U(3, 8), eval a = 5.5
+RRELU_DEFAULT_BOUNDS = (3.0, 8.0)  # RReLU's divisor a ~ U(3, 8), eval a = 5.5 (the form Xu et al. define)
 TORCH_RRELU_BOUNDS = (1.0 / 8.0, 1.0 / 3.0)  # nn.RReLU defaults (slope, not divisor)
-HE_PRELU_INIT = 0.25  # He et al. 2015
+PRELU_DEFAULT_INIT = 0.25  # PReLU's initial coefficient (the value He et al. introduced it with)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +499,7 @@ class PReLU(Activation):
     MODES = ("channel", "shared")
     formula = "F.prelu(x, a)"
 
-    def __init__(self, num_channels: int | None = None, *, mode: str = "channel", init: float = HE_PRELU_INIT):
+    def __init__(self, num_channels: int | None = None, *, mode: str = "channel", init: float = PRELU_DEFAULT_INIT):
         super().__init__(num_channels)
         _require(mode in self.MODES, self.name, f"mode must be one of {self.MODES}, got {mode!r}")
         init = _real(self.name, "init", init)
@@ -549,7 +542,7 @@ class _AsWrittenPReLU(_AsWritten, PReLU):
         num_channels: int | None = None,
         *,
         mode: str = "channel",
-        init: float = HE_PRELU_INIT,
+        init: float = PRELU_DEFAULT_INIT,
         as_written: bool = False,
     ):
         super().__init__(num_channels, mode=mode, init=init)
@@ -596,7 +589,11 @@ class RReLU(Activation):
     """
 
     def __init__(
-        self, num_channels: int | None = None, *, lower: float = XU_RRELU_BOUNDS[0], upper: float = XU_RRELU_BOUNDS[1]
+        self,
+        num_channels: int | None = None,
+        *,
+        lower: float = RRELU_DEFAULT_BOUNDS[0],
+        upper: float = RRELU_DEFAULT_BOUNDS[1],
     ):
         super().__init__(num_channels)
         lower, upper = _real(self.name, "lower", lower), _real(self.name, "upper", upper)

@@ -587,45 +587,6 @@ class ComparisonClaim(Claim):
         return self._result(profile, ours, combine(verdicts), " | ".join(details), note, rule, effects)
 
 
-@dataclass(frozen=True)
-class ValueClaim(Claim):
-    """A published number (``arm``'s ``metric`` in the experiment's table) against our seeds."""
-
-    arm: str = ""
-    metric: str = "test_accuracy"
-
-    def paper_text(self) -> str:
-        src, table = reference.experiment_reference(self.experiment)
-        return f"{self.arm} {self._column(self.metric)} {self._paper(self.arm, self.metric):.3f} ({table}, one run)"
-
-    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
-        d = _select(results_df, self.experiment, profile)
-        if d.empty or not (d["arm"] == self.arm).any():
-            return self._result(
-                profile,
-                f"not run ({profile} profile)",
-                NOT_RUN,
-                not_run_reason(self.experiment, profile, repr(self.arm)),
-                "",
-            )
-        summ = summarize(d, self.metric, by=("arm",)).set_index("arm")
-        row = summ.loc[self.arm] if self.arm in summ.index else None
-        mean = float(row["mean"]) if row is not None else math.nan
-        sd = float(row["sd"]) if row is not None else math.nan
-        n = int(row["n"]) if row is not None else 0
-        paper = self._paper(self.arm, self.metric)
-        verdict, low, high = value_verdict(paper, mean, sd, n, reference.get_source(self.source).rounding_half_unit)
-        diff = mean - paper
-        detail = (
-            f"Rule: {RULES['value']}. ours - paper = {diff:+.4f}; 95% prediction interval "
-            f"[{low:.4f}, {high:.4f}] over {n} seeds"
-        )
-        ours = f"{format_mean_sd(mean, sd, n)} [{profile} profile]"
-        effect = Effect(f"{self.arm}: ours − paper", self.metric, diff, low - paper, high - paper, n, (0.0,), verdict)
-        note = _profile_note(self.experiment, profile, absolute=True)
-        return self._result(profile, ours, verdict, detail, note, RULES["value"], (effect,))
-
-
 def _arm_cells(d: pd.DataFrame, metric: str, arms: Sequence[str], label: str | None = None) -> str:
     summ = summarize(d, metric, by=("arm",)).set_index("arm") if not d.empty else pd.DataFrame()
     cells = []

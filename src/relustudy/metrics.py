@@ -293,12 +293,6 @@ class ActivationRecorder:
             self._handles.pop().remove()
         self._active = False
 
-    def reset(self) -> None:
-        """Forget all counts (hooks stay as they are)."""
-        for rec in self._layers.values():
-            rec.counts = None
-            rec.n_samples = 0
-
     def _make_hook(self, label: str):
         rec = self._layers[label]
 

@@ -152,7 +152,3 @@ def layout(x: torch.Tensor, coefficients: int) -> tuple[torch.Tensor, int, int, 
     x = x.contiguous()
     n, c = x.shape[0], x.shape[1]
     return x, n, c, x.numel() // max(n * c, 1)
-
-
-def ptr(t: torch.Tensor) -> int:
-    return t.data_ptr()
