@@ -866,7 +866,7 @@ def test_activation_curves_known_values():
     f = book.activation_curves(points=7)  # x = -3, -2, ..., 3
     at = {a: g.set_index("x") for a, g in f.groupby("activation")}
     assert at["ReLU"].loc[-1.0, "y"] == 0.0 and at["ReLU"].loc[2.0, "dy/dx"] == 1.0
-    assert at["LReLU, slope 0.1 (Smith)"].loc[-2.0, "y"] == pytest.approx(-0.2)
+    assert at["LReLU, slope 0.1"].loc[-2.0, "y"] == pytest.approx(-0.2)
     assert at["RReLU (Xu) at test time: x/5.5"].loc[-1.0, "dy/dx"] == pytest.approx(1 / 5.5)
     assert at["ELU"].loc[-1.0, "y"] == pytest.approx(np.exp(-1) - 1)
     assert at["ELU"].loc[-1.0, "dy/dx"] == pytest.approx(np.exp(-1))
@@ -1057,3 +1057,16 @@ def test_the_smoke_book_and_the_notebooks_are_one_unit_of_work_for_xdist():
     # the fixture that trains into the smoke store lives only in the module the unit names
     users = [p.name for p in (ROOT / "tests").glob("test_*.py") if "\ndef smoke_book(" in p.read_text()]
     assert users == ["test_smoke_book.py"]
+
+
+def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
+    from relustudy.book import FAMILY_SHADES, arm_palette, curve_palette
+
+    relu_blue = FAMILY_SHADES["relu"][0]
+    for name in ("smith_cifar10_cnn", "xu_cifar10_nin", "he_cifar10_prelu", "tf_rrelu_mnist_bn"):
+        assert arm_palette(name)["ReLU"] == relu_blue  # the same ReLU colour on every page
+    xu = arm_palette("xu_cifar10_nin")
+    assert xu["Leaky ReLU, a=100"] != xu["Leaky ReLU, a=5.5"]  # two arms of one family: two shades of it
+    assert {xu["Leaky ReLU, a=100"], xu["Leaky ReLU, a=5.5"]} <= set(FAMILY_SHADES["lrelu"])
+    assert arm_palette("theano_mnist_radford")["PReLU (Schlüter)"] in FAMILY_SHADES["prelu"]
+    assert curve_palette()["ReLU"] == relu_blue and curve_palette()["tanh"] in FAMILY_SHADES["tanh"]

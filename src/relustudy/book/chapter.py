@@ -79,6 +79,10 @@ __all__ = [
     "ACTIVATION_CURVES",
     "downloads_markdown",
     "verdict_csv_frame",
+    "arm_palette",
+    "FAMILY_SHADES",
+    "curve_palette",
+    "activation_family",
     "failures_table",
     "verdict_forest",
     "fault_suite_table",
@@ -1074,6 +1078,44 @@ def arm_order(experiment: str) -> list[str]:
     return [arm.label for arm in get_experiment(experiment).arms]
 
 
+# One colour per activation family on every page (the arms of one family in shades of it), so that
+# ReLU is the same blue in every chapter and figure: family -> shades, darkest first.
+FAMILY_SHADES = {
+    "relu": ("#1f4e99", "#4f7fcf", "#8fb0e6"),
+    "lrelu": ("#d9730d", "#f29e4c", "#f7c48f"),
+    "prelu": ("#b2182b", "#e05566", "#f09aa4", "#f7c6cc"),
+    "rrelu": ("#1b7837", "#5aae61", "#a6dba0"),
+    "elu": ("#6a3d9a", "#9e7bc4"),
+    "tanh": ("#555555", "#999999"),
+}
+_OTHER_SHADES = ("#8c6d31", "#bd9e39", "#e7ba52")
+
+
+def activation_family(name: str) -> str:
+    """The colour family of an activation registry name (``relu_where`` -> relu, ``torch_rrelu`` -> rrelu)."""
+    for family in ("prelu", "rrelu", "lrelu", "relu", "elu", "tanh"):  # longest names first
+        if family in name:
+            return family
+    return "other"
+
+
+def arm_palette(experiments: str | Sequence[str]) -> dict[str, str]:
+    """Colour of every arm label of ``experiments`` (seaborn ``palette=``): its activation family's
+    colour, the family's later arms in lighter shades, in the experiments' arm order."""
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    palette: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for name in names:
+        for arm in get_experiment(name).arms:
+            if arm.label in palette:
+                continue
+            family = activation_family(arm.activation)
+            shades = FAMILY_SHADES.get(family, _OTHER_SHADES)
+            palette[arm.label] = shades[min(used.get(family, 0), len(shades) - 1)]
+            used[family] = used.get(family, 0) + 1
+    return palette
+
+
 def caveats_markdown(experiments: Iterable[str], runs: "ChapterRuns | None" = None) -> str:
     """The dataset caveats that apply to numbers of ``experiments`` (each once), as Markdown."""
     seen: list[str] = []
@@ -1241,13 +1283,25 @@ def verdict_counts_markdown(claims: Any) -> str:
 # The activations the study trains, as the methods page draws them: (label, registry name, params).
 ACTIVATION_CURVES = (
     ("ReLU", "relu", {}),
-    ("LReLU, slope 0.1 (Smith)", "lrelu", {"slope": 0.1}),
-    ("LReLU, a = 5.5 (Xu: y = x/a)", "lrelu", {"a": 5.5}),
+    ("LReLU, slope 0.1", "lrelu", {"slope": 0.1}),
+    ("LReLU, y = x/a with a = 5.5", "lrelu", {"a": 5.5}),
     ("PReLU at its initial a = 0.25", "prelu", {"mode": "shared", "init": 0.25}),
     ("RReLU (Xu) at test time: x/5.5", "rrelu", {}),
     ("ELU", "elu", {}),
     ("tanh", "tanh", {}),
 )
+
+
+def curve_palette() -> dict[str, str]:
+    """Colours of :data:`ACTIVATION_CURVES` by activation family (the same as the chapters' arms)."""
+    used: dict[str, int] = {}
+    out = {}
+    for label, name, _ in ACTIVATION_CURVES:
+        family = activation_family(name)
+        shades = FAMILY_SHADES.get(family, _OTHER_SHADES)
+        out[label] = shades[min(used.get(family, 0), len(shades) - 1)]
+        used[family] = used.get(family, 0) + 1
+    return out
 
 
 def activation_curves(lo: float = -3.0, hi: float = 3.0, points: int = 601) -> Any:
