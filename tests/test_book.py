@@ -141,6 +141,20 @@ def test_sanitize_notebook_cleans_streams_and_drops_widgets():
     assert "widgets" not in nb.metadata
 
 
+def test_a_page_opens_with_results_not_set_up():
+    nb = nbformat.v4.new_notebook()
+    defaults = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["injected-parameters"]})
+    setup = nbformat.v4.new_code_cell("params = validate()", metadata={"tags": ["hide-input"]})
+    shown = nbformat.v4.new_code_cell("table()", metadata={"tags": ["hide-input"]})
+    shown.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "a table"}, execution_count=1)]
+    visible = nbformat.v4.new_code_cell("x = 1")  # code the page shows on purpose stays
+    nb.cells = [defaults, injected, setup, shown, visible]
+    tags = [c.metadata.get("tags", []) for c in sanitize_notebook(nb).cells]
+    removed = ["remove-cell" in t for t in tags]
+    assert removed == [True, True, True, False, False]
+
+
 # ------------------------------------------------------------------------------- notebooks & toc
 def test_there_are_chapter_notebooks():
     names = {p.stem for p in NOTEBOOKS}

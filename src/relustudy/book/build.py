@@ -105,7 +105,8 @@ def sanitize_notebook(nb: Any) -> Any:
     ipywidgets outputs (tqdm.auto bars) are replaced by their plain-text fallback, since a
     widget needs JavaScript from a CDN; error tracebacks lose their ANSI colour codes. When
     papermill injected parameters, the notebook's default ``parameters`` cell is tagged
-    ``remove-cell`` so the book shows only the values actually used.
+    ``remove-cell`` so the book shows only the values actually used; the injected cell itself and
+    hidden-code cells without output are removed from the page too (the banner states the values).
     """
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
@@ -140,6 +141,13 @@ def sanitize_notebook(nb: Any) -> Any:
             tags = c.get("metadata", {}).get("tags", [])
             if "parameters" in tags and "remove-cell" not in tags:
                 c["metadata"]["tags"] = [*tags, "remove-cell"]
+    # A page opens with results, not set-up: the injected values (the page's banner and reproduce box
+    # state them) and hidden-code cells that show nothing are left out of the page, kept in the file.
+    for c in cells:
+        tags = c.get("metadata", {}).get("tags", [])
+        silent = c.get("cell_type") == "code" and not c.get("outputs") and "hide-input" in tags
+        if ("injected-parameters" in tags or silent) and "remove-cell" not in tags:
+            c.setdefault("metadata", {})["tags"] = [*tags, "remove-cell"]
     return nb
 
 
