@@ -251,3 +251,34 @@ def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == IO_ERROR_EXIT and len(err) == 1 and "is a file, not a folder" in err[0], err
     assert afile.read_text() == "not a folder"
+
+
+def test_force_through_a_linked_run_folder_is_one_line_and_deletes_nothing_outside(tmp_path, capsys):
+    from relustudy.cli import main
+    from relustudy.experiments import get_experiment
+    from relustudy.store import ResultsStore
+
+    cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    files = {"result.json": b"{}", "history.csv": b"epoch\n1\n", "checkpoint.pt": b"x", "activation_stats.json": b"{}"}
+    for name, data in files.items():
+        (outside / name).write_bytes(data)
+    store = ResultsStore(tmp_path / "results")
+    store.run_dir(cfg).parent.mkdir(parents=True)
+    store.run_dir(cfg).symlink_to(outside, target_is_directory=True)
+    args = [
+        "run",
+        "tf_rrelu_mnist_bn",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "0",
+        "--force",
+        "--results-dir",
+        str(store.root),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("is a symbolic link" in line for line in err) and not any("Traceback" in line for line in err)
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == files  # the outside record is untouched
