@@ -534,3 +534,19 @@ def test_the_allocator_is_named_can_be_switched_off_and_changes_no_number(tmp_pa
     assert out[""]["allocator"] not in (out["default"]["allocator"], out["given"]["allocator"])
     untimed = [{k: v for k, v in o["metrics"].items() if k not in TIMING_METRICS} for o in out.values()]
     assert untimed[0] == untimed[1] == untimed[2]
+
+
+def test_bf16_is_refused_in_one_line_on_a_cpu_without_bf16_units(monkeypatch):
+    import torch
+
+    from relustudy.config import ConfigError
+
+    config = small(precision="bf16")
+    monkeypatch.setattr(trainer, "cpu_bf16_units", lambda: False)  # as on our AMD EPYC machines
+    with pytest.raises(ConfigError, match="bf16 units .*amx_bf16 or avx512_bf16.*run precision fp32"):
+        trainer.check_precision(config, torch.device("cpu"))
+    trainer.check_precision(small(), torch.device("cpu"))  # fp32 always runs
+    monkeypatch.setattr(trainer, "cpu_bf16_units", lambda: True)  # as on our Xeons with AMX
+    trainer.check_precision(config, torch.device("cpu"))
+    monkeypatch.setattr(trainer, "cpu_bf16_units", lambda: None)  # the system does not say: not refused
+    trainer.check_precision(config, torch.device("cpu"))

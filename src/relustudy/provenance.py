@@ -99,6 +99,19 @@ def _cpu_model() -> str:
     return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 arithmetic units
+
+
+def cpu_bf16_units() -> bool | None:
+    """Whether this CPU has bf16 arithmetic (AMX-BF16 or AVX512-BF16): True, False, or None where
+    the system does not say (no ``/proc/cpuinfo`` flags)."""
+    flags = _cpuinfo().get("flags")
+    if flags is None:
+        return None
+    have = set(flags.split())
+    return any(f in have for f in BF16_FLAGS)
+
+
 def cpu_identity() -> str:
     """The host CPU as far as it decides which kernels run: its model name, its family/model
     numbers (the microarchitecture; a virtual machine often reports only "AMD EPYC") and the

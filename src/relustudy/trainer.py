@@ -60,7 +60,7 @@ from tqdm import tqdm
 from . import metrics as _metrics
 from .activations import implementation
 from .config import ConfigError, RunConfig
-from .provenance import provenance, utc_now
+from .provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, provenance, utc_now
 from .store import CheckpointError, ResultsStore, RunClaim
 
 __all__ = [
@@ -184,6 +184,16 @@ def resolve_device(name: str) -> torch.device:
             "device 'cuda' was asked for but this machine has no usable CUDA device; use --device auto or cpu"
         )
     return torch.device(name)
+
+
+def check_precision(config: RunConfig, device: torch.device) -> None:
+    """Refuse (one line, :class:`ConfigError`) a bf16 run on a CPU without bf16 units: autocast
+    would emulate bf16 there, slower than fp32 and with bf16's rounding, so nothing is gained."""
+    if config.precision == "bf16" and device.type == "cpu" and cpu_bf16_units() is False:
+        raise ConfigError(
+            f"precision bf16 needs a CPU with bf16 units ({' or '.join(BF16_FLAGS)}); this one "
+            f"({cpu_identity()}) has neither: run precision fp32"
+        )
 
 
 def _available_cpus() -> int:
@@ -640,6 +650,7 @@ def _train_claimed(
     session_t0 = time.perf_counter()
     allocator = tune_allocator()
     device = resolve_device(config.device)
+    check_precision(config, device)
     threads = _configure_backends(config, device)
     channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
     data = _prepare_data(config, device, data_dir, download, channels_last)
