@@ -95,6 +95,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"rrelu_backward_{suffix}").argtypes = [p, p, p, i64, u64, real, real, i32]
         getattr(lib, f"rrelu_noise_{suffix}").argtypes = [p, i64, u64, real, real]
         getattr(lib, f"elu_backward_{suffix}").argtypes = [p, p, p, i64, real, i32]
+        getattr(lib, f"elu_forward_{suffix}").argtypes = [p, p, i64, real, i32]
         for name in (
             "prelu_forward",
             "prelu_backward",
@@ -102,6 +103,7 @@ def _declare(lib: ctypes.CDLL) -> None:
             "rrelu_backward",
             "rrelu_noise",
             "elu_backward",
+            "elu_forward",
         ):
             getattr(lib, f"{name}_{suffix}").restype = None
 

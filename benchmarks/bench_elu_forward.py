@@ -1,0 +1,63 @@
+"""ELU's forward: the fused kernel (relustudy.kernels, float32 in double vectors) against PyTorch's
+F.elu and a copy of the same tensor, timed alternately in one process (a passing load falls on all
+three alike); prints each as a multiple of the copy's median time.
+
+    .venv/bin/python benchmarks/bench_elu_forward.py --numel 4000000 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from relustudy.activations import build_activation, implementation
+from relustudy.provenance import cpu_identity
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--numel", type=int, default=4_000_000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    x = torch.randn(args.numel)
+    out = torch.empty_like(x)
+    fused = build_activation("elu")
+    cases = {"copy": lambda: out.copy_(x), "fused": lambda: fused(x), "F.elu": lambda: F.elu(x)}
+    times = {k: [] for k in cases}
+    for _ in range(args.rounds):  # interleaved rounds
+        for name, fn in cases.items():
+            times[name].append(_median_seconds(fn, 9))
+    copy = statistics.median(times["copy"])
+    print(
+        json.dumps(
+            {
+                "cpu": cpu_identity(),
+                "threads": args.threads,
+                "numel": args.numel,
+                "fused implementation": implementation("elu"),
+                "copy_ms": round(copy * 1e3, 3),
+                "over_copy": {k: round(statistics.median(v) / copy, 2) for k, v in times.items()},
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
