@@ -126,3 +126,47 @@ def test_pattern_checks_every_matching_metric_of_the_named_arms_only():
     records[1]["metrics"] = {"train_eval_error": 0.5}  # a PReLU run without the drift cannot meet it
     assert drift(records).state == REGIME_NOT_MET
     assert fits([_record("PReLU", 0, train_eval_error=0.01)]).state == REGIME_NOT_MET  # no ReLU run to check
+
+
+def _write_he(store: ResultsStore, experiment: str, metrics) -> None:
+    for cfg in get_experiment(experiment).configs("regime", device="cpu"):
+        store.begin(cfg)
+        store.write_result(
+            cfg, status="complete", metrics=metrics(cfg), provenance={"device": "cpu: 1 thread", "wall_seconds": 1.0}
+        )
+
+
+def test_he_regime_criteria_need_a_fitted_relu_and_settled_coefficients(tmp_path):
+    from relustudy.sources import he2015
+
+    exp = get_experiment(he2015.PRELU_EXPERIMENT.name)
+
+    def metrics(drift: float, relu_error: float):
+        def of(cfg):
+            m = {"train_eval_error": relu_error if cfg.arm == he2015.RELU else 0.3, "test_error": 0.4}
+            if cfg.activation == "prelu":
+                m.update({f"alpha.{mod}.late_drift": drift for mod in he2015.LAYER_MODULES.values()})
+            return m
+
+        return of
+
+    for drift, relu_error, state in (
+        (0.01, 0.05, REGIME_MET),
+        (0.05, 0.05, REGIME_NOT_MET),
+        (0.01, 0.2, REGIME_NOT_MET),
+    ):
+        store = ResultsStore(tmp_path / f"{drift}-{relu_error}")
+        _write_he(store, exp.name, metrics(drift, relu_error))
+        verdict = exp.regime_verdict("regime", store.records(exp.name, "regime"))
+        assert verdict.state == state, verdict.why
+    init = get_experiment(he2015.INIT_EXPERIMENT.name)
+    store = ResultsStore(tmp_path / "init")
+    # Xavier stalls at chance; Kaiming trains: the criterion is about Kaiming's nets only
+    _write_he(store, init.name, lambda cfg: {"train_loss": 2.3026 if "Xavier" in cfg.arm else 0.8, "test_error": 0.9})
+    assert init.regime_verdict("regime", store.records(init.name, "regime")).state == REGIME_MET
+    store = ResultsStore(tmp_path / "init-stalled")
+    _write_he(
+        store, init.name, lambda cfg: {"train_loss": 1.2 if cfg.arm == "Kaiming, 30 layers" else 0.8, "test_error": 0.9}
+    )
+    verdict = init.regime_verdict("regime", store.records(init.name, "regime"))
+    assert verdict.state == REGIME_NOT_MET and "Kaiming, 30 layers" in verdict.why

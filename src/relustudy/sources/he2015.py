@@ -198,6 +198,23 @@ CIFAR100_EXPERIMENT = _prelu_experiment(
     "he_cifar100_prelu", "cifar100", "Section 2.3", ("test_error", "test_top5_error")
 )
 
+# The regime profile (budget: 3 CPU-hours with the learning-rate pilot): the rate the pilot picks,
+# and as many epochs as fit. Criterion: Kaiming's nets train, i.e. reach a running training loss
+# of at most 1.0 nats in every seed (ln 10 = 2.303 is a uniform guess).
+INIT_REGIME_LR = 0.01
+INIT_REGIME_EPOCHS = 20
+INIT_REGIME_SEEDS = (0, 1, 2)
+INIT_REGIME_LOSS = 1.0
+INIT_REGIME_CRITERION = RegimeCriterion(
+    f"Kaiming's 22- and 30-layer nets reach a running training loss of at most {INIT_REGIME_LOSS:g} nats in every "
+    "seed (they train; ln 10 = 2.303 is a uniform guess)",
+    every_run_at_most(
+        "train_loss",
+        INIT_REGIME_LOSS,
+        "Kaiming's final training loss",
+        arms=("Kaiming, 22 layers", "Kaiming, 30 layers"),
+    ),
+)
 INIT_ARMS = tuple(
     Arm(f"{init.capitalize()}, {depth} layers", "relu", model_params={"depth": depth, "init": init})
     for depth in (22, 30)
@@ -233,6 +250,25 @@ INIT_EXPERIMENT = EXPERIMENTS.register(
                     "batch 64 (our choice: more steps in the CPU budget)",
                     "3 seeds (5 did not fit the session's CPU budget)",
                 ),
+            ),
+            "regime": Profile(
+                INIT_REGIME_SEEDS,
+                {
+                    "epochs": INIT_REGIME_EPOCHS,
+                    "train_subset": 5_000,
+                    "batch_size": 64,
+                    "lr": INIT_REGIME_LR,
+                    "eval_every": 5,
+                },
+                (
+                    "CIFAR-10 instead of ImageNet",
+                    "5,000 training images (stratified; the quick profile's subset)",
+                    f"{INIT_REGIME_EPOCHS} epochs of batch 64 at a constant rate {INIT_REGIME_LR:g} (the learning-rate "
+                    "pilot's best rate for Kaiming's nets)",
+                    "test error measured every 5 epochs (and after the last)",
+                    f"{len(INIT_REGIME_SEEDS)} seeds",
+                ),
+                criterion=INIT_REGIME_CRITERION,
             ),
             "paper": Profile((0, 1, 2, 3, 4), {"epochs": 30}, ("CIFAR-10 instead of ImageNet", "5 seeds")),
         },
