@@ -817,8 +817,9 @@ def test_the_forest_plot_draws_every_claim_with_numbers():
 
     decided = [deciding_effect(c.effects, c.verdict) for c in claims.itertuples()]
     with_numbers = [e for e in decided if e is not None and math.isfinite(e.estimate)]
-    # not run, and the coefficient claims (these records hold no coefficients, n = 0): no row
-    assert len(labels) == len(with_numbers) == 4 < len(claims)
+    # not run, and the coefficient claims (these records hold no coefficients, n = 0): no row; the
+    # PReLU-vs-LReLU and gain-ratio claims have numbers
+    assert len(labels) == len(with_numbers) == 6 < len(claims)
     units = [ax.get_xlabel() for ax in fig.axes]
     assert "accuracy or error difference (percentage points)" in units
     assert "throughput, log ratio (0.1 ≈ 10% faster)" in units

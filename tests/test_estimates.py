@@ -81,7 +81,9 @@ def _complete_grids():
     store = ResultsStore(ROOT / "results")
     for name in EXPERIMENTS.names():
         exp = get_experiment(name)
-        for profile in ("quick", "paper"):
+        for profile in ("quick", "regime", "paper"):
+            if profile not in exp.profiles:
+                continue
             configs = exp.configs(profile, device="cpu")
             if all(store.is_complete(c) for c in configs):
                 yield name, profile

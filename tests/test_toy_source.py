@@ -87,6 +87,7 @@ def test_a_toy_source_module_and_notebook_build_a_chapter(tmp_path):
     (root / "book").mkdir(parents=True)
     (root / "notebooks").mkdir()
     shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static")  # the stylesheet _config.yml names
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/chapters/toy\n")
     (root / "book" / "intro.md").write_text("# Toy book\n\nOne chapter.\n")
     (root / "toy_source.py").write_text(textwrap.dedent(TOY_MODULE))
