@@ -282,3 +282,32 @@ def test_force_through_a_linked_run_folder_is_one_line_and_deletes_nothing_outsi
     err = capsys.readouterr().err.strip().splitlines()
     assert any("is a symbolic link" in line for line in err) and not any("Traceback" in line for line in err)
     assert {p.name: p.read_bytes() for p in outside.iterdir()} == files  # the outside record is untouched
+
+
+def test_wait_takes_over_a_held_run_once_its_holder_ends(tmp_path, capsys):
+    import json
+    import socket
+    import subprocess
+
+    from relustudy.cli import main
+    from relustudy.experiments import get_experiment
+    from relustudy.store import CLAIM_FILE, ResultsStore, process_identity
+
+    store = ResultsStore(tmp_path)
+    cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])  # ends by itself
+    claim = store.path(cfg, CLAIM_FILE)
+    claim.parent.mkdir(parents=True)
+    claim.write_text(
+        json.dumps({"pid": holder.pid, "process": process_identity(holder.pid), "host": socket.gethostname()})
+    )
+    args = ["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--seeds", "0", "--results-dir", str(tmp_path)]
+    try:
+        assert main([*args, "--wait", "0.5"]) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    out = capsys.readouterr().out
+    assert "skipped, " in out and "7 of 7 runs recorded: 7 trained, 0 already recorded, 0 not recorded" in out
+    assert store.is_complete(cfg)
+    assert main([*args, "--wait", "0"]) == 2  # not a number of seconds > 0: one line, exit 2

@@ -531,3 +531,30 @@ def test_a_claim_whose_pid_now_names_another_process_is_stale_and_reported(tmp_p
         other.kill()
         other.wait()
     assert not claim_path.exists()
+
+
+def test_a_claim_held_by_a_zombie_is_stale(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from relustudy.store import CLAIM_FILE
+
+    store = ResultsStore(tmp_path)
+    c = cfg()
+    store.begin(c)
+    done = subprocess.Popen([sys.executable, "-c", "pass"])  # exits at once; not reaped until wait()
+    for _ in range(100):
+        if Path(f"/proc/{done.pid}/stat").exists() and " Z " in Path(f"/proc/{done.pid}/stat").read_text():
+            break
+        time.sleep(0.05)
+    else:
+        done.wait()
+        pytest.skip("no zombie to check (no /proc, or the process was reaped)")
+    store.path(c, CLAIM_FILE).write_text(json.dumps({"pid": done.pid, "host": socket.gethostname()}))
+    try:
+        with store.claim(c) as taken:  # the exited holder's claim is taken over
+            assert taken.held
+    finally:
+        done.wait()

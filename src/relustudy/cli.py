@@ -116,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="the Ray cluster to use (with --executor ray; default: start a local one)",
         )
         sp.add_argument(
+            "--wait",
+            type=float,
+            nargs="?",
+            const=30.0,
+            default=None,
+            metavar="SECONDS",
+            help="wait for runs another live process is training (look every SECONDS, default 30) instead of "
+            "leaving them; a run whose holder died is trained here",
+        )
+        sp.add_argument(
             "--gpus-per-job",
             type=float,
             default=None,
@@ -219,6 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor=args.executor,
         address=args.address,
         gpus_per_job=args.gpus_per_job,
+        wait=args.wait,
     )
     from .experiments import get_experiment
 
@@ -232,8 +243,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if missing:
         print(
-            f"relustudy: {missing} requested run(s) have no record yet: run again when the other process ends "
-            f"(exit status {INCOMPLETE_EXIT})",
+            f"relustudy: {missing} requested run(s) have no record yet: run again when the other process ends, "
+            f"or pass --wait (exit status {INCOMPLETE_EXIT})",
             file=sys.stderr,
         )
         return INCOMPLETE_EXIT

@@ -336,6 +336,7 @@ def run_experiment(
     executor: str = "local",
     address: str | None = None,
     gpus_per_job: float | None = None,
+    wait: float | None = None,
 ) -> list[dict]:
     """Train every run of the grid that has no complete record; return all records (grid order).
 
@@ -343,7 +344,9 @@ def run_experiment(
     state is shared); give ``num_threads`` so the workers do not oversubscribe the CPUs. A run's
     record does not depend on how it was scheduled: it is the one a sequential run with the same
     threads makes (tests/test_experiments.py). A run that another live process is training (its
-    claim, see :class:`relustudy.store.RunClaim`) is skipped with one line and left to that one.
+    claim, see :class:`relustudy.store.RunClaim`) is skipped with one line and left to that one;
+    with ``wait`` (seconds between looks) the call then waits for it: it takes the record when the
+    other process finishes, or trains the run itself when the claim goes stale (its holder died).
 
     ``executor="ray"`` sends each run to a Ray cluster instead (``address``; a local one when None)
     as a task of ``num_threads`` CPUs (1 if not given) and, on CUDA, ``gpus_per_job`` of a GPU
@@ -363,6 +366,8 @@ def run_experiment(
     seeds = None if seeds is None else list(seeds)
     if seeds is not None and len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must not repeat, got {seeds}")
+    if wait is not None and not (isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0):
+        raise ConfigError(f"wait must be a number of seconds > 0, got {wait!r}")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ConfigError(f"--data-dir {data_dir} is not a folder (give the folder holding <dataset>.npz files)")
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
@@ -407,11 +412,33 @@ def run_experiment(
         else:
             todo.append(i)
 
+    held: list[int] = []  # runs another live process is training
+
     def elsewhere(i: int, e: RunClaimed) -> None:  # another process holds the run: leave it to that one
         progress_state["done"] += 1
+        held.append(i)
         if log:
             cfg = configs[i]
             log(f"[{i + 1}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: skipped, {e}")
+
+    def finish() -> list[dict]:
+        """The records, after waiting for the held runs when asked (``wait``)."""
+        while wait and held:
+            time.sleep(wait)
+            for i in list(held):
+                record, t0 = store.load_record(configs[i]), time.perf_counter()
+                if record is None:  # still held, or its holder died: try to take it over
+                    try:
+                        record = train(configs[i], store, data_dir=data_dir, download=download, progress=progress)
+                    except RunClaimed:
+                        continue
+                else:
+                    record = {**record, "_trained": False}
+                held.remove(i)
+                records[i] = record
+                progress_state["done"] -= 1  # counted when it was skipped; report counts it again
+                report(i + 1, configs[i], record, False, time.perf_counter() - t0)
+        return [r for r in records if r is not None]
 
     progress_state["todo"] = len(todo)
     if executor == "ray" and todo:
@@ -440,7 +467,7 @@ def run_experiment(
             on_claimed=lambda k, e: elsewhere(todo[k], e),
             on_parallel=lambda n: progress_state.update(parallel=n),
         )
-        return [r for r in records if r is not None]
+        return finish()
     if jobs == 1 or len(todo) <= 1:
         for i in todo:
             t0 = time.perf_counter()
@@ -452,7 +479,7 @@ def run_experiment(
                 elsewhere(i, e)
                 continue
             report(i + 1, configs[i], records[i], False, time.perf_counter() - t0)
-        return [r for r in records if r is not None]
+        return finish()
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -475,4 +502,4 @@ def run_experiment(
                 elsewhere(i, e)
                 continue
             report(i + 1, configs[i], records[i], False, seconds)
-    return [r for r in records if r is not None]
+    return finish()
