@@ -155,6 +155,34 @@ def test_a_page_opens_with_results_not_set_up():
     assert removed == [True, True, True, False, False]
 
 
+def test_a_figure_caption_stays_on_its_image_and_gives_its_alt_text():
+    nb = nbformat.v4.new_notebook()
+    caption = "Test accuracy by epoch. Mean over seeds."
+    cell = nbformat.v4.new_code_cell(
+        "plot()", metadata={"tags": ["hide-input"], "mystnb": {"figure": {"caption": caption}}}
+    )
+    md = nbformat.v4.new_output("display_data", data={"text/markdown": "**In the paper's regime:** yes."})
+    png = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+    table = nbformat.v4.new_output("execute_result", data={"text/html": "<table></table>"}, execution_count=1)
+    cell.outputs = [md, png, table]
+    nb.cells = [cell]
+    cells = sanitize_notebook(nb).cells
+    assert [len(c["outputs"]) for c in cells] == [1, 1, 1]
+    before, figure, after = cells
+    assert "figure" in figure["metadata"]["mystnb"] and "image/png" in figure["outputs"][0]["data"]
+    assert figure["metadata"]["mystnb"]["image"]["alt"] == "Test accuracy by epoch"
+    assert "mystnb" not in before["metadata"] and "remove-input" in before["metadata"]["tags"]
+    assert "text/html" in after["outputs"][0]["data"]
+    lone = nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"caption": caption}}})
+    lone.outputs = [png]
+    nb.cells = [lone]
+    assert len(sanitize_notebook(nb).cells) == 1  # nothing to move
+    empty = nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"caption": caption}}})
+    empty.outputs = [md]  # no records: a sentence, no image
+    nb.cells = [empty]
+    assert "figure" not in sanitize_notebook(nb).cells[0]["metadata"]["mystnb"]
+
+
 # ------------------------------------------------------------------------------- notebooks & toc
 def test_there_are_chapter_notebooks():
     names = {p.stem for p in NOTEBOOKS}

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
+import nbformat
+
 from .chapter import TRAIN_ENV
 
 CHAPTERS_DIR = "book/chapters"  # executed copies (gitignored)
@@ -141,6 +143,7 @@ def sanitize_notebook(nb: Any) -> Any:
             tags = c.get("metadata", {}).get("tags", [])
             if "parameters" in tags and "remove-cell" not in tags:
                 c["metadata"]["tags"] = [*tags, "remove-cell"]
+    nb["cells"] = cells = _split_figure_cells(cells)
     # A page opens with results, not set-up: the injected values (the page's banner and reproduce box
     # state them) and hidden-code cells that show nothing are left out of the page, kept in the file.
     for c in cells:
@@ -149,6 +152,52 @@ def sanitize_notebook(nb: Any) -> Any:
         if ("injected-parameters" in tags or silent) and "remove-cell" not in tags:
             c.setdefault("metadata", {})["tags"] = [*tags, "remove-cell"]
     return nb
+
+
+_IMAGE_MIMES = ("image/png", "image/svg+xml", "image/jpeg")
+
+
+def _split_figure_cells(cells: list[Any]) -> list[Any]:
+    """A cell with a figure caption (``mystnb.figure``) and other outputs besides its one image
+    (a paragraph, a table) would number and caption every output as a figure: its other outputs
+    move into output-only cells before and after it, so the caption stays on the image; a caption
+    with no image (nothing drawn) is dropped. The figure's image gets its caption's first sentence
+    as alt text (else the file path is read out)."""
+    out = []
+    for cell in cells:
+        meta = cell.get("metadata", {})
+        figure = (meta.get("mystnb") or {}).get("figure")
+        outputs = cell.get("outputs", []) if cell.get("cell_type") == "code" else []
+        images = [i for i, o in enumerate(outputs) if any(m in o.get("data", {}) for m in _IMAGE_MIMES)]
+        if figure and not images:  # no figure drawn (no records for it): nothing to number or caption
+            del meta["mystnb"]["figure"]
+        if not figure or len(images) != 1:
+            out.append(cell)
+            continue
+        caption = str(figure.get("caption", ""))
+        image_meta = meta["mystnb"].setdefault("image", {})
+        image_meta.setdefault("alt", caption.split(". ")[0].rstrip(".") if caption else "figure")
+        k = images[0]
+
+        def outputs_only(part: list[Any]) -> Any:
+            return nbformat.from_dict(
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "metadata": {"tags": ["remove-input"]},
+                    "outputs": part,
+                    "source": "",
+                    **({"id": f"{cell['id']}-{len(out)}"} if "id" in cell else {}),
+                }
+            )
+
+        if outputs[:k]:
+            out.append(outputs_only(outputs[:k]))
+        cell["outputs"] = [outputs[k]]
+        out.append(cell)
+        if outputs[k + 1 :]:
+            out.append(outputs_only(outputs[k + 1 :]))
+    return out
 
 
 def _looks_like_widget_repr(text: Any) -> bool:
@@ -288,7 +337,6 @@ def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd:
     A failing cell raises :class:`BookError` naming the notebook, the executed copy (papermill
     writes it, error included) and the error's last lines.
     """
-    import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
