@@ -172,6 +172,7 @@ def test_a_figure_caption_stays_on_its_image_and_gives_its_alt_text():
     assert "figure" in figure["metadata"]["mystnb"] and "image/png" in figure["outputs"][0]["data"]
     assert figure["metadata"]["mystnb"]["image"]["alt"] == "Test accuracy by epoch"
     assert "mystnb" not in before["metadata"] and "remove-input" in before["metadata"]["tags"]
+    assert before["source"].strip()  # myst-nb drops a code cell with no source, outputs and all
     assert "text/html" in after["outputs"][0]["data"]
     lone = nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"caption": caption}}})
     lone.outputs = [png]

@@ -186,7 +186,7 @@ def _split_figure_cells(cells: list[Any]) -> list[Any]:
                     "execution_count": None,
                     "metadata": {"tags": ["remove-input"]},
                     "outputs": part,
-                    "source": "",
+                    "source": "# outputs of the figure cell beside this one",  # myst-nb skips empty cells
                     **({"id": f"{cell['id']}-{len(out)}"} if "id" in cell else {}),
                 }
             )
