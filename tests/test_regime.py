@@ -97,6 +97,7 @@ def test_regime_row_on_the_page(tmp_path):
     assert "**In the paper's regime:** **no**" in row and "15 of 15 runs" in row
     assert "not completely recorded yet" in regime_markdown(EXP, "quick", store)
     assert regime_markdown("smith_fmnist_cnn", "paper", store).endswith("the source's own setup.")
+    assert "xu_cifar10_nin" not in row and row.startswith("Table 3, ")  # named as a reader knows it
 
 
 def test_a_regime_book_shows_quick_for_experiments_without_a_regime_profile(tmp_path):

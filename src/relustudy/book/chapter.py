@@ -386,17 +386,19 @@ def shown_profile(experiment: str, profile: str, store: ResultsStore, *, device:
 
 def regime_markdown(experiment: str, profile: str, store: ResultsStore) -> str:
     """The chapter's regime row for the profile it shows: "in the paper's regime: yes/no, and why"
-    from the records, or what the profile is when it has no regime criterion ("" for smoke)."""
+    from the records, or what the profile is when it has no regime criterion ("" for smoke). The
+    experiment is named as a reader knows it (its table and title), not by its key."""
     exp = get_experiment(experiment)
+    name = f"{exp.table}, {exp.title} ({profile} profile)"
     verdict = exp.regime_verdict(profile, store.records(experiment, profile))
     if verdict is not None:
-        return f"`{experiment}` ({profile} profile). " + verdict.markdown()
+        return f"{name}. " + verdict.markdown()
     if profile == "smoke":
         return ""
     if profile == "paper":
-        return f"`{experiment}` ({profile} profile): the source's own setup."
+        return f"{name}: the source's own setup."
     has_regime = "regime" in exp.profiles
-    return f"`{experiment}` ({profile} profile): not tested against the paper's regime" + (
+    return f"{name}: not tested against the paper's regime" + (
         "; its regime profile is not completely recorded yet, and this page shows it once it is." if has_regime else "."
     )
 
