@@ -1114,3 +1114,12 @@ def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
     assert {xu["Leaky ReLU, a=100"], xu["Leaky ReLU, a=5.5"]} <= set(FAMILY_SHADES["lrelu"])
     assert arm_palette("theano_mnist_radford")["PReLU (Schlüter)"] in FAMILY_SHADES["prelu"]
     assert curve_palette()["ReLU"] == relu_blue and curve_palette()["tanh"] in FAMILY_SHADES["tanh"]
+
+
+def test_forest_labels_name_what_was_compared_and_never_repeat():
+    claims = _claims_with_effects()
+    fig = book.verdict_forest(claims)
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert len(labels) == len(set(labels))
+    assert any("PReLU − ReLU" in lab and lab.endswith("(> 0)") for lab in labels)  # the arms and the test
+    assert any("(margin 0.1)" in lab for lab in labels)  # the speed claims' non-inferiority margin

@@ -30,6 +30,7 @@ from ..microbench import (
     record_benchmark,
 )
 from ..reference import get_source, source_label
+from ..registry import UnknownNameError
 from ..results import load_activation_stats, load_histories, load_results
 from ..stats import format_mean_sd, paired_comparison, summarize
 from ..store import ResultsStore
@@ -1472,11 +1473,20 @@ def effect_axis(metric: str) -> tuple[str, float]:
     return f"{spec.label.split(',')[0]} difference", 1.0
 
 
+def _test_words(bounds: Sequence[float]) -> str:
+    """What a part's thresholds test, in a few characters: "> 0", "margin 0.01", "within ±0.01"."""
+    if len(bounds) == 2:
+        return f"within ±{bounds[1]:g}"
+    if bounds and bounds[0] < 0:
+        return f"margin {-bounds[0]:g}"
+    return f"> {bounds[0]:g}" if bounds else "?"
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
-def verdict_forest(claims: Any, *, label_width: int = 64) -> Any:
+def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
     """A forest plot of every claim with numbers: the part that decides its verdict, as its
     difference (dot) and 95% interval (bar), positive on the claimed side, coloured by verdict;
     dashed lines at the rule's thresholds (0, minus a margin, or ± a margin; for a published value:
@@ -1492,10 +1502,29 @@ def verdict_forest(claims: Any, *, label_width: int = 64) -> Any:
         if e is None or not math.isfinite(e.estimate):
             continue
         axis, scale = effect_axis(e.metric)
-        label = _short(f"{source_label(c['source'])}: {c['tested']}", label_width)
+        # what was compared (the deciding part's arms and metric), not the sentence's opening words,
+        # so that two claims about one table do not read the same once shortened
+        what = e.label if e.label else c["tested"]
+        try:
+            metric = _label(e.metric)
+        except UnknownNameError:  # a difference claim's per-run quantity: its label says what it is
+            metric = ""
+        test = _test_words(e.bounds)
+        label = _short(
+            f"{source_label(c['source'])}, {c['table']}: {what}" + (f", {metric}" if metric else ""), label_width
+        )
+        label = f"{label} ({test})"
         rows.append((axis, scale, label, e, c["verdict"]))
     if not rows:
         return None
+    seen: dict[str, int] = {}
+    for row in rows:  # any label still shared gets a running number
+        seen[row[2]] = seen.get(row[2], 0) + 1
+    numbered: dict[str, int] = {}
+    for k, row in enumerate(rows):
+        if seen[row[2]] > 1:
+            numbered[row[2]] = numbered.get(row[2], 0) + 1
+            rows[k] = (row[0], row[1], f"{row[2]} ({numbered[row[2]]})", *row[3:])
     panels = list(dict.fromkeys(r[0] for r in rows))
     counts = [sum(r[0] == p for r in rows) for p in panels]
     fig, axes = plt.subplots(
