@@ -354,7 +354,7 @@ def test_evaluate_claims_summary():
     )
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
-    assert len(out) == len(C.CLAIMS) == 16 + 7 + 4 + 2 * 13 + 1 + 15  # Smith, Theano, TF blog, Xu (2 tables + NDSB), He
+    assert len(out) == len(C.CLAIMS) == 16 + 7 + 4 + 2 * 13 + 2 + 15  # Smith, Theano, TF blog, Xu (2 tables, NDSB, BN-Inception), He
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
@@ -772,3 +772,8 @@ def test_published_values_tally_counts_paper_profile_values_on_the_sources_task_
     assert (table["what"] == "published value").sum() == 1 and "ours - paper -0.05" in table[
         "size (95% interval)"
     ].iloc[-1]
+
+
+def test_the_headline_the_study_does_not_rerun_is_listed_as_not_run_with_its_number():
+    r = C.get_claim("xu2015.bn_inception_cifar100_headline").evaluate(pd.DataFrame(), "quick")
+    assert r.verdict == "not run" and "Batch Norm Inception" in r.detail and "0.7568" in r.paper

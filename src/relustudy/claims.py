@@ -999,6 +999,15 @@ class UnobtainableClaim(Claim):
         return self._result(profile, "not obtainable", NOT_OBTAINABLE, self.reason, "")
 
 
+@dataclass(frozen=True)
+class NotRunClaim(UnobtainableClaim):
+    """A claim about a setup the study does not re-run (a network it does not implement, data not
+    on this machine): listed with its published number and the reason, verdict *not run*."""
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        return self._result(profile, "not run", NOT_RUN, self.reason, "")
+
+
 CLAIMS: Registry[Claim] = Registry("claim")
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import ComparisonClaim, DifferenceClaim, Quantity, RankClaim, UnobtainableClaim, register
+from ..claims import (
+    ComparisonClaim,
+    DifferenceClaim,
+    NotRunClaim,
+    Quantity,
+    RankClaim,
+    UnobtainableClaim,
+    register,
+)
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, every_run_at_most
 from ..reference import SOURCES, Source, paper_value, paper_values
 from ..results import complete_rows
@@ -383,6 +391,21 @@ def _claims() -> None:
             table_name=NDSB_TABLE,
             reason=NDSB_REASON,
             paper_says=_paper_cells(NDSB_TABLE, "val_log_loss"),
+        )
+    )
+    headline = paper_value("xu2015", "Section 3.1", "RReLU (BN-Inception, CIFAR-100)", "test_accuracy")
+    register(
+        NotRunClaim(
+            id="xu2015.bn_inception_cifar100_headline",
+            source="xu2015",
+            experiment="",
+            section="Abstract and 3.1",
+            quote="By using RReLU, we achieved 75.68% accuracy on CIFAR-100 test set without multiple test or ensemble.",
+            statement="RReLU in a Batch Norm Inception subnetwork reaches the paper's CIFAR-100 test accuracy.",
+            table_name="Section 3.1",
+            reason="Not run: the study implements Network in Network, not the Batch Norm Inception subnetwork "
+            "(from inception-3a) the number comes from, and CIFAR-100 is not on this machine.",
+            paper_says=f"test accuracy {headline:g} (RReLU, BN-Inception subnetwork, CIFAR-100, single view, one run)",
         )
     )
 
