@@ -63,6 +63,10 @@ NOTES = (
     "Activations (source): Leaky ReLU y = x/a for x < 0 with a = 100 and a = 5.5; PReLU channel-wise, a initialised "
     "at 0.25 (He et al.), no weight decay on a; RReLU y = x/a with a ~ U(3, 8) per element, drawn afresh every "
     "training pass, and y = x/5.5 at test.",
+    "The paper is inconsistent about RReLU: its Eq. 3-4 write y = a x with a slope a ~ U(l, u), l, u in [0, 1), "
+    "while its text samples a from U(3, 8) and its test-time Eq. 5 divides, y = x / ((l + u) / 2). We read a as a "
+    "divisor, as Eq. 2 (its leaky ReLU) and Eq. 5 do and as U(3, 8) requires (our reading); PyTorch's nn.RReLU "
+    "follows Eq. 3-4 instead (slopes U(1/8, 1/3)) and is not this activation.",
     "Optimizer (CXXNET's is not stated; NIN's published CIFAR-10 recipe): SGD with momentum 0.9, weight decay "
     "1e-4, batch 128, learning rate dropped 10x in steps. Initial rate, step epochs and length are our choice "
     "(lr 0.1 left every unit of a ReLU NIN dead at chance in our pilot, so the paper profile starts at 0.02).",
