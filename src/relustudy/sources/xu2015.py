@@ -343,6 +343,42 @@ def _claims() -> None:
                 paper_says=_paper_cells(exp.table, "test_error"),
             )
         )
+        gap_note = (
+            "Overfitting measured as the generalization gap: test error minus the trained network's error on its own "
+            "training images in eval mode (our reading; the paper compares the two curves in its figures)."
+        )
+        register(
+            ComparisonClaim(
+                id=f"xu2015.{slug}.prelu_overfits_more_than_relu",
+                source="xu2015",
+                experiment=exp.name,
+                section=_OBS,
+                quote=_OBS2,
+                statement=f"PReLU's generalization gap is larger than ReLU's ({t}): ReLU's is significantly smaller.",
+                note=gap_note,
+                arm=RELU,
+                others=(PRELU,),
+                metrics=("generalization_gap",),
+                relation="better",
+                paper_says="training and test curves (figures); no gap is printed",
+            )
+        )
+        register(
+            ComparisonClaim(
+                id=f"xu2015.{slug}.rrelu_reduces_overfitting",
+                source="xu2015",
+                experiment=exp.name,
+                section="1. Introduction",
+                quote="it is reported that RReLU could reduce overfitting due to its randomized nature.",
+                statement=f"RReLU's generalization gap is smaller than ReLU's ({t}).",
+                note=gap_note,
+                arm=RRELU,
+                others=(RELU,),
+                metrics=("generalization_gap",),
+                relation="better",
+                paper_says="reported from the NDSB competition (no numbers)",
+            )
+        )
         leaky = (LRELU_100, LRELU_55, PRELU, RRELU)
         relu_paper = paper_value("xu2015", t, RELU, "test_error")
         against = [a for a in leaky if not paper_value("xu2015", t, a, "test_error") < relu_paper]
