@@ -299,12 +299,24 @@ def paper_effect_line(pc: PairedComparison, paper_difference: float, same_task: 
     return f"the interval lies beyond the paper's difference ({paper_difference:+.4f}): ours is larger{task}"
 
 
+def _readable(described: str, metric: str) -> str:
+    """A comparison's line with its metric named as the registry names it (no internal key on a
+    page); a difference claim's per-run quantities (metric "value") are named by their labels."""
+    key = f" on {metric}:"
+    if metric == "value":
+        return described.replace(key, ":", 1)
+    try:
+        return described.replace(key, f" on {metric_spec(metric).label}:", 1)
+    except UnknownNameError:
+        return described
+
+
 def part_detail(pc: PairedComparison, verdict: str, why: str = "") -> str:
     """One comparison's line in a claim's detail: the test, its verdict, and for an inconclusive
     one the difference these runs could have detected (80% power) -- is the effect small, or
     the study too small to see it? -- and, at n <= 3, that the exact sign-flip test cannot
     decide (its smallest two-sided p is 2 / 2^n >= 0.25), so the verdict rests on the t-interval."""
-    line = f"{pc.describe()} -> {verdict}" + (f" ({why})" if why else "")
+    line = f"{_readable(pc.describe(), pc.metric)} -> {verdict}" + (f" ({why})" if why else "")
     if verdict == INCONCLUSIVE and pc.n >= 2:
         mde = detectable_difference(pc.n, pc.sd_diff, CONFIDENCE)
         line += (
