@@ -703,7 +703,7 @@ def test_bounds_claim_gives_each_verdict_and_names_the_value_outside():
     above = {"PReLU": {"alpha.a1.mean": 0.6, "alpha.a2.mean": 0.1}}
     df = long_records("he_cifar10_prelu", above, offset=lambda i, s, k, m: 0.5 if (s == 3 and k == 0) else 0.0)
     r = _bounds_claim().evaluate(df, "quick")
-    assert r.verdict == "not replicated" and "PReLU seed 3 alpha.a1.mean = 1.1000" in r.detail
+    assert r.verdict == "not replicated" and "PReLU seed 3, PReLU coefficient a, a1 (mean) = 1.1000" in r.detail
     # a run without the values cannot be checked
     df = long_records(
         "he_cifar10_prelu", {"PReLU": {"alpha.a1.mean": 0.5, "test_error": 0.3}}, drop=(("PReLU", 1, "alpha.a1.mean"),)

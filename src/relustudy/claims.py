@@ -465,7 +465,7 @@ class Claim:
         if not absent or done.empty:
             return None
         why = (
-            f"The {profile} profile's records of {self.experiment} do not measure "
+            f"The {profile} profile's records of {self.table} ({get_experiment(self.experiment).title}) do not measure "
             + ", ".join(metric_spec(m).label for m in absent)
             + "."
         )
@@ -608,7 +608,12 @@ def _arm_cells(d: pd.DataFrame, metric: str, arms: Sequence[str], label: str | N
             cells.append(f"{a} {format_mean_sd(row['mean'], row['sd'], int(row['n']))}")
         else:
             cells.append(f"{a} n/a (n=0)")
-    return f"{label or metric}: " + ", ".join(cells)
+    if label is None:  # the registry's name for the metric, never its key
+        try:
+            label = metric_spec(metric).label
+        except UnknownNameError:
+            label = metric
+    return f"{label}: " + ", ".join(cells)
 
 
 @dataclass(frozen=True)
@@ -963,11 +968,11 @@ class BoundsClaim(Claim):
             for metric, value in zip(lows["metric"], lows["value"]):
                 lowest = min(lowest, value)
                 if not value > self.low:
-                    outside.append(f"{arm} seed {seed} {metric} = {value:.4f}")
+                    outside.append(f"{arm} seed {seed}, {metric_spec(metric).label} = {value:.4f}")
             for metric, value in zip(highs["metric"], highs["value"]):
                 highest = max(highest, value)
                 if not value < self.high:
-                    outside.append(f"{arm} seed {seed} {metric} = {value:.4f}")
+                    outside.append(f"{arm} seed {seed}, {metric_spec(metric).label} = {value:.4f}")
         n_runs = done.groupby(["arm", "seed"]).ngroups
         if outside:
             verdict = NOT_REPLICATED

@@ -454,7 +454,7 @@ def _paper_cells(table: str, column: str) -> str:
     pv = paper_values("xu2015", table)
     pv = pv[pv["column"] == column]
     cells = ", ".join(f"{r.row} {r.value:g}" for r in pv.itertuples())
-    return f"{column}: {cells} ({table}, one run)"
+    return f"{column.replace('_', ' ')}: {cells} ({table}, one run)"
 
 
 _claims()
