@@ -80,6 +80,7 @@ from .stats import (
     format_mean_sd,
     paired_comparison,
     summarize,
+    t_interval,
     with_arm,
 )
 
@@ -299,16 +300,15 @@ def paper_effect_line(pc: PairedComparison, paper_difference: float, same_task: 
     return f"the interval lies beyond the paper's difference ({paper_difference:+.4f}): ours is larger{task}"
 
 
-def _readable(described: str, metric: str) -> str:
-    """A comparison's line with its metric named as the registry names it (no internal key on a
-    page); a difference claim's per-run quantities (metric "value") are named by their labels."""
-    key = f" on {metric}:"
+def _metric_words(metric: str) -> str:
+    """How a comparison line names its metric: the registry's label (no internal key on a page);
+    "" for a difference claim's per-run quantities (metric "value"), whose labels say it."""
     if metric == "value":
-        return described.replace(key, ":", 1)
+        return ""
     try:
-        return described.replace(key, f" on {metric_spec(metric).label}:", 1)
+        return metric_spec(metric).label
     except UnknownNameError:
-        return described
+        return metric
 
 
 def part_detail(pc: PairedComparison, verdict: str, why: str = "") -> str:
@@ -316,7 +316,7 @@ def part_detail(pc: PairedComparison, verdict: str, why: str = "") -> str:
     one the difference these runs could have detected (80% power) -- is the effect small, or
     the study too small to see it? -- and, at n <= 3, that the exact sign-flip test cannot
     decide (its smallest two-sided p is 2 / 2^n >= 0.25), so the verdict rests on the t-interval."""
-    line = f"{_readable(pc.describe(), pc.metric)} -> {verdict}" + (f" ({why})" if why else "")
+    line = f"{pc.describe(metric_label=_metric_words(pc.metric))} -> {verdict}" + (f" ({why})" if why else "")
     if verdict == INCONCLUSIVE and pc.n >= 2:
         mde = detectable_difference(pc.n, pc.sd_diff, CONFIDENCE)
         line += (
@@ -869,7 +869,7 @@ class GainRatioClaim(Claim):
         full_sig = _better_sign(gain_full, self.metric) == 1 and gain_full.n >= 2
         details = [f"Rule: {rule}.", part_detail(gain_full, REPLICATED if full_sig else INCONCLUSIVE)]
         excess = [a - self.share * f for a, f in zip(g_arm, g_full)]
-        mean, lo, hi = _mean_ci(excess)
+        mean, lo, hi = t_interval(excess, CONFIDENCE)
         if not full_sig or n < 2 or not math.isfinite(lo):
             verdict = INCONCLUSIVE
         elif lo > 0:
@@ -903,19 +903,6 @@ class GainRatioClaim(Claim):
         )
         note = _profile_note(self.experiment, profile, absolute=False)
         return self._result(profile, ours, verdict, " | ".join(details), note, rule, (effect,))
-
-
-def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean of ``values`` and its 95% t-interval (NaN bounds for n < 2)."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan, math.nan
-    sd = float(pd.Series(values).std(ddof=1))
-    half = float(_st.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 @dataclass(frozen=True)

@@ -255,9 +255,11 @@ class PairedComparison:
     def verdict(self) -> str:
         return {1: "a > b", -1: "a < b", 0: "inconclusive"}[self.sign]
 
-    def describe(self, digits: int = 4) -> str:
-        """One line: the test used, difference, CI and both p-values."""
-        head = f"{self.arm_a} - {self.arm_b} on {self.metric}"
+    def describe(self, digits: int = 4, metric_label: str | None = None) -> str:
+        """One line: the test used, difference, CI and both p-values. ``metric_label`` names the
+        metric (default: its key; "" leaves it out, when the arms' labels already say it)."""
+        name = self.metric if metric_label is None else metric_label
+        head = f"{self.arm_a} - {self.arm_b}" + (f" on {name}" if name else "")
         extra = []
         if self.unmatched_seeds:
             extra.append(f"{self.n_unmatched} unmatched seed(s) dropped: {', '.join(map(str, self.unmatched_seeds))}")

@@ -112,17 +112,26 @@ class RunClaimed(Exception):
     """Another live process is training this run (one line: who, where, since when)."""
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after "pid (comm) " (the state, field 3, first); None
+    where there is no such file (no process, or not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()
+    except (OSError, ValueError):
+        return None
+
+
 def process_identity(pid: int) -> str | None:
     """Which process ``pid`` is, beyond its number: this boot's id and the process's start time
     (Linux ``/proc``), so that a claim survives neither a restart nor its pid's reuse by another
     process; None where the system does not say (then only liveness is checked)."""
+    fields = _proc_stat(pid)
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
-    return f"{boot}:{fields[19]}"  # field 22, the start time in clock ticks since boot
+    return f"{boot}:{fields[19]}" if fields and len(fields) > 19 else None  # field 22: start time in ticks
 
 
 def _process_alive(pid: int) -> bool:
@@ -132,11 +141,8 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    try:  # a zombie (exited, not yet reaped by its parent) holds nothing
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
-    except (OSError, ValueError, IndexError):
-        return True
+    fields = _proc_stat(pid)
+    return not fields or fields[0] != "Z"  # a zombie (exited, not yet reaped by its parent) holds nothing
 
 
 class RunClaim:

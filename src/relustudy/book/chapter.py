@@ -1102,21 +1102,26 @@ def activation_family(name: str) -> str:
     return "other"
 
 
-def arm_palette(experiments: str | Sequence[str]) -> dict[str, str]:
-    """Colour of every arm label of ``experiments`` (seaborn ``palette=``): its activation family's
-    colour, the family's later arms in lighter shades, in the experiments' arm order."""
-    names = [experiments] if isinstance(experiments, str) else list(experiments)
+def family_colours(arms: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Colour of each ``(label, activation registry name)`` in order: its activation family's
+    colour, the family's later labels in lighter shades (a repeated label keeps its first)."""
     palette: dict[str, str] = {}
     used: dict[str, int] = {}
-    for name in names:
-        for arm in get_experiment(name).arms:
-            if arm.label in palette:
-                continue
-            family = activation_family(arm.activation)
-            shades = FAMILY_SHADES.get(family, _OTHER_SHADES)
-            palette[arm.label] = shades[min(used.get(family, 0), len(shades) - 1)]
-            used[family] = used.get(family, 0) + 1
+    for label, activation in arms:
+        if label in palette:
+            continue
+        family = activation_family(activation)
+        shades = FAMILY_SHADES.get(family, _OTHER_SHADES)
+        palette[label] = shades[min(used.get(family, 0), len(shades) - 1)]
+        used[family] = used.get(family, 0) + 1
     return palette
+
+
+def arm_palette(experiments: str | Sequence[str]) -> dict[str, str]:
+    """Colour of every arm label of ``experiments`` (seaborn ``palette=``), by :func:`family_colours`
+    in the experiments' arm order."""
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    return family_colours((arm.label, arm.activation) for name in names for arm in get_experiment(name).arms)
 
 
 def caveats_markdown(experiments: Iterable[str], runs: "ChapterRuns | None" = None) -> str:
@@ -1297,14 +1302,7 @@ ACTIVATION_CURVES = (
 
 def curve_palette() -> dict[str, str]:
     """Colours of :data:`ACTIVATION_CURVES` by activation family (the same as the chapters' arms)."""
-    used: dict[str, int] = {}
-    out = {}
-    for label, name, _ in ACTIVATION_CURVES:
-        family = activation_family(name)
-        shades = FAMILY_SHADES.get(family, _OTHER_SHADES)
-        out[label] = shades[min(used.get(family, 0), len(shades) - 1)]
-        used[family] = used.get(family, 0) + 1
-    return out
+    return family_colours((label, name) for label, name, _ in ACTIVATION_CURVES)
 
 
 def activation_curves(lo: float = -3.0, hi: float = 3.0, points: int = 601) -> Any:
