@@ -779,3 +779,15 @@ def test_published_values_tally_counts_paper_profile_values_on_the_sources_task_
 def test_the_headline_the_study_does_not_rerun_is_listed_as_not_run_with_its_number():
     r = C.get_claim("xu2015.bn_inception_cifar100_headline").evaluate(pd.DataFrame(), "quick")
     assert r.verdict == "not run" and "Batch Norm Inception" in r.detail and "0.7568" in r.paper
+
+
+def test_a_margin_based_rule_states_the_registry_reason_for_its_margin():
+    """The margin of a non-inferiority or equivalence test is the metric registry's smallest effect
+    of interest, and the rule line says why that size."""
+    means = {a: {"test_accuracy": 0.70} for a in ARMS}
+    r = verdict(results("smith_cifar10_cnn", means), "smith.table3.prelu_not_worse_than_relu")
+    spec = C.metric_spec("test_accuracy")
+    assert f"margin {spec.margin:g} on test accuracy, the smallest effect of interest" in r.rule
+    assert spec.margin_reason in r.rule
+    with pytest.raises(UnknownNameError, match="no equivalence margin"):
+        C.margin_reason("test_loss")

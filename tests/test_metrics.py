@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from relustudy import book
 from relustudy import metrics as M
 
 try:  # the real base class, once relustudy.activations is implemented
@@ -326,3 +327,30 @@ def test_activation_stats_dead_units():
     assert stats["dead_fraction"] == pytest.approx(0.5)
     assert stats["sparsity"] == pytest.approx(0.5)
     assert stats["dispersion"] == pytest.approx(0.5)
+
+
+def test_a_margin_needs_a_reason_and_a_positive_size():
+    with pytest.raises(ValueError, match="state its reason"):
+        M.MetricSpec("x", "x", margin=0.01)
+    with pytest.raises(ValueError, match="positive"):
+        M.MetricSpec("x", "x", margin=0.0, margin_reason="because")
+    assert M.MetricSpec("x", "x", margin=0.01, margin_reason="because").margin == 0.01
+
+
+def test_the_error_margin_is_at_least_twice_one_test_sets_binomial_error():
+    """The stated reason for one percentage point must hold: the largest binomial standard error of
+    one run's error on the test set (at an error of 0.5) is at most half the margin."""
+    worst_se = math.sqrt(0.5 * 0.5 / M.TEST_SET_IMAGES)
+    for name in ("test_error", "test_accuracy", "best_test_accuracy"):
+        spec = M.metric_spec(name)
+        assert spec.margin >= 2 * worst_se
+        assert f"{worst_se:.3f}" in spec.margin_reason
+
+
+def test_every_margin_in_the_registry_is_tabled_once_with_its_reason():
+    table = book.effect_sizes_markdown()
+    with_margin = [M.metric_spec(n) for n in M.METRICS.names() if M.metric_spec(n).margin is not None]
+    assert len(with_margin) >= 5
+    for spec in with_margin:
+        assert table.count(f"| {spec.label} |") == 1
+        assert spec.margin_reason in table

@@ -169,3 +169,16 @@ def test_errors_paragraph_reads_the_records():
     assert "better than the test images (by" in text  # eval-mode train error 0.05 vs test error 0.1245
     assert "in the paper's regime" not in text  # the criterion row says that, not this paragraph
     assert "cannot be compared" in X.relu_errors_markdown(records({}))
+
+
+def test_much_better_is_a_gain_above_the_smallest_effect_of_interest():
+    """'a=5.5 is much better' than a=100: the paper's own gain (0.0146) passes; a real but small
+    gain (0.003) fails the stated threshold; a gain near it with noisy seeds is inconclusive."""
+    cid = "xu2015.table3.lrelu55_much_better_than_lrelu100"
+    claim = C.get_claim(cid)
+    assert claim.excess == C.margin("test_error") and "+0.0146" in claim.paper_text()
+    assert verdict(records(paper_means()), cid) == "replicated"
+    small_gain = paper_means({"Leaky ReLU, a=5.5": 0.0146 - 0.003})
+    assert verdict(records(small_gain), cid) == "not replicated"
+    near = paper_means({"Leaky ReLU, a=5.5": 0.0146 - 0.011})
+    assert verdict(records(near, sd=0.01, seeds=range(3)), cid) == "inconclusive"

@@ -88,6 +88,14 @@ VERDICTS = ("replicated", "not replicated", "inconclusive", "not run", "not obta
 REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
 
 
+def margin_reason(metric: str) -> str:
+    """Why ``metric``'s margin has its size, in words for a rule line (the metric registry's reason)."""
+    spec = metric_spec(metric)
+    if spec.margin is None:
+        raise UnknownNameError(f"no equivalence margin for metric {metric!r}")
+    return f"margin {spec.margin:g} on {spec.label}, the smallest effect of interest: {spec.margin_reason}"
+
+
 def margin(metric: str) -> float:
     """The equivalence / non-inferiority margin of ``metric`` (the metric registry's)."""
     m = metric_spec(metric).margin
@@ -550,6 +558,8 @@ class ComparisonClaim(Claim):
         rule = RULES[self.relation].format(
             x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics)
         )
+        if self.relation in ("non_inferior", "same"):
+            rule += "; " + "; ".join(margin_reason(m) for m in self.metrics)
         not_run = self._not_run_without(d, arms, profile, paper_note) or self._not_run_without_metrics(
             d, self.metrics, profile, paper_note
         )

@@ -453,8 +453,15 @@ class MetricSpec:
     unit: str = ""  # "" for fractions and counts that need none
     higher_is_better: bool | None = None  # None: no direction (a description, not a score)
     fmt: str = ".3f"  # format spec of one value
-    margin: float | None = None  # equivalence / non-inferiority margin, in the metric's unit
+    # The smallest effect of interest, in the metric's unit: the margin of every non-inferiority and
+    # equivalence test on this metric, and why that size (a reason of its own, not a source's gaps).
+    margin: float | None = None
+    margin_reason: str = ""
     timing: bool = False  # measures time, not learning (differs between two runs of one config)
+
+    def __post_init__(self) -> None:
+        if self.margin is not None and not (self.margin > 0 and self.margin_reason):
+            raise ValueError(f"metric {self.name!r}: a margin must be positive and state its reason")
 
     def format(self, value: Any) -> str:
         try:
@@ -471,16 +478,51 @@ def _metric(name: str, label: str, **kw: Any) -> MetricSpec:
     return METRICS.register(name, MetricSpec(name, label, **kw))
 
 
-_metric("test_accuracy", "test accuracy", higher_is_better=True, margin=0.01)
-_metric("test_error", "test error", higher_is_better=False, margin=0.01, fmt=".4f")
+# Why one percentage point for accuracies and errors (our choice): the test sets hold 10,000
+# images, so a single run's error has a binomial standard error of at most 0.005 (at an error of
+# 0.5); a difference below about two of those is within what one test set can resolve at all.
+TEST_SET_IMAGES = 10_000
+_ERROR_REASON = (
+    "one percentage point (our choice): about twice the largest binomial standard error of one run's "
+    f"error on a {TEST_SET_IMAGES:,}-image test set (0.5 / sqrt({TEST_SET_IMAGES:,}) = "
+    f"{0.5 / TEST_SET_IMAGES**0.5:.3f}), so a smaller difference is below what the test set itself resolves"
+)
+_TRAIN_ERROR_REASON = (
+    "one percentage point (our choice): the unit of the test error, so that training and test errors and "
+    "their gap are judged on one scale"
+)
+_metric("test_accuracy", "test accuracy", higher_is_better=True, margin=0.01, margin_reason=_ERROR_REASON)
+_metric(
+    "test_error", "test error", higher_is_better=False, margin=0.01, margin_reason=_ERROR_REASON, fmt=".4f"
+)
 _metric("test_top5_error", "top-5 test error", higher_is_better=False, fmt=".4f")
 _metric("test_loss", "test loss (cross-entropy)", unit="nats", higher_is_better=False)
 _metric("train_loss", "training loss (running, cross-entropy)", unit="nats", higher_is_better=False)
 _metric("first_epoch_train_loss", "training loss after epoch 1 (running)", unit="nats", higher_is_better=False)
-_metric("train_error", "training error (running, dropout on)", higher_is_better=False, margin=0.01, fmt=".4f")
-_metric("train_eval_error", "training error (eval mode)", higher_is_better=False, margin=0.01, fmt=".4f")
+_metric(
+    "train_error",
+    "training error (running, dropout on)",
+    higher_is_better=False,
+    margin=0.01,
+    margin_reason=_TRAIN_ERROR_REASON,
+    fmt=".4f",
+)
+_metric(
+    "train_eval_error",
+    "training error (eval mode)",
+    higher_is_better=False,
+    margin=0.01,
+    margin_reason=_TRAIN_ERROR_REASON,
+    fmt=".4f",
+)
 _metric("train_eval_loss", "training loss (eval mode)", unit="nats", higher_is_better=False)
-_metric("best_test_accuracy", "best test accuracy (any epoch)", higher_is_better=True, margin=0.01)
+_metric(
+    "best_test_accuracy",
+    "best test accuracy (any epoch)",
+    higher_is_better=True,
+    margin=0.01,
+    margin_reason=_ERROR_REASON,
+)
 _metric("best_epoch", "epoch of best test accuracy", fmt=".0f")
 _metric("epochs_to_sweet_spot", "epochs to sweet spot", unit="epochs", higher_is_better=False, fmt=".1f")
 _metric("epochs_completed", "epochs completed", fmt=".0f")
@@ -493,6 +535,10 @@ _metric(
     "training throughput (log of the median images/s)",
     higher_is_better=True,
     margin=0.10,
+    margin_reason=(
+        "a log ratio of 0.10, about 10% of throughput (our choice): the smallest speed difference that changes "
+        "how many runs a fixed CPU budget buys by one in ten"
+    ),
     timing=True,
 )
 
@@ -501,6 +547,7 @@ _metric(
     "generalization gap (test error minus eval-mode training error)",
     higher_is_better=False,
     margin=0.01,
+    margin_reason="one percentage point (our choice): the difference of two errors, so the errors' unit",
     fmt=".4f",
 )
 

@@ -18,8 +18,8 @@ from ..activations import display_name
 from ..claims import VERDICTS, deciding_effect, published_values_markdown
 from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
+from ..metrics import METRICS, metric_spec
 from ..metrics import metric_label as _label
-from ..metrics import metric_spec
 from ..microbench import (
     BACKWARD_LIMIT,
     COMPUTE_LIMITS,
@@ -36,6 +36,7 @@ from ..stats import format_mean_sd, paired_comparison, summarize
 from ..store import ResultsStore
 
 __all__ = [
+    "effect_sizes_markdown",
     "dataset_name",
     "data_caveats",
     "dataset_caveat",
@@ -981,6 +982,21 @@ def metric_label(metric: str) -> str:
     """The metric registry's label (relustudy.metrics.METRICS); never a raw key on a page."""
 
     return _label(metric, unit=True)
+
+
+def effect_sizes_markdown() -> str:
+    """The metric registry's smallest effects of interest: every metric with a margin, its size and
+    why that size. Every non-inferiority and equivalence test takes its margin from here."""
+    lines = [
+        "| metric | smallest effect of interest | why this size |",
+        "|---|---|---|",
+    ]
+    for name in METRICS.names():
+        spec = metric_spec(name)
+        if spec.margin is not None:
+            unit = f" {spec.unit}" if spec.unit else ""
+            lines.append(f"| {spec.label} | {spec.margin:g}{unit} | {spec.margin_reason} |")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt_num(v: Any, digits: int = 3, signed: bool = False) -> str:

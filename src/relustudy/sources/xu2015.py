@@ -16,6 +16,7 @@ from ..claims import (
     Quantity,
     RankClaim,
     UnobtainableClaim,
+    margin,
     register,
 )
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, every_run_at_most
@@ -281,18 +282,20 @@ def _claims() -> None:
                 relation="same",
             )
         )
+        much = margin("test_error")
+        paper_gain = paper_value("xu2015", t, LRELU_100, "test_error") - paper_value("xu2015", t, LRELU_55, "test_error")
         register(
-            ComparisonClaim(
-                id=f"xu2015.{slug}.lrelu55_better_than_lrelu100",
+            DifferenceClaim(
+                id=f"xu2015.{slug}.lrelu55_much_better_than_lrelu100",
                 source="xu2015",
                 experiment=exp.name,
                 section=_OBS,
                 quote=_OBS1,
-                statement=f"Leaky ReLU a=5.5 has a lower test error than Leaky ReLU a=100 ({t}).",
-                arm=LRELU_55,
-                others=(LRELU_100,),
-                metrics=("test_error",),
-                relation="better",
+                statement=f"Leaky ReLU a=5.5's test error is lower than Leaky ReLU a=100's by more than {much:g} "
+                f"({t}; 'much better' read as a gain larger than the smallest effect of interest: our reading).",
+                parts=((Quantity(LRELU_100, ("test_error",)), Quantity(LRELU_55, ("test_error",))),),
+                excess=much,
+                paper_says=f"test error: Leaky ReLU, a=100 minus Leaky ReLU, a=5.5 = {paper_gain:+.4f} ({t}, one run)",
             )
         )
         register(
