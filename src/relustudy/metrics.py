@@ -492,9 +492,7 @@ _TRAIN_ERROR_REASON = (
     "their gap are judged on one scale"
 )
 _metric("test_accuracy", "test accuracy", higher_is_better=True, margin=0.01, margin_reason=_ERROR_REASON)
-_metric(
-    "test_error", "test error", higher_is_better=False, margin=0.01, margin_reason=_ERROR_REASON, fmt=".4f"
-)
+_metric("test_error", "test error", higher_is_better=False, margin=0.01, margin_reason=_ERROR_REASON, fmt=".4f")
 _metric("test_top5_error", "top-5 test error", higher_is_better=False, fmt=".4f")
 _metric("test_loss", "test loss (cross-entropy)", unit="nats", higher_is_better=False)
 _metric("train_loss", "training loss (running, cross-entropy)", unit="nats", higher_is_better=False)

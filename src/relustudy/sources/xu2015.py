@@ -283,7 +283,9 @@ def _claims() -> None:
             )
         )
         much = margin("test_error")
-        paper_gain = paper_value("xu2015", t, LRELU_100, "test_error") - paper_value("xu2015", t, LRELU_55, "test_error")
+        paper_gain = paper_value("xu2015", t, LRELU_100, "test_error") - paper_value(
+            "xu2015", t, LRELU_55, "test_error"
+        )
         register(
             DifferenceClaim(
                 id=f"xu2015.{slug}.lrelu55_much_better_than_lrelu100",
