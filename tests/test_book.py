@@ -966,6 +966,13 @@ def test_the_fault_suite_record_becomes_a_table_and_a_sentence(tmp_path):
     assert "commit abcdef1234" in text and "wrote 11 files" in text
     # pasted into the methods page as HTML (a Markdown object would paste as its repr)
     assert "<strong>10 trials</strong>" in book.markdown_html(text).data
+    assert "outside" not in text  # a record made before the containment faults says nothing of them
+    record["total"].update(escaped=1, blocked=0)
+    record["files_outside_changed"] = 2
+    (tmp_path / book.FAULT_RECORD).write_text(json.dumps(record))
+    text = book.fault_suite_markdown(tmp_path)
+    assert "**1 that changed or trusted anything outside the store**" in text and "**2 files changed**" in text
+    assert book.fault_suite_table(tmp_path).loc["all faults", "touched outside the store"] == 0
 
 
 def test_the_scheduling_measurement_becomes_a_sentence(tmp_path):

@@ -558,3 +558,20 @@ def test_a_claim_held_by_a_zombie_is_stale(tmp_path):
             assert taken.held
     finally:
         done.wait()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_reading_a_store_before_its_first_run_creates_nothing(tmp_path, existing):
+    """Every read (records, histories, statistics, a run's record, the store check) of a results
+    folder that is missing or empty leaves the file system as it was: no experiment folder."""
+    root = tmp_path / "results"
+    if existing:
+        root.mkdir()
+    store = ResultsStore(root)
+    config = cfg()
+    assert load_results(root, "exp", "smoke").empty and load_histories(root, "exp", "smoke").empty
+    assert load_activation_stats(root, "exp", "smoke").empty
+    assert store.load_record(config) is None and not store.is_complete(config) and store.load_stats(config) == []
+    assert not store.claim(config).stale()
+    assert store_mod.check_store(root) == []
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == ([Path("results")] if existing else [])

@@ -23,7 +23,12 @@ twice per trial, anywhere from start-up to the last write), ``kill_in_write`` (S
 before, inside -- half the bytes written -- or just after the k-th file write; each write once
 before any twice, in a shuffled order, the three points taking turns), ``disk_full``
 (ENOSPC from the k-th file write), ``checkpoint_byte`` (one byte of the checkpoint flipped after a
-kill that followed its save) and ``record_byte`` (one byte of a complete record's files flipped).
+kill that followed its save), ``record_byte`` (one byte of a complete record's files flipped),
+``linked_folder`` (a symbolic link from the store to a record outside it) and ``stale_claim`` (a
+claim left by a dead process, or naming a pid that another process now has). Two more outcomes
+belong to the last two: ``escaped`` (a file outside the store changed) and ``blocked`` (a stale
+claim stopped the run). A *sentinel* tree outside every store is checksummed before and after the
+suite (``files_outside_changed`` in the summary: must be 0).
 
 :func:`run_suite` runs them and returns a summary with provenance; ``python -m relustudy.faults
 suite --out FILE`` records it (the methods page shows the committed record); the test suite runs a
@@ -41,6 +46,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,12 +62,17 @@ FAULTS = {
     "disk_full": "ENOSPC from the k-th file write, then resume",
     "checkpoint_byte": "one byte of the checkpoint flipped after a kill, then resume",
     "record_byte": "one byte of a complete record's files flipped, then run again",
+    "linked_folder": "the run folder (or its experiment folder) is a symbolic link to a record outside the store: "
+    "--force, a run and store check --fix must refuse and change nothing there; then the link is replaced by a "
+    "real folder and the run trained",
+    "stale_claim": "a claim naming a process that is gone, or a live pid that is now another process, "
+    "then run: the claim must be taken over",
 }
-OUTCOMES = ("survived", "lost", "wrong_complete", "mismatch", "leftover")
+OUTCOMES = ("survived", "lost", "wrong_complete", "mismatch", "leftover", "escaped", "blocked")
 WRITE_POINTS = ("before", "inside", "after")
 # Columns of history.csv that measure time (they differ between two runs of one config).
 TIMING_HISTORY_COLUMNS = ("epoch_seconds", "images_per_second")
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2
 
 # The tiny run every trial trains: 256 MNIST images, 3 epochs, RReLU (it draws noise every step, so
 # a resume must restore the RNG state), a step schedule and Adam (their states too), one thread.
@@ -121,6 +132,27 @@ def flip_byte(path: Path, rng: random.Random) -> int:
     data[offset] ^= rng.randrange(1, 256)
     path.write_bytes(bytes(data))
     return offset
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file below ``root`` (relative path -> sha256 of its bytes): what a fault must not change
+    outside the store."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _changed(before: dict[str, str], after: dict[str, str]) -> int:
+    return sum(before.get(k) != after.get(k) for k in set(before) | set(after))
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has exited (and been reaped): what a claim left by a killed run names."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 # ------------------------------------------------------------------------------ the child process
@@ -278,7 +310,7 @@ def run_suite(
     the run, 2 full disks, 2 checkpoint and 4 record corruptions) in ``workdir``; the summary dict (counts by fault
     and outcome, every trial, provenance). Deterministic given ``seed`` except the random kills' times."""
     from .provenance import cpu_identity, git_info, utc_now
-    from .store import ResultsStore
+    from .store import CLAIM_FILE, ResultsStore, RunClaimed, StoreError, check_store
     from .trainer import train
 
     say = log or (lambda _m: None)
@@ -288,6 +320,8 @@ def run_suite(
         "disk_full": 2,
         "checkpoint_byte": 2,
         "record_byte": 4,
+        "linked_folder": 2,  # the run folder, then the experiment folder, taking turns
+        "stale_claim": 2,  # a gone process, then a reused pid, taking turns
     }
     plan.update(trials or {})
     unknown = set(plan) - set(FAULTS)
@@ -313,6 +347,9 @@ def run_suite(
     if fingerprint(ResultsStore(work / "counted"), main) != refs["main"]:
         raise RuntimeError("a child process and this process train different records: the suite cannot judge")
     say(f"faults: reference child run {child_seconds:.1f} s, {writes} file writes")
+    sentinel = work / "sentinel"  # outside every store: no trial may change it
+    shutil.copytree(reference.run_dir(main), sentinel / "record")
+    sentinel_before = tree_digest(sentinel)
 
     out: list[Trial] = []
     n = 0
@@ -373,6 +410,65 @@ def run_suite(
         out.append(j.finish("record_byte", f"byte {offset} of {name}"))
         say(f"faults: {out[-1]}")
 
+    for i in range(plan["linked_folder"]):
+        j = judge()
+        outside = work / f"outside-{n:03d}"
+        whole_experiment = i % 2 == 1
+        if whole_experiment:  # the experiment folder is the link; the neighbour moves out with it
+            link, target = j.store.root / main.experiment, outside / main.experiment
+            shutil.copytree(link, target)
+            shutil.copytree(reference.run_dir(main), target / main.profile / main.run_id())
+            shutil.rmtree(link)
+        else:
+            link, target = j.store.run_dir(main), outside / main.run_id()
+            shutil.copytree(reference.run_dir(main), target)
+            link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+        before = tree_digest(outside)
+        refused = []
+        for what, act in (
+            ("--force", lambda: j.store.invalidate(main)),
+            ("run", lambda: train(main, j.store, progress=False)),
+        ):
+            try:
+                act()
+            except StoreError:
+                refused.append(what)
+        reported = any("symbolic link" in line for line in check_store(j.store.root, fix=True))
+        changed = _changed(before, tree_digest(outside))
+        link.unlink()  # the user's fix: a real folder in the store
+        if whole_experiment:
+            shutil.copytree(target, link)
+        detail = (
+            f"linked {'experiment' if whole_experiment else 'run'} folder: refused by {', '.join(refused) or 'nothing'}; "
+            f"store check --fix {'reported' if reported else 'did not report'} it"
+        )
+        trial = j.finish("linked_folder", detail)
+        if changed or len(refused) < 2 or not reported:
+            note = f"{changed} file(s) outside the store changed" if changed else "an action went through the link"
+            trial = Trial("linked_folder", detail, "escaped", note)
+        out.append(trial)
+        say(f"faults: {out[-1]}")
+    for i in range(plan["stale_claim"]):
+        j = judge()
+        reused = i % 2 == 1
+        holder = {
+            "pid": 1 if reused else _gone_pid(),
+            "process": "another-boot:0" if reused else None,
+            "host": socket.gethostname(),
+            "since": utc_now(),
+        }
+        folder = j.store.run_dir(main)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CLAIM_FILE).write_text(json.dumps(holder))
+        detail = f"claim by pid {holder['pid']} ({'a live pid that is another process now' if reused else 'gone'})"
+        try:
+            out.append(j.finish("stale_claim", detail))
+        except RunClaimed as e:
+            out.append(Trial("stale_claim", detail, "blocked", str(e)))
+        say(f"faults: {out[-1]}")
+    outside_changed = _changed(sentinel_before, tree_digest(sentinel))
+
     counts = {f: {o: sum(t.fault == f and t.outcome == o for t in out) for o in OUTCOMES} for f in plan}
     total = {o: sum(c[o] for c in counts.values()) for o in OUTCOMES}
     return {
@@ -384,6 +480,7 @@ def run_suite(
         "trials": len(out),
         "by_fault": counts,
         "total": total,
+        "files_outside_changed": outside_changed,
         "runs": [asdict(t) for t in out],
         "provenance": {
             "git": git_info(),

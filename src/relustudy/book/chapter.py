@@ -1583,6 +1583,8 @@ _OUTCOME_LABELS = {
     "wrong_complete": "wrong record counted complete",
     "mismatch": "resumed record differs",
     "leftover": "files left behind",
+    "escaped": "touched outside the store",
+    "blocked": "blocked by a stale claim",
 }
 
 
@@ -1691,6 +1693,19 @@ def fault_suite_table(root: str | Path | None = None) -> Any:
     return table.set_index("fault")
 
 
+def _containment_counts(rec: dict[str, Any]) -> str:
+    """The containment part of a fault record (symbolic links, stale claims, the sentinel outside
+    the store); empty for records made before the suite had it."""
+    if "files_outside_changed" not in rec:
+        return ""
+    total = rec["total"]
+    return (
+        f", **{total.get('escaped', 0)} that changed or trusted anything outside the store** through a "
+        f"symbolic link, {total.get('blocked', 0)} blocked by a stale claim, and "
+        f"**{rec['files_outside_changed']} files changed** in a sentinel folder outside every store"
+    )
+
+
 def fault_suite_markdown(root: str | Path | None = None) -> str:
     """One paragraph on the fault suite's last recorded run: trials, records lost, wrong records
     counted complete, and its provenance; or how to make the record."""
@@ -1706,7 +1721,7 @@ def fault_suite_markdown(root: str | Path | None = None) -> str:
         f"The suite's last recorded run: **{rec['trials']} trials**, {total['survived']} survived, "
         f"**{total['lost']} records lost**, **{total['wrong_complete']} wrong records counted complete**, "
         f"{total['mismatch']} resumed records that differ from an uninterrupted run, {total['leftover']} with "
-        f"files left behind (commit {commit}, {prov.get('cpu', 'unknown CPU')}, torch {prov.get('torch', '?')}, "
+        f"files left behind{_containment_counts(rec)} (commit {commit}, {prov.get('cpu', 'unknown CPU')}, torch {prov.get('torch', '?')}, "
         f"{prov.get('finished', '?')}, {_fmt_minutes(float(prov.get('wall_seconds', 0)))}; the tiny run under test "
         f"took {float(prov.get('child_run_seconds', 0)):.0f} s and wrote {prov.get('file_writes_per_run', '?')} files)."
     )
