@@ -4,9 +4,14 @@ system comes home verified."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,7 @@ from tiny_runs import small
 
 from relustudy.config import ConfigError, RunConfig
 from relustudy.experiments import run_experiment
-from relustudy.ray_executor import TASK_NAME, _train_task, bring_home
+from relustudy.ray_executor import NODE_LOCAL_ENV, NODE_STORE_DIR, TASK_NAME, _train_task, bring_home
 from relustudy.store import ResultsStore, StoreError
 from relustudy.trainer import TIMING_METRICS
 
@@ -124,9 +129,6 @@ def test_local_cluster_auth_sets_a_private_token_and_restores_the_environment(mo
 
 @pytest.mark.slow
 def test_a_local_cluster_refuses_a_client_without_its_token():
-    import logging
-    import subprocess
-    import sys
 
     from relustudy.ray_executor import AUTH_VARIABLES, local_cluster_auth
 
@@ -143,3 +145,77 @@ def test_a_local_cluster_refuses_a_client_without_its_token():
         finally:
             ray.shutdown()
     assert out.returncode != 0 and "connected" not in out.stdout and "authentication" in out.stderr.lower()
+
+
+@needs_mnist
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux) to find the worker")
+def test_two_nodes_one_of_which_shares_nothing_give_the_sequential_records(tmp_path, sequential_slice):
+    """A real two-node cluster on one machine: the head has no CPUs, so every run goes to a worker
+    node that does not share the driver's store (RELUSTUDY_RAY_NODE_LOCAL, its own TMPDIR). The
+    driver is a process of its own (``relustudy run --executor ray --address``). The far node is
+    killed while it trains and a new one takes the retried task. The records that come home equal
+    the sequential ones, and the far nodes trained in their own stores."""
+    from ray.cluster_utils import Cluster  # here: ray is imported only where it is installed
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+
+    def far_node(name: str):
+        tmp = tmp_path / name
+        tmp.mkdir()
+        return cluster.add_node(
+            num_cpus=1, env_vars={NODE_LOCAL_ENV: "1", "TMPDIR": str(tmp), "PYTHONPATH": pythonpath}
+        )
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        first = far_node("node-a")
+        kw = dict(SCHEDULED_SLICE)
+        driver = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "relustudy.cli",
+                "run",
+                kw["name"],
+                "--profile",
+                kw["profile"],
+                "--seeds",
+                *map(str, kw["seeds"]),
+                "--threads-per-job",
+                str(kw["num_threads"]),
+                "--results-dir",
+                str(tmp_path / "driver"),
+                "--executor",
+                "ray",
+                "--address",
+                cluster.address,
+            ],
+            env={**os.environ, "PYTHONPATH": pythonpath},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        while not _task_pids() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        killed = bool(_task_pids())
+        if killed:
+            time.sleep(1.0)
+            far_node("node-b")  # first: the grid always has somewhere to go
+            cluster.remove_node(first, allow_graceful=False)
+        output, _ = driver.communicate(timeout=600)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert driver.returncode == 0, output[-2000:]
+    assert killed, "no Ray worker was seen training on the far node"
+    store = ResultsStore(tmp_path / "driver")
+    records = [store.load_record(RunConfig.from_dict(r["config"])) for r in sequential_slice]
+    assert all(records), "a run's record did not come home"
+    assert _untimed(records) == _untimed(sequential_slice)
+    far_records = [p for node in ("node-a", "node-b") for p in (tmp_path / node / NODE_STORE_DIR).rglob("result.json")]
+    assert len(far_records) >= len(records)  # every run trained in a far node's own store
+    assert not list((tmp_path / "driver").rglob("checkpoint.pt"))
+    assert json.loads(Path(far_records[0]).read_text())["status"] == "complete"

@@ -22,6 +22,12 @@ writes into its store, the record last, and verifies. A worker that dies is retr
 checkpoint is (the shared store, or the same node). A run's record is the one a sequential run with
 the same threads makes: the task calls the same :func:`relustudy.trainer.train`.
 
+A node whose path to the driver's store exists but is not that store (another mount at the same
+path, say) is told so by its operator with ``RELUSTUDY_RAY_NODE_LOCAL=1`` in the node's
+environment (``ray start`` inherits it): its tasks then always train node-locally and send their
+records home. The two-node test uses it to give one machine a node that shares nothing with the
+driver (its own store under its own ``TMPDIR``).
+
 The nodes of a remote cluster need this project's environment (``requirements.lock`` and the
 package, e.g. ``pip install -e .``) and their datasets (``RELUSTUDY_DATA`` or the cache).
 """
@@ -45,6 +51,8 @@ MAX_RETRIES = 3
 # commit point).
 RECORD_ORDER = ("config.json", "history.csv", "activation_stats.json", "result.json")
 TASK_NAME = "relustudy_train"  # the worker's process title while it trains: "ray::relustudy_train"
+NODE_LOCAL_ENV = "RELUSTUDY_RAY_NODE_LOCAL"  # set on a node: never train into the driver's store path
+NODE_STORE_DIR = "relustudy-ray"  # a node-local store: <the node's temporary folder>/relustudy-ray/<driver token>
 
 
 def require_ray() -> Any:
@@ -102,8 +110,8 @@ def _train_task(
     from .store import ResultsStore
     from .trainer import train
 
-    shared = (Path(driver_root) / token).is_file()
-    root = Path(driver_root) if shared else Path(tempfile.gettempdir()) / "relustudy-ray" / token
+    shared = (Path(driver_root) / token).is_file() and not os.environ.get(NODE_LOCAL_ENV)
+    root = Path(driver_root) if shared else Path(tempfile.gettempdir()) / NODE_STORE_DIR / token
     config = RunConfig.from_dict(config_dict)
     store = ResultsStore(root)
     t0 = time.perf_counter()
