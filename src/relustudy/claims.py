@@ -90,10 +90,8 @@ REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_RUN, NOT_OBTAINABLE = VERDICTS
 
 def margin_reason(metric: str) -> str:
     """Why ``metric``'s margin has its size, in words for a rule line (the metric registry's reason)."""
-    spec = metric_spec(metric)
-    if spec.margin is None:
-        raise UnknownNameError(f"no equivalence margin for metric {metric!r}")
-    return f"margin {spec.margin:g} on {spec.label}, the smallest effect of interest: {spec.margin_reason}"
+    size, spec = margin(metric), metric_spec(metric)  # margin() refuses a metric without one
+    return f"margin {size:g} on {spec.label}, the smallest effect of interest: {spec.margin_reason}"
 
 
 def margin(metric: str) -> float:

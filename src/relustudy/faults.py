@@ -444,9 +444,11 @@ def run_suite(
             f"store check --fix {'reported' if reported else 'did not report'} it"
         )
         trial = j.finish("linked_folder", detail)
-        if changed or len(refused) < 2 or not reported:
-            note = f"{changed} file(s) outside the store changed" if changed else "an action went through the link"
-            trial = Trial("linked_folder", detail, "escaped", note)
+        why = [f"{changed} file(s) outside the store changed"] if changed else []
+        why += ["an action went through the link"] if len(refused) < 2 else []
+        why += ["store check did not report the link"] if not reported else []
+        if why:
+            trial = Trial("linked_folder", detail, "escaped", "; ".join(why))
         out.append(trial)
         say(f"faults: {out[-1]}")
     for i in range(plan["stale_claim"]):
