@@ -23,7 +23,7 @@ from torch import nn
 
 import relustudy
 from relustudy import trainer
-from relustudy.config import RunConfig
+from relustudy.config import ConfigError, RunConfig
 from relustudy.results import load_histories, load_results
 from relustudy.store import ResultsStore
 from relustudy.trainer import TIMING_METRICS, RMSpropTheano, build_optimizer, build_scheduler, progress_enabled, train
@@ -415,8 +415,16 @@ def test_schedules_step_per_epoch():
 
 
 # ---------------------------------------------------------------------------- device / progress
-def test_backends_and_bf16_on_cpu(tmp_path):
+def test_backends_and_bf16_on_cpu(tmp_path, monkeypatch):
     config = small(epochs=1, train_subset=128, test_subset=100, precision="bf16", num_threads=None)
+    # A CPU without bf16 units refuses the run before anything is written ...
+    monkeypatch.setattr(trainer, "cpu_bf16_units", lambda: False)
+    with pytest.raises(ConfigError, match="run precision fp32"):
+        train(config, ResultsStore(tmp_path / "refused"), progress=False)
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").rglob("*.json"))
+    # ... and one with them trains (autocast emulates bf16 where the units are absent, so the
+    # path runs on every CPU this test meets).
+    monkeypatch.setattr(trainer, "cpu_bf16_units", lambda: True)
     record = train(config, ResultsStore(tmp_path), progress=False)
     assert record["status"] == "complete" and record["provenance"]["precision"] == "bf16"
     threads = trainer._available_cpus()  # num_threads=None: every CPU this process may use
@@ -537,10 +545,6 @@ def test_the_allocator_is_named_can_be_switched_off_and_changes_no_number(tmp_pa
 
 
 def test_bf16_is_refused_in_one_line_on_a_cpu_without_bf16_units(monkeypatch):
-    import torch
-
-    from relustudy.config import ConfigError
-
     config = small(precision="bf16")
     monkeypatch.setattr(trainer, "cpu_bf16_units", lambda: False)  # as on our AMD EPYC machines
     with pytest.raises(ConfigError, match="bf16 units .*amx_bf16 or avx512_bf16.*run precision fp32"):
