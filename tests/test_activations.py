@@ -20,7 +20,7 @@ from relustudy.activations import (
 from relustudy.registry import UnknownNameError
 
 RELU_VARIANTS = ["relu_max", "relu_mask", "relu_abs", "relu_where"]
-PRELU_NAMES = ["prelu", "prelu_maxmin", "prelu_abs", "prelu_schluter"]
+PRELU_NAMES = ["prelu", "prelu_maxmin", "prelu_abs", "prelu_schluter", "prelu_where"]
 ALL_NAMES = {"relu", *RELU_VARIANTS, "lrelu", *PRELU_NAMES, "rrelu", "torch_rrelu", "elu", "tanh"}
 
 D = torch.float64

@@ -33,6 +33,7 @@ PRELU_FORMS = {
     "prelu_maxmin",
     "prelu_abs",
     "prelu_schluter",
+    "prelu_where",
     "F.prelu",
     "prelu_maxmin[as written]",
     "prelu_abs[as written]",

@@ -33,6 +33,7 @@ prelu           ``mode`` channel|shared (channel),      a * x, a learned (``F.pr
 prelu_maxmin    as prelu, ``as_written`` (False)        ``max(0, x) + a * min(0, x)``
 prelu_abs       as prelu, ``as_written`` (False)        ``(x + |x|)/2 + a * (x - |x|)/2``
 prelu_schluter  as prelu                                ``0.5 (1 + a) x + 0.5 (1 - a) |x|``
+prelu_where     as prelu                                ``torch.where(x > 0, x, a * x)``
 rrelu           ``lower`` (3), ``upper`` (8),           x / a, a ~ U(lower, upper) (Xu et al.)
                 1 < lower <= upper
 torch_rrelu     ``lower`` (1/8), ``upper`` (1/3),       s * x, s ~ U(lower, upper) (``nn.RReLU``)
@@ -581,6 +582,17 @@ class PReLUAbs(_AsWrittenPReLU):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ax = x.abs() if self.as_written else _abs0(x)  # _abs0: torch.abs gives d/dx = (1 + a)/2 at 0, not a
         return (x + ax) * 0.5 + self._a(x) * ((x - ax) * 0.5)
+
+
+@_register("prelu_where")
+class PReLUWhere(PReLU):
+    """A switch PReLU, ``torch.where(x > 0, x, a * x)``: Theano's ``T.switch`` form carried over to
+    PReLU (ours: the Theano blog adapts only the max and abs forms)."""
+
+    formula = "torch.where(x > 0, x, a * x)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, self._a(x) * x)  # plain autograd already gives a (and d/da = 0) at 0
 
 
 @_register("prelu_schluter")

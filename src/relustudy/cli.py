@@ -163,11 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "what",
         nargs="?",
-        choices=("activations", "train"),
+        choices=("activations", "train", "steps"),
         default="activations",
         help="activations (default): the micro-benchmark; train: every study model's training step against "
-        "this machine's sgemm peak, and the trainer against a bare loop",
+        "this machine's sgemm peak, and the trainer against a bare loop; steps: an experiment's arms' "
+        "training steps timed interleaved in one process (--experiment), the record its speed claims read",
     )
+    bench.add_argument("--experiment", help="with steps: the experiment whose step timing to record")
     add_common(bench, "quick")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     bench.add_argument("--threads", type=int, default=1, help="with train: CPU threads (default 1, as the grids run)")
@@ -305,6 +307,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         record = record_train_benchmark(args.profile, root, threads=args.threads, force=args.force)
         print(f"{len(record['models'])} models recorded in {benchmark_dir(root, args.profile, 'cpu') / STEP_RECORD}")
+        return 0
+    if args.what == "steps":
+        from .stepbench import STEP_TIMINGS, record_step_timing, step_timing_path
+
+        if args.device != "cpu":
+            raise ConfigError("bench steps measures the CPU")
+        if not args.experiment:
+            raise ConfigError(
+                f"bench steps needs --experiment; experiments with a step timing: {', '.join(STEP_TIMINGS)}"
+            )
+        record = record_step_timing(
+            args.experiment, args.profile, root, threads=args.threads, force=args.force, log=print
+        )
+        print(
+            f"{len(record['seeds'])} seeds x {record['settings']['cycles']} cycles recorded in "
+            f"{step_timing_path(root, args.experiment, args.profile)}"
+        )
         return 0
     if args.profile not in BENCH_PROFILES:
         raise ConfigError(

@@ -12,7 +12,7 @@ module does that, against a memory-bandwidth bound measured in the same run:
 What is timed (one row per case and direction; see ``COLUMNS``)
 - kind ``"variant"``: the registry's implementation variants ``VARIANTS`` and the Theano blog's
   forms as written ``AS_WRITTEN`` (plain autograd; ``relu_max[as written]``, ...) (relu, relu_max,
-  relu_mask, relu_abs, relu_where, prelu, prelu_maxmin, prelu_abs, prelu_schluter), as built by
+  relu_mask, relu_abs, relu_where, prelu, prelu_maxmin, prelu_abs, prelu_schluter, prelu_where), as built by
   ``build_activation(name, num_channels=shape[1])`` (PReLU channel-wise, a = 0.25).
 - kind ``"builtin"``: PyTorch functions called directly, ``BUILTINS`` (F.relu, F.leaky_relu
   slope 0.01, F.prelu, F.rrelu in training and in eval mode, F.elu, torch.tanh).
@@ -125,6 +125,7 @@ VARIANTS: tuple[str, ...] = (
     "prelu_maxmin",
     "prelu_abs",
     "prelu_schluter",
+    "prelu_where",
 )
 """Registry implementation variants (kind ``"variant"``; compiled too when compile=True)."""
 

@@ -20,18 +20,21 @@ is written atomically under ``results/microbench/<profile>/cpu/train_step.json``
 from __future__ import annotations
 
 import json
+import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import ConfigError
+from .config import ConfigError, RunConfig
+from .registry import Registry
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
@@ -281,3 +284,252 @@ def record_train_benchmark(
     folder.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
     return record
+
+
+# ------------------------------------------------------------------ interleaved step timing
+def interleaved_step_times(steps: dict[str, Callable[[], Any]], cycles: int) -> dict[str, list[float]]:
+    """Seconds of every step in each of ``cycles`` cycles. A cycle runs each step once, the order
+    rotating from cycle to cycle (so no step always follows the same one): the steps of one cycle
+    are a fraction of a second apart, and a background load that comes and goes moves them alike,
+    so a ratio of two steps' times within a cycle is a fair paired comparison."""
+    if cycles < 1:
+        raise ConfigError(f"cycles must be >= 1, got {cycles}")
+    names = list(steps)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for cycle in range(cycles):
+        k = cycle % len(names)
+        for n in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            steps[n]()
+            times[n].append(time.perf_counter() - t0)
+    return times
+
+
+STEP_METRIC = "log_step_images_per_second"  # log(batch / median step seconds) of one seed's cycles
+STEP_VARIANTS = ("eager", "compiled")  # the model as PyTorch runs it, and under torch.compile (inductor)
+
+
+@dataclass(frozen=True)
+class StepTimingProfile:
+    seeds: tuple[int, ...]  # one model initialisation and one resident batch per seed
+    cycles: int  # interleaved cycles per seed
+    warmup: int = 3  # untimed steps per arm and variant first (allocator, kernel choice, compilation)
+    variants: tuple[str, ...] = STEP_VARIANTS
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Whole training steps of an experiment's arms, timed interleaved in one process: the model,
+    optimizer and batch size of ``experiment``'s configs, one step of every arm and variant per
+    cycle. A source module registers one where its speed claims need paired timing."""
+
+    experiment: str
+    arms: tuple[Any, ...]  # experiments.Arm
+    profiles: dict[str, StepTimingProfile]
+    note: str = ""
+
+    def profile(self, profile: str) -> StepTimingProfile:
+        if profile not in self.profiles:
+            raise ConfigError(
+                f"step timing of {self.experiment!r} has no profile {profile!r}; valid: {', '.join(self.profiles)}"
+            )
+        return self.profiles[profile]
+
+    def labels(self, profile: str) -> list[str]:
+        return [step_label(a.label, v) for a in self.arms for v in self.profile(profile).variants]
+
+
+STEP_TIMINGS: Registry[StepTiming] = Registry("step timing")
+
+
+def step_label(arm: str, variant: str) -> str:
+    """The arm name of a timed variant in the results table and on the page."""
+    if variant not in STEP_VARIANTS:
+        raise ConfigError(f"unknown step variant {variant!r}; valid: {', '.join(STEP_VARIANTS)}")
+    return f"{arm}, {variant}"
+
+
+def step_timing_path(results_dir: str | Path, experiment: str, profile: str) -> Path:
+    from .microbench import benchmark_dir
+
+    return benchmark_dir(results_dir, profile, "cpu") / f"steps_{experiment}.json"
+
+
+def _arm_step(config: Any, in_shape: tuple[int, int, int], num_classes: int, variant: str, warmup: int):
+    """One training step (forward, cross-entropy, backward, the experiment's optimizer) of
+    ``config``'s model on one resident batch, warmed up; ``variant`` "compiled" runs the model
+    under ``torch.compile``."""
+    from .models import build_model
+    from .trainer import build_optimizer
+
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model, config.activation, config.activation_params, in_shape, num_classes, **config.model_params
+    ).train()
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model)
+    gen = torch.Generator().manual_seed(config.seed)
+    x = torch.randint(0, 256, (config.batch_size, *in_shape), dtype=torch.uint8, generator=gen).float().div_(255)
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, num_classes, (config.batch_size,), generator=gen)
+    forward = torch.compile(model) if variant == "compiled" else model
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(forward(x), y).backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    return step
+
+
+def measure_step_timing(experiment: str, profile: str, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The interleaved step times of ``experiment``'s registered step timing (see :class:`StepTiming`),
+    per seed: each label's median step seconds and its per-cycle times."""
+    from .data import DATASETS
+    from .experiments import get_experiment
+
+    spec = STEP_TIMINGS.get(experiment)
+    prof = spec.profile(profile)
+    exp = get_experiment(experiment)
+    data = DATASETS.get(exp.dataset)
+    base = exp.configs(profile, seeds=(0,), device="cpu")[0].to_dict()
+    seeds = []
+    for seed in prof.seeds:
+        steps = {}
+        for arm in spec.arms:
+            config = RunConfig.from_dict(
+                {
+                    **base,
+                    "activation": arm.activation,
+                    "activation_params": dict(arm.params),
+                    "arm": arm.label,
+                    "seed": seed,
+                }
+            )
+            for variant in prof.variants:
+                steps[step_label(arm.label, variant)] = _arm_step(
+                    config, tuple(data.in_shape), int(data.num_classes), variant, prof.warmup
+                )
+        times = interleaved_step_times(steps, prof.cycles)
+        seeds.append(
+            {
+                "seed": seed,
+                "median_step_seconds": {k: statistics.median(v) for k, v in times.items()},
+                "step_seconds": times,
+            }
+        )
+        if log:
+            log(f"step timing {experiment} ({profile}) seed {seed}: {prof.cycles} cycles of {len(steps)} steps")
+    return {"batch_size": int(base["batch_size"]), "seeds": seeds}
+
+
+def record_step_timing(
+    experiment: str,
+    profile: str,
+    results_dir: str | Path,
+    *,
+    threads: int = 1,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure ``experiment``'s step timing and write its record atomically (unless one exists and
+    not ``force``); the record carries the settings and provenance."""
+    from .provenance import cpu_identity, device_description, git_info, utc_now
+    from .store import write_json
+    from .trainer import tune_allocator
+
+    spec = STEP_TIMINGS.get(experiment)
+    prof = spec.profile(profile)
+    path = step_timing_path(results_dir, experiment, profile)
+    if path.is_file() and not force:
+        return json.loads(path.read_text())
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    allocator = tune_allocator()  # as the trainer does, so a step here costs what it costs in a run
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    start, t0 = utc_now(), time.perf_counter()
+    try:
+        measured = measure_step_timing(experiment, profile, log=log)
+    finally:
+        torch.set_num_threads(previous)
+    record = {
+        "experiment": experiment,
+        "profile": profile,
+        "settings": {
+            "seeds": list(prof.seeds),
+            "cycles": prof.cycles,
+            "warmup": prof.warmup,
+            "variants": list(prof.variants),
+            "threads": threads,
+            "design": "step-interleaved cycles in one process, the order rotating; a resident batch of random "
+            "pixels; the experiment's model, optimizer and batch size",
+        },
+        "arms": {a.label: {"activation": a.activation, "params": dict(a.params)} for a in spec.arms},
+        **measured,
+        "provenance": {
+            **git_info(),
+            "device": device_description("cpu", threads),
+            "cpu_identity": cpu_identity(),
+            "torch_version": torch.__version__,
+            "allocator": allocator,
+            "load_average_at_start": list(os.getloadavg()),
+            "start_time": start,
+            "end_time": utc_now(),
+            "wall_seconds": time.perf_counter() - t0,
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    return record
+
+
+def step_timing_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A step-timing record as rows of the results table (one per seed and label, metric
+    ``STEP_METRIC``), so the claims compare its labels paired by seed like any runs."""
+    prov = record.get("provenance", {})
+    rows = []
+    for entry in record["seeds"]:
+        for label, seconds in entry["median_step_seconds"].items():
+            rows.append(
+                {
+                    "experiment": record["experiment"],
+                    "profile": record["profile"],
+                    "arm": label,
+                    "activation_label": label,
+                    "seed": int(entry["seed"]),
+                    "run_id": f"steps:{label}:{entry['seed']}",
+                    "status": "complete",
+                    "metric": STEP_METRIC,
+                    "value": math.log(record["batch_size"] / seconds) if seconds > 0 else math.nan,
+                    "device": prov.get("device"),
+                    "wall_seconds": math.nan,  # the record's wall time is not a run's: counted once, in the record
+                    "git_commit": prov.get("git_commit"),
+                }
+            )
+    return rows
+
+
+def step_timing_frame(results_dir: str | Path, experiment: str, profile: str) -> Any:
+    """The rows of ``experiment``'s step-timing record for ``profile`` (:func:`step_timing_rows`), or
+    an empty frame where it has none registered or recorded; a record that cannot be read is
+    refused in one line (StoreError) naming the file and the command that makes it again."""
+    import pandas as pd
+
+    from .store import StoreError
+
+    path = step_timing_path(results_dir, experiment, profile)
+    if experiment not in STEP_TIMINGS or not path.is_file():
+        return pd.DataFrame()
+    try:
+        rows = step_timing_rows(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(
+            f"step-timing record {path} cannot be read ({type(e).__name__}: {e}); measure it again: "
+            f"relustudy bench steps --experiment {experiment} --profile {profile} --force"
+        ) from None
+    return pd.DataFrame(rows)

@@ -33,6 +33,7 @@ from ..reference import get_source, source_label
 from ..registry import UnknownNameError
 from ..results import load_activation_stats, load_histories, load_results
 from ..stats import format_mean_sd, paired_comparison, summarize
+from ..stepbench import STEP_TIMINGS, step_label, step_timing_frame, step_timing_path
 from ..store import ResultsStore
 
 __all__ = [
@@ -97,6 +98,7 @@ __all__ = [
     "SCHEDULING_RECORD",
     "FAULT_RECORD",
     "verdict_bars",
+    "step_timing_table",
     "VERDICT_PLOT_COLOURS",
     "takeaways_markdown",
     "choices_markdown",
@@ -486,6 +488,9 @@ def ensure_runs(
         s = load_activation_stats(store, experiment=name, profile=prof)
         h = load_histories(store, experiment=name, profile=prof)
         results.append(r[r["run_id"].isin(ids)] if len(r) else r)
+        steps = step_timing_frame(store.root, name, prof)
+        if len(steps):
+            results.append(steps)
         stats.append(s[s["run_id"].isin(ids)] if len(s) else s)
         histories.append(h[h["run_id"].isin(ids)] if len(h) else h)
         records += [rec for rec in store.records(name, prof) if rec.get("run_id") in ids]
@@ -1898,3 +1903,34 @@ def table_style(df: Any, *, hide_index: bool = False, wrap: bool = True) -> Any:
         ]
     )
     return styler.hide(axis="index") if hide_index else styler
+
+
+def step_timing_table(results_dir: str | Path, experiment: str, profile: str) -> Any:
+    """One row per timed form of ``experiment``'s step-timing record: the median step time (ms,
+    mean over seeds of each seed's median) eager and compiled, and compiled over eager; the
+    record's provenance in ``attrs["caption"]``. Empty where there is no record."""
+    frame = step_timing_frame(results_dir, experiment, profile)
+    if not len(frame):
+        return pd.DataFrame()
+    record = json.loads(step_timing_path(results_dir, experiment, profile).read_text(encoding="utf-8"))
+    spec = STEP_TIMINGS.get(experiment)
+    batch = record["batch_size"]
+    ms = frame.assign(ms=1e3 * batch / np.exp(frame["value"])).groupby("arm")["ms"].mean()
+    rows = []
+    for arm in spec.arms:
+        row = {"form": arm.label, "activation": arm.activation}
+        for variant in record["settings"]["variants"]:
+            row[f"{variant} step (ms)"] = ms.get(step_label(arm.label, variant), np.nan)
+        if {"eager", "compiled"} <= set(record["settings"]["variants"]):
+            row["compiled / eager"] = row["compiled step (ms)"] / row["eager step (ms)"]
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("form")
+    prov, st = record["provenance"], record["settings"]
+    out.attrs["caption"] = (
+        f"Whole training steps of {get_experiment(experiment).title.lower()} timed interleaved in one process "
+        f"({profile} profile: {len(st['seeds'])} seeds x {st['cycles']} cycles, batch {batch}, {prov['device']}, "
+        f"torch {prov['torch_version']}, load average {prov['load_average_at_start'][0]:.1f} at the start, "
+        f"commit {prov.get('git_commit', '?')[:7]}, {prov['end_time'][:10]}, {prov['wall_seconds'] / 60:.0f} min). "
+        + spec.note
+    )
+    return out
