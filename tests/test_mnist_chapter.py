@@ -15,6 +15,7 @@ from relustudy import claims as C
 from relustudy.estimates import TABLE
 from relustudy.experiments import CPU_IMAGES_PER_SECOND, get_experiment
 from relustudy.sources.tf_rrelu_blog import TF_BLOG_ARMS
+from relustudy.stepbench import STEP_TIMINGS
 from relustudy.trainer import SWEET_SPOT_TOLERANCE, _final_metrics, learning_curve_metrics
 
 
@@ -178,22 +179,33 @@ def test_order_claim_alphas():
     assert claim.evaluate(swapped[swapped["arm"] == "nobody"], "quick").verdict == "not run"
 
 
-def test_speed_claims_use_log_ratio_margin():
+def test_speed_claims_use_log_ratio_margin_on_the_compiled_forms_as_written():
+    metric = "log_step_images_per_second"
+
     def speeds(ratio_abs: float) -> pd.DataFrame:
-        v = {
-            a + written: {"log_median_images_per_second": math.log(1000.0)}
-            for a in ("ReLU (max)", "ReLU (abs)", "PReLU (max/min)", "PReLU (abs)")
-            for written in ("", ", as written")
-        }
-        v["ReLU (abs), as written"]["log_median_images_per_second"] = math.log(1000.0 * ratio_abs)
+        labels = STEP_TIMINGS.get("theano_mnist_radford_timing").labels("quick")
+        v = {label: {metric: math.log(1000.0)} for label in labels}
+        v["ReLU (abs), as written, compiled"][metric] = math.log(1000.0 * ratio_abs)
+        v["ReLU (abs), as written, eager"][metric] = math.log(500.0)  # the eager rows do not decide
         return tidy("theano_mnist_radford_timing", v)
 
     claim = C.get_claim("theano_blog.relu_max_and_abs_equally_fast")
-    assert claim.experiment == "theano_mnist_radford_timing" and claim.arm == "ReLU (max), as written"
+    assert claim.experiment == "theano_mnist_radford_timing" and claim.arm == "ReLU (max), as written, compiled"
     assert claim.evaluate(speeds(1.02), "quick").verdict == "replicated"  # 2% apart
     r = claim.evaluate(speeds(0.7), "quick")  # abs 30% slower
     assert r.verdict == "not replicated"
     assert "figure only" in r.paper and "no numbers" in r.note
+    assert "interleaved" in r.note and "compiled" in r.note
+
+
+def test_the_switch_prelu_is_timed_and_labelled_our_form():
+    claim = C.get_claim("theano_blog.prelu_switch_adds_minimal_time")
+    assert claim.arm == "PReLU (switch, our form), compiled" and claim.others == (
+        "ReLU (switch), as written, compiled",
+    )
+    assert "our form" in claim.note
+    arms = {a.label: a.activation for a in STEP_TIMINGS.get("theano_mnist_radford_timing").arms}
+    assert arms["PReLU (switch, our form)"] == "prelu_where" and arms["ReLU (switch), as written"] == "relu_where"
 
 
 def test_sweet_spot_claim_lower_is_better():
@@ -205,9 +217,10 @@ def test_sweet_spot_claim_lower_is_better():
 def test_blog_claims_are_registered_per_source():
     theano = [c for c in C.CLAIMS.names() if c.startswith("theano_blog.")]
     tf = [c for c in C.CLAIMS.names() if c.startswith("tf_rrelu_blog.")]
-    assert len(theano) == 7 and len(tf) == 4
-    # the speed sentences are tested on the blog's forms as written, in the timing experiment
+    assert len(theano) == 8 and len(tf) == 4
+    # the speed sentences are tested on the blog's forms as written, compiled, in the timing experiment
     timed = {c for c in theano if c.endswith(("_equally_fast", "_adds_minimal_time"))}
-    assert len(timed) == 4
+    assert len(timed) == 5
+    assert all(C.get_claim(c).metrics == ("log_step_images_per_second",) for c in timed)
     assert all(C.get_claim(c).experiment == "theano_mnist_radford_timing" for c in timed)
     assert all(C.get_claim(c).experiment == "theano_mnist_radford" for c in set(theano) - timed)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -74,3 +76,83 @@ def test_the_methods_table_reads_the_record_and_says_the_goals(tmp_path):
     summary = table.attrs["summary"]
     assert "of 1 models" in summary and "of its own layers' rate" in summary
     assert record["provenance"]["cpu_identity"] in summary
+
+
+# ------------------------------------------------------------------ interleaved step timing
+def test_interleaving_rotates_the_order_and_times_every_step_every_cycle():
+    order = []
+    steps = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    times = sb.interleaved_step_times(steps, cycles=3)
+    assert order == list("abcbcacab")  # no step always follows the same one
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+    with pytest.raises(ConfigError, match="cycles must be >= 1"):
+        sb.interleaved_step_times(steps, cycles=0)
+
+
+def _step_record(ratio: float, seeds=(0, 1, 2)) -> dict:
+    """A step-timing record whose arm b's step takes ``ratio`` times arm a's, in every seed."""
+    return {
+        "experiment": "theano_mnist_radford_timing",
+        "profile": "quick",
+        "batch_size": 128,
+        "settings": {"seeds": list(seeds), "cycles": 4, "warmup": 1, "variants": ["eager", "compiled"]},
+        "seeds": [
+            {"seed": s, "median_step_seconds": {"a, compiled": 0.1 * (1 + s / 100), "b, compiled": 0.1 * ratio}}
+            for s in seeds
+        ],
+        "provenance": {"device": "cpu: 1 threads", "wall_seconds": 60.0, "git_commit": "abc"},
+    }
+
+
+def test_step_rows_are_log_images_per_second_paired_by_seed():
+    from relustudy.stats import paired_comparison
+
+    rows = pd.DataFrame(sb.step_timing_rows(_step_record(1.25)))
+    assert set(rows["metric"]) == {sb.STEP_METRIC} and set(rows["status"]) == {"complete"}
+    assert rows["wall_seconds"].isna().all()  # the record's wall time is not counted once per row
+    a0 = rows[(rows["arm"] == "a, compiled") & (rows["seed"] == 0)]["value"].item()
+    assert a0 == pytest.approx(math.log(128 / 0.1))
+    pc = paired_comparison(rows, sb.STEP_METRIC, "b, compiled", "a, compiled")
+    assert pc.n == 3 and pc.mean_diff == pytest.approx(
+        -math.log(1.25) - np.mean([math.log(1 / (1 + s / 100)) for s in (0, 1, 2)])
+    )
+
+
+def test_a_missing_step_record_gives_no_rows_and_a_corrupted_one_a_single_line(tmp_path):
+    from relustudy.store import StoreError
+
+    assert len(sb.step_timing_frame(tmp_path, "theano_mnist_radford_timing", "quick")) == 0
+    assert len(sb.step_timing_frame(tmp_path, "smith_mnist", "quick")) == 0  # no step timing registered
+    path = sb.step_timing_path(tmp_path, "theano_mnist_radford_timing", "quick")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"experiment": "theano_mnist_radford_timing", "seeds": [')
+    with pytest.raises(
+        StoreError, match="cannot be read .*relustudy bench steps --experiment theano_mnist_radford_timing"
+    ):
+        sb.step_timing_frame(tmp_path, "theano_mnist_radford_timing", "quick")
+    path.write_text(json.dumps(_step_record(1.0)))
+    assert len(sb.step_timing_frame(tmp_path, "theano_mnist_radford_timing", "quick")) == 6
+
+
+def test_unknown_step_timings_and_variants_are_one_line_errors(tmp_path):
+    from relustudy.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown step timing 'nope'; valid names: theano_mnist_radford_timing"):
+        sb.record_step_timing("nope", "quick", tmp_path)
+    with pytest.raises(ConfigError, match="has no profile 'paper'; valid: smoke, quick"):
+        sb.record_step_timing("theano_mnist_radford_timing", "paper", tmp_path)
+    with pytest.raises(ConfigError, match="unknown step variant 'jit'"):
+        sb.step_label("ReLU", "jit")
+
+
+def test_a_compiled_step_trains_like_the_eager_one():
+    from tiny_runs import small
+
+    # smith_cnn has no dropout, so the first steps of the same initialisation on the same batch agree
+    config = small(activation="prelu_maxmin", activation_params={"mode": "channel", "as_written": True})
+    losses = {}
+    for variant in ("eager", "compiled"):
+        step = sb._arm_step(config, (1, 28, 28), 10, variant, warmup=0)
+        losses[variant] = [float(step()) for _ in range(2)]
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4)
+    assert losses["eager"][1] != losses["eager"][0]  # the optimizer stepped

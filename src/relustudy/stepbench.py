@@ -376,10 +376,12 @@ def _arm_step(config: Any, in_shape: tuple[int, int, int], num_classes: int, var
     y = torch.randint(0, num_classes, (config.batch_size,), generator=gen)
     forward = torch.compile(model) if variant == "compiled" else model
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(forward(x), y).backward()
+        loss = F.cross_entropy(forward(x), y)
+        loss.backward()
         optimizer.step()
+        return loss.detach()  # no .item(): reading it would add a synchronisation to every timed step
 
     for _ in range(warmup):
         step()
@@ -453,10 +455,17 @@ def record_step_timing(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     start, t0 = utc_now(), time.perf_counter()
+    # Every form compiles the same Sequential.forward: past dynamo's recompile limit (8) a model
+    # would silently run eager, so the limit is raised to the forms timed and a hit is an error.
+    dynamo = torch._dynamo.config
+    limits = (dynamo.recompile_limit, dynamo.fail_on_recompile_limit_hit)
+    dynamo.recompile_limit = max(limits[0], 2 * len(spec.arms) * len(prof.seeds))
+    dynamo.fail_on_recompile_limit_hit = True
     try:
         measured = measure_step_timing(experiment, profile, log=log)
     finally:
         torch.set_num_threads(previous)
+        dynamo.recompile_limit, dynamo.fail_on_recompile_limit_hit = limits
     record = {
         "experiment": experiment,
         "profile": profile,
@@ -477,6 +486,8 @@ def record_step_timing(
             "cpu_identity": cpu_identity(),
             "torch_version": torch.__version__,
             "allocator": allocator,
+            # graphs dynamo compiled in this process: at least one per compiled form, else one ran eager
+            "compiled_graphs": int(torch._dynamo.utils.counters["stats"]["unique_graphs"]),
             "load_average_at_start": list(os.getloadavg()),
             "start_time": start,
             "end_time": utc_now(),
