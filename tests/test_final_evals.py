@@ -10,6 +10,7 @@ import torch
 from tiny_runs import mnist_available, small
 
 from relustudy import trainer
+from relustudy.activations import RReLU
 from relustudy.config import ConfigError
 from relustudy.results import load_histories
 from relustudy.store import ResultsStore
@@ -74,7 +75,7 @@ def test_rrelu_rules_paper_rule_equals_the_normal_test_error(tmp_path):
     cfg = small(activation="rrelu", evals=["rrelu_rules"])
     m = train(cfg, ResultsStore(tmp_path), progress=False)["metrics"]
     rules = {k.split(".")[1] for k in m if k.startswith("rrelu_rule.") and k.endswith(".test_error")}
-    assert rules == set(trainer.RRELU_RULES)
+    assert rules == set(RReLU.TEST_RULES)
     assert m["rrelu_rule.paper.test_error"] == m["test_error"]  # x/5.5 is the normal eval
     # one pass with training noise is a different network from x/5.5 (the noise must be on)
     assert m["rrelu_rule.mc1.test_loss"] != m["rrelu_rule.paper.test_loss"]

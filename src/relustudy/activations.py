@@ -613,6 +613,18 @@ class RReLU(Activation):
     the paper's lower = 3, upper = 8. Not PyTorch's nn.RReLU (that is ``torch_rrelu``).
     """
 
+    # Test-time rules (Xu et al.'s open question 4): name -> (divisor rule, passes). "paper":
+    # y = x / ((l + u) / 2), the paper's; "mean_slope": y = x * E[1/a] = x * ln(u/l) / (u - l) (0.196
+    # for U(3, 8), not 1/5.5 = 0.182); "mcK": the softmax averaged over K stochastic passes (dropout
+    # off, the noise as in training). relustudy.trainer evaluates them when a run asks for them.
+    TEST_RULES = {
+        "paper": ("paper", 1),
+        "mean_slope": ("mean_slope", 1),
+        "mc1": ("noise", 1),
+        "mc4": ("noise", 4),
+        "mc16": ("noise", 16),
+    }
+
     def __init__(
         self,
         num_channels: int | None = None,

@@ -111,6 +111,7 @@ class DatasetSpec:
 
     name: str
     file_name: str  # "<name>.npz", looked up in the data folders and the cache
+    display_name: str  # as a page names it, e.g. "CIFAR-10"
     in_shape: tuple[int, int, int]  # (C, H, W)
     num_classes: int
     n_train: int
@@ -174,6 +175,7 @@ DATASETS.register(
     DatasetSpec(
         name="mnist",
         file_name="mnist.npz",
+        display_name="MNIST",
         in_shape=(1, 28, 28),
         num_classes=10,
         n_train=60000,
@@ -194,6 +196,7 @@ DATASETS.register(
     DatasetSpec(
         name="fashion_mnist",
         file_name="fashion_mnist.npz",
+        display_name="Fashion-MNIST",
         in_shape=(1, 28, 28),
         num_classes=10,
         n_train=60000,
@@ -229,6 +232,7 @@ DATASETS.register(
     DatasetSpec(
         name="cifar10",
         file_name="cifar10.npz",
+        display_name="CIFAR-10",
         in_shape=(3, 32, 32),
         num_classes=10,
         n_train=50000,
@@ -262,6 +266,7 @@ DATASETS.register(
     DatasetSpec(
         name="cifar100",
         file_name="cifar100.npz",
+        display_name="CIFAR-100",
         in_shape=(3, 32, 32),
         num_classes=100,
         n_train=50000,

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from .activations import RReLU
 from .config import ConfigError, RunConfig
 from .data import DATASETS
-from .trainer import RRELU_RULES
 
 # Bases of an estimate, most trustworthy first.
 SAME_CPU, OTHER_CPU = "records on this CPU", "records on another CPU"
@@ -33,7 +33,7 @@ OTHER_WIDTH, TABLE = "records at another width", "the hand-typed rate table"
 GUESS = "a guess of 1,000 images/s (no record and no table entry for the model)"
 GUESS_RATE = 1000.0  # images/s
 # Test passes of the "rrelu_rules" evaluation (one per rule and Monte-Carlo pass).
-_RULE_PASSES = sum(passes for _, passes in RRELU_RULES.values())
+_RULE_PASSES = sum(passes for _, passes in RReLU.TEST_RULES.values())
 
 
 def run_work(config: RunConfig) -> tuple[int, int]:

@@ -58,7 +58,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import metrics as _metrics
-from .activations import implementation
+from .activations import Activation, RReLU, implementation, no_weight_decay_parameters
 from .config import ConfigError, RunConfig
 from .provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, provenance, utc_now
 from .store import CheckpointError, ResultsStore, RunClaim
@@ -136,7 +136,6 @@ def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimize
     """The optimiser of ``config`` with two groups: ``"decay"`` (weight decay = config's) and,
     when the model has learned activation coefficients, ``"no_decay"`` (weight decay 0), unless
     ``config.decay_activation_coefficients`` puts them in the decay group (He et al.'s ablation)."""
-    from .activations import no_weight_decay_parameters
 
     no_decay = (
         []
@@ -474,23 +473,11 @@ def _evaluate(
     }
 
 
-# Test-time rules of an RReLU network (Xu et al.'s open question 4): name -> (divisor rule, passes).
-# "paper": y = x / ((l + u) / 2), the paper's; "mean_slope": y = x * E[1/a] = x * ln(u/l) / (u - l)
-# (0.196 for U(3, 8), not 1/5.5 = 0.182); "mcK": the softmax averaged over K stochastic passes
-# (dropout off, the noise as in training).
-RRELU_RULES = {
-    "paper": ("paper", 1),
-    "mean_slope": ("mean_slope", 1),
-    "mc1": ("noise", 1),
-    "mc4": ("noise", 4),
-    "mc16": ("noise", 16),
-}
 # Seed offset of the Monte-Carlo passes (kept apart from the training draws).
 _RULE_SEED_OFFSET = 0x7E57
 
 
 def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
-    from .activations import RReLU
 
     modules = [m for m in model.modules() if isinstance(m, RReLU)]
     if not modules:
@@ -498,7 +485,7 @@ def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, dev
     out: dict[str, float] = {}
     saved = [m.eval_a for m in modules]
     try:
-        for rule, (kind, passes) in RRELU_RULES.items():
+        for rule, (kind, passes) in RReLU.TEST_RULES.items():
             for m, paper_a in zip(modules, saved):
                 m.eval_a = paper_a if kind != "mean_slope" else (m.upper - m.lower) / math.log(m.upper / m.lower)
             if kind == "noise":
@@ -531,7 +518,6 @@ def _final_evaluations(model: nn.Module, data: _RunData, config: RunConfig, devi
 def _alpha_columns(model: nn.Module) -> dict[str, float]:
     """``alpha.<module>.mean|std|min|max`` of every activation module with a learned ``weight``
     (std over its coefficients, population form: 0 for a channel-shared one)."""
-    from .activations import Activation
 
     cols: dict[str, float] = {}
     for name, module in model.named_modules():

@@ -105,7 +105,6 @@ __all__ = [
     "show_markdown",
     "markdown_html",
     "table_style",
-    "DATASET_NAMES",
     "regime_markdown",
     "train_step_table",
 ]
@@ -114,11 +113,9 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # Helpers the chapter notebooks call
 # ---------------------------------------------------------------------------------------------
-DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-
-
 def dataset_name(dataset: str) -> str:
-    return DATASET_NAMES.get(dataset, dataset)
+    """The dataset's name on a page, from the dataset registry (the key itself if unregistered)."""
+    return DATASETS.get(dataset).display_name if dataset in DATASETS else dataset
 
 
 def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str]:
@@ -1366,9 +1363,7 @@ def reproduce_markdown(runs: "ChapterRuns", notebook: str) -> str:
     lines.append("```")
     lines.append("")
     lines.append(f"The records behind it: {runs.provenance()}")
-    datasets = _unique(
-        DATASET_NAMES.get(get_experiment(n).dataset, get_experiment(n).dataset) for n in runs.experiments
-    )
+    datasets = _unique(dataset_name(get_experiment(n).dataset) for n in runs.experiments)
     lines.append(f"Data: {', '.join(datasets)} (sources and checksums on the methods page).")
     lines.append(":::")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from ..claims import BoundsClaim, ComparisonClaim, DifferenceClaim, GainRatioClaim, Quantity, register
+from ..data import DATASETS
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, all_of, every_run_at_most
 from ..metrics import metric_label
 from ..reference import SOURCES, Source, paper_value
@@ -126,7 +127,7 @@ def _prelu_experiment(name: str, dataset: str, table: str, compared: tuple[str, 
             name=name,
             source="he2015",
             table=table,
-            title=f"the 14-layer model on {dataset.upper().replace('CIFAR', 'CIFAR-')}",
+            title=f"the 14-layer model on {DATASETS.get(dataset).display_name}",
             dataset=dataset,
             model="he_net",
             arms=PRELU_ARMS,
@@ -147,7 +148,7 @@ def _prelu_experiment(name: str, dataset: str, table: str, compared: tuple[str, 
                         "schedule_params": {"milestones": [14], "gamma": 0.1},
                     },
                     (
-                        f"{dataset.upper().replace('CIFAR', 'CIFAR-')} instead of ImageNet",
+                        f"{DATASETS.get(dataset).display_name} instead of ImageNet",
                         "width 1/8 (8/16/32 conv channels, fc 512)",
                         "10,000 training images (stratified, the same for every arm and seed)",
                         "20 epochs (rate divided by 10 after 14)",
@@ -165,7 +166,7 @@ def _prelu_experiment(name: str, dataset: str, table: str, compared: tuple[str, 
                         "evals": ("train_set",),
                     },
                     (
-                        f"{dataset.upper().replace('CIFAR', 'CIFAR-')} instead of ImageNet",
+                        f"{DATASETS.get(dataset).display_name} instead of ImageNet",
                         "width 1/8 (8/16/32 conv channels, fc 512)",
                         "all 50,000 training images",
                         f"{REGIME_EPOCHS} epochs (rate divided by 10 after {REGIME_MILESTONES[0]} and "
@@ -179,7 +180,7 @@ def _prelu_experiment(name: str, dataset: str, table: str, compared: tuple[str, 
                     (0, 1, 2, 3, 4),
                     {"epochs": 80, "schedule": "step", "schedule_params": {"milestones": [40, 60], "gamma": 0.1}},
                     (
-                        f"{dataset.upper().replace('CIFAR', 'CIFAR-')} instead of ImageNet",
+                        f"{DATASETS.get(dataset).display_name} instead of ImageNet",
                         "5 seeds (the paper reports one run)",
                     ),
                 ),

@@ -19,6 +19,7 @@ from ..claims import (
     margin,
     register,
 )
+from ..data import DATASETS
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, every_run_at_most
 from ..reference import SOURCES, Source, paper_value, paper_values
 from ..results import complete_rows
@@ -204,7 +205,7 @@ def _experiment(name: str, table: str, dataset: str, num_classes: int) -> Experi
             name=name,
             source="xu2015",
             table=table,
-            title=f"Network in Network on {dataset.upper().replace('CIFAR', 'CIFAR-')}",
+            title=f"Network in Network on {DATASETS.get(dataset).display_name}",
             dataset=dataset,
             model="nin",
             arms=ARMS,
