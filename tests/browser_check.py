@@ -156,3 +156,76 @@ def check_pages(
         finally:
             browser.close()
     return problems
+
+
+PHONE = {"width": 390, "height": 844}
+
+_READER_JS = """() => {
+  const main = document.querySelector('main') || document.body;
+  const column = (main.querySelector('article') || main).getBoundingClientRect().width;
+  // visible prose: commands (pre blocks) must name things by their keys, so they are left out
+  const prose = main.cloneNode(true);
+  for (const el of prose.querySelectorAll('pre, details:not([open]) > :not(summary)')) el.remove();
+  document.body.appendChild(prose);
+  prose.style.position = 'absolute'; prose.style.left = '-99999px';
+  const text = prose.innerText;
+  prose.remove();
+  const out = {vw: window.innerWidth, scrollWidth: document.scrollingElement.scrollWidth, column: column,
+               text: text, wideTables: [], bareFigures: []};
+  for (const t of main.querySelectorAll('table')) {
+    if (t.offsetParent === null) continue;  // inside a closed details block: not on the screen
+    const w = t.getBoundingClientRect().width;
+    if (w > column + 1) {
+      const cap = t.querySelector('caption');
+      out.wideTables.push({width: Math.round(w), caption: (cap ? cap.innerText : t.innerText).slice(0, 60)});
+    }
+  }
+  for (const cap of main.querySelectorAll('figcaption, .caption')) {
+    const number = cap.querySelector('.caption-number');
+    if (!number) continue;
+    const fig = cap.closest('figure, div.figure');
+    if (!fig || !fig.querySelector('img, svg')) out.bareFigures.push(number.innerText.trim());
+  }
+  return out;
+}"""
+
+
+def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str]:
+    """What a reader meets on ``pages`` at 1400x900 and on a phone (390x844), one line each:
+    tables wider than the content column, pages that scroll sideways, numbered figure captions
+    without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
+    text (closed details blocks and hidden code do not count)."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    pattern = re.compile(
+        r"(?<![\w./-])(" + "|".join(sorted(map(re.escape, keys), key=len, reverse=True)) + r")(?![\w-])"
+    )
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            for viewport, name in ((VIEWPORT, "1400 px"), (PHONE, "phone")):
+                page = browser.new_page(viewport=viewport)
+                for path in pages:
+                    page.goto(f"{base_url}/{path}", wait_until="load")
+                    page.wait_for_timeout(100)
+                    info = page.evaluate(_READER_JS)
+                    if info["scrollWidth"] > info["vw"] + 1:
+                        problems.append(f"{path} ({name}): the page scrolls sideways ({info['scrollWidth']} px)")
+                    for t in info["wideTables"]:
+                        problems.append(
+                            f"{path} ({name}): table {t['width']} px wide in a {info['column']:.0f} px column: "
+                            f"{t['caption']!r}"
+                        )
+                    if name == "1400 px":
+                        for number in info["bareFigures"]:
+                            problems.append(f"{path}: {number} has no image")
+                        found = sorted(set(pattern.findall(info["text"])))
+                        if found:
+                            problems.append(f"{path}: registry keys in visible text: {', '.join(found)}")
+                page.close()
+        finally:
+            browser.close()
+    return problems

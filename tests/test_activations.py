@@ -418,6 +418,6 @@ def test_display_names_come_from_the_registry():
         "ELU",
     ]
     assert display_name("prelu[shared]") == "PReLU (channel-shared)"
-    assert display_name("relu_max") == "relu_max"  # a variant without its own display name: its registry name
+    assert display_name("relu_max") == "ReLU (max)" and display_name("prelu_where") == "PReLU (switch)"
     with pytest.raises(UnknownNameError, match="valid names"):
         display_name("relu_sqrt")

@@ -520,7 +520,8 @@ def test_ensure_runs_can_skip_experiments_without_data(tmp_path, monkeypatch):
         book.ensure_runs(["smith_fmnist_cnn"], params)
     runs = book.ensure_runs(["smith_fmnist_cnn"], params, skip_unavailable=True)
     assert runs.skipped == {"smith_fmnist_cnn": "dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download"}
-    assert "`smith_fmnist_cnn`" in runs.skipped_markdown() and runs.records == [] and runs.missing() == 8
+    assert "Smith, Table 2 (3-layer CNN on Fashion-MNIST)" in runs.skipped_markdown()  # a name, not the key
+    assert runs.records == [] and runs.missing() == 8
     assert runs.provenance() == "no runs recorded yet."
 
 
@@ -640,11 +641,11 @@ def test_benchmark_table_pivots_directions():
                 )
             )
     t = book.benchmark_table(mb.pd.DataFrame(rows))
-    assert t.loc[("relu_max", "variant"), "forward median ms"] == "2.000"
-    assert t.loc[("relu_max", "variant"), "backward x copy bound"] == "3.000"
+    assert t.loc[("ReLU (max)", "variant"), "forward median ms"] == "2.000"  # display names, not keys
+    assert t.loc[("ReLU (max)", "variant"), "backward x copy bound"] == "3.000"
     assert t.loc[("copy (bound)", "bound"), "copy GB/s"] == "20.000"
-    assert t.loc[("relu_max", "compiled"), "note"] == "compiled differs from eager"
-    assert t.loc[("relu_max", "variant"), "note"] == ""
+    assert t.loc[("ReLU (max)", "compiled"), "note"] == "compiled differs from eager"
+    assert t.loc[("ReLU (max)", "variant"), "note"] == ""
 
 
 def test_spread_across_arms(fake_runs):
@@ -1029,20 +1030,22 @@ def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_dama
     record = {"fused": {"threads": 2, "models": {"smith_cnn": paired}}, "torch": {"models": {"nin": older}}}
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
     table = book.overhead_table(tmp_path, "quick")
-    assert table.loc[("smith_cnn", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
-    assert table.loc[("nin", "PyTorch forms"), "PReLU vs ReLU"] == "+50.0%"  # no quartiles in older records
-    assert table.loc[("smith_cnn", "fused kernels"), "ReLU step (ms)"] == "10.0"
-    assert table.loc[("smith_cnn", "fused kernels"), "paired samples"] == ""  # neither cycles nor rounds recorded
+    assert table.loc[("Smith's CNN", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
+    assert (
+        table.loc[("Network in Network", "PyTorch forms"), "PReLU vs ReLU"] == "+50.0%"
+    )  # no quartiles in older records
+    assert table.loc[("Smith's CNN", "fused kernels"), "ReLU step (ms)"] == "10.0"
+    assert table.loc[("Smith's CNN", "fused kernels"), "paired samples"] == ""  # neither cycles nor rounds recorded
     assert table.attrs["design"].startswith("interleaved rounds")  # a record without a design field
     paired["overhead_ci95"] = {"prelu": [0.021, 0.040]}
     record["fused"]["design"] = "step-interleaved cycles"
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
     table = book.overhead_table(tmp_path, "quick")
-    assert table.loc[("smith_cnn", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
+    assert table.loc[("Smith's CNN", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
     assert table.attrs["design"] == "step-interleaved cycles"
     paired["cycles"] = 240
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
-    assert book.overhead_table(tmp_path, "quick").loc[("smith_cnn", "fused kernels"), "paired samples"] == 240
+    assert book.overhead_table(tmp_path, "quick").loc[("Smith's CNN", "fused kernels"), "paired samples"] == 240
     (where / book.OVERHEAD_RECORD).write_text('{"fused": {')  # cut short
     assert book.overhead_table(tmp_path, "quick").empty
     assert book.overhead_goal_markdown(tmp_path, "quick") == ""
@@ -1130,3 +1133,46 @@ def test_forest_labels_name_what_was_compared_and_never_repeat():
     assert len(labels) == len(set(labels))
     assert any("PReLU − ReLU" in lab and lab.endswith("(> 0)") for lab in labels)  # the arms and the test
     assert any("(margin 0.1)" in lab for lab in labels)  # the speed claims' non-inferiority margin
+
+
+def test_pages_name_cases_experiments_and_models_not_their_keys():
+    assert book.case_display_name("relu_max[as written]") == "ReLU (max), as written"
+    assert book.case_display_name("prelu[shared]") == "PReLU (channel-shared)"
+    assert book.case_display_name("F.relu") == "F.relu"  # PyTorch's own functions keep their code names
+    assert book.experiment_name("smith_cifar10_cnn") == "Smith, Table 3 (3-layer CNN on CIFAR-10)"
+    from relustudy.models import MODELS, model_display_name
+
+    assert all(model_display_name(m) != m for m in MODELS.names())  # every network has a name for pages
+    claims = pd.DataFrame({"claim": ["A beats B.", "A beats B."], "claim_id": ["x.first", "x.second"]})
+    text = book.claim_quotes_markdown(claims)
+    assert "x.first" not in text and "tested by 2 claims" in text  # ids stay in the row details and the CSV
+    assert "`" not in book.choices_markdown(["smith_fmnist_cnn", "smith_cifar10_cnn"])
+
+
+def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages(tmp_path):
+    bc = browser_or_skip()
+    article = "<html><body><main><article style='max-width: 700px'>{}</article></main></body></html>"
+    (tmp_path / "good.html").write_text(
+        article.format(
+            "<p>PReLU beats ReLU (commands may name keys:)</p><pre>relustudy run smith_cifar10_cnn</pre>"
+            "<details><summary>more</summary>claim smith.table3.prelu_best</details>"
+            "<figure><img src='x.png' alt='a chart'><figcaption><span class='caption-number'>Fig. 1 </span>"
+            "a chart</figcaption></figure><table><tr><td>narrow</td></tr></table>"
+        )
+    )
+    (tmp_path / "x.png").write_bytes(b"")
+    (tmp_path / "bad.html").write_text(
+        article.format(
+            "<p>tested as smith.table3.prelu_best on smith_cifar10_cnn</p>"
+            "<figure><figcaption><span class='caption-number'>Fig. 2 </span>no image</figcaption></figure>"
+            "<table style='width: 1200px'><caption>too wide</caption><tr><td>x</td></tr></table>"
+        )
+    )
+    keys = {"smith.table3.prelu_best", "smith_cifar10_cnn"}
+    with bc.serve(tmp_path) as url:
+        assert bc.reader_problems(url, ["good.html"], keys) == []
+        bad = bc.reader_problems(url, ["bad.html"], keys)
+    assert any("registry keys in visible text: smith.table3.prelu_best, smith_cifar10_cnn" in p for p in bad), bad
+    assert any("Fig. 2 has no image" in p for p in bad), bad
+    assert any("(1400 px): table 1200 px wide in a 700 px column: 'too wide'" in p for p in bad), bad
+    assert any("(phone): the page scrolls sideways" in p for p in bad), bad

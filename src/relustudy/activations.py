@@ -426,7 +426,7 @@ class _AsWrittenReLU(_AsWritten, ReLU):
         self._set_as_written(as_written)
 
 
-@_register("relu_max")
+@_register("relu_max", "ReLU (max)")
 class ReLUMax(_AsWrittenReLU):
     formula = "torch.maximum(x, 0)"
 
@@ -436,7 +436,7 @@ class ReLUMax(_AsWrittenReLU):
         return _max0(x)  # custom backward: torch.maximum splits the gradient 0.5 at the tie
 
 
-@_register("relu_mask")
+@_register("relu_mask", "ReLU (mask)")
 class ReLUMask(ReLU):
     formula = "x * (x > 0)"
 
@@ -444,7 +444,7 @@ class ReLUMask(ReLU):
         return x * (x > 0)  # plain autograd already gives 0 at 0
 
 
-@_register("relu_abs")
+@_register("relu_abs", "ReLU (abs)")
 class ReLUAbs(_AsWrittenReLU):
     formula = "(x + |x|) / 2"
 
@@ -454,7 +454,7 @@ class ReLUAbs(_AsWrittenReLU):
         return (x + _abs0(x)) * 0.5  # _abs0: torch.abs would give gradient 0.5 at 0
 
 
-@_register("relu_where")
+@_register("relu_where", "ReLU (switch)")
 class ReLUWhere(ReLU):
     formula = "torch.where(x > 0, x, 0)"
 
@@ -563,7 +563,7 @@ class _AsWrittenPReLU(_AsWritten, PReLU):
         self._set_as_written(as_written)
 
 
-@_register("prelu_maxmin")
+@_register("prelu_maxmin", "PReLU (max/min)")
 class PReLUMaxMin(_AsWrittenPReLU):
     formula = "max(0, x) + a * min(0, x)"
 
@@ -575,7 +575,7 @@ class PReLUMaxMin(_AsWrittenPReLU):
         return _max0(x) + self._a(x) * _min0(x)
 
 
-@_register("prelu_abs")
+@_register("prelu_abs", "PReLU (abs)")
 class PReLUAbs(_AsWrittenPReLU):
     formula = "(x + |x|)/2 + a * (x - |x|)/2"
 
@@ -584,7 +584,7 @@ class PReLUAbs(_AsWrittenPReLU):
         return (x + ax) * 0.5 + self._a(x) * ((x - ax) * 0.5)
 
 
-@_register("prelu_where")
+@_register("prelu_where", "PReLU (switch)")
 class PReLUWhere(PReLU):
     """A switch PReLU, ``torch.where(x > 0, x, a * x)``: Theano's ``T.switch`` form carried over to
     PReLU (ours: the Theano blog adapts only the max and abs forms)."""
@@ -595,7 +595,7 @@ class PReLUWhere(PReLU):
         return torch.where(x > 0, x, self._a(x) * x)  # plain autograd already gives a (and d/da = 0) at 0
 
 
-@_register("prelu_schluter")
+@_register("prelu_schluter", "PReLU (Schlüter)")
 class PReLUSchluter(PReLU):
     formula = "0.5 (1 + a) x + 0.5 (1 - a) |x|"
 

@@ -47,6 +47,7 @@ __all__ = [
     "SpatialPyramidPool",
     "build_model",
     "count_parameters",
+    "model_display_name",
     "model_params",
 ]
 
@@ -242,8 +243,9 @@ def _check_params(name: str, params: dict) -> None:
         )
 
 
-def _register(name: str):
-    """Register a factory; the registered callable checks its params and shapes first."""
+def _register(name: str, display: str):
+    """Register a factory (shown on pages as ``display``); the registered callable checks its
+    params and shapes first."""
 
     def wrap(factory):
         @functools.wraps(factory)
@@ -251,10 +253,16 @@ def _register(name: str):
             _check_params(name, params)
             return factory(act, _check_in_shape(in_shape), _check_num_classes(num_classes), **params)
 
+        checked.display = display
         MODELS.register(name, checked)
         return checked
 
     return wrap
+
+
+def model_display_name(name: str) -> str:
+    """How a page names model ``name``; an unknown name raises the registry's error."""
+    return MODELS.get(name).display
 
 
 def build_model(
@@ -290,7 +298,7 @@ def _smith_probes(model: str, probes: str, first: str, last: str, conv: str, poo
     return layers
 
 
-@_register("smith_cnn")
+@_register("smith_cnn", "Smith's CNN")
 def smith_cnn(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int, *, probes: str = "paper") -> nn.Module:
     """Smith's "3-layer CNN" (Table 1; TensorFlow/Keras).
 
@@ -332,7 +340,7 @@ def smith_cnn(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int,
     return model
 
 
-@_register("smith_vgg3")
+@_register("smith_vgg3", "Smith's VGG-style net")
 def smith_vgg3(
     act: ActFactory, in_shape: tuple[int, int, int], num_classes: int, *, probes: str = "paper"
 ) -> nn.Module:
@@ -374,7 +382,7 @@ def smith_vgg3(
 NIN_INITS = ("kaiming", "caffe")
 
 
-@_register("nin")
+@_register("nin", "Network in Network")
 def nin(
     act: ActFactory,
     in_shape: tuple[int, int, int],
@@ -453,7 +461,7 @@ def nin(
     return model
 
 
-@_register("radford_convnet")
+@_register("radford_convnet", "Radford's convnet")
 def radford_convnet(act: ActFactory, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """Alec Radford's Theano-Tutorials ``5_convolutional_net.py`` (the net of the Theano
     ReLU/PReLU benchmark blog post, "identical to that of Alec's original net").
@@ -507,7 +515,7 @@ def radford_convnet(act: ActFactory, in_shape: tuple[int, int, int], num_classes
     return model
 
 
-@_register("simple_mlp_bn")
+@_register("simple_mlp_bn", "the TensorFlow blog's MLP")
 def simple_mlp_bn(
     act: ActFactory,
     in_shape: tuple[int, int, int],
@@ -548,7 +556,7 @@ def simple_mlp_bn(
     return model
 
 
-@_register("he_net")
+@_register("he_net", "He et al.'s 14-layer net")
 def he_net(
     act: ActFactory,
     in_shape: tuple[int, int, int],
@@ -625,7 +633,7 @@ def he_net(
 PLAIN_INITS = ("kaiming", "xavier")
 
 
-@_register("plain_net")
+@_register("plain_net", "the plain deep net")
 def plain_net(
     act: ActFactory,
     in_shape: tuple[int, int, int],

@@ -7,6 +7,7 @@ import html
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..activations import display_name
+from ..activations import ACTIVATIONS, display_name
 from ..claims import VERDICTS, deciding_effect, published_values_markdown
 from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
@@ -29,6 +30,7 @@ from ..microbench import (
     at_shape,
     record_benchmark,
 )
+from ..models import MODELS, model_display_name
 from ..reference import get_source, source_label
 from ..registry import UnknownNameError
 from ..results import load_activation_stats, load_histories, load_results
@@ -69,6 +71,8 @@ __all__ = [
     "paired_table",
     "profile_banner",
     "experiment_caption",
+    "experiment_name",
+    "case_display_name",
     "arm_order",
     "caveats_markdown",
     "paper_vs_ours_wide",
@@ -359,7 +363,7 @@ class ChapterRuns:
         if not self.skipped:
             return ""
         return "Not run in this build (their claims read *not run*):\n\n" + "\n".join(
-            f"- `{name}`: {why}" for name, why in self.skipped.items()
+            f"- {experiment_name(name)}: {why}" for name, why in self.skipped.items()
         )
 
 
@@ -602,7 +606,7 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
         )
         rows.append(
             {
-                "case": r.name,
+                "case": case_display_name(r.name),
                 "kind": r.kind,
                 "direction": r.direction,
                 "median ms": r.median_ms,
@@ -630,6 +634,19 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
     notes = out.groupby(["case", "kind"], sort=False)["note"].agg(lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
     wide["note"] = notes.reindex(wide.index).fillna("")
     return wide
+
+
+def case_display_name(case: str) -> str:
+    """A micro-benchmark case as a page names it: a registry activation by its display name
+    ("relu_max[as written]" -> "ReLU (max), as written"); PyTorch's functions keep their code names."""
+    base, _, tag = case.partition("[")
+    tag = tag.rstrip("]")
+    if base not in ACTIVATIONS:
+        return case
+    name = display_name(base)
+    if tag == "shared":
+        return display_name(case)
+    return f"{name}, {tag}" if tag else name
 
 
 def _tensors_label(shape: str, record: dict) -> str:
@@ -777,7 +794,7 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
             continue
         for model, m in (rec.get(code) or {}).get("models", {}).items():
             row = {
-                "model": model,
+                "model": model_display_name(model) if model in MODELS else model,
                 "activation code": label,
                 "threads": (rec.get(code) or {}).get("threads", ""),
                 "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}",
@@ -951,8 +968,8 @@ def profiles_table(profile: str | None = None) -> Any:
                 images = str(settings.get("train_subset") or "all")
             rows.append(
                 {
-                    "experiment": name,
-                    "source": f"{exp.source} {exp.table}",
+                    "experiment": exp.title,
+                    "source": f"{source_label(exp.source)}, {exp.table}",
                     "profile": pname + (" (this build)" if pname == profile else ""),
                     "seeds": len(prof.seeds),
                     "epochs": settings.get("epochs"),
@@ -970,7 +987,7 @@ def notes_markdown(experiments: Iterable[str] | None = None) -> str:
     lines = []
     for name in experiments or EXPERIMENTS.names():
         exp = EXPERIMENTS.get(name)
-        lines.append(f"**`{name}`** ({exp.source} {exp.table}, {exp.title}):")
+        lines.append(f"**{experiment_name(name)}**:")
         lines.append("")
         lines += [f"- {n}" for n in exp.notes] or ["- (none)"]
         caveat = dataset_caveat(name, full=True)
@@ -1083,6 +1100,13 @@ def profile_banner(profile: str) -> str:
             "with a row saying whether its runs reached it."
         )
     return f"The numbers below come from the **{profile}** profile."
+
+
+def experiment_name(experiment: str) -> str:
+    """How a page names an experiment: its source's table and its title, e.g. "Smith, Table 3
+    (3-layer CNN on CIFAR-10)"; the registry key stays in commands and CSVs."""
+    exp = get_experiment(experiment)
+    return f"{source_label(exp.source)}, {exp.table} ({exp.title})"
 
 
 def experiment_caption(experiment: str) -> str:
@@ -1626,7 +1650,9 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
         return out
     rows = [
         {
-            "model": m["label"],
+            "model": m["label"].replace(m["model"], model_display_name(m["model"]), 1)
+            if m["model"] in MODELS
+            else m["label"],
             "MFLOP per image (fwd + bwd)": m["flop_per_image"] / 1e6,
             "bare loop images/s": m["bare_images_per_second"],
             "GFLOP/s": m["gflops"],
@@ -1747,8 +1773,11 @@ def scheduling_markdown(root: str | Path | None = None) -> str:
         "differ (other thread counts sum in another order, and training amplifies the last bits, as a change "
         "of CPU does), so a record states its threads and a rerun reproduces it only with the same ones"
     )
+    what = rec["what"]
+    for key in EXPERIMENTS.names():  # the record names its experiment by key; a page by name
+        what = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w])", experiment_name(key), what)
     return (
-        f"Measured on {prov.get('cpu', 'this CPU')} ({prov.get('cpus', '?')} CPUs), {rec['what']}: wall time of "
+        f"Measured on {prov.get('cpu', 'this CPU')} ({prov.get('cpus', '?')} CPUs), {what}: wall time of "
         f"`--jobs` over sequential {', '.join(f'{r:.2f}' for r in ratios)} ({len(ratios)} paired "
         f"measurement{'s' if len(ratios) != 1 else ''}), so `--jobs` was {faster}; the two schedules {numbers} "
         f"({prov.get('finished', '?')}, commit {str(prov.get('git_commit', 'unknown'))[:10]})."
@@ -1765,9 +1794,10 @@ def allocator_markdown(root: str | Path | None = None) -> str:
     if rec is None or len(rec.get("median", {})) != 2:
         return f"No allocator measurement in `{ALLOCATOR_RECORD}` yet: `benchmarks/bench_allocator.py --json ...` makes it."
     (name_a, a), (name_b, b) = rec["median"].items()
-    prov = rec.get("provenance", {})
+    prov, exp = rec.get("provenance", {}), rec["experiment"]
     return (
-        f"The same run (`{rec['experiment']}`, `{rec['profile']}` profile) in fresh processes, {rec['rounds']} "
+        f"The same run ({experiment_name(exp) if exp in EXPERIMENTS else exp}, {rec['profile']} profile) in fresh "
+        f"processes, {rec['rounds']} "
         f"round(s): with {name_a} it took {a['wall_s']:.1f} s ({a['sys_s']:.1f} s of it in the kernel, "
         f"{a['minor_faults']:,.0f} minor page faults); with freed memory {name_b} {b['wall_s']:.1f} s "
         f"({b['sys_s']:.1f} s, {b['minor_faults']:,.0f}) ({prov.get('date', '?')}, commit "
@@ -1839,13 +1869,14 @@ def takeaways_markdown(claims: Any, values: Any = None, *, limit: int = 6) -> st
 
 
 def claim_quotes_markdown(claims: Any) -> str:
-    """The sources' sentences behind ``claims`` (each once, quoted, with the claim ids)."""
+    """The sources' sentences behind ``claims``, each once, quoted, with how many claims of the
+    verdict table test it (the claim ids are in each row's details and in the CSV)."""
     if not len(claims):
         return ""
     out = []
     for quote, group in claims.groupby("claim", sort=False):
-        ids = ", ".join(f"`{c}`" for c in group["claim_id"])
-        out.append(f"> {quote}\n\ntested as {ids}")
+        n = len(group)
+        out.append(f"> {quote}\n\ntested by {n} claim{'s' if n != 1 else ''} in the verdict table")
     return "\n\n".join(out)
 
 
@@ -1861,7 +1892,7 @@ def choices_markdown(experiments: Sequence[str]) -> str:
     rest = list(dict.fromkeys(n for e in exps for n in e.notes if n not in common))
     for note in rest:
         having = [e for e in exps if note in e.notes]
-        where = ", ".join(f"{e.table} (`{e.name}`)" for e in having)
+        where = ", ".join(f"{e.table} ({e.title})" for e in having)
         lines.append(f"- Only {where}: {note}")
     return "\n".join(lines)
 

@@ -80,10 +80,12 @@ def paper_coefficient(arm: str, layers) -> float:
 
 
 NOTES = (
-    "Network: the 14-layer model (he_net) adapted to 32x32 inputs (3x3 conv1, 2x2 pools; see the model's "
-    "documentation); Kaiming initialisation; dropout 0.5 on fc1 and fc2 (source).",
-    "Optimizer (source): SGD with momentum 0.9, weight decay 5e-4, no weight decay on PReLU's a; initial rate "
-    "0.01 divided by 10 in steps (step epochs are our choice).",
+    "Network: the 14-layer model adapted to 32x32 inputs (3x3 conv1, 2x2 pools; see the model's "
+    "documentation); Kaiming initialisation (the paper's own scheme); dropout 0.5 on fc1 and fc2 (our choice: "
+    "the notes we replicate from do not state dropout).",
+    "Optimizer: SGD with momentum (the notes: 'Momentum method was used'); momentum 0.9, weight decay 5e-4, "
+    "initial rate 0.01 divided by 10 in steps, and no weight decay on PReLU's a are our choice (the notes state "
+    "none of these values).",
     "LReLU slope 0.25 (our choice: PReLU's initialisation, frozen); the notes give no slope for the paper's LReLU.",
     "Top-5 error is reported only with 100 classes (trivial with 10).",
 )
@@ -274,9 +276,11 @@ INIT_EXPERIMENT = EXPERIMENTS.register(
             "paper": Profile((0, 1, 2, 3, 4), {"epochs": 30}, ("CIFAR-10 instead of ImageNet", "5 seeds")),
         },
         notes=(
-            "Plain nets (no batch norm, no shortcuts) of 22 and 30 weighted layers, as He et al.'s; widths, "
-            "stages and the CIFAR-10 setting are our choice (model plain_net).",
-            "Xavier: N(0, 1/n) with n = fan-in, the variant He et al. compare with; Kaiming: N(0, 2/n).",
+            "Plain nets (no batch norm, no shortcuts) of 22 and 30 weighted layers (our choice: the depths He et "
+            "al.'s paper is known for; the notes we replicate from give no depths, widths or stages); widths, "
+            "stages and the CIFAR-10 setting are our choice.",
+            "Xavier: N(0, 1/n) with n = fan-in; Kaiming: N(0, 2/n) (our choice of the two laws' forms: the notes "
+            "name the initialisation study but give no formula).",
         ),
     ),
 )

@@ -34,7 +34,7 @@ TF_BLOG_ARMS = tuple(a.label for a in TF_ARMS if a.label != "RReLU (torch)")  # 
 TF_NOTES = (
     "The blog's 'very simple neural network' is not published: we use two dense hidden layers of 256 units "
     "(Glorot-uniform weights, zero biases), batch norm between each linear map and its activation in the "
-    "batch-norm variant (model simple_mlp_bn).",
+    "batch-norm variant.",
     "Optimizer, batch and length are not stated: Adam (lr 0.001, TensorFlow's eps 1e-8), batch 128, pixels / 255, "
     "20 epochs in the paper profile.",
     "Activations as in Xu et al.: LReLU y = x / a (a = 100 and 5.5), RReLU a ~ U(3, 8) per element in training "

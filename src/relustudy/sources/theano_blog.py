@@ -66,7 +66,7 @@ THEANO_NOTES = (
     "activations in the corresponding layer' may mean one per unit of a feature map (channel x position), which "
     "we do not do (our choice: He et al.'s channel-wise form).",
     "'Sweet spot': the first epoch whose test accuracy is within 0.2 percentage points of the run's best "
-    "(metric epochs_to_sweet_spot).",
+    "(the epochs-to-sweet-spot metric).",
     "Timing: images per second of the training loop (median over epochs), on our CPU, not the blog's K40c GPU. "
     + _WHAT_IS_TIMED,
 )

@@ -62,9 +62,9 @@ NOTES = (
     "convolutional layer').",
     "Data (source): raw images, no pre-processing or augmentation, single-view test. Pixels are scaled to [0, 1] "
     "(x/255, our choice: a linear rescaling, no mean subtraction or whitening).",
-    "Activations (source): Leaky ReLU y = x/a for x < 0 with a = 100 and a = 5.5; PReLU channel-wise, a initialised "
-    "at 0.25 (He et al.), no weight decay on a; RReLU y = x/a with a ~ U(3, 8) per element, drawn afresh every "
-    "training pass, and y = x/5.5 at test.",
+    "Activations (source): Leaky ReLU y = x/a for x < 0 with a = 100 and a = 5.5; RReLU y = x/a with a ~ U(3, 8) "
+    "per element, drawn afresh every training pass, and y = x/5.5 at test. PReLU: channel-wise, a initialised at "
+    "0.25, no weight decay on a (our choice: He et al.'s setting; the paper does not state its own).",
     "The paper is inconsistent about RReLU: its Eq. 3-4 write y = a x with a slope a ~ U(l, u), l, u in [0, 1), "
     "while its text samples a from U(3, 8) and its test-time Eq. 5 divides, y = x / ((l + u) / 2). We read a as a "
     "divisor, as Eq. 2 (its leaky ReLU) and Eq. 5 do and as U(3, 8) requires (our reading); PyTorch's nn.RReLU "
@@ -74,9 +74,9 @@ NOTES = (
     "(lr 0.1 left every unit of a ReLU NIN dead at chance in our pilot, so the paper profile starts at 0.02).",
     "Initialisation (our choice): Kaiming normal (fan-in, gain sqrt 2), zero biases.",
     "Training error: the paper does not say how its column was measured. CXXNET reports the error on the "
-    "training batches as they are trained (dropout on); that running error of the last epoch (train_error) is "
+    "training batches as they are trained (dropout on); that running error of the last epoch is "
     "compared with the paper's column. The trained network in eval mode over the training images "
-    "(train_eval_error) is recorded beside it.",
+    "is recorded beside it.",
     "Sparsity: the fraction of non-positive outputs of the last hidden 192-channel layer (cccp5) over the test "
     "set; only ReLU's are exact zeros (the leaky arms output x/a there).",
 )
