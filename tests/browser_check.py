@@ -166,6 +166,7 @@ _READER_JS = """() => {
   // visible prose: commands (pre blocks) must name things by their keys, so they are left out
   const prose = main.cloneNode(true);
   for (const el of prose.querySelectorAll('pre, details:not([open]) > :not(summary)')) el.remove();
+  for (const el of prose.querySelectorAll('code')) if (/\s/.test(el.textContent.trim())) el.remove();  // a command
   document.body.appendChild(prose);
   prose.style.position = 'absolute'; prose.style.left = '-99999px';
   const text = prose.innerText;
@@ -194,7 +195,8 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
     """What a reader meets on ``pages`` at 1400x900 and on a phone (390x844), one line each:
     tables wider than the content column, pages that scroll sideways, numbered figure captions
     without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
-    text (closed details blocks and hidden code do not count)."""
+    text (closed details blocks, code blocks and inline commands -- code with a space -- do not
+    count: a command names things by their keys)."""
     import re
 
     from playwright.sync_api import sync_playwright
@@ -229,3 +231,23 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
         finally:
             browser.close()
     return problems
+
+
+def registry_keys() -> set[str]:
+    """Every registry name a reader should never see (snake_case or dotted: plain words such as
+    "relu" or "nin" are also ordinary words on a page): experiments, claims, metrics,
+    activations, models, datasets."""
+    import relustudy.sources  # noqa: F401  (registers the experiments and claims)
+    from relustudy.activations import ACTIVATIONS
+    from relustudy.claims import CLAIMS
+    from relustudy.data import DATASETS
+    from relustudy.experiments import EXPERIMENTS
+    from relustudy.metrics import METRICS
+    from relustudy.models import MODELS
+
+    return {
+        k
+        for reg in (EXPERIMENTS, CLAIMS, METRICS, ACTIVATIONS, MODELS, DATASETS)
+        for k in reg.names()
+        if "_" in k or "." in k
+    }

@@ -355,7 +355,7 @@ def test_evaluate_claims_summary():
     out = C.evaluate_claims(df, "quick")
     assert list(out.columns) == list(C.RESULT_COLUMNS)
     assert (
-        len(out) == len(C.CLAIMS) == 16 + 7 + 4 + 2 * 15 + 2 + 15
+        len(out) == len(C.CLAIMS) == 16 + 8 + 4 + 2 * 15 + 2 + 15
     )  # Smith, Theano, TF blog, Xu (2 tables, NDSB, BN-Inception), He
     assert set(out["verdict"]) <= set(C.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]

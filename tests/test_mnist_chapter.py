@@ -224,3 +224,24 @@ def test_blog_claims_are_registered_per_source():
     assert all(C.get_claim(c).metrics == ("log_step_images_per_second",) for c in timed)
     assert all(C.get_claim(c).experiment == "theano_mnist_radford_timing" for c in timed)
     assert all(C.get_claim(c).experiment == "theano_mnist_radford" for c in set(theano) - timed)
+
+
+def test_minimal_added_time_is_one_sided_faster_counts_as_no_added_time():
+    metric = "log_step_images_per_second"
+    labels = STEP_TIMINGS.get("theano_mnist_radford_timing").labels("quick")
+
+    def speeds(prelu_over_relu: float) -> pd.DataFrame:
+        v = {label: {metric: math.log(1000.0)} for label in labels}
+        v["PReLU (abs), as written, compiled"][metric] = math.log(1000.0 * prelu_over_relu)
+        return tidy("theano_mnist_radford_timing", v)
+
+    claim = C.get_claim("theano_blog.prelu_abs_adds_minimal_time")
+    assert claim.relation == "non_inferior"
+    assert claim.evaluate(speeds(1.3), "quick").verdict == "replicated"  # PReLU faster: no added time
+    assert claim.evaluate(speeds(0.97), "quick").verdict == "replicated"  # 3% slower: minimal
+    assert claim.evaluate(speeds(0.7), "quick").verdict == "not replicated"  # 30% slower
+    # the same data decides "equally fast" two-sided: 30% faster is not the same speed
+    same = C.get_claim("theano_blog.prelu_max_and_abs_equally_fast")
+    v = {label: {metric: math.log(1000.0)} for label in labels}
+    v["PReLU (abs), as written, compiled"][metric] = math.log(1300.0)
+    assert same.evaluate(tidy("theano_mnist_radford_timing", v), "quick").verdict == "not replicated"

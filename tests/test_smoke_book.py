@@ -84,4 +84,5 @@ def test_the_smoke_book_reads_well_in_a_browser(smoke_book):
     assert "book/chapters/summary.html" in pages
     with bc.serve(smoke_book) as url:
         problems = bc.check_pages(url, pages, screenshots=ROOT / "_build" / "browser", search="PReLU")
+        problems += bc.reader_problems(url, pages, bc.registry_keys())
     assert problems == [], "\n".join(problems)

@@ -96,8 +96,13 @@ def test_probe_repeats_compare_seed_zero_with_the_paper_profile(tmp_path):
         _record(tmp_path, CNN, "quick", arm, acc)
         _record(tmp_path, "smith_cifar10_cnn", "paper", arm, acc if arm == "ReLU" else 0.41)
     text = smith.probe_repeats_markdown(tmp_path)
-    assert "identical to `smith_cifar10_cnn` (paper profile) for 1 of 2 arms; it differs for tanh (-0.0100)." in text
-    assert "`smith_cifar10_vgg3_probes`: no paper-profile seed-0 record" in text
+    assert (
+        "identical to 3-layer CNN on CIFAR-10 (paper profile) for 1 of 2 arms; it differs for tanh (-0.0100)." in text
+    )
+    assert (
+        "- 3-VGG-block CNN on CIFAR-10: activation statistics by epoch and probe (diagnostic): no paper-profile" in text
+    )
+    assert "_probes" not in text  # experiments by title, not by key
 
 
 def test_dead_units_table_sets_each_arms_dead_fraction_beside_its_gain_over_relu():

@@ -843,7 +843,8 @@ def overhead_goal_markdown(
             else:
                 verdicts.append(head + f"not resolved (95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}% contains it)")
         if verdicts:
-            lines.append(f"- {model}: " + "; ".join(verdicts) + ".")
+            name = model_display_name(model) if model in MODELS else model
+            lines.append(f"- {name}: " + "; ".join(verdicts) + ".")
     return "\n".join(lines)
 
 
@@ -1944,11 +1945,13 @@ def step_timing_table(results_dir: str | Path, experiment: str, profile: str) ->
     ms = frame.assign(ms=1e3 * batch / np.exp(frame["value"])).groupby("arm")["ms"].mean()
     rows = []
     for arm in spec.arms:
-        row = {"form": arm.label, "activation": arm.activation}
+        row = {"form": arm.label}
         for variant in record["settings"]["variants"]:
             row[f"{variant} step (ms)"] = ms.get(step_label(arm.label, variant), np.nan)
         if {"eager", "compiled"} <= set(record["settings"]["variants"]):
-            row["compiled / eager"] = row["compiled step (ms)"] / row["eager step (ms)"]
+            row["compiled / eager"] = f"{row['compiled step (ms)'] / row['eager step (ms)']:.2f}"
+        for variant in record["settings"]["variants"]:
+            row[f"{variant} step (ms)"] = _fmt_num(row[f"{variant} step (ms)"], 1)
         rows.append(row)
     out = pd.DataFrame(rows).set_index("form")
     prov, st = record["provenance"], record["settings"]

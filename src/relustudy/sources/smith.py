@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..claims import ComparisonClaim, DifferenceClaim, Quantity, RankClaim, margin, register
-from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
+from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, get_experiment
 from ..reference import SOURCES, Source, experiment_reference, paper_value
 from ..results import complete_rows, load_results
 from ..stats import mean_sd_cell, paired_comparison
@@ -534,11 +534,15 @@ def probe_repeats_markdown(root) -> str:
         probed, paper = accuracy(name, "quick"), accuracy(base, "paper")
         both = sorted(set(probed) & set(paper))
         if not both:
-            lines.append(f"- `{name}`: no paper-profile seed-0 record of `{base}` to compare with yet.")
+            lines.append(
+                f"- {get_experiment(name).title}: no paper-profile seed-0 record of "
+                f"{get_experiment(base).title} to compare with yet."
+            )
             continue
         differ = [f"{a} ({probed[a] - paper[a]:+.4f})" for a in both if probed[a] != paper[a]]
         text = (
-            f"- `{name}`: seed-0 test accuracy identical to `{base}` (paper profile) for "
+            f"- {get_experiment(name).title}: seed-0 test accuracy identical to {get_experiment(base).title} "
+            "(paper profile) for "
             f"{len(both) - len(differ)} of {len(both)} arms"
         )
         lines.append(text + (f"; it differs for {', '.join(differ)}." if differ else "."))
