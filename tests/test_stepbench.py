@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from relustudy import stepbench as sb
@@ -156,3 +157,53 @@ def test_a_compiled_step_trains_like_the_eager_one():
         losses[variant] = [float(step()) for _ in range(2)]
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4)
     assert losses["eager"][1] != losses["eager"][0]  # the optimizer stepped
+
+
+# ------------------------------------------------------------------ seeds as one batched model
+def _seed_models(k: int, activation: str = "relu"):
+    from relustudy.models import build_model
+
+    models = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        models.append(build_model("smith_cnn", activation, {}, (1, 28, 28), 10))  # no dropout: exact
+    return models
+
+
+def test_stacked_seeds_train_as_the_separate_runs_would():
+    from relustudy.batched import StackedSeeds
+
+    k, steps = 3, 3
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.rand(steps, k, 16, 1, 28, 28, generator=gen)
+    ys = torch.randint(0, 10, (steps, k, 16), generator=gen)
+    separate = _seed_models(k)
+    stacked = StackedSeeds(_seed_models(k))
+    opt = torch.optim.SGD(list(stacked.params.values()), lr=0.1, momentum=0.9)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in separate]
+    for step in range(steps):
+        losses = stacked.losses(xs[step], ys[step])
+        opt.zero_grad()
+        losses.sum().backward()
+        opt.step()
+        for i, (m, o) in enumerate(zip(separate, opts)):
+            loss = F.cross_entropy(m(xs[step, i]), ys[step, i])
+            o.zero_grad()
+            loss.backward()
+            o.step()
+            assert float(losses.detach()[i]) == pytest.approx(float(loss), rel=1e-5), (step, i)
+    for i, m in enumerate(separate):
+        trained = stacked.model(i, m)
+        for (name, p), q in zip(m.named_parameters(), trained.parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_stacked_seeds_refuse_mixed_architectures_and_wrong_shapes():
+    from relustudy.batched import StackedSeeds
+    from relustudy.models import build_model
+
+    other = build_model("smith_vgg3", "relu", {}, (1, 28, 28), 10)
+    with pytest.raises(ConfigError, match="one architecture"):
+        StackedSeeds([*_seed_models(1), other])
+    with pytest.raises(ConfigError, match="leading dimension of 2 seeds"):
+        StackedSeeds(_seed_models(2)).losses(torch.rand(3, 4, 1, 28, 28), torch.zeros(3, 4, dtype=torch.long))

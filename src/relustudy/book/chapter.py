@@ -1956,8 +1956,7 @@ def step_timing_table(results_dir: str | Path, experiment: str, profile: str) ->
     out = pd.DataFrame(rows).set_index("form")
     prov, st = record["provenance"], record["settings"]
     out.attrs["caption"] = (
-        f"Whole training steps of {get_experiment(experiment).title.lower()} timed interleaved in one process "
-        f"({profile} profile: {len(st['seeds'])} seeds x {st['cycles']} cycles, batch {batch}, {prov['device']}, "
+        f"Median step time, mean over seeds ({profile} profile: {len(st['seeds'])} seeds x {st['cycles']} cycles, batch {batch}, {prov['device']}, "
         f"torch {prov['torch_version']}, load average {prov['load_average_at_start'][0]:.1f} at the start, "
         f"commit {prov.get('git_commit', '?')[:7]}, {prov['end_time'][:10]}, {prov['wall_seconds'] / 60:.0f} min). "
         + spec.note
