@@ -72,7 +72,7 @@ def test_the_methods_table_reads_the_record_and_says_the_goals(tmp_path):
     tiny = sb.StudyModel("smith_cnn", 1.0, 16, (1, 28, 28), 10, (), ("test/smoke",))
     record = sb.record_train_benchmark("smoke", tmp_path, models=[tiny])
     table = book.train_step_table(tmp_path, "smoke")
-    assert list(table.index) == [tiny.label]
+    assert list(table.index) == ["Smith's CNN width 1, batch 16, 1x28x28"]  # the network by name, not its key
     assert table.iloc[0]["bare loop images/s"] == pytest.approx(record["models"][0]["bare_images_per_second"])
     summary = table.attrs["summary"]
     assert "of 1 models" in summary and "of its own layers' rate" in summary
