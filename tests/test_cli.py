@@ -311,3 +311,15 @@ def test_wait_takes_over_a_held_run_once_its_holder_ends(tmp_path, capsys):
     assert "skipped, " in out and "7 of 7 runs recorded: 7 trained, 0 already recorded, 0 not recorded" in out
     assert store.is_complete(cfg)
     assert main([*args, "--wait", "0"]) == 2  # not a number of seconds > 0: one line, exit 2
+
+
+def test_the_command_line_parses_before_it_loads_torch_and_registries_fill_on_first_lookup():
+    probe = (
+        "import sys, relustudy.cli\n"
+        "assert 'torch' not in sys.modules and 'relustudy.sources' not in sys.modules, sorted(sys.modules)\n"
+        "from relustudy.experiments import EXPERIMENTS\n"
+        "assert 'xu_cifar10_nin' in EXPERIMENTS and 'relustudy.sources' in sys.modules\n"
+        "from relustudy.claims import CLAIMS\n"
+        "assert len(CLAIMS) > 50\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)

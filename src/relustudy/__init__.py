@@ -3,5 +3,5 @@
 __version__ = "0.1.0"
 
 # Every entry point (CLI, notebooks, tests) sees the same registries: the source modules register
-# their sources, experiments and claims when the package is imported.
-from . import sources  # noqa: E402,F401
+# their sources, experiments and claims on the first lookup of any of those registries
+# (relustudy.registry.Registry's ``filled_by``), so importing the package stays cheap.

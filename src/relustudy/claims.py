@@ -72,7 +72,7 @@ from scipy import stats as _st
 from . import reference
 from .experiments import get_experiment, validate_profile
 from .metrics import metric_spec
-from .registry import Registry, UnknownNameError
+from .registry import SOURCES_MODULE, Registry, UnknownNameError
 from .stats import (
     PairedComparison,
     detectable_difference,
@@ -1020,7 +1020,7 @@ class NotRunClaim(UnobtainableClaim):
         return self._result(profile, "not run", NOT_RUN, self.reason, "")
 
 
-CLAIMS: Registry[Claim] = Registry("claim")
+CLAIMS: Registry[Claim] = Registry("claim", filled_by=SOURCES_MODULE)
 
 
 def register(claim: Claim) -> Claim:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .config import PROFILES, REQUIRED_PROFILES, ConfigError, RunConfig
-from .registry import Registry
+from .registry import SOURCES_MODULE, Registry
 
-EXPERIMENTS: Registry["Experiment"] = Registry("experiment")
+EXPERIMENTS: Registry["Experiment"] = Registry("experiment", filled_by=SOURCES_MODULE)
 
 # The smoke profile every experiment shares (CI: seconds per run).
 SMOKE = dict(epochs=1, batch_size=64, train_subset=512, test_subset=500)

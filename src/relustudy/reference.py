@@ -38,7 +38,7 @@ from importlib import resources
 
 import pandas as pd
 
-from .registry import Registry, UnknownNameError
+from .registry import SOURCES_MODULE, Registry, UnknownNameError
 
 COLUMNS = ("source", "table", "row", "column", "value", "note")
 LOADED_COLUMNS = (*COLUMNS, "decimals")  # + the decimals the source printed (from the CSV's text)
@@ -60,7 +60,7 @@ class Source:
     caption_note: str = ""  # a sentence the paper-vs-ours captions of its tables need
 
 
-SOURCES: Registry[Source] = Registry("source")
+SOURCES: Registry[Source] = Registry("source", filled_by=SOURCES_MODULE)
 
 
 def get_source(key: str) -> Source:

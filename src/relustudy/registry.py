@@ -6,6 +6,7 @@ error that lists the valid ones (the timm ``create_act`` pattern).
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -18,12 +19,25 @@ class UnknownNameError(KeyError, ValueError):
         return str(self.args[0])
 
 
-class Registry(Generic[T]):
-    """Maps names to factories. ``kind`` names the concept in error messages."""
+SOURCES_MODULE = "relustudy.sources"  # registers every source's sources, experiments and claims
 
-    def __init__(self, kind: str):
+
+class Registry(Generic[T]):
+    """Maps names to factories. ``kind`` names the concept in error messages.
+
+    ``filled_by``: a module whose import registers this registry's entries (the source modules
+    register experiments and claims); it is imported on the first lookup, so importing the package
+    (``relustudy --help``) loads no torch, and every lookup still sees every entry."""
+
+    def __init__(self, kind: str, filled_by: str | None = None):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._filled_by = filled_by
+
+    def _fill(self) -> None:
+        if self._filled_by is not None:
+            module, self._filled_by = self._filled_by, None
+            importlib.import_module(module)
 
     def register(self, name: str, entry: T | None = None):
         """Register ``entry`` under ``name``; usable as a decorator when ``entry`` is omitted."""
@@ -37,6 +51,7 @@ class Registry(Generic[T]):
         return add(entry) if entry is not None else add
 
     def get(self, name: str) -> T:
+        self._fill()
         try:
             return self._entries[name]
         except KeyError:
@@ -44,15 +59,18 @@ class Registry(Generic[T]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
 
     def names(self) -> list[str]:
+        self._fill()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._fill()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._fill()
         return len(self._entries)
 
 

@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import ConfigError, RunConfig
-from .registry import Registry
+from .registry import SOURCES_MODULE, Registry
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
@@ -66,7 +66,6 @@ class StudyModel:
 def study_models(profiles: tuple[str, ...] = ("quick", "regime", "paper")) -> list[StudyModel]:
     """The distinct (model, model parameters, batch, data shape) the experiments train in
     ``profiles``, each with the experiments and profiles that train it."""
-    from . import sources  # noqa: F401  (registers the experiments)
     from .data import DATASETS
     from .experiments import EXPERIMENTS
 
@@ -339,7 +338,7 @@ class StepTiming:
         return [step_label(a.label, v) for a in self.arms for v in self.profile(profile).variants]
 
 
-STEP_TIMINGS: Registry[StepTiming] = Registry("step timing")
+STEP_TIMINGS: Registry[StepTiming] = Registry("step timing", filled_by=SOURCES_MODULE)
 
 
 def step_label(arm: str, variant: str) -> str:
