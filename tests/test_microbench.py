@@ -161,12 +161,14 @@ def test_cuda_table():
 
 
 @pytest.mark.slow
-def test_compile_relu_abs_matches_eager_or_records_failure(monkeypatch):
+def test_compile_relu_abs_matches_eager_or_records_failure():
     # Compiling one small variant takes ~10-15 s on the 2-core machine (inductor cache cold).
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "compile_threads", 1)  # no compile-worker pool
-    df = benchmark_activations(names=["relu_abs"], compile=True, **TINY)
+    # no compile-worker pool; inductor's own patch, since monkeypatch's undo would delete the setting
+    # from inductor's config module and break every later compilation in this process
+    with inductor_config.patch(compile_threads=1):
+        df = benchmark_activations(names=["relu_abs"], compile=True, **TINY)
     comp = df[df.kind == "compiled"]
     assert set(comp.direction) == {"forward", "backward"} and set(comp.name) == {"relu_abs"}
     eager = df[df.kind == "variant"]
