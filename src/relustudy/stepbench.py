@@ -34,7 +34,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import ConfigError, RunConfig
+from .data import DATASETS
+from .experiments import EXPERIMENTS, get_experiment
+from .microbench import benchmark_dir
+from .models import build_model
+from .provenance import cpu_identity, device_description, git_info, utc_now
 from .registry import SOURCES_MODULE, Registry
+from .store import StoreError, write_json
+from .trainer import _RunData, _train_epoch, build_optimizer, tune_allocator
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
@@ -66,8 +73,6 @@ class StudyModel:
 def study_models(profiles: tuple[str, ...] = ("quick", "regime", "paper")) -> list[StudyModel]:
     """The distinct (model, model parameters, batch, data shape) the experiments train in
     ``profiles``, each with the experiments and profiles that train it."""
-    from .data import DATASETS
-    from .experiments import EXPERIMENTS
 
     found: dict[tuple, list[str]] = {}
     classes: dict[tuple, int] = {}
@@ -112,7 +117,6 @@ def sgemm_gflops(n: int = 2048, steps: int = 5) -> float:
 
 
 def _build(sm: StudyModel, activation: str = "relu") -> nn.Module:
-    from .models import build_model
 
     torch.manual_seed(0)
     model = build_model(sm.model, activation, {}, sm.in_shape, sm.num_classes, **dict(sm.model_params))
@@ -177,8 +181,6 @@ def bare_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
 
 def trainer_epoch_seconds_per_image(sm: StudyModel, model: nn.Module, batches: int, warmup: int) -> float:
     """Seconds per training image of the trainer's epoch loop on ``batches`` batches of images."""
-    from .config import RunConfig
-    from .trainer import _RunData, _train_epoch, build_optimizer
 
     n = sm.batch_size * batches
     gen = torch.Generator().manual_seed(0)
@@ -246,9 +248,6 @@ def record_train_benchmark(
     models: list[StudyModel] | None = None,
 ) -> dict[str, Any]:
     """Measure every study model (or ``models``) and write the record (unless one exists and not ``force``)."""
-    from .microbench import benchmark_dir
-    from .provenance import cpu_identity, device_description, git_info, utc_now
-    from .store import write_json
 
     if profile not in STEP_PROFILES:
         raise ConfigError(f"unknown benchmark profile {profile!r}; valid: {', '.join(STEP_PROFILES)}")
@@ -349,7 +348,6 @@ def step_label(arm: str, variant: str) -> str:
 
 
 def step_timing_path(results_dir: str | Path, experiment: str, profile: str) -> Path:
-    from .microbench import benchmark_dir
 
     return benchmark_dir(results_dir, profile, "cpu") / f"steps_{experiment}.json"
 
@@ -358,8 +356,6 @@ def _arm_step(config: Any, in_shape: tuple[int, int, int], num_classes: int, var
     """One training step (forward, cross-entropy, backward, the experiment's optimizer) of
     ``config``'s model on one resident batch, warmed up; ``variant`` "compiled" runs the model
     under ``torch.compile``."""
-    from .models import build_model
-    from .trainer import build_optimizer
 
     torch.manual_seed(config.seed)
     model = build_model(
@@ -390,8 +386,6 @@ def _arm_step(config: Any, in_shape: tuple[int, int, int], num_classes: int, var
 def measure_step_timing(experiment: str, profile: str, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The interleaved step times of ``experiment``'s registered step timing (see :class:`StepTiming`),
     per seed: each label's median step seconds and its per-cycle times."""
-    from .data import DATASETS
-    from .experiments import get_experiment
 
     spec = STEP_TIMINGS.get(experiment)
     prof = spec.profile(profile)
@@ -439,9 +433,6 @@ def record_step_timing(
 ) -> dict[str, Any]:
     """Measure ``experiment``'s step timing and write its record atomically (unless one exists and
     not ``force``); the record carries the settings and provenance."""
-    from .provenance import cpu_identity, device_description, git_info, utc_now
-    from .store import write_json
-    from .trainer import tune_allocator
 
     spec = STEP_TIMINGS.get(experiment)
     prof = spec.profile(profile)
@@ -529,8 +520,6 @@ def step_timing_frame(results_dir: str | Path, experiment: str, profile: str) ->
     an empty frame where it has none registered or recorded; a record that cannot be read is
     refused in one line (StoreError) naming the file and the command that makes it again."""
     import pandas as pd
-
-    from .store import StoreError
 
     path = step_timing_path(results_dir, experiment, profile)
     if experiment not in STEP_TIMINGS or not path.is_file():
