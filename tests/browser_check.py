@@ -161,13 +161,14 @@ def check_pages(
 PHONE = {"width": 390, "height": 844}
 
 _READER_JS = """() => {
-  const main = document.querySelector('main') || document.body;
+  // a redirect page (the site's index.html) may have no body yet when it navigates on
+  const main = document.querySelector('main') || document.body || document.documentElement;
   const column = (main.querySelector('article') || main).getBoundingClientRect().width;
   // visible prose: commands (pre blocks) must name things by their keys, so they are left out
   const prose = main.cloneNode(true);
   for (const el of prose.querySelectorAll('pre, details:not([open]) > :not(summary)')) el.remove();
   for (const el of prose.querySelectorAll('code')) if (/\s/.test(el.textContent.trim())) el.remove();  // a command
-  document.body.appendChild(prose);
+  (document.body || document.documentElement).appendChild(prose);
   prose.style.position = 'absolute'; prose.style.left = '-99999px';
   const text = prose.innerText;
   prose.remove();
@@ -213,6 +214,7 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
                 for path in pages:
                     page.goto(f"{base_url}/{path}", wait_until="load")
                     page.wait_for_timeout(100)
+                    page.wait_for_load_state("load")  # where a redirect moved on to another page
                     info = page.evaluate(_READER_JS)
                     if info["scrollWidth"] > info["vw"] + 1:
                         problems.append(f"{path} ({name}): the page scrolls sideways ({info['scrollWidth']} px)")
