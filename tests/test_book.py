@@ -895,6 +895,11 @@ def test_reproduce_box_and_downloads(fake_runs, tmp_path):
     assert "relustudy run smith_cifar10_cnn --profile smoke" in box
     assert ".venv/bin/papermill notebooks/smith.ipynb /tmp/smith.ipynb -p profile smoke" in box
     assert "Fashion-MNIST" in box and "CIFAR-10" in box
+    assert "bench steps" not in box  # no step timing registered for Smith's experiments
+    fake_runs.experiments = [*fake_runs.experiments, "theano_mnist_radford_timing"]
+    fake_runs.profiles["theano_mnist_radford_timing"] = "smoke"
+    box = book.reproduce_markdown(fake_runs, "smith")
+    assert "relustudy bench steps --experiment theano_mnist_radford_timing --profile smoke --threads 1" in box
     # written only at a book's root, never from elsewhere (nbval runs in notebooks/)
     assert book.downloads_markdown({"records": fake_runs.results}, "smith", root=tmp_path) == ""
     (tmp_path / "_toc.yml").write_text("root: x\n")

@@ -1384,6 +1384,9 @@ def reproduce_markdown(runs: "ChapterRuns", notebook: str) -> str:
     lines.append("```bash")
     for name in runs.experiments:
         lines.append(f"relustudy run {name} --profile {runs.profile_of(name)} --jobs 2 --threads-per-job 1")
+        if name in STEP_TIMINGS and runs.profile_of(name) in STEP_TIMINGS.get(name).profiles:
+            # the speed claims' interleaved step timing, on a machine with nothing else running
+            lines.append(f"relustudy bench steps --experiment {name} --profile {runs.profile_of(name)} --threads 1")
     lines.append(f".venv/bin/papermill notebooks/{notebook}.ipynb /tmp/{notebook}.ipynb -p profile {runs.profile}")
     lines.append("```")
     lines.append("")
