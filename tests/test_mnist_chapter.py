@@ -14,9 +14,10 @@ from synthetic_records import long_records
 from relustudy import claims as C
 from relustudy.estimates import TABLE
 from relustudy.experiments import CPU_IMAGES_PER_SECOND, get_experiment
+from relustudy.metrics import metric_spec
 from relustudy.sources.tf_rrelu_blog import TF_BLOG_ARMS
 from relustudy.stepbench import STEP_TIMINGS
-from relustudy.trainer import SWEET_SPOT_TOLERANCE, _final_metrics, learning_curve_metrics
+from relustudy.trainer import _final_metrics, learning_curve_metrics
 
 
 # ---------------------------------------------------------------------------- experiments
@@ -80,7 +81,9 @@ def test_learning_curve_metrics_known_values():
     assert m["epochs_to_sweet_spot"] == 3  # 0.979 >= 0.981 - 0.002
     assert learning_curve_metrics([0.5, 0.5])["best_epoch"] == 1  # first of ties
     assert learning_curve_metrics([]) == {} and learning_curve_metrics([0.5, math.nan]) == {}
-    assert SWEET_SPOT_TOLERANCE == 0.002
+    assert metric_spec("epochs_to_sweet_spot").parameter("tolerance") == 0.002  # in the metric registry
+    with pytest.raises(ValueError, match="has no parameter 'slack'; it has: tolerance"):
+        metric_spec("epochs_to_sweet_spot").parameter("slack")
 
 
 def test_final_metrics_speed_is_a_median_and_its_log():

@@ -783,18 +783,17 @@ def _train_claimed(
     return finish("complete")
 
 
-# "Sweet spot" (the Theano blog's word): the first epoch whose test accuracy is within this many
-# accuracy units (0.002 = 0.2 percentage points = 20 MNIST test images) of the run's best.
-SWEET_SPOT_TOLERANCE = 0.002
-
 # Final metrics that measure time, not learning: they differ between two runs of the same config
 # (everything else in a record must not).
 TIMING_METRICS = _metrics.timing_metrics()
 
 
-def learning_curve_metrics(test_accuracy: list[float], tolerance: float = SWEET_SPOT_TOLERANCE) -> dict[str, Any]:
+def learning_curve_metrics(test_accuracy: list[float], tolerance: float | None = None) -> dict[str, Any]:
     """``best_test_accuracy``, ``best_epoch`` (1-based, first of ties) and ``epochs_to_sweet_spot``
-    (first epoch within ``tolerance`` of the best) of one run's per-epoch test accuracies."""
+    (first epoch within ``tolerance`` of the best; default the metric registry's) of one run's
+    per-epoch test accuracies."""
+    if tolerance is None:
+        tolerance = _metrics.metric_spec("epochs_to_sweet_spot").parameter("tolerance")
     acc = list(test_accuracy)
     if not acc or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in acc):
         return {}
