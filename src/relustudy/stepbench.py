@@ -73,7 +73,6 @@ class StudyModel:
 def study_models(profiles: tuple[str, ...] = ("quick", "regime", "paper")) -> list[StudyModel]:
     """The distinct (model, model parameters, batch, data shape) the experiments train in
     ``profiles``, each with the experiments and profiles that train it."""
-
     found: dict[tuple, list[str]] = {}
     classes: dict[tuple, int] = {}
     for name in EXPERIMENTS.names():
@@ -117,7 +116,6 @@ def sgemm_gflops(n: int = 2048, steps: int = 5) -> float:
 
 
 def _build(sm: StudyModel, activation: str = "relu") -> nn.Module:
-
     torch.manual_seed(0)
     model = build_model(sm.model, activation, {}, sm.in_shape, sm.num_classes, **dict(sm.model_params))
     return model.to(memory_format=torch.channels_last).train()
@@ -181,7 +179,6 @@ def bare_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
 
 def trainer_epoch_seconds_per_image(sm: StudyModel, model: nn.Module, batches: int, warmup: int) -> float:
     """Seconds per training image of the trainer's epoch loop on ``batches`` batches of images."""
-
     n = sm.batch_size * batches
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, *sm.in_shape), dtype=torch.uint8, generator=gen)
@@ -248,7 +245,6 @@ def record_train_benchmark(
     models: list[StudyModel] | None = None,
 ) -> dict[str, Any]:
     """Measure every study model (or ``models``) and write the record (unless one exists and not ``force``)."""
-
     if profile not in STEP_PROFILES:
         raise ConfigError(f"unknown benchmark profile {profile!r}; valid: {', '.join(STEP_PROFILES)}")
     folder = benchmark_dir(results_dir, profile, "cpu")
@@ -348,7 +344,6 @@ def step_label(arm: str, variant: str) -> str:
 
 
 def step_timing_path(results_dir: str | Path, experiment: str, profile: str) -> Path:
-
     return benchmark_dir(results_dir, profile, "cpu") / f"steps_{experiment}.json"
 
 
@@ -356,7 +351,6 @@ def _arm_step(config: Any, in_shape: tuple[int, int, int], num_classes: int, var
     """One training step (forward, cross-entropy, backward, the experiment's optimizer) of
     ``config``'s model on one resident batch, warmed up; ``variant`` "compiled" runs the model
     under ``torch.compile``."""
-
     torch.manual_seed(config.seed)
     model = build_model(
         config.model, config.activation, config.activation_params, in_shape, num_classes, **config.model_params
@@ -386,7 +380,6 @@ def _arm_step(config: Any, in_shape: tuple[int, int, int], num_classes: int, var
 def measure_step_timing(experiment: str, profile: str, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The interleaved step times of ``experiment``'s registered step timing (see :class:`StepTiming`),
     per seed: each label's median step seconds and its per-cycle times."""
-
     spec = STEP_TIMINGS.get(experiment)
     prof = spec.profile(profile)
     exp = get_experiment(experiment)
@@ -433,7 +426,6 @@ def record_step_timing(
 ) -> dict[str, Any]:
     """Measure ``experiment``'s step timing and write its record atomically (unless one exists and
     not ``force``); the record carries the settings and provenance."""
-
     spec = STEP_TIMINGS.get(experiment)
     prof = spec.profile(profile)
     path = step_timing_path(results_dir, experiment, profile)

@@ -136,7 +136,6 @@ def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimize
     """The optimiser of ``config`` with two groups: ``"decay"`` (weight decay = config's) and,
     when the model has learned activation coefficients, ``"no_decay"`` (weight decay 0), unless
     ``config.decay_activation_coefficients`` puts them in the decay group (He et al.'s ablation)."""
-
     no_decay = (
         []
         if config.decay_activation_coefficients
@@ -478,7 +477,6 @@ _RULE_SEED_OFFSET = 0x7E57
 
 
 def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
-
     modules = [m for m in model.modules() if isinstance(m, RReLU)]
     if not modules:
         return {}
