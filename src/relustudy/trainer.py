@@ -516,7 +516,6 @@ def _final_evaluations(model: nn.Module, data: _RunData, config: RunConfig, devi
 def _alpha_columns(model: nn.Module) -> dict[str, float]:
     """``alpha.<module>.mean|std|min|max`` of every activation module with a learned ``weight``
     (std over its coefficients, population form: 0 for a channel-shared one)."""
-
     cols: dict[str, float] = {}
     for name, module in model.named_modules():
         w = getattr(module, "weight", None)
