@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +36,7 @@ from relustudy.activations import implementation
 from relustudy.models import build_model
 from relustudy.provenance import cpu_identity, git_info, utc_now
 from relustudy.stats import median_interval
+from relustudy.stepbench import interleaved_step_times
 from relustudy.store import atomic_write
 from relustudy.trainer import tune_allocator
 
@@ -82,13 +82,7 @@ def measure(cycles: int, batch: int, models: tuple[str, ...] | None = None) -> d
         if models and model_name not in models:
             continue
         fns = {a: _step_fn(model_name, shape, mp, a, p, batch) for a, p in ARMS}
-        arms = list(fns)
-        times = {a: [] for a in fns}
-        for cycle in range(cycles):
-            for a in arms[cycle % len(arms) :] + arms[: cycle % len(arms)]:
-                t0 = time.perf_counter()
-                fns[a]()
-                times[a].append(time.perf_counter() - t0)
+        times = interleaved_step_times(fns, cycles)
         med = {a: statistics.median(t) for a, t in times.items()}
         paired = {a: [t / r - 1 for t, r in zip(times[a], times["relu"])] for a in times if a != "relu"}
         intervals = {a: median_interval(v) for a, v in paired.items()}

@@ -507,20 +507,28 @@ def step_timing_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def step_timing_frame(results_dir: str | Path, experiment: str, profile: str) -> Any:
-    """The rows of ``experiment``'s step-timing record for ``profile`` (:func:`step_timing_rows`), or
-    an empty frame where it has none registered or recorded; a record that cannot be read is
-    refused in one line (StoreError) naming the file and the command that makes it again."""
-    import pandas as pd
-
+def read_step_timing(results_dir: str | Path, experiment: str, profile: str) -> dict[str, Any] | None:
+    """``experiment``'s step-timing record for ``profile``, or None where it has none registered or
+    recorded; a record that cannot be read is refused in one line (StoreError) naming the file and
+    the command that makes it again."""
     path = step_timing_path(results_dir, experiment, profile)
     if experiment not in STEP_TIMINGS or not path.is_file():
-        return pd.DataFrame()
+        return None
     try:
-        rows = step_timing_rows(json.loads(path.read_text(encoding="utf-8")))
+        record = json.loads(path.read_text(encoding="utf-8"))
+        step_timing_rows(record)  # the fields every reader needs are there
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise StoreError(
             f"step-timing record {path} cannot be read ({type(e).__name__}: {e}); measure it again: "
             f"relustudy bench steps --experiment {experiment} --profile {profile} --force"
         ) from None
-    return pd.DataFrame(rows)
+    return record
+
+
+def step_timing_frame(results_dir: str | Path, experiment: str, profile: str) -> Any:
+    """The rows of ``experiment``'s step-timing record for ``profile`` (:func:`step_timing_rows`), or
+    an empty frame where there is none (see :func:`read_step_timing`)."""
+    import pandas as pd
+
+    record = read_step_timing(results_dir, experiment, profile)
+    return pd.DataFrame(step_timing_rows(record) if record else [])

@@ -35,7 +35,7 @@ from ..reference import get_source, source_label
 from ..registry import UnknownNameError
 from ..results import load_activation_stats, load_histories, load_results
 from ..stats import format_mean_sd, paired_comparison, summarize
-from ..stepbench import STEP_TIMINGS, step_label, step_timing_frame, step_timing_path
+from ..stepbench import STEP_TIMINGS, read_step_timing, step_label, step_timing_frame, step_timing_rows
 from ..store import ResultsStore
 
 __all__ = [
@@ -1939,10 +1939,10 @@ def step_timing_table(results_dir: str | Path, experiment: str, profile: str) ->
     """One row per timed form of ``experiment``'s step-timing record: the median step time (ms,
     mean over seeds of each seed's median) eager and compiled, and compiled over eager; the
     record's provenance in ``attrs["caption"]``. Empty where there is no record."""
-    frame = step_timing_frame(results_dir, experiment, profile)
-    if not len(frame):
+    record = read_step_timing(results_dir, experiment, profile)
+    if record is None:
         return pd.DataFrame()
-    record = json.loads(step_timing_path(results_dir, experiment, profile).read_text(encoding="utf-8"))
+    frame = pd.DataFrame(step_timing_rows(record))
     spec = STEP_TIMINGS.get(experiment)
     batch = record["batch_size"]
     ms = frame.assign(ms=1e3 * batch / np.exp(frame["value"])).groupby("arm")["ms"].mean()
