@@ -11,6 +11,7 @@ forms (``--compare-torch`` runs a second process with RELUSTUDY_KERNELS=torch).
 
     .venv/bin/python benchmarks/bench_train_overhead.py [--cycles 60] [--json out.json]
         [--models nin smith_cnn --cycles 240 --update]   # measure some models again, longer
+        [--precision bf16]   # forward passes under bf16 autocast (the trainer's precision "bf16")
 
 Each model's entry names when and at which commit it was measured (``measured``), so ``--update``
 (replace the measured models' entries of an existing record, keep the others) leaves a record
@@ -33,12 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from relustudy.activations import implementation
+from relustudy.config import PRECISIONS
 from relustudy.models import build_model
-from relustudy.provenance import cpu_identity, git_info, utc_now
+from relustudy.provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, git_info, utc_now
 from relustudy.stats import median_interval
 from relustudy.stepbench import interleaved_step_times
 from relustudy.store import atomic_write
-from relustudy.trainer import tune_allocator
+from relustudy.trainer import ACTIVATION_DTYPES, precision_context, tune_allocator
 
 # (model, input shape, model params): the Smith models, NIN at the Xu chapter's quick width, the
 # 14-layer model at the He chapter's quick width and the TensorFlow blog's MLP with batch norm
@@ -52,7 +54,7 @@ MODELS = (
 ARMS = (("relu", {}), ("prelu", {"mode": "channel"}), ("rrelu", {}), ("elu", {}))
 
 
-def _step_fn(model_name, in_shape, model_params, activation, params, batch):
+def _step_fn(model_name, in_shape, model_params, activation, params, batch, precision):
     torch.manual_seed(0)
     model = build_model(model_name, activation, params, in_shape=in_shape, **model_params)
     model = model.to(memory_format=torch.channels_last).train()
@@ -62,7 +64,9 @@ def _step_fn(model_name, in_shape, model_params, activation, params, batch):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with precision_context(precision, "cpu"):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
 
     for _ in range(2):  # warm-up (allocator, kernel selection)
@@ -70,18 +74,19 @@ def _step_fn(model_name, in_shape, model_params, activation, params, batch):
     return step
 
 
-def measure(cycles: int, batch: int, models: tuple[str, ...] | None = None) -> dict:
+def measure(cycles: int, batch: int, models: tuple[str, ...] | None = None, precision: str = "fp32") -> dict:
     out = {
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "implementations": {a: implementation(a) for a, _ in ARMS},
+        "precision": precision,
+        "implementations": {a: implementation(a, "cpu", ACTIVATION_DTYPES[precision]) for a, _ in ARMS},
         "design": "step-interleaved cycles, rotating arm order; overhead = median over cycles of arm step / ReLU step - 1",
         "models": {},
     }
     for model_name, shape, mp in MODELS:
         if models and model_name not in models:
             continue
-        fns = {a: _step_fn(model_name, shape, mp, a, p, batch) for a, p in ARMS}
+        fns = {a: _step_fn(model_name, shape, mp, a, p, batch, precision) for a, p in ARMS}
         times = interleaved_step_times(fns, cycles)
         med = {a: statistics.median(t) for a, t in times.items()}
         paired = {a: [t / r - 1 for t, r in zip(times[a], times["relu"])] for a in times if a != "relu"}
@@ -123,6 +128,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write the measurement here")
     ap.add_argument("--compare-torch", action="store_true", help="also measure with RELUSTUDY_KERNELS=torch")
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: forward passes under bf16 autocast")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--update", action="store_true", help="replace only the measured models in the --json record")
     ap.add_argument("--models", nargs="+", choices=[m for m, _, _ in MODELS], help="only these models (default: all)")
@@ -134,7 +140,9 @@ def main() -> None:
         ap.error(f"--cycles must be >= 6 (a 95% interval of the median needs 6), got {args.cycles}")
     if args.update and not (args.json and os.path.isfile(args.json)):
         ap.error("--update needs an existing --json record")
-    result = {"fused": measure(args.cycles, args.batch, models)}
+    if args.precision == "bf16" and cpu_bf16_units() is False:
+        ap.error(f"--precision bf16 needs a CPU with bf16 units ({' or '.join(BF16_FLAGS)}); this one has none")
+    result = {"fused": measure(args.cycles, args.batch, models, args.precision)}
     if args.compare_torch:
         cmd = [
             sys.executable,
@@ -145,6 +153,8 @@ def main() -> None:
             str(args.batch),
             "--threads",
             str(args.threads),
+            "--precision",
+            args.precision,
             "--quiet",
             "--json",
             "/dev/stdout",
@@ -156,7 +166,7 @@ def main() -> None:
         ]
     if not args.quiet:
         for which, r in result.items():
-            print(f"== {which}: threads {r['threads']}, torch {r['torch']}")
+            print(f"== {which}: threads {r['threads']}, torch {r['torch']}, precision {r['precision']}")
             for a, impl in r["implementations"].items():
                 print(f"   {a}: {impl}")
             for model, m in r["models"].items():

@@ -247,7 +247,108 @@ def test_implementation_is_named_and_the_switch_falls_back():
     assert "Fused" not in out
 
 
-def test_bf16_and_unsupported_inputs_use_pytorch():
-    assert not kernels.supports(torch.randn(3, dtype=torch.bfloat16))
+def test_float16_and_cuda_inputs_use_pytorch():
     assert not kernels.supports(torch.randn(3, dtype=torch.float16))
-    assert kernels.supports(torch.randn(3)) and kernels.supports(torch.randn(3, dtype=torch.float64))
+    assert all(kernels.supports(torch.randn(3, dtype=d)) for d in (torch.float32, torch.float64, torch.bfloat16))
+    assert implementation("prelu", "cpu", torch.float16) == "PyTorch"
+    assert implementation("prelu", "cpu", torch.bfloat16).startswith("fused CPU kernel")
+
+
+# ---------------------------------------------------------------------------------- bfloat16
+# Each bf16 kernel is the float32 kernel on the widened input, its output rounded to bf16 once
+# (to nearest-even, as torch's float32 -> bfloat16 conversion): the references below are float32
+# computations followed by .bfloat16(), compared bit for bit.
+def _bf16_input(shape, layout, seed=0):
+    x = _input(shape, "contiguous", seed=seed).bfloat16()
+    x.view(-1)[5:9] = torch.tensor([float("nan"), float("inf"), float("-inf"), -0.0])
+    x.view(-1)[9:11] = torch.tensor([1e-40, -1e-40])  # subnormal in float32 (and in bf16)
+    return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equal, except that every NaN equals every NaN."""
+    both_nan = a.isnan() & b.isnan()
+    return a.dtype == b.dtype and bool(((a.view(torch.int16) == b.view(torch.int16)) | both_nan).all())
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "2d"])
+@pytest.mark.parametrize("mode", ["channel", "shared"])
+def test_bf16_prelu_is_the_float32_kernel_rounded_once(layout, mode):
+    shape = (64, 6, 33, 35) if layout != "2d" else (20000, 6)  # past the threads' team size
+    x = _bf16_input(shape, layout)
+    m = build_activation("prelu", shape[1], mode=mode)
+    with torch.no_grad():
+        m.weight.uniform_(-0.5, 1.5)  # float32 coefficients, not bf16-representable: products round
+    xr = x.clone().requires_grad_()
+    y = m(xr)
+    assert "Fused" in type(y.grad_fn).__name__ and y.dtype == torch.bfloat16 and y.stride() == x.stride()
+    a = m.weight.detach()
+    xf = x.float()
+    assert _same_bits(y, _prelu_reference(xf, a).bfloat16())
+    g = torch.randn(shape, dtype=torch.bfloat16).contiguous(
+        memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    )
+    gx, ga = torch.autograd.grad(y, (xr, m.weight), g)
+    ab = a.view(-1, *([1] * (x.dim() - 2))) if a.numel() > 1 else a
+    gf = g.float()
+    assert _same_bits(gx, torch.where(xf > 0, gf, ab * gf).bfloat16())
+    assert ga.dtype == torch.float32
+    # the non-finite inputs make some sums non-finite: grad_a is compared on finite inputs
+    xf = xf.nan_to_num(nan=1.0, posinf=1.0, neginf=-1.0)
+    xr = (
+        xf.bfloat16()
+        .contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+        .requires_grad_()
+    )
+    (ga,) = torch.autograd.grad(m(xr), m.weight, g)
+    dims = [d for d in range(x.dim()) if d != 1] if mode == "channel" else list(range(x.dim()))
+    prod = gf.double() * xf.double()
+    ga_ref = torch.where(xf <= 0, prod, 0).sum(dim=dims).reshape(-1)
+    scale = prod.abs().sum().item() / ga.numel()
+    assert torch.allclose(ga.double(), ga_ref, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("n", [3 * 4096 + 123, 40 * 4096 + 5])
+def test_bf16_rrelu_draws_the_float32_noise_and_rounds_once(n):
+    x = (torch.randn(n) * 3).bfloat16()
+    a = rrelu_noise(n, 4242, 3.0, 8.0)
+    xr = x.clone().requires_grad_()
+    y = _FusedRReLU.apply(xr, 3.0, 8.0, 4242)
+    xf = x.float()
+    assert y.dtype == torch.bfloat16 and _same_bits(y, torch.where(xf > 0, xf, xf / a).bfloat16())
+    g = torch.randn(n).bfloat16()
+    (gx,) = torch.autograd.grad(y, xr, g)
+    assert _same_bits(gx, torch.where(xf > 0, g.float(), g.float() / a).bfloat16())
+    m = build_activation("rrelu").eval()
+    assert _same_bits(m(x), torch.where(xf > 0, xf, xf / 5.5).bfloat16())  # eval: x / 5.5, no noise
+
+
+def test_bf16_elu_forward_within_one_bf16_ulp_and_backward_from_output_exact():
+    x = _bf16_input((64, 6, 33, 35), "channels_last")
+    xr = x.clone().requires_grad_()
+    y = build_activation("elu")(xr)
+    assert "Fused" in type(y.grad_fn).__name__ and y.dtype == torch.bfloat16
+    ref = F.elu(x.float()).bfloat16()
+    assert _same_bits(y[ref.isnan()], ref[ref.isnan()])
+    steps = (y.view(torch.int16).int() - ref.view(torch.int16).int()).abs()[~ref.isnan()]
+    assert int(steps.max()) <= 1 and float((steps == 0).float().mean()) > 0.99
+    g = torch.randn(x.shape, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    (gx,) = torch.autograd.grad(y, xr, g)
+    yf, gf = y.detach().float(), g.float()
+    assert _same_bits(gx, torch.where(yf > 0, gf, gf * (yf + 1.0)).bfloat16())
+
+
+def test_bf16_autocast_training_step_runs_the_kernels():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), build_activation("prelu", 8), torch.nn.Conv2d(8, 8, 3), build_activation("rrelu")
+    )
+    x = torch.randn(4, 3, 12, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = model[0](x)
+        y = model(x)
+    assert h.dtype == torch.bfloat16 and y.dtype == torch.bfloat16
+    assert "Fused" in type(y.grad_fn).__name__
+    y.float().square().mean().backward()
+    assert model[1].weight.grad is not None and model[1].weight.grad.dtype == torch.float32
+    assert torch.isfinite(model[0].weight.grad).all()

@@ -238,7 +238,7 @@ class _FusedPReLU(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         lib, sfx = kernels.library(), kernels.suffix(x)
         xs, outer, c, inner = kernels.layout(x, weight.numel())
-        a = weight.detach().to(x.dtype).contiguous()
+        a = weight.detach().to(kernels.compute_dtype(x)).contiguous()
         y = torch.empty_like(xs)
         getattr(lib, f"prelu_forward_{sfx}")(
             xs.data_ptr(), a.data_ptr(), y.data_ptr(), outer, c, inner, torch.get_num_threads()
@@ -770,8 +770,8 @@ def activation_factory(name: str, **params: Any) -> Callable[[int], nn.Module]:
     return make
 
 
-# Activations with passes in relustudy.kernels on the CPU in fp32/fp64 (the others run PyTorch's own
-# kernels, and every activation does on CUDA and under bf16 autocast): name -> which passes, and
+# Activations with passes in relustudy.kernels on the CPU, in fp32 and under bf16 autocast (the
+# others run PyTorch's own kernels, and every activation does on CUDA): name -> which passes, and
 # what runs where the kernels are unavailable.
 FUSED_ON_CPU = {
     "prelu": ("fused CPU kernel", "PyTorch composition"),
@@ -780,11 +780,11 @@ FUSED_ON_CPU = {
 }
 
 
-def implementation(name: str, device_type: str = "cpu", precision: str = "fp32") -> str:
-    """Which implementation ``name`` trains with on ``device_type``: recorded in provenance so a
-    timing names the code it measured."""
+def implementation(name: str, device_type: str = "cpu", dtype: torch.dtype = torch.float32) -> str:
+    """Which implementation ``name`` trains with on ``device_type`` for activations of ``dtype``
+    (bfloat16 under bf16 autocast): recorded in provenance so a timing names the code it measured."""
     ACTIVATIONS.get(name)
-    if name in FUSED_ON_CPU and device_type == "cpu" and precision == "fp32":
+    if name in FUSED_ON_CPU and device_type == "cpu" and dtype in kernels.SUFFIXES:
         fused, fallback = FUSED_ON_CPU[name]
         if kernels.library() is not None:
             return f"{fused} (relustudy.kernels {kernels.source_hash()})"

@@ -492,9 +492,7 @@ def benchmark_activations(
         impl = (
             "PyTorch"
             if case.kind == "builtin"
-            else implementation(
-                PARAMETRISED.get(case.name, (case.name,))[0], dev.type, "fp32" if dtype == torch.float32 else "other"
-            )
+            else implementation(PARAMETRISED.get(case.name, (case.name,))[0], dev.type, dtype)
         )
         if case.kind == "compiled":
             impl = f"torch.compile of: {impl}"

@@ -370,9 +370,14 @@ def _prepare_data(
 
 
 # ------------------------------------------------------------------------------ one epoch
-def _autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    if config.precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+# The dtype activations see under each precision (autocast's output dtype for conv and linear).
+ACTIVATION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def precision_context(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """Where forward passes run at ``precision``: bf16 autocast for "bf16", else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device_type, dtype=ACTIVATION_DTYPES["bf16"])
     return contextlib.nullcontext()
 
 
@@ -402,7 +407,7 @@ def _train_epoch(
         idx = perm[start : start + config.batch_size]
         x = data.to_float(data.x_train[idx])
         y = data.y_train[idx]
-        with _autocast(config, device):
+        with precision_context(config.precision, device.type):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         if step % check_every == 0 and not bool(torch.isfinite(loss_sum + loss.detach())):
@@ -452,7 +457,7 @@ def _evaluate(
     outs = []
     try:
         for x, y in batches:
-            with _autocast(config, device):
+            with precision_context(config.precision, device.type):
                 if passes == 1:
                     logits = model(x).float()
                 else:  # log of the mean softmax: a "logit" whose argmax and cross-entropy are the average's
@@ -548,7 +553,7 @@ def _activation_stats(
     layers = dict(getattr(model, "probe_layers", {}) or {})
     if not layers:
         return []
-    with _autocast(config, device):
+    with precision_context(config.precision, device.type):
         saturation = model.probe_saturations() if hasattr(model, "probe_saturations") else None
         stats = _metrics.activation_stats(
             model, (x for x, _ in data.test_batches()), layers, device, saturation=saturation or None
@@ -696,7 +701,9 @@ def _train_claimed(
             train_images=int(data.y_train.numel()),
             test_images=int(data.y_test.numel()),
             data_caveats=data.caveats,
-            activation_implementation=implementation(config.activation, device.type, config.precision),
+            activation_implementation=implementation(
+                config.activation, device.type, ACTIVATION_DTYPES[config.precision]
+            ),
             allocator=allocator,
         )
         record = store.write_result(

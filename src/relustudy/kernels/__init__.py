@@ -36,6 +36,9 @@ SOURCE_NAME = "rectifiers.c"
 # where the CPU has it.
 CFLAGS = ("-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 
+# The storage dtypes with kernels, and their names' suffix in rectifiers.c.
+SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
+
 _reason: list[str] = []
 
 
@@ -88,24 +91,22 @@ def _build(target: Path) -> None:
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64, i32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_uint64
-    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
-        getattr(lib, f"prelu_forward_{suffix}").argtypes = [p, p, p, i64, i64, i64, i32]
-        getattr(lib, f"prelu_backward_{suffix}").argtypes = [p, p, p, p, p, i64, i64, i64, i32]
-        getattr(lib, f"rrelu_forward_{suffix}").argtypes = [p, p, i64, u64, real, real, i32]
-        getattr(lib, f"rrelu_backward_{suffix}").argtypes = [p, p, p, i64, u64, real, real, i32]
-        getattr(lib, f"rrelu_noise_{suffix}").argtypes = [p, i64, u64, real, real]
-        getattr(lib, f"elu_backward_{suffix}").argtypes = [p, p, p, i64, real, i32]
-        getattr(lib, f"elu_forward_{suffix}").argtypes = [p, p, i64, real, i32]
-        for name in (
-            "prelu_forward",
-            "prelu_backward",
-            "rrelu_forward",
-            "rrelu_backward",
-            "rrelu_noise",
-            "elu_backward",
-            "elu_forward",
-        ):
-            getattr(lib, f"{name}_{suffix}").restype = None
+    signatures = {
+        "prelu_forward": lambda real: [p, p, p, i64, i64, i64, i32],
+        "prelu_backward": lambda real: [p, p, p, p, p, i64, i64, i64, i32],
+        "rrelu_forward": lambda real: [p, p, i64, u64, real, real, i32],
+        "rrelu_backward": lambda real: [p, p, p, i64, u64, real, real, i32],
+        "rrelu_noise": lambda real: [p, i64, u64, real, real],
+        "elu_backward": lambda real: [p, p, p, i64, real, i32],
+        "elu_forward": lambda real: [p, p, i64, real, i32],
+    }
+    for dtype, sfx in SUFFIXES.items():
+        real = ctypes.c_double if dtype == torch.float64 else ctypes.c_float  # bf16 computes in float32
+        for name, argtypes in signatures.items():
+            if name == "rrelu_noise" and dtype == torch.bfloat16:
+                continue  # the divisors are float32's (rrelu_noise_f32)
+            fn = getattr(lib, f"{name}_{sfx}")
+            fn.argtypes, fn.restype = argtypes(real), None
 
 
 @lru_cache(maxsize=1)
@@ -131,13 +132,19 @@ def unavailable_reason() -> str:
 
 
 def supports(x: torch.Tensor) -> bool:
-    """Whether the fused kernels take ``x``: a CPU float32/float64 tensor (autocast's bf16 and
-    CUDA tensors use the PyTorch path)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and library() is not None
+    """Whether the fused kernels take ``x``: a CPU float32, float64 or bfloat16 tensor (CUDA tensors
+    use the PyTorch path)."""
+    return x.device.type == "cpu" and x.dtype in SUFFIXES and library() is not None
 
 
 def suffix(x: torch.Tensor) -> str:
-    return "f32" if x.dtype == torch.float32 else "f64"
+    return SUFFIXES[x.dtype]
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the kernels compute ``x``'s pass in (and take coefficients in): bfloat16 tensors
+    are widened to float32 and their outputs rounded once to bfloat16."""
+    return torch.float32 if x.dtype == torch.bfloat16 else x.dtype
 
 
 def layout(x: torch.Tensor, coefficients: int) -> tuple[torch.Tensor, int, int, int]:

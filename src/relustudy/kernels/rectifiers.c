@@ -214,36 +214,85 @@ static inline void elu_forward_block_f64(const double *x, double *y, int64_t m, 
     for (int64_t j = 0; j < m; j++) y[j] = x[j] >= 0 ? x[j] : alpha * expm1(x[j]);
 }
 
+/* bfloat16 storage (uint16_t: the top half of a float32), computed in float32: each bf16 kernel is
+ * the float32 kernel on the widened input with its output rounded to bf16 once, to nearest-even as
+ * torch's BFloat16 (NaN stays a quiet NaN). ld_/st_ are the identity for float32 and float64. */
+static inline float ld_bf16(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, sizeof f); return f; }
+static inline uint16_t st_bf16(float f) {
+    uint32_t u; memcpy(&u, &f, sizeof u);
+    return (u & 0x7FFFFFFFU) > 0x7F800000U ? (uint16_t)((u >> 16) | 0x40U)
+                                            : (uint16_t)((u + 0x7FFFU + ((u >> 16) & 1U)) >> 16);
+}
+static inline float ld_f32(float v) { return v; }
+static inline float st_f32(float v) { return v; }
+static inline double ld_f64(double v) { return v; }
+static inline double st_f64(double v) { return v; }
+
+static inline void widen_bf16(const uint16_t *h, float *f, int64_t m) {
+    _Pragma("omp simd")
+    for (int64_t j = 0; j < m; j++) f[j] = ld_bf16(h[j]);
+}
+static inline void narrow_bf16(const float *f, uint16_t *h, int64_t m) {
+    _Pragma("omp simd")
+    for (int64_t j = 0; j < m; j++) h[j] = st_bf16(f[j]);
+}
+
+/* The blocked bf16 passes run the float32 blocks on widened copies (one block, L1-resident), so
+ * the noise and the arithmetic are the float32 kernels' own. */
+static inline void rrelu_forward_block_bf16(const uint16_t *x, uint16_t *y, uint32_t m, uint32_t k, float lower,
+                                            float step) {
+    float xf[NOISE_BLOCK], yf[NOISE_BLOCK];
+    widen_bf16(x, xf, m);
+    rrelu_forward_block_f32(xf, yf, m, k, lower, step);
+    narrow_bf16(yf, y, m);
+}
+
+static inline void rrelu_backward_block_bf16(const uint16_t *g, const uint16_t *x, uint16_t *gx, uint32_t m,
+                                             uint32_t k, float lower, float step) {
+    float gf[NOISE_BLOCK], xf[NOISE_BLOCK];
+    widen_bf16(g, gf, m);
+    widen_bf16(x, xf, m);
+    rrelu_backward_block_f32(gf, xf, gf, m, k, lower, step);
+    narrow_bf16(gf, gx, m);
+}
+
+static inline void elu_forward_block_bf16(const uint16_t *x, uint16_t *y, int64_t m, double alpha) {
+    float xf[NOISE_BLOCK];
+    widen_bf16(x, xf, m);
+    elu_forward_block_f32(xf, xf, m, alpha);
+    narrow_bf16(xf, y, m);
+}
+
 static inline int team_size(int threads, int64_t n) { return n < PARALLEL_MIN || threads < 1 ? 1 : threads; }
 
-#define DEFINE_KERNELS(T, SUFFIX)                                                                    \
-void prelu_forward_##SUFFIX(const T *x, const T *a, T *y, int64_t outer, int64_t C, int64_t inner,  \
+#define DEFINE_KERNELS(T, CT, SUFFIX)                                                                    \
+void prelu_forward_##SUFFIX(const T *x, const CT *a, T *y, int64_t outer, int64_t C, int64_t inner,  \
                             int threads) {                                                          \
     int64_t rows = outer * C;                                                                       \
     threads = team_size(threads, rows * inner);                                                     \
     if (C == 1) { /* one shared coefficient: one flat loop */                                      \
-        const T s = a[0]; const int64_t n = rows * inner;                                           \
+        const CT s = a[0]; const int64_t n = rows * inner;                                          \
         _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                      \
-        for (int64_t i = 0; i < n; i++) { T v = x[i]; y[i] = v > 0 ? v : s * v; }                   \
+        for (int64_t i = 0; i < n; i++) { CT v = ld_##SUFFIX(x[i]); y[i] = st_##SUFFIX(v > 0 ? v : s * v); } \
     } else if (inner == 1) {                                                                        \
         _Pragma("omp parallel for schedule(static) num_threads(threads)")                           \
         for (int64_t o = 0; o < outer; o++) {                                                       \
             const T *xr = x + o * C; T *yr = y + o * C;                                             \
             _Pragma("omp simd")                                                                     \
-            for (int64_t c = 0; c < C; c++) { T v = xr[c]; yr[c] = v > 0 ? v : a[c] * v; }          \
+            for (int64_t c = 0; c < C; c++) { CT v = ld_##SUFFIX(xr[c]); yr[c] = st_##SUFFIX(v > 0 ? v : a[c] * v); } \
         }                                                                                           \
     } else {                                                                                        \
         _Pragma("omp parallel for schedule(static) num_threads(threads)")                           \
         for (int64_t r = 0; r < rows; r++) {                                                        \
-            const T *xr = x + r * inner; T *yr = y + r * inner; T s = a[r % C];                     \
+            const T *xr = x + r * inner; T *yr = y + r * inner; CT s = a[r % C];                    \
             _Pragma("omp simd")                                                                     \
-            for (int64_t k = 0; k < inner; k++) { T v = xr[k]; yr[k] = v > 0 ? v : s * v; }         \
+            for (int64_t k = 0; k < inner; k++) { CT v = ld_##SUFFIX(xr[k]); yr[k] = st_##SUFFIX(v > 0 ? v : s * v); } \
         }                                                                                           \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
 /* grad_x = g (x > 0) or a g (x <= 0); grad_a[c] = sum of g x over x <= 0 (left derivative at 0). */\
-void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *ga, int64_t outer,  \
+void prelu_backward_##SUFFIX(const T *g, const T *x, const CT *a, T *gx, double *ga, int64_t outer,  \
                              int64_t C, int64_t inner, int threads) {                               \
     int64_t rows = outer * C;                                                                       \
     threads = team_size(threads, rows * inner);                                                     \
@@ -252,29 +301,29 @@ void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *
     {                                                                                               \
         double *mine = part + (size_t)omp_get_thread_num() * (size_t)C;                             \
         if (C == 1) {                                                                               \
-            const T s = a[0]; const int64_t n = rows * inner, block = 4096;                         \
+            const CT s = a[0]; const int64_t n = rows * inner, block = 4096;                        \
             _Pragma("omp for schedule(static)")                                                     \
             for (int64_t b = 0; b < n; b += block) {                                                \
-                const int64_t e = b + block < n ? b + block : n; T acc = 0;                         \
+                const int64_t e = b + block < n ? b + block : n; CT acc = 0;                        \
                 _Pragma("omp simd reduction(+:acc)")                                                \
                 for (int64_t i = b; i < e; i++) {                                                   \
-                    T v = x[i], d = g[i];                                                           \
-                    gx[i] = v > 0 ? d : s * d;                                                      \
-                    acc += v > 0 ? (T)0 : d * v;                                                    \
+                    CT v = ld_##SUFFIX(x[i]), d = ld_##SUFFIX(g[i]);                                  \
+                    gx[i] = st_##SUFFIX(v > 0 ? d : s * d);                                         \
+                    acc += v > 0 ? (CT)0 : d * v;                                                   \
                 }                                                                                   \
                 mine[0] += acc;                                                                     \
             }                                                                                       \
         } else if (inner == 1) {                                                                    \
-            T *acc = (T *)calloc((size_t)C, sizeof(T));                                             \
+            CT *acc = (CT *)calloc((size_t)C, sizeof(CT));                                          \
             int64_t n = 0;                                                                          \
             _Pragma("omp for schedule(static)")                                                     \
             for (int64_t o = 0; o < outer; o++) {                                                   \
                 const T *gr = g + o * C, *xr = x + o * C; T *out = gx + o * C;                      \
                 _Pragma("omp simd")                                                                 \
                 for (int64_t c = 0; c < C; c++) {                                                   \
-                    T v = xr[c], d = gr[c];                                                         \
-                    out[c] = v > 0 ? d : a[c] * d;                                                  \
-                    acc[c] += v > 0 ? (T)0 : d * v;                                                 \
+                    CT v = ld_##SUFFIX(xr[c]), d = ld_##SUFFIX(gr[c]);                              \
+                    out[c] = st_##SUFFIX(v > 0 ? d : a[c] * d);                                     \
+                    acc[c] += v > 0 ? (CT)0 : d * v;                                                \
                 }                                                                                   \
                 if (++n == 64) { for (int64_t c = 0; c < C; c++) { mine[c] += acc[c]; acc[c] = 0; } n = 0; } \
             }                                                                                       \
@@ -284,12 +333,12 @@ void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *
             _Pragma("omp for schedule(static)")                                                     \
             for (int64_t r = 0; r < rows; r++) {                                                    \
                 const T *gr = g + r * inner, *xr = x + r * inner; T *out = gx + r * inner;          \
-                T s = a[r % C], acc = 0;                                                            \
+                CT s = a[r % C], acc = 0;                                                           \
                 _Pragma("omp simd reduction(+:acc)")                                                \
                 for (int64_t k = 0; k < inner; k++) {                                               \
-                    T v = xr[k], d = gr[k];                                                         \
-                    out[k] = v > 0 ? d : s * d;                                                     \
-                    acc += v > 0 ? (T)0 : d * v;                                                    \
+                    CT v = ld_##SUFFIX(xr[k]), d = ld_##SUFFIX(gr[k]);                              \
+                    out[k] = st_##SUFFIX(v > 0 ? d : s * d);                                        \
+                    acc += v > 0 ? (CT)0 : d * v;                                                   \
                 }                                                                                   \
                 mine[r % C] += acc;                                                                 \
             }                                                                                       \
@@ -302,9 +351,9 @@ void prelu_backward_##SUFFIX(const T *g, const T *x, const T *a, T *gx, double *
 }                                                                                                   \
                                                                                                     \
 /* y = x (x > 0) or x / a_i (x <= 0), a_i = lower + (upper - lower) u_i; training noise from seed. */\
-void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, T lower, T upper,           \
+void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, CT lower, CT upper,           \
                             int threads) {                                                          \
-    const T step = RRELU_STEP(T, lower, upper);                                                     \
+    const CT step = RRELU_STEP(CT, lower, upper);                                                   \
     const uint32_t key = noise_key(seed);                                                           \
     threads = team_size(threads, n);                                                                \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
@@ -314,9 +363,9 @@ void rrelu_forward_##SUFFIX(const T *x, T *y, int64_t n, uint64_t seed, T lower,
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
-void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t seed, T lower,      \
-                             T upper, int threads) {                                                \
-    const T step = RRELU_STEP(T, lower, upper);                                                     \
+void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t seed, CT lower,     \
+                             CT upper, int threads) {                                               \
+    const CT step = RRELU_STEP(CT, lower, upper);                                                     \
     const uint32_t key = noise_key(seed);                                                           \
     threads = team_size(threads, n);                                                                \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
@@ -326,15 +375,8 @@ void rrelu_backward_##SUFFIX(const T *g, const T *x, T *gx, int64_t n, uint64_t 
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
-/* The noise itself, element by element (the test checks the blocked loops against it). */         \
-void rrelu_noise_##SUFFIX(T *out, int64_t n, uint64_t seed, T lower, T upper) {                     \
-    const T step = RRELU_STEP(T, lower, upper);                                                     \
-    const uint32_t key = noise_key(seed);                                                           \
-    for (int64_t i = 0; i < n; i++) out[i] = RRELU_DIVISOR(T, lower, step, noise_bits(key, i));     \
-}                                                                                                   \
-                                                                                                    \
 /* ELU forward, y = x (x > 0) or alpha expm1(x); float32 in vectors of 4 doubles (see the header). */  \
-void elu_forward_##SUFFIX(const T *x, T *y, int64_t n, T alpha, int threads) {                      \
+void elu_forward_##SUFFIX(const T *x, T *y, int64_t n, CT alpha, int threads) {                      \
     threads = team_size(threads, n);                                                                \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
     for (int64_t b = 0; b < n; b += NOISE_BLOCK) {                                                  \
@@ -344,11 +386,25 @@ void elu_forward_##SUFFIX(const T *x, T *y, int64_t n, T alpha, int threads) {  
 }                                                                                                   \
                                                                                                     \
 /* ELU's input gradient from its output: g (y > 0) or g (y + alpha) (y <= 0, left derivative at 0). */\
-void elu_backward_##SUFFIX(const T *g, const T *y, T *gx, int64_t n, T alpha, int threads) {        \
+void elu_backward_##SUFFIX(const T *g, const T *y, T *gx, int64_t n, CT alpha, int threads) {       \
     threads = team_size(threads, n);                                                                \
     _Pragma("omp parallel for simd schedule(static) num_threads(threads)")                          \
-    for (int64_t i = 0; i < n; i++) { T v = y[i]; gx[i] = v > 0 ? g[i] : g[i] * (v + alpha); }      \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        CT v = ld_##SUFFIX(y[i]), d = ld_##SUFFIX(g[i]);                                            \
+        gx[i] = st_##SUFFIX(v > 0 ? d : d * (v + alpha));                                           \
+    }                                                                                               \
 }
 
-DEFINE_KERNELS(float, f32)
-DEFINE_KERNELS(double, f64)
+#define DEFINE_NOISE(T, SUFFIX)                                                                      \
+/* The noise itself, element by element (the test checks the blocked loops against it). */         \
+void rrelu_noise_##SUFFIX(T *out, int64_t n, uint64_t seed, T lower, T upper) {                     \
+    const T step = RRELU_STEP(T, lower, upper);                                                     \
+    const uint32_t key = noise_key(seed);                                                           \
+    for (int64_t i = 0; i < n; i++) out[i] = RRELU_DIVISOR(T, lower, step, noise_bits(key, i));     \
+}                                                                                                   \
+
+DEFINE_KERNELS(float, float, f32)
+DEFINE_KERNELS(double, double, f64)
+DEFINE_KERNELS(uint16_t, float, bf16)
+DEFINE_NOISE(float, f32)
+DEFINE_NOISE(double, f64)
