@@ -47,6 +47,10 @@ class ConfigError(ValueError):
     """A run config with an unknown key or an invalid value."""
 
 
+class CapabilityError(ConfigError):
+    """A valid run config this machine cannot train as asked (e.g. bf16 on a CPU without bf16 units)."""
+
+
 # torch's CPU generator (mt19937) keeps only the low 32 bits of a seed, so seeds 2^32 apart would
 # train the same run and count as two replicates. Below 2^32 every generator the trainer seeds
 # (the run seed, and the run seed plus a fixed offset per purpose, modulo 2^32) is one-to-one.

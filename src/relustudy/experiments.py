@@ -411,6 +411,10 @@ def run_experiment(
             report(i + 1, cfg, records[i], True, 0.0)
         else:
             todo.append(i)
+    if todo and executor != "ray":  # a cluster's workers check their own hardware
+        from .trainer import check_precision, resolve_device
+
+        check_precision(configs[todo[0]], resolve_device(device))  # bf16 without bf16 units: one line
 
     held: list[int] = []  # runs another live process is training
 

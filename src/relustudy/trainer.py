@@ -59,7 +59,7 @@ from tqdm import tqdm
 
 from . import metrics as _metrics
 from .activations import Activation, RReLU, implementation, no_weight_decay_parameters
-from .config import ConfigError, RunConfig
+from .config import CapabilityError, ConfigError, RunConfig
 from .provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, provenance, utc_now
 from .store import CheckpointError, ResultsStore, RunClaim
 
@@ -185,10 +185,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_precision(config: RunConfig, device: torch.device) -> None:
-    """Refuse (one line, :class:`ConfigError`) a bf16 run on a CPU without bf16 units: autocast
+    """Refuse (one line, :class:`CapabilityError`) a bf16 run on a CPU without bf16 units: autocast
     would emulate bf16 there, slower than fp32 and with bf16's rounding, so nothing is gained."""
     if config.precision == "bf16" and device.type == "cpu" and cpu_bf16_units() is False:
-        raise ConfigError(
+        raise CapabilityError(
             f"precision bf16 needs a CPU with bf16 units ({' or '.join(BF16_FLAGS)}); this one "
             f"({cpu_identity()}) has neither: run precision fp32"
         )

@@ -17,6 +17,7 @@ import torch
 
 from ..activations import ACTIVATIONS, display_name
 from ..claims import VERDICTS, deciding_effect, published_values_markdown
+from ..config import CapabilityError
 from ..data import DATASETS, DataError
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
 from ..metrics import METRICS, metric_spec
@@ -456,7 +457,8 @@ def ensure_runs(
     trained for it; ``ChapterRuns.profiles`` says which profile each experiment shows. With
     ``train=False`` nothing is trained: the chapter shows what the store holds. With
     ``skip_unavailable`` an experiment whose dataset cannot be found (``DataError``, e.g.
-    CIFAR-100 offline) is skipped and listed in ``ChapterRuns.skipped`` instead of failing
+    CIFAR-100 offline) or that this machine cannot train (``CapabilityError``, e.g. bf16 on a CPU
+    without bf16 units) is skipped and listed in ``ChapterRuns.skipped`` instead of failing
     (the summary uses this: claims without records then read "not run").
     """
 
@@ -478,7 +480,7 @@ def ensure_runs(
             _check_training_allowed(exp, params, store, configs)
             try:
                 run_experiment(name, params.profile, log=log, progress=False, **params.run_kwargs())
-            except DataError as e:
+            except (DataError, CapabilityError) as e:
                 if not skip_unavailable:
                     raise
                 skipped[name] = str(e).splitlines()[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..claims import RankClaim, register
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
+from ..precision import precision_twin
 from ..reference import SOURCES, Source
 
 SOURCE = SOURCES.register(
@@ -87,6 +88,9 @@ def _tf_blog(name: str, batch_norm: bool) -> Experiment:
 
 _tf_blog("tf_rrelu_mnist_bn", batch_norm=True)
 _tf_blog("tf_rrelu_mnist_nobn", batch_norm=False)
+# bf16's effect on accuracy, measured before any profile trains in bf16 (our choice of experiment:
+# the cheapest quick grid with every kind of arm, batch norm included)
+BF16_CHECK = ("tf_rrelu_mnist_bn", precision_twin("tf_rrelu_mnist_bn", "tf_rrelu_mnist_bn_bf16", "bf16").name)
 
 
 _TF_SECTION = "Results"
