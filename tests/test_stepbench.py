@@ -207,3 +207,29 @@ def test_stacked_seeds_refuse_mixed_architectures_and_wrong_shapes():
         StackedSeeds([*_seed_models(1), other])
     with pytest.raises(ConfigError, match="leading dimension of 2 seeds"):
         StackedSeeds(_seed_models(2)).losses(torch.rand(3, 4, 1, 28, 28), torch.zeros(3, 4, dtype=torch.long))
+
+
+def test_compiled_and_bf16_columns_of_a_tiny_model(tmp_path, monkeypatch):
+    # a tiny model used by a one-epoch profile: compiled timings, the compile-time break-even against
+    # that run's length, the 20-step loss check, and bf16's rate where the CPU has bf16 units
+    monkeypatch.setattr(sb, "cpu_bf16_units", lambda: True)
+    tiny = sb.StudyModel(
+        "simple_mlp_bn", 1.0, 16, (1, 28, 28), 10, (("batch_norm", True),), ("tf_rrelu_mnist_bn/smoke",)
+    )
+    record = sb.record_train_benchmark("smoke", tmp_path, models=[tiny], time_compiled=True)
+    (row,) = record["models"]
+    c = row["compiled"]
+    assert c["images_per_second"] > 0 and c["compile_seconds"] >= 0
+    assert c["shortest_run_steps"] == 512 // 16  # the smoke profile: 512 images, one epoch, at this batch
+    assert c["losses_agree"] and c["loss_max_relative_difference"] <= sb.COMPILE_LOSS_TOLERANCE
+    assert c["pays_within_a_run"] == (c["break_even_steps"] is not None and c["break_even_steps"] <= 32)
+    assert row["bf16"]["images_per_second"] > 0 and record["settings"]["compile"] is True
+    from relustudy import book
+
+    table = book.train_step_table(tmp_path, "smoke")
+    assert {"compiled speed-up", "compile pays within a run", "bf16 speed-up (ReLU)"} <= set(table.columns)
+    assert "Under torch.compile (inductor), " in table.attrs["summary"]
+    monkeypatch.setattr(sb, "cpu_bf16_units", lambda: False)  # no bf16 units: no bf16 column
+    record = sb.record_train_benchmark("smoke", tmp_path / "amd", models=[tiny])
+    assert record["models"][0]["bf16"] is None and record["models"][0]["compiled"] is None
+    assert "bf16 speed-up (ReLU)" not in book.train_step_table(tmp_path / "amd", "smoke").columns

@@ -8,6 +8,10 @@ experiment registry), one thread count:
   resident batch) and of the trainer's own epoch loop (``relustudy.trainer._train_epoch``: batch
   gathering, uint8 -> float conversion, running metrics) on the same images, so the trainer's
   overhead is a measured ratio;
+- under ``torch.compile`` (quick and paper profiles): the compiled step's images/s, its compile
+  time, the steps a run needs to earn that back against the shortest run that trains the model,
+  and whether 20 compiled steps give eager's losses (``COMPILE_LOSS_TOLERANCE``);
+- on a CPU with bf16 units, the bare step's images/s under bf16 autocast;
 - the achieved GFLOP/s as a share of this machine's sgemm (``torch.mm`` of 2048 x 2048 fp32) at the
   same thread count, and the share the model's own convolution and linear layers reach when timed
   alone at the model's shapes (oneDNN through ``torch.nn.functional``): the ceiling its layer shapes
@@ -38,15 +42,25 @@ from .data import DATASETS
 from .experiments import EXPERIMENTS, get_experiment
 from .microbench import benchmark_dir
 from .models import build_model
-from .provenance import cpu_identity, device_description, git_info, utc_now
+from .provenance import cpu_bf16_units, cpu_identity, device_description, git_info, utc_now
 from .registry import SOURCES_MODULE, Registry
 from .store import StoreError, write_json
-from .trainer import _RunData, _train_epoch, build_optimizer, tune_allocator
+from .trainer import _RunData, _train_epoch, build_optimizer, precision_context, tune_allocator
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
-STEP_PROFILES = {"smoke": dict(steps=2, warmup=1, gemm=256), "quick": dict(steps=12, warmup=3, gemm=2048)}
-STEP_PROFILES["paper"] = dict(steps=30, warmup=5, gemm=2048)
+# compile: also time the model under torch.compile (inductor; its compile time and a loss check)
+STEP_PROFILES = {
+    "smoke": dict(steps=2, warmup=1, gemm=256, compile=False),
+    "quick": dict(steps=12, warmup=3, gemm=2048, compile=True),
+    "paper": dict(steps=30, warmup=5, gemm=2048, compile=True),
+}
+# Compiled training must give eager's losses over this many steps (same init, same batch) within
+# this relative tolerance (our choice: inductor reorders floating-point sums, and 20 Adam steps
+# amplify last-bit differences to about 1e-5 of the loss; 1e-3 is far above that and far below
+# any difference a verdict could see).
+COMPILE_CHECK_STEPS = 20
+COMPILE_LOSS_TOLERANCE = 1e-3
 # Model parameters that change no layer shape (initialisation, where statistics are probed): runs
 # that differ only in them cost the same and are measured once. So are runs differing only in the
 # number of classes (one layer's width).
@@ -166,15 +180,76 @@ def layers_alone(calls: list[tuple[nn.Module, torch.Size]], steps: int, warmup: 
     return _median_seconds(run, steps, warmup), int(counter.get_total_flops())
 
 
-def bare_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+def bare_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, forward: Callable | None = None, precision: str = "fp32"
+):
+    """One bare training step (forward, cross-entropy, backward, Adam) on the resident batch;
+    ``forward`` replaces ``model``'s (e.g. its compiled form), ``precision`` "bf16" runs the forward
+    under bf16 autocast. The step returns its loss (a tensor, not read: no synchronisation)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    forward = forward or model
 
-    def step():
+    def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with precision_context(precision, "cpu"):
+            loss = F.cross_entropy(forward(x), y)
+        loss.backward()
         opt.step()
+        return loss.detach()
 
     return step
+
+
+def shortest_run_steps(sm: StudyModel) -> int:
+    """Training steps of the shortest run among the profiles that train ``sm``."""
+    steps = []
+    for entry in sm.used_by:
+        name, profile = entry.split("/")
+        if name not in EXPERIMENTS.names():
+            continue
+        exp = get_experiment(name)
+        epochs = int(exp.settings(profile).get("epochs") or 1)
+        steps.append(epochs * math.ceil(exp.train_images(profile) / sm.batch_size))
+    return min(steps) if steps else 0
+
+
+def compiled_measure(sm: StudyModel, steps: int, warmup: int, eager_seconds: float) -> dict[str, Any]:
+    """``sm`` under ``torch.compile``: its step rate, compile time (the first step's time less an
+    eager step's), the steps a run needs to earn the compile time back, whether the shortest run
+    that trains ``sm`` is that long, and the losses of 20 steps against eager's from the same init."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, sm.num_classes, (sm.batch_size,), generator=gen)
+    torch._dynamo.reset()  # a fresh compilation, timed
+    model = _build(sm)
+    step = bare_step(model, x, y, forward=torch.compile(model))
+    t0 = time.perf_counter()
+    step()
+    compile_seconds = max(time.perf_counter() - t0 - eager_seconds, 0.0)
+    compiled = _median_seconds(step, steps, warmup)
+    eager_losses = [float(loss) for loss in _losses(bare_step(_build(sm), x, y), COMPILE_CHECK_STEPS)]
+    model = _build(sm)
+    compiled_losses = _losses(bare_step(model, x, y, forward=torch.compile(model)), COMPILE_CHECK_STEPS)
+    worst = max(abs(float(c) - e) / max(abs(e), 1e-12) for c, e in zip(compiled_losses, eager_losses))
+    gain = eager_seconds - compiled
+    break_even = math.ceil(compile_seconds / gain) if gain > 0 else None
+    run_steps = shortest_run_steps(sm)
+    return {
+        "images_per_second": sm.batch_size / compiled,
+        "speedup": eager_seconds / compiled,
+        "compile_seconds": compile_seconds,
+        "break_even_steps": break_even,
+        "shortest_run_steps": run_steps,
+        "pays_within_a_run": break_even is not None and 0 < run_steps and break_even <= run_steps,
+        "loss_max_relative_difference": worst,
+        "loss_check_steps": COMPILE_CHECK_STEPS,
+        "loss_tolerance": COMPILE_LOSS_TOLERANCE,
+        "losses_agree": worst <= COMPILE_LOSS_TOLERANCE,
+    }
+
+
+def _losses(step: Callable[[], torch.Tensor], n: int) -> list[torch.Tensor]:
+    return [step() for _ in range(n)]
 
 
 def trainer_epoch_seconds_per_image(sm: StudyModel, model: nn.Module, batches: int, warmup: int) -> float:
@@ -206,7 +281,9 @@ def trainer_epoch_seconds_per_image(sm: StudyModel, model: nn.Module, batches: i
     return statistics.median(r["epoch_seconds"] for r in runs) / n
 
 
-def measure(sm: StudyModel, steps: int, warmup: int, peak_gflops: float) -> dict[str, Any]:
+def measure(sm: StudyModel, steps: int, warmup: int, peak_gflops: float, time_compiled: bool = False) -> dict[str, Any]:
+    """Every column of the whole-step record for ``sm`` (see the module docstring); ``time_compiled``
+    adds the compiled step (:func:`compiled_measure`); a CPU with bf16 units adds bf16's step rate."""
     model = _build(sm)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
@@ -233,7 +310,20 @@ def measure(sm: StudyModel, steps: int, warmup: int, peak_gflops: float) -> dict
         "layers_alone_gflops": layer_gflops,
         "layers_alone_share_of_sgemm": layer_gflops / peak_gflops,
         "share_of_layer_ceiling": gflops / layer_gflops,
+        "compiled": compiled_measure(sm, steps, warmup, bare) if time_compiled else None,
+        "bf16": bf16_measure(sm, steps, warmup, bare) if cpu_bf16_units() else None,
     }
+
+
+def bf16_measure(sm: StudyModel, steps: int, warmup: int, fp32_seconds: float) -> dict[str, Any]:
+    """The bare ReLU step under bf16 autocast (the trainer's precision "bf16"): images/s and the
+    speed-up over fp32's step (the other arms' cost relative to ReLU under bf16:
+    ``benchmarks/bench_train_overhead.py --precision bf16``)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, sm.num_classes, (sm.batch_size,), generator=gen)
+    seconds = _median_seconds(bare_step(_build(sm), x, y, precision="bf16"), steps, warmup)
+    return {"images_per_second": sm.batch_size / seconds, "speedup": fp32_seconds / seconds}
 
 
 def record_train_benchmark(
@@ -243,8 +333,10 @@ def record_train_benchmark(
     threads: int = 1,
     force: bool = False,
     models: list[StudyModel] | None = None,
+    time_compiled: bool | None = None,
 ) -> dict[str, Any]:
-    """Measure every study model (or ``models``) and write the record (unless one exists and not ``force``)."""
+    """Measure every study model (or ``models``) and write the record (unless one exists and not
+    ``force``); ``time_compiled`` overrides the profile's choice of timing the compiled step."""
     if profile not in STEP_PROFILES:
         raise ConfigError(f"unknown benchmark profile {profile!r}; valid: {', '.join(STEP_PROFILES)}")
     folder = benchmark_dir(results_dir, profile, "cpu")
@@ -257,12 +349,22 @@ def record_train_benchmark(
     start, t0 = utc_now(), time.perf_counter()
     try:
         peak = sgemm_gflops(settings["gemm"])
-        rows = [measure(sm, settings["steps"], settings["warmup"], peak) for sm in (models or study_models())]
+        time_compiled = settings["compile"] if time_compiled is None else time_compiled
+        rows = [
+            measure(sm, settings["steps"], settings["warmup"], peak, time_compiled) for sm in (models or study_models())
+        ]
     finally:
         torch.set_num_threads(previous)
     record = {
         "profile": profile,
-        "settings": {**settings, "threads": threads, "precision": "fp32", "memory_format": "channels_last"},
+        "settings": {
+            **settings,
+            "compile": time_compiled,
+            "threads": threads,
+            "precision": "fp32 (and bf16 autocast in the bf16 columns where the CPU has bf16 units)",
+            "memory_format": "channels_last",
+            "bf16_units": cpu_bf16_units(),
+        },
         "sgemm_gflops": peak,
         "models": rows,
         "provenance": {

@@ -3,6 +3,7 @@ provenance lines, tables (paper vs ours, paired, timing, micro-benchmark), figur
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -32,6 +33,7 @@ from ..microbench import (
     record_benchmark,
 )
 from ..models import MODELS, model_display_name
+from ..precision import precision_effect_frame
 from ..reference import get_source, source_label
 from ..registry import UnknownNameError
 from ..results import load_activation_stats, load_histories, load_results
@@ -50,6 +52,7 @@ __all__ = [
     "curve_frame",
     "ChapterRuns",
     "ensure_runs",
+    "precision_check",
     "shown_profile",
     "TrainingNotAllowed",
     "TRAIN_ENV",
@@ -512,6 +515,17 @@ def ensure_runs(
     runs.skipped = skipped
     runs.store = store
     return runs
+
+
+def precision_check(params: Any, base: str, twin: str, metric: str = "test_error") -> tuple[pd.DataFrame, str]:
+    """The paired precision check of ``twin`` against ``base`` (:mod:`relustudy.precision`) in the
+    build's profile, or in quick where the twin has no such profile (a paper build), training what
+    has no record unless this machine cannot (then the reason comes back beside an empty frame)."""
+    twin_profiles = get_experiment(twin).profiles
+    if params.profile not in twin_profiles:
+        params = dataclasses.replace(params, profile="quick", seeds=None)
+    runs = ensure_runs([base, twin], params, skip_unavailable=True, faithful=False)
+    return precision_effect_frame(runs.results, base, twin, params.profile, metric), runs.skipped.get(twin, "")
 
 
 def profile_shift_table(
@@ -1667,10 +1681,13 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
             "share of its layers' ceiling": m["share_of_layer_ceiling"],
             "trainer images/s": m["trainer_images_per_second"],
             "trainer overhead": m["trainer_overhead"],
+            **_compiled_columns(m.get("compiled")),
+            "bf16 speed-up (ReLU)": (m.get("bf16") or {}).get("speedup", math.nan),
         }
         for m in rec["models"]
     ]
     out = pd.DataFrame(rows).set_index("model")
+    out = out.dropna(axis=1, how="all")  # a record without compiled or bf16 timings leaves those out
     prov = rec["provenance"]
     over = [r["model"] for r in rows if r["trainer overhead"] > TRAIN_STEP_GOALS["trainer_overhead"]]
     below = [r["model"] for r in rows if r["share of its layers' ceiling"] < TRAIN_STEP_GOALS["share_of_layer_ceiling"]]
@@ -1686,8 +1703,47 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
         + ". The trainer and the bare loop are timed one after the other, not interleaved step by step, so "
         "a negative overhead, or one that changes sign between models, is that design's noise: the trainer "
         "goal is not judged from this column."
+        + _compile_summary(rec)
     )
     return out
+
+
+def _compiled_columns(compiled: dict | None) -> dict[str, Any]:
+    if not compiled:
+        return {}
+    return {
+        "compiled images/s": compiled["images_per_second"],
+        "compiled speed-up": compiled["speedup"],
+        "compile time (s)": compiled["compile_seconds"],
+        "compile pays within a run": "yes" if compiled["pays_within_a_run"] else "no",
+        "compiled losses agree": "yes" if compiled["losses_agree"] else "no",
+    }
+
+
+def _compile_summary(rec: dict) -> str:
+    """One sentence on torch.compile from the whole-step record: where it pays and whether its
+    losses agreed with eager's (or nothing, for a record without compiled timings)."""
+    timed = [m for m in rec["models"] if m.get("compiled")]
+    if not timed:
+        return ""
+    pays = [m for m in timed if m["compiled"]["pays_within_a_run"]]
+    disagree = [m for m in timed if not m["compiled"]["losses_agree"]]
+    c = timed[0]["compiled"]
+    adopted = (
+        "every run trains eager"
+        if not pays
+        else "the trainer still trains them eager (compiling runs is not built): "
+        + ", ".join(model_display_name(m["model"]) for m in pays)
+        + " would gain"
+    )
+    return (
+        f" Under torch.compile (inductor), {len(pays)} of {len(timed)} models earn their compile time back within "
+        f"the shortest run that trains them, and {adopted}; {len(timed) - len(disagree)} of {len(timed)} give "
+        f"eager's losses over "
+        f"{c['loss_check_steps']} steps within a relative {c['loss_tolerance']:g}"
+        + (f" (not: {', '.join(model_display_name(m['model']) for m in disagree)})" if disagree else "")
+        + "."
+    )
 
 
 def kernel_variants_table(results_dir: str | Path, profile: str, *, device: str = "cpu") -> Any:
