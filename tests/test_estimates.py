@@ -9,18 +9,22 @@ import pytest
 
 from relustudy import sources  # noqa: F401  (registers the experiments)
 from relustudy.estimates import (
+    BENCH,
+    BENCH_WIDTH,
     GUESS,
     OTHER_CPU,
     OTHER_CPU_SCALED,
     OTHER_WIDTH,
     SAME_CPU,
     RateBook,
+    StepRates,
     estimate,
     record_cpu,
     run_work,
 )
 from relustudy.experiments import EXPERIMENTS, get_experiment
-from relustudy.store import ResultsStore
+from relustudy.stepbench import read_train_step
+from relustudy.store import ResultsStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = "Test CPU (family 1 model 2)"
@@ -56,10 +60,10 @@ def test_estimate_reproduces_its_own_records_and_names_its_basis(tmp_path):
         _record(store, c, epoch_seconds=2.0, wall=2.0 * c.epochs + 5.0, cpu=CPU, threads=2)
     records = store.records()
     recorded = sum(2 * (2.0 * c.epochs + 5.0) for c in configs) / 60.0
-    same = estimate(configs, RateBook(records, CPU), None)
+    same = estimate(configs, RateBook(records, CPU))
     assert same.basis == (SAME_CPU,) and same.cpu_minutes == pytest.approx(recorded)
-    assert estimate(configs, RateBook(records, "another CPU"), None).basis == (OTHER_CPU,)
-    assert estimate(configs, RateBook([], CPU), None).basis == (GUESS,)
+    assert estimate(configs, RateBook(records, "another CPU")).basis == (OTHER_CPU,)
+    assert estimate(configs, RateBook([], CPU)).basis == (GUESS,)
 
 
 def test_another_width_is_scaled_by_the_squared_width_ratio(tmp_path):
@@ -70,8 +74,8 @@ def test_another_width_is_scaled_by_the_squared_width_ratio(tmp_path):
         _record(store, c, epoch_seconds=1.0, wall=float(c.epochs), cpu=CPU)
     wide = [c.__class__.from_dict({**c.to_dict(), "model_params": {"width": 0.5}}) for c in quick]
     narrow, scaled = (
-        estimate(quick, RateBook(store.records(), CPU), None),
-        estimate(wide, RateBook(store.records(), CPU), None),
+        estimate(quick, RateBook(store.records(), CPU)),
+        estimate(wide, RateBook(store.records(), CPU)),
     )
     assert scaled.basis == (OTHER_WIDTH,)
     assert scaled.cpu_minutes == pytest.approx(4 * narrow.cpu_minutes)
@@ -128,3 +132,28 @@ def test_another_cpu_is_scaled_by_the_ratio_both_cpus_measured(tmp_path):
     # No run measured on both: the other CPU's rate as it is, said so.
     alone = RateBook([r for r in store.records() if r["provenance"]["cpu_identity"] != CPU], CPU)
     assert alone.lookup(prelu)[2] == OTHER_CPU
+
+
+def test_a_model_no_record_trained_takes_the_whole_step_benchmarks_rate(tmp_path):
+    exp = get_experiment("xu_cifar10_nin")
+    configs = [c for c in exp.configs("quick", device="cpu") if c.activation == "relu"]
+    c = configs[0]
+    width, batch = float(c.model_params["width"]), c.batch_size
+    record = {"settings": {"threads": 2}, "models": [
+        {"model": "nin", "width": width, "batch_size": batch, "trainer_images_per_second": 400.0}]}  # fmt: skip
+    trained, evaluated = run_work(c)
+    exact = estimate([c], RateBook([], CPU), StepRates(record))
+    assert exact.basis == (BENCH,)
+    # 2 threads at 400 images/s: 1/200 CPU-s per training image, evaluation at 3x the rate
+    assert exact.cpu_minutes == pytest.approx((trained / 200 + evaluated / 600) / 60)
+    wide = c.__class__.from_dict({**c.to_dict(), "model_params": {"width": 2 * width}})
+    scaled = estimate([wide], RateBook([], CPU), StepRates(record))
+    assert scaled.basis == (BENCH_WIDTH,) and scaled.cpu_minutes == pytest.approx(4 * exact.cpu_minutes)
+    assert estimate([c], RateBook([], CPU), StepRates(None)).basis == (GUESS,)
+    # a damaged record is one clear line naming the command that makes it again
+    path = tmp_path / "microbench" / "quick" / "cpu" / "train_step.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"models": [{"model": "nin"}]}')
+    with pytest.raises(StoreError, match="relustudy bench train --profile quick --force"):
+        read_train_step(tmp_path)
+    assert read_train_step(tmp_path / "none") is None

@@ -183,10 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .experiments import EXPERIMENTS, default_results_dir
+    from .stepbench import read_train_step
     from .store import ResultsStore
 
     # Estimates come from the throughput the store's records measured (see relustudy.estimates).
-    records = ResultsStore(args.results_dir or default_results_dir("quick")).records()
+    root = args.results_dir or default_results_dir("quick")
+    records = ResultsStore(root).records()
+    steps = read_train_step(root)  # the measured rate for models no record has trained
     print(
         f"{'experiment':<22} {'source':<8} {'table':<9} {'profile':<7} {'runs':>5} {'est. CPU min':>12}  basis; scale-downs"
     )
@@ -194,7 +197,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         exp = EXPERIMENTS.get(name)
         for prof_name, prof in exp.profiles.items():
             runs = len(exp.arms) * len(prof.seeds)
-            cost = exp.estimate(prof_name, records)
+            cost = exp.estimate(prof_name, records, step_record=steps)
             print(
                 f"{name:<22} {exp.source:<8} {exp.table:<9} {prof_name:<7} {runs:>5} "
                 f"{cost.cpu_minutes:>12.1f}  from {', '.join(cost.basis)}; {prof.describe()}"

@@ -8,7 +8,8 @@ the same model, width, dataset, batch size, activation and precision, preferring
 model and, among those, the grid's own records (they ran as it runs: threads, jobs at a time);
 else another CPU model's, scaled by the two CPUs' ratio where both measured the same kind of run
 of the model; else the same at another width, scaled by the square of the width ratio (conv FLOPs grow
-with in x out channels); else the experiment's hand-typed table. Each estimate says which basis it
+with in x out channels); else the whole-step benchmark's measured rate for the model
+(``relustudy bench train``, :class:`StepRates`); else a guess. Each estimate says which basis it
 used.
 """
 
@@ -29,8 +30,10 @@ from .data import DATASETS
 # Bases of an estimate, most trustworthy first.
 SAME_CPU, OTHER_CPU = "records on this CPU", "records on another CPU"
 OTHER_CPU_SCALED = "records on another CPU, scaled by the two CPUs' measured ratio on the same model"
-OTHER_WIDTH, TABLE = "records at another width", "the hand-typed rate table"
-GUESS = "a guess of 1,000 images/s (no record and no table entry for the model)"
+OTHER_WIDTH = "records at another width"
+BENCH = "the whole-step benchmark (relustudy bench train: ReLU, fp32, at the record's threads)"
+BENCH_WIDTH = "the whole-step benchmark at another width, scaled by the square of the width ratio"
+GUESS = "a guess of 1,000 images/s (no record and no whole-step benchmark of the model)"
 GUESS_RATE = 1000.0  # images/s
 # Test passes of the "rrelu_rules" evaluation (one per rule and Monte-Carlo pass).
 _RULE_PASSES = sum(passes for _, passes in RReLU.TEST_RULES.values())
@@ -182,20 +185,46 @@ class Estimate:
         return f"{self.cpu_minutes:.0f} CPU-minutes (from {', '.join(self.basis)})"
 
 
-def estimate(configs: list[RunConfig], book: RateBook, table_rate: float | None) -> Estimate:
-    """CPU-minutes of ``configs``: each run from ``book`` where it has a rate, else from
-    ``table_rate`` (images/s at this width on one CPU; None: :data:`GUESS_RATE`), evaluation
-    counted at 3x the training rate."""
+class StepRates:
+    """Training CPU-seconds per image by (model, width, batch size) from the whole-step record
+    (``relustudy bench train``): the trainer's own epoch loop on the model, ReLU, fp32."""
+
+    def __init__(self, record: dict[str, Any] | None):
+        self.rates: dict[tuple[str, float, int], float] = {}
+        threads = int(((record or {}).get("settings") or {}).get("threads") or 1)
+        for m in (record or {}).get("models", []):
+            ips = m.get("trainer_images_per_second")
+            if isinstance(ips, (int, float)) and ips > 0:
+                self.rates[(m["model"], float(m["width"]), int(m["batch_size"]))] = threads / ips
+
+    def lookup(self, config: RunConfig) -> tuple[float, str] | None:
+        """(train CPU-s per image, basis) for ``config``'s model, or None where none was measured."""
+        width = float(config.model_params.get("width", 1.0))
+        exact = self.rates.get((config.model, width, config.batch_size))
+        if exact is not None:
+            return exact, BENCH
+        same = [(k, v) for k, v in self.rates.items() if k[0] == config.model]
+        if not same:
+            return None
+        (_, w, batch), rate = min(same, key=lambda kv: (abs(math.log(kv[0][1] / width)), kv[0][2] != config.batch_size))
+        return rate * (width / w) ** 2, BENCH_WIDTH
+
+
+def estimate(configs: list[RunConfig], book: RateBook, steps: StepRates | None = None) -> Estimate:
+    """CPU-minutes of ``configs``: each run from ``book`` where it has a rate, else from the
+    whole-step benchmark's rate for its model (``steps``), else :data:`GUESS_RATE`; evaluation
+    counted at 3x the training rate where no record measured it."""
     seconds, bases = 0.0, set()
     for config in configs:
         trained, evaluated = run_work(config)
         found = book.lookup(config)
         if found is None:
-            rate, basis = (table_rate, TABLE) if table_rate else (GUESS_RATE, GUESS)
-            train_s, eval_s = 1.0 / rate, 1.0 / (3.0 * rate)
+            bench = steps.lookup(config) if steps else None
+            train_s, basis = bench if bench else (1.0 / GUESS_RATE, GUESS)
+            eval_s = train_s / 3.0
         else:
             train_s, eval_s, basis = found
         seconds += trained * train_s + evaluated * eval_s
         bases.add(basis)
-    order = (SAME_CPU, OTHER_CPU_SCALED, OTHER_CPU, OTHER_WIDTH, TABLE, GUESS)
+    order = (SAME_CPU, OTHER_CPU_SCALED, OTHER_CPU, OTHER_WIDTH, BENCH, BENCH_WIDTH, GUESS)
     return Estimate(seconds / 60.0, tuple(b for b in order if b in bases))

@@ -227,31 +227,22 @@ class Experiment:
             )
         )
 
-    def estimate(self, profile: str, records: Iterable[dict[str, Any]] = (), cpu: str | None = None) -> Any:
+    def estimate(
+        self,
+        profile: str,
+        records: Iterable[dict[str, Any]] = (),
+        cpu: str | None = None,
+        step_record: dict[str, Any] | None = None,
+    ) -> Any:
         """CPU cost of ``profile``'s grid (a :class:`relustudy.estimates.Estimate`), from the
         throughput the ``records`` measured (a store's complete records: this experiment's or any
-        other's with the same model) where they can say, else from ``CPU_IMAGES_PER_SECOND``."""
-        from .estimates import RateBook, estimate
+        other's with the same model) where they can say, else from the whole-step benchmark's
+        ``step_record`` (``relustudy bench train``)."""
+        from .estimates import RateBook, StepRates, estimate
         from .provenance import cpu_identity
 
-        width = self.width(profile)
-        table = CPU_IMAGES_PER_SECOND.get((self.model, self.dataset))
         book = RateBook(records, cpu or cpu_identity())
-        return estimate(self.configs(profile, device="cpu"), book, None if table is None else table / width**2)
-
-
-# Training throughput (images/s, one CPU) at width 1, read off early quick records: the estimates'
-# last resort, for a model no record has measured (relustudy.estimates says when it was used).
-CPU_IMAGES_PER_SECOND: dict[tuple[str, str], float] = {
-    ("smith_cnn", "fashion_mnist"): 3000.0,
-    ("smith_cnn", "cifar10"): 3600.0,
-    ("smith_vgg3", "cifar10"): 800.0,
-    ("radford_convnet", "mnist"): 2300.0,
-    ("simple_mlp_bn", "mnist"): 30000.0,
-    # NIN: the Xu quick records run width 0.25; width 1 is about 16x the FLOPs (see Experiment.width)
-    ("nin", "cifar10"): 60.0,
-    ("nin", "cifar100"): 60.0,
-}
+        return estimate(self.configs(profile, device="cpu"), book, StepRates(step_record))
 
 
 def get_experiment(name: str) -> Experiment:

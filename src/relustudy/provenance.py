@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .config import RunConfig
 
 # ------------------------------------------------------------------------------ provenance
@@ -163,8 +164,6 @@ def provenance(
     import numpy
     import torch
 
-    from . import __version__
-
     return {
         **git_info(),
         "profile": config.profile,
@@ -183,3 +182,15 @@ def provenance(
         "wall_seconds": float(wall_seconds),
         **extra,
     }
+
+
+def build_stamp(profile: str, when: datetime | None = None) -> dict[str, str]:
+    """What the built book says about itself: the build date (UTC), the commit (marked when the
+    tree had uncommitted changes), the package version and the profile."""
+    when = when or datetime.now(timezone.utc)
+    git = git_info()
+    commit = str(git.get("git_commit", "unknown"))[:7]
+    if git.get("git_dirty") is True:
+        commit += " with uncommitted changes"
+    return {"date": when.strftime("%Y-%m-%d"), "year": str(when.year), "commit": commit,
+            "version": __version__, "profile": profile}  # fmt: skip

@@ -58,9 +58,30 @@ class Source:
     rounding_half_unit: float = 0.0  # half a unit of the last digit the source prints
     chapter: str | None = None  # the notebook (notebooks/<chapter>.ipynb) of its chapter, if any
     caption_note: str = ""  # a sentence the paper-vs-ours captions of its tables need
+    # The bibliography entry (book/references.bib, cited in the chapters as {cite:p}`bib_key`):
+    # its BibTeX type and fields, only what the source's own text or a public identifier states.
+    bib_key: str = ""
+    bib_type: str = "misc"
+    bib_fields: dict[str, str] = field(default_factory=dict)
 
 
 SOURCES: Registry[Source] = Registry("source", filled_by=SOURCES_MODULE)
+BIB_FIELD_ORDER = ("author", "title", "booktitle", "journal", "year", "howpublished", "eprint", "archiveprefix")
+
+
+def bibtex_entry(source: Source) -> str:
+    """``source``'s BibTeX entry (fields in a fixed order, then the rest alphabetically)."""
+    if not source.bib_key:
+        raise ValueError(f"source {source.key!r} has no bibliography key")
+    fields = source.bib_fields
+    order = [k for k in BIB_FIELD_ORDER if k in fields] + sorted(k for k in fields if k not in BIB_FIELD_ORDER)
+    body = ",\n".join(f"  {k} = {{{fields[k]}}}" for k in order)
+    return f"@{source.bib_type}{{{source.bib_key},\n{body}\n}}\n"
+
+
+def bibliography_bibtex() -> str:
+    """Every registered source's entry, by source key (the entries of ``book/references.bib``)."""
+    return "\n".join(bibtex_entry(SOURCES.get(k)) for k in SOURCES.names())
 
 
 def get_source(key: str) -> Source:

@@ -382,6 +382,25 @@ def record_train_benchmark(
     return record
 
 
+def read_train_step(results_dir: str | Path, profile: str = "quick") -> dict[str, Any] | None:
+    """The whole-step record (``relustudy bench train``) of ``profile`` under ``results_dir``, or
+    None where none was made; a record that cannot be read is refused in one line (StoreError)
+    naming the file and the command that makes it again."""
+    path = benchmark_dir(results_dir, profile, "cpu") / STEP_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for m in record["models"]:
+            m["model"], m["width"], m["batch_size"]  # the fields the estimates read
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(
+            f"whole-step record {path} cannot be read ({type(e).__name__}: {e}); measure it again: "
+            f"relustudy bench train --profile {profile} --force"
+        ) from None
+    return record
+
+
 # ------------------------------------------------------------------ interleaved step timing
 def interleaved_step_times(steps: dict[str, Callable[[], Any]], cycles: int) -> dict[str, list[float]]:
     """Seconds of every step in each of ``cycles`` cycles. A cycle runs each step once, the order

@@ -4,6 +4,7 @@ checks. The helpers the notebooks call are in :mod:`relustudy.book.chapter`."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -18,12 +20,16 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 
+from ..provenance import build_stamp
+from ..reference import bibliography_bibtex
 from .chapter import TRAIN_ENV
 
 CHAPTERS_DIR = "book/chapters"  # executed copies (gitignored)
 NOTEBOOKS_DIR = "notebooks"  # sources, stored without outputs
 KERNEL = "python3"
 PARAMETER_NAMES = ("profile", "seeds", "device", "data_dir", "results_dir")
+BIB_FILE = "book/references.bib"  # written from the source registry before every build
+BIB_HEADER = "% Written by relustudy from the source registry (relustudy.sources); edit the sources, not this file.\n\n"
 
 
 class BookError(RuntimeError):
@@ -369,6 +375,36 @@ def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd:
     nbformat.write(sanitize_notebook(nb), str(target))
 
 
+def write_bibliography(root: Path) -> Path:
+    """``<root>/book/references.bib`` from the source registry (rewritten only when it differs)."""
+    path = root / BIB_FILE
+    text = BIB_HEADER + bibliography_bibtex()
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path
+
+
+def write_build_config(root: Path, profile: str, when: datetime.datetime | None = None) -> Path:
+    """``_config.yml`` with this build's stamp (:func:`build_stamp`): the copyright year and a
+    footer line with the date, commit, version and profile; written to
+    ``<root>/_build/_config.build.yml`` (the file ``jupyter-book build --config`` reads)."""
+    import yaml
+
+    stamp = build_stamp(profile, when)
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    config["copyright"] = stamp["year"]
+    html = config.setdefault("html", {})
+    html["extra_footer"] = (
+        f'<p class="build-stamp">Built {stamp["date"]} from commit {html_escape(stamp["commit"])}, relustudy '
+        f"{html_escape(stamp['version'])}, {html_escape(stamp['profile'])} profile.</p>"
+    )
+    path = root / "_build" / "_config.build.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def _jupyter_book_command() -> list[str]:
     exe = Path(sys.executable).parent / "jupyter-book"
     if exe.is_file():
@@ -458,8 +494,19 @@ def build_book(
             os.environ[TRAIN_ENV] = before
 
     t0 = time.perf_counter()
+    write_bibliography(root)
+    config = write_build_config(root, validated.profile)
     say("book: jupyter-book build --warningiserror --builder html")
-    cmd = [*_jupyter_book_command(), "build", str(root), "--warningiserror", "--builder", "html"]
+    cmd = [
+        *_jupyter_book_command(),
+        "build",
+        str(root),
+        "--config",
+        str(config),
+        "--warningiserror",
+        "--builder",
+        "html",
+    ]
     env = {**os.environ, "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::DeprecationWarning")}
     proc = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True, env=env)
     if proc.returncode != 0:

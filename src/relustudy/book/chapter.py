@@ -34,11 +34,19 @@ from ..microbench import (
 )
 from ..models import MODELS, model_display_name
 from ..precision import precision_effect_frame
-from ..reference import get_source, source_label
+from ..provenance import build_stamp
+from ..reference import bibliography_bibtex, get_source, source_label
 from ..registry import UnknownNameError
 from ..results import load_activation_stats, load_histories, load_results
 from ..stats import format_mean_sd, paired_comparison, summarize
-from ..stepbench import STEP_TIMINGS, read_step_timing, step_label, step_timing_frame, step_timing_rows
+from ..stepbench import (
+    STEP_TIMINGS,
+    read_step_timing,
+    read_train_step,
+    step_label,
+    step_timing_frame,
+    step_timing_rows,
+)
 from ..store import ResultsStore
 
 __all__ = [
@@ -52,6 +60,7 @@ __all__ = [
     "curve_frame",
     "ChapterRuns",
     "ensure_runs",
+    "cite_markdown",
     "precision_check",
     "shown_profile",
     "TrainingNotAllowed",
@@ -433,7 +442,7 @@ def _check_training_allowed(exp: Any, params: Any, store: ResultsStore, configs:
     missing = [c for c in configs if not store.is_complete(c)]
     if not missing:
         return
-    cost = exp.estimate(params.profile, store.records())
+    cost = exp.estimate(params.profile, store.records(), step_record=read_train_step(store.root))
     minutes = cost.cpu_minutes * len(missing) / max(len(configs), 1)
     raise TrainingNotAllowed(
         f"{len(missing)} of {len(configs)} runs of {exp.name} ({params.profile}) have no record in {store.root} "
@@ -884,6 +893,7 @@ def timing_table(runs: "ChapterRuns") -> Any:
     scaled by the squared width ratio where the paper profile is wider), with a total row."""
 
     rows = []
+    steps = read_train_step(runs.store.root) if getattr(runs, "store", None) is not None else None
     for name in runs.experiments:
         recs = [r for r in runs.records if (r.get("config") or {}).get("experiment") == name]
         walls = [float((r.get("provenance") or {}).get("wall_seconds") or 0.0) for r in recs]
@@ -903,7 +913,7 @@ def timing_table(runs: "ChapterRuns") -> Any:
                 "device": ", ".join(_unique((r.get("provenance") or {}).get("device") for r in recs)),
                 "activation code": _activation_code(recs),
                 # a diagnostic has no paper profile: nothing to estimate
-                "paper profile, estimated (min)": exp.estimate("paper", runs.records).cpu_minutes
+                "paper profile, estimated (min)": exp.estimate("paper", runs.records, step_record=steps).cpu_minutes
                 if "paper" in exp.profiles
                 else float("nan"),
             }
@@ -1702,8 +1712,7 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
         + (f" (not: {', '.join(below)})" if below else "")
         + ". The trainer and the bare loop are timed one after the other, not interleaved step by step, so "
         "a negative overhead, or one that changes sign between models, is that design's noise: the trainer "
-        "goal is not judged from this column."
-        + _compile_summary(rec)
+        "goal is not judged from this column." + _compile_summary(rec)
     )
     return out
 
@@ -1966,6 +1975,30 @@ def markdown_html(text: str) -> Any:
     from markdown_it import MarkdownIt
 
     return HTML(MarkdownIt().render(text))
+
+
+STUDY_TITLE = "relu-study: a re-executable study of rectified activations"
+
+
+def cite_markdown(profile: str) -> str:
+    """The "how to cite" block: this build's BibTeX entry (its year, version, commit and profile
+    from :func:`relustudy.provenance.build_stamp`) and the sources' entries."""
+    stamp = build_stamp(profile)
+    entry = (
+        "@misc{relustudy,\n"
+        "  author = {{the relu-study developers}},\n"
+        f"  title = {{{STUDY_TITLE}}},\n"
+        f"  year = {{{stamp['year']}}},\n"
+        f"  note = {{Version {stamp['version']}, commit {stamp['commit']}, {stamp['profile']} profile, "
+        f"built {stamp['date']}}}\n"
+        "}"
+    )
+    return (
+        f"This build: version **{stamp['version']}**, commit **{stamp['commit']}**, the **{stamp['profile']}** "
+        f"profile, built on {stamp['date']}.\n\n```bibtex\n{entry}\n```\n\n"
+        "The sources, as `book/references.bib` holds them (written from the source registry):\n\n"
+        f"```bibtex\n{bibliography_bibtex().strip()}\n```\n"
+    )
 
 
 def show_markdown(text: str) -> None:

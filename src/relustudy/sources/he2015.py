@@ -27,6 +27,18 @@ SOURCE = SOURCES.register(
         citation='K. He et al., "Delving Deep into Rectifiers", 2015 (through reading-group notes)',
         label="He et al. 2015",
         paper_columns={"test_error": "top1_error", "test_top5_error": "top5_error"},
+        bib_key="he2015delving",
+        bib_type="inproceedings",
+        bib_fields={
+            "author": "He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian",
+            "title": "Delving Deep into Rectifiers: Surpassing Human-Level Performance on {ImageNet} Classification",
+            "booktitle": "Proceedings of the {IEEE} International Conference on Computer Vision ({ICCV})",
+            "year": "2015",
+            "eprint": "1502.01852",
+            "archiveprefix": "arXiv",
+            "url": "https://arxiv.org/abs/1502.01852",
+            "note": "Read here through reading-group notes that include its learned-coefficient table",
+        },
     ),
 )
 

@@ -28,6 +28,13 @@ SOURCE = SOURCES.register(
         rounding_half_unit=0.0005,
         chapter="smith",
         caption_note="Lifetime sparsity and dispersion are measured in the last convolutional layer.",
+        bib_key="smithrectified",
+        bib_fields={
+            "author": "Smith, Jason",
+            "title": "Comparing Rectified Linearity Performance on Image Data",
+            "howpublished": "Manuscript, Mathematics Department, Boise State University",
+            "note": "No date, venue or identifier is stated in the text this study worked from",
+        },
     ),
 )
 

@@ -19,6 +19,13 @@ SOURCE = SOURCES.register(
         label="TensorFlow RReLU blog",
         paper_columns={},
         chapter="mnist",
+        bib_key="valverderrelu",
+        bib_fields={
+            "author": "Valverde, J. M.",
+            "title": "Informal review on Randomized Leaky {ReLU} ({RReLU}) in {Tensorflow}",
+            "howpublished": "Blog post",
+            "note": "No date or address is stated in the text this study worked from",
+        },
     ),
 )
 

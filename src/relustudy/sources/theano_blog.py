@@ -19,6 +19,12 @@ SOURCE = SOURCES.register(
         label="Theano blog",
         paper_columns={"test_accuracy": "test_accuracy"},
         chapter="mnist",
+        bib_key="theanoblog",
+        bib_fields={
+            "title": "Benchmarking {ReLU} and {PReLU} using {MNIST} and {Theano}",
+            "howpublished": "Blog post",
+            "note": "Theano 0.7 on a K40c; no author, date or address is stated in the text this study worked from",
+        },
     ),
 )
 

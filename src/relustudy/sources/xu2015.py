@@ -38,6 +38,15 @@ SOURCE = SOURCES.register(
         paper_columns={"test_error": "test_error", "train_error": "train_error"},
         rounding_half_unit=0.00005,
         chapter="xu2015",
+        bib_key="xu2015empirical",
+        bib_fields={
+            "author": "Xu, Bing and Wang, Naiyan and Chen, Tianqi and Li, Mu",
+            "title": "Empirical Evaluation of Rectified Activations in Convolution Network",
+            "year": "2015",
+            "eprint": "1505.00853",
+            "archiveprefix": "arXiv",
+            "url": "https://arxiv.org/abs/1505.00853",
+        },
     ),
 )
 
