@@ -64,7 +64,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from scipy import stats as _st
@@ -1029,6 +1029,70 @@ def register(claim: Claim) -> Claim:
 
 def get_claim(claim_id: str) -> Claim:
     return CLAIMS.get(claim_id)
+
+
+@dataclass(frozen=True)
+class ClaimSet:
+    """A source's claims about one experiment and section, registered without repeating them:
+    ``claims = ClaimSet("he2015", "he_cifar10_prelu", "2.3")`` then
+    ``claims.better("prelu_beats_relu", quote=..., statement=..., arm="PReLU", others=("ReLU",))``
+    registers ``he2015.prelu_beats_relu``. A call may pass ``experiment=`` or ``section=`` to
+    override the set's; :meth:`where` gives a set with other defaults."""
+
+    source: str
+    experiment: str
+    section: str = ""
+
+    def where(self, *, experiment: str | None = None, section: str | None = None) -> "ClaimSet":
+        return ClaimSet(self.source, experiment or self.experiment, self.section if section is None else section)
+
+    def add(self, kind: type[Claim], name: str, **fields: Any) -> Claim:
+        """Register a claim of ``kind`` named ``<source>.<name>`` with the set's defaults."""
+        fields.setdefault("experiment", self.experiment)
+        fields.setdefault("section", self.section)
+        return register(kind(id=f"{self.source}.{name}", source=self.source, **fields))
+
+    def compare(self, relation: str, name: str, *, others: Sequence[str], metrics: Sequence[str], **fields: Any):
+        return self.add(
+            ComparisonClaim, name, relation=relation, others=tuple(others), metrics=tuple(metrics), **fields
+        )
+
+    def better(self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields):
+        return self.compare("better", name, others=others, metrics=metrics, **fields)
+
+    def not_worse(self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields):
+        return self.compare("not_worse", name, others=others, metrics=metrics, **fields)
+
+    def non_inferior(
+        self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields
+    ):
+        return self.compare("non_inferior", name, others=others, metrics=metrics, **fields)
+
+    def same(self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields):
+        return self.compare("same", name, others=others, metrics=metrics, **fields)
+
+    def rank(self, name: str, *, others: Sequence[str], **fields: Any) -> Claim:
+        return self.add(RankClaim, name, others=tuple(others), **fields)
+
+    def difference(self, name: str, **fields: Any) -> Claim:
+        return self.add(DifferenceClaim, name, **fields)
+
+    def order(self, name: str, *, arm: str, metrics: Sequence[str], **fields: Any) -> Claim:
+        fields.setdefault("experiment", self.experiment)
+        fields.setdefault("section", self.section)
+        return register(order_claim(id=f"{self.source}.{name}", source=self.source, arm=arm, metrics=metrics, **fields))
+
+    def gain_ratio(self, name: str, **fields: Any) -> Claim:
+        return self.add(GainRatioClaim, name, **fields)
+
+    def bounds(self, name: str, **fields: Any) -> Claim:
+        return self.add(BoundsClaim, name, **fields)
+
+    def unobtainable(self, name: str, **fields: Any) -> Claim:
+        return self.add(UnobtainableClaim, name, **fields)
+
+    def not_run(self, name: str, **fields: Any) -> Claim:
+        return self.add(NotRunClaim, name, **fields)
 
 
 # --------------------------------------------------------------------------- tables for books

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from ..claims import BoundsClaim, ComparisonClaim, DifferenceClaim, GainRatioClaim, Quantity, register
+from ..claims import ClaimSet, Quantity
 from ..data import DATASETS
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, all_of, every_run_at_most
 from ..metrics import metric_label
@@ -363,242 +363,187 @@ _INIT = "with the suggested initialization method, they were able to train deep 
 
 
 def _claims() -> None:
-    register(
-        ComparisonClaim(
-            id="he2015.prelu_beats_relu_top1",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section=_SECTION,
-            quote=_PRELU_GAIN,
-            statement="PReLU (channel-wise) has a lower top-1 test error than ReLU.",
-            arm=PRELU,
-            others=(RELU,),
-            metrics=("test_error",),
-            relation="better",
-        )
-    )
-    register(
-        ComparisonClaim(
-            id="he2015.channel_wise_not_worse_than_shared",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section=_SECTION,
-            quote="In channel-shared approach, PReLU introduces 13 extra free parameters with respect to the ReLU approach.",
-            statement="Channel-wise PReLU's top-1 error is non-inferior to channel-shared PReLU's (margin 0.01).",
-            arm=PRELU,
-            others=(PRELU_SHARED,),
-            metrics=("test_error",),
-            relation="non_inferior",
-            paper_says="channel-shared 1.1-point gain, channel-wise 1.2 (ImageNet, one run)",
-        )
-    )
+    prelu = ClaimSet("he2015", PRELU_EXPERIMENT.name, _SECTION)
+    _gain_claims(prelu)
+    _speed_claims(prelu)
+    _coefficient_claims(prelu.where(section="Table 2 (learned coefficients)"))
+    _init_claims(ClaimSet("he2015", INIT_EXPERIMENT.name, "1. Introduction"))
 
-    register(
-        ComparisonClaim(
-            id="he2015.prelu_nearly_free",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="1. Introduction",
-            quote="PReLU improves model fitting with nearly zero extra computational cost",
-            statement=(
-                "PReLU's whole-network training throughput (channel-wise and channel-shared) is non-inferior "
-                "to ReLU's: the paired log ratio of median images/s lies above minus the margin."
-            ),
-            note="Whole-network timing on our CPU, two runs at a time; the activation's code is named in each record.",
-            arm=PRELU,
-            others=(RELU,),
-            metrics=(SPEED,),
-            relation="non_inferior",
-            paper_says="nearly zero extra computational cost (no numbers)",
-        )
-    )
-    register(
-        ComparisonClaim(
-            id="he2015.prelu_shared_nearly_free",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="2.1",
-            quote="The paper suggests the time complexity due to PReLU is negligible for both forward and backward "
-            "propagation.",
-            statement="Channel-shared PReLU's whole-network training throughput is non-inferior to ReLU's (log ratio "
-            "margin).",
-            arm=PRELU_SHARED,
-            others=(RELU,),
-            metrics=(SPEED,),
-            relation="non_inferior",
-            paper_says="negligible time cost (no numbers)",
-        )
-    )
 
-    register(
-        ComparisonClaim(
-            id="he2015.prelu_beats_lrelu_at_its_initial_slope",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="2.4",
-            quote="Since the a_i is updating with each iteration, errors can be reduced and we can expect improved "
-            "performance",
-            statement="Channel-wise PReLU (a learned from 0.25) has a lower top-1 test error than LReLU with a "
-            "fixed at 0.25: learning a helps, beyond having a leak.",
-            arm=PRELU,
-            others=(LRELU,),
-            metrics=("test_error",),
-            relation="better",
-            paper_says="no fixed-slope arm in the paper (no numbers)",
-        )
+def _gain_claims(claims: ClaimSet) -> None:
+    claims.better(
+        "prelu_beats_relu_top1",
+        quote=_PRELU_GAIN,
+        statement="PReLU (channel-wise) has a lower top-1 test error than ReLU.",
+        arm=PRELU,
+        others=(RELU,),
+        metrics=("test_error",),
+    )
+    claims.non_inferior(
+        "channel_wise_not_worse_than_shared",
+        quote="In channel-shared approach, PReLU introduces 13 extra free parameters with respect to the ReLU approach.",
+        statement="Channel-wise PReLU's top-1 error is non-inferior to channel-shared PReLU's (margin 0.01).",
+        arm=PRELU,
+        others=(PRELU_SHARED,),
+        metrics=("test_error",),
+        paper_says="channel-shared 1.1-point gain, channel-wise 1.2 (ImageNet, one run)",
+    )
+    claims.better(
+        "prelu_beats_lrelu_at_its_initial_slope",
+        section="2.4",
+        quote="Since the a_i is updating with each iteration, errors can be reduced and we can expect improved "
+        "performance",
+        statement="Channel-wise PReLU (a learned from 0.25) has a lower top-1 test error than LReLU with a "
+        "fixed at 0.25: learning a helps, beyond having a leak.",
+        arm=PRELU,
+        others=(LRELU,),
+        metrics=("test_error",),
+        paper_says="no fixed-slope arm in the paper (no numbers)",
     )
     relu_top1, prelu_top1 = (paper_value("he2015", "Section 2.3", arm, "top1_error") for arm in (RELU, PRELU))
-    register(
-        GainRatioClaim(
-            id="he2015.channel_shared_gets_most_of_the_gain",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section=_SECTION,
-            quote="1.1% performance gain is a result of this parameters.",
-            statement="Channel-shared PReLU gets at least half of channel-wise PReLU's top-1 gain over ReLU "
-            "(the ratio of the two gains is at least 0.5; 'most' read as 'at least half', our choice).",
-            reference=RELU,
-            arm=PRELU_SHARED,
-            full=PRELU,
-            metric="test_error",
-            share=0.5,
-            paper_says=f"channel-shared gain 1.1 points (the notes' text), channel-wise "
-            f"{100 * (relu_top1 - prelu_top1):.1f} (ImageNet, one run)",
-        )
+    claims.gain_ratio(
+        "channel_shared_gets_most_of_the_gain",
+        quote="1.1% performance gain is a result of this parameters.",
+        statement="Channel-shared PReLU gets at least half of channel-wise PReLU's top-1 gain over ReLU "
+        "(the ratio of the two gains is at least 0.5; 'most' read as 'at least half', our choice).",
+        reference=RELU,
+        arm=PRELU_SHARED,
+        full=PRELU,
+        metric="test_error",
+        share=0.5,
+        paper_says=f"channel-shared gain 1.1 points (the notes' text), channel-wise "
+        f"{100 * (relu_top1 - prelu_top1):.1f} (ImageNet, one run)",
     )
-    register(
-        BoundsClaim(
-            id="he2015.coefficients_in_unit_interval",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="2.7",
-            quote="Also the paper [4] states that the magnitude of a is usually in (0,1) range.",
-            statement="Every layer's learned coefficient as Table 2 reports it (the channel-shared a; the "
-            "channel-wise mean over channels) lies in (0, 1), in every run of both PReLU arms. Single channels "
-            "are not tested ('usually'); their range is reported beside it.",
-            arms=(PRELU, PRELU_SHARED),
-            lower_metrics="alpha.*.mean",
-            upper_metrics="alpha.*.mean",
-            low=0.0,
-            high=1.0,
-            what="layer's learned coefficient (mean over channels)",
-            context=(("alpha.*.min", "single channels' lowest a"), ("alpha.*.max", "single channels' highest a")),
-            paper_says="Table 2: every layer's coefficient in (0, 1) ("
-            + "{:.3f}-{:.3f}".format(
-                *_extremes(paper_coefficient(arm, (layer,)) for arm in COEFFICIENT_COLUMNS for layer in LAYER_MODULES)
-            )
-            + ", one run)",
-        )
-    )
-    register(
-        ComparisonClaim(
-            id="he2015.prelu_little_overfitting",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="1. Introduction",
-            quote="PReLU improves model fitting with nearly zero extra computational cost and little over fitting risk",
-            statement="PReLU's generalization gap (test error minus eval-mode training error) is non-inferior to "
-            "ReLU's: at most 0.01 larger (margin, our choice: one percentage point).",
-            arm=PRELU,
-            others=(RELU,),
-            metrics=("generalization_gap",),
-            relation="non_inferior",
-            paper_says="little overfitting risk (no numbers)",
-        )
+    claims.non_inferior(
+        "prelu_little_overfitting",
+        section="1. Introduction",
+        quote="PReLU improves model fitting with nearly zero extra computational cost and little over fitting risk",
+        statement="PReLU's generalization gap (test error minus eval-mode training error) is non-inferior to "
+        "ReLU's: at most 0.01 larger (margin, our choice: one percentage point).",
+        arm=PRELU,
+        others=(RELU,),
+        metrics=("generalization_gap",),
+        paper_says="little overfitting risk (no numbers)",
     )
 
-    def stage(arm: str, name: str, layers) -> Quantity:
-        return Quantity(
-            arm, coefficient_metrics(layers), label=f"mean a over {name}" if len(layers) > 1 else f"a of {name}"
-        )
 
-    def paper_pairs(a_layers, b_layers) -> str:
-        return "; ".join(
-            f"{arm}: {paper_coefficient(arm, a_layers):.3f} vs {paper_coefficient(arm, b_layers):.3f}"
-            for arm in (PRELU_SHARED, PRELU)
-        )
+def _speed_claims(claims: ClaimSet) -> None:
+    claims.non_inferior(
+        "prelu_nearly_free",
+        section="1. Introduction",
+        quote="PReLU improves model fitting with nearly zero extra computational cost",
+        statement=(
+            "PReLU's whole-network training throughput (channel-wise and channel-shared) is non-inferior "
+            "to ReLU's: the paired log ratio of median images/s lies above minus the margin."
+        ),
+        note="Whole-network timing on our CPU, two runs at a time; the activation's code is named in each record.",
+        arm=PRELU,
+        others=(RELU,),
+        metrics=(SPEED,),
+        paper_says="nearly zero extra computational cost (no numbers)",
+    )
+    claims.non_inferior(
+        "prelu_shared_nearly_free",
+        section="2.1",
+        quote="The paper suggests the time complexity due to PReLU is negligible for both forward and backward "
+        "propagation.",
+        statement="Channel-shared PReLU's whole-network training throughput is non-inferior to ReLU's (log ratio "
+        "margin).",
+        arm=PRELU_SHARED,
+        others=(RELU,),
+        metrics=(SPEED,),
+        paper_says="negligible time cost (no numbers)",
+    )
 
-    coeff_quote = "We can observe the learned coefficients in Table 2."
-    register(
-        DifferenceClaim(
-            id="he2015.coefficients.conv1_well_above_deeper_conv",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="Table 2 (learned coefficients)",
-            quote=coeff_quote,
-            statement=(
-                f"conv1's learned coefficient exceeds the average of the ten deeper conv layers by more than "
-                f"{WELL_ABOVE:g} (our reading of 'well above'), channel-shared and channel-wise."
-            ),
-            parts=tuple(
-                (stage(arm, "conv1", STAGES["conv1"]), stage(arm, "conv2_1..conv3_6", DEEPER_CONV))
-                for arm in (PRELU_SHARED, PRELU)
-            ),
-            excess=WELL_ABOVE,
-            paper_says="conv1 vs deeper conv average: " + paper_pairs(STAGES["conv1"], DEEPER_CONV) + " (one run)",
+
+def _coefficient_claims(claims: ClaimSet) -> None:
+    claims.bounds(
+        "coefficients_in_unit_interval",
+        section="2.7",
+        quote="Also the paper [4] states that the magnitude of a is usually in (0,1) range.",
+        statement="Every layer's learned coefficient as Table 2 reports it (the channel-shared a; the "
+        "channel-wise mean over channels) lies in (0, 1), in every run of both PReLU arms. Single channels "
+        "are not tested ('usually'); their range is reported beside it.",
+        arms=(PRELU, PRELU_SHARED),
+        lower_metrics="alpha.*.mean",
+        upper_metrics="alpha.*.mean",
+        low=0.0,
+        high=1.0,
+        what="layer's learned coefficient (mean over channels)",
+        context=(("alpha.*.min", "single channels' lowest a"), ("alpha.*.max", "single channels' highest a")),
+        paper_says="Table 2: every layer's coefficient in (0, 1) ("
+        + "{:.3f}-{:.3f}".format(
+            *_extremes(paper_coefficient(arm, (layer,)) for arm in COEFFICIENT_COLUMNS for layer in LAYER_MODULES)
         )
+        + ", one run)",
     )
-    register(
-        DifferenceClaim(
-            id="he2015.coefficients.deeper_stages_below_conv1",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="Table 2 (learned coefficients)",
-            quote=coeff_quote,
-            statement=(
-                "The mean coefficient of each deeper conv stage (conv2_x, conv3_x) is below conv1's, "
-                "channel-shared and channel-wise (4 paired comparisons)."
-            ),
-            parts=tuple(
-                (stage(arm, "conv1", STAGES["conv1"]), stage(arm, f"{name}_x", STAGES[name]))
-                for arm in (PRELU_SHARED, PRELU)
-                for name in ("conv2", "conv3")
-            ),
-            paper_says="conv1 vs conv2_x: "
-            + paper_pairs(STAGES["conv1"], STAGES["conv2"])
-            + "; conv1 vs conv3_x: "
-            + paper_pairs(STAGES["conv1"], STAGES["conv3"])
-            + " (one run)",
-        )
-    )
+    _stage_claims(claims)
     all_layers = tuple(LAYER_MODULES)
-    register(
-        DifferenceClaim(
-            id="he2015.weight_decay_shrinks_coefficients",
-            source="he2015",
-            experiment=PRELU_EXPERIMENT.name,
-            section="2.7-2.8",
-            quote="they have avoided using 12 regularization while learning a_i . Because it tends to push a to 0.",
-            statement=(
-                "With weight decay on a (5e-4, the weights' rate), the mean learned coefficient over the 13 "
-                "layers is lower than without it."
+    claims.difference(
+        "weight_decay_shrinks_coefficients",
+        section="2.7-2.8",
+        quote="they have avoided using 12 regularization while learning a_i . Because it tends to push a to 0.",
+        statement=(
+            "With weight decay on a (5e-4, the weights' rate), the mean learned coefficient over the 13 "
+            "layers is lower than without it."
+        ),
+        parts=(
+            (
+                Quantity(PRELU, coefficient_metrics(all_layers), label="mean a over 13 layers"),
+                Quantity(PRELU_DECAY, coefficient_metrics(all_layers), label="mean a over 13 layers"),
             ),
-            parts=(
-                (
-                    Quantity(PRELU, coefficient_metrics(all_layers), label="mean a over 13 layers"),
-                    Quantity(PRELU_DECAY, coefficient_metrics(all_layers), label="mean a over 13 layers"),
-                ),
-            ),
-            paper_says="the reason given for excluding a from weight decay (no numbers)",
-        )
-    )
-    register(
-        ComparisonClaim(
-            id="he2015.init.kaiming_trains_the_deeper_net",
-            source="he2015",
-            experiment=INIT_EXPERIMENT.name,
-            section="1. Introduction",
-            quote=_INIT,
-            statement="At 30 layers, Kaiming initialisation ends with a lower training loss than Xavier's.",
-            arm="Kaiming, 30 layers",
-            others=("Xavier, 30 layers",),
-            metrics=("train_loss",),
-            relation="better",
-            paper_says="training curves of the 30-layer model (figure only)",
-        )
+        ),
+        paper_says="the reason given for excluding a from weight decay (no numbers)",
     )
 
-    _init_claims()
+
+def _stage(arm: str, name: str, layers) -> Quantity:
+    return Quantity(
+        arm, coefficient_metrics(layers), label=f"mean a over {name}" if len(layers) > 1 else f"a of {name}"
+    )
+
+
+def _paper_pairs(a_layers, b_layers) -> str:
+    return "; ".join(
+        f"{arm}: {paper_coefficient(arm, a_layers):.3f} vs {paper_coefficient(arm, b_layers):.3f}"
+        for arm in (PRELU_SHARED, PRELU)
+    )
+
+
+def _stage_claims(claims: ClaimSet) -> None:
+    quote = "We can observe the learned coefficients in Table 2."
+    claims.difference(
+        "coefficients.conv1_well_above_deeper_conv",
+        quote=quote,
+        statement=(
+            f"conv1's learned coefficient exceeds the average of the ten deeper conv layers by more than "
+            f"{WELL_ABOVE:g} (our reading of 'well above'), channel-shared and channel-wise."
+        ),
+        parts=tuple(
+            (_stage(arm, "conv1", STAGES["conv1"]), _stage(arm, "conv2_1..conv3_6", DEEPER_CONV))
+            for arm in (PRELU_SHARED, PRELU)
+        ),
+        excess=WELL_ABOVE,
+        paper_says="conv1 vs deeper conv average: " + _paper_pairs(STAGES["conv1"], DEEPER_CONV) + " (one run)",
+    )
+    claims.difference(
+        "coefficients.deeper_stages_below_conv1",
+        quote=quote,
+        statement=(
+            "The mean coefficient of each deeper conv stage (conv2_x, conv3_x) is below conv1's, "
+            "channel-shared and channel-wise (4 paired comparisons)."
+        ),
+        parts=tuple(
+            (_stage(arm, "conv1", STAGES["conv1"]), _stage(arm, f"{name}_x", STAGES[name]))
+            for arm in (PRELU_SHARED, PRELU)
+            for name in ("conv2", "conv3")
+        ),
+        paper_says="conv1 vs conv2_x: "
+        + _paper_pairs(STAGES["conv1"], STAGES["conv2"])
+        + "; conv1 vs conv3_x: "
+        + _paper_pairs(STAGES["conv1"], STAGES["conv3"])
+        + " (one run)",
+    )
 
 
 def _extremes(values) -> tuple[float, float]:
@@ -606,7 +551,7 @@ def _extremes(values) -> tuple[float, float]:
     return min(values), max(values)
 
 
-def _init_claims() -> None:
+def _init_claims(claims: ClaimSet) -> None:
     # "Trains" (our choice): the running training loss falls by more than 0.1 nats from the first
     # epoch to the last; "stalls": it falls by less than that.
     fall = 0.1
@@ -614,51 +559,44 @@ def _init_claims() -> None:
     def loss(arm: str, metric: str) -> Quantity:
         return Quantity(arm, (metric,))
 
-    register(
-        DifferenceClaim(
-            id="he2015.init.xavier_stalls_the_deeper_net",
-            source="he2015",
-            experiment=INIT_EXPERIMENT.name,
-            section="1. Introduction",
-            quote=_INIT,
-            statement=f"At 30 layers with Xavier initialisation, the training loss falls by less than {fall:g} nats "
-            "from the first epoch to the last (the net stalls).",
-            parts=((loss("Xavier, 30 layers", "train_loss"), loss("Xavier, 30 layers", "first_epoch_train_loss")),),
-            excess=-fall,
-            paper_says="the 30-layer model stalls with Xavier (a figure in the paper; not in our notes)",
-        )
+    claims.better(
+        "init.kaiming_trains_the_deeper_net",
+        quote=_INIT,
+        statement="At 30 layers, Kaiming initialisation ends with a lower training loss than Xavier's.",
+        arm="Kaiming, 30 layers",
+        others=("Xavier, 30 layers",),
+        metrics=("train_loss",),
+        paper_says="training curves of the 30-layer model (figure only)",
     )
-    register(
-        DifferenceClaim(
-            id="he2015.init.both_train_the_shallower_net",
-            source="he2015",
-            experiment=INIT_EXPERIMENT.name,
-            section="1. Introduction",
-            quote=_INIT,
-            statement=f"At 22 layers both initialisations train: the training loss falls by more than {fall:g} nats "
-            "from the first epoch to the last.",
-            parts=tuple(
-                (loss(arm, "first_epoch_train_loss"), loss(arm, "train_loss"))
-                for arm in ("Kaiming, 22 layers", "Xavier, 22 layers")
-            ),
-            excess=fall,
-            paper_says="both converge at 22 layers (a figure in the paper; not in our notes)",
-        )
+    claims.difference(
+        "init.xavier_stalls_the_deeper_net",
+        quote=_INIT,
+        statement=f"At 30 layers with Xavier initialisation, the training loss falls by less than {fall:g} nats "
+        "from the first epoch to the last (the net stalls).",
+        parts=((loss("Xavier, 30 layers", "train_loss"), loss("Xavier, 30 layers", "first_epoch_train_loss")),),
+        excess=-fall,
+        paper_says="the 30-layer model stalls with Xavier (a figure in the paper; not in our notes)",
     )
-    register(
-        ComparisonClaim(
-            id="he2015.init.kaiming_converges_sooner",
-            source="he2015",
-            experiment=INIT_EXPERIMENT.name,
-            section="1. Introduction",
-            quote=_INIT,
-            statement="At 22 layers, Kaiming initialisation has a lower training loss after the first epoch than Xavier's.",
-            arm="Kaiming, 22 layers",
-            others=("Xavier, 22 layers",),
-            metrics=("first_epoch_train_loss",),
-            relation="better",
-            paper_says="Kaiming starts reducing the error earlier (a figure in the paper; not in our notes)",
-        )
+    claims.difference(
+        "init.both_train_the_shallower_net",
+        quote=_INIT,
+        statement=f"At 22 layers both initialisations train: the training loss falls by more than {fall:g} nats "
+        "from the first epoch to the last.",
+        parts=tuple(
+            (loss(arm, "first_epoch_train_loss"), loss(arm, "train_loss"))
+            for arm in ("Kaiming, 22 layers", "Xavier, 22 layers")
+        ),
+        excess=fall,
+        paper_says="both converge at 22 layers (a figure in the paper; not in our notes)",
+    )
+    claims.better(
+        "init.kaiming_converges_sooner",
+        quote=_INIT,
+        statement="At 22 layers, Kaiming initialisation has a lower training loss after the first epoch than Xavier's.",
+        arm="Kaiming, 22 layers",
+        others=("Xavier, 22 layers",),
+        metrics=("first_epoch_train_loss",),
+        paper_says="Kaiming starts reducing the error earlier (a figure in the paper; not in our notes)",
     )
 
 

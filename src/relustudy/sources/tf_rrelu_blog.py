@@ -6,7 +6,7 @@ chapter is notebooks/mnist.ipynb, shared with the Theano blog.
 
 from __future__ import annotations
 
-from ..claims import RankClaim, register
+from ..claims import ClaimSet
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from ..precision import precision_twin
 from ..reference import SOURCES, Source
@@ -110,44 +110,34 @@ _TF_QUOTE = (
 def _claims() -> None:
     for exp, bn in (("tf_rrelu_mnist_bn", True), ("tf_rrelu_mnist_nobn", False)):
         which = "with" if bn else "without"
-        others = tuple(a for a in TF_BLOG_ARMS if a != "RReLU")
-        register(
-            RankClaim(
-                id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.rrelu_among_worst",
-                source="tf_rrelu_blog",
-                experiment=exp,
-                section=_TF_SECTION,
-                quote=_TF_QUOTE,
-                statement=f"{which.capitalize()} batch norm, RReLU's final test accuracy is among the worst 2 of the blog's 6 activations.",
-                arm="RReLU",
-                others=others,
-                metric="test_accuracy",
-                k=2,
-                best=False,
-                paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)",
-            )
+        claims = ClaimSet("tf_rrelu_blog", exp, _TF_SECTION)
+        figure = f"accuracy-over-training figure {which} batch normalization (figure only)"
+        claims.rank(
+            f"{'bn' if bn else 'nobn'}.rrelu_among_worst",
+            quote=_TF_QUOTE,
+            statement=f"{which.capitalize()} batch norm, RReLU's final test accuracy is among the worst 2 of the blog's 6 activations.",
+            arm="RReLU",
+            others=tuple(a for a in TF_BLOG_ARMS if a != "RReLU"),
+            metric="test_accuracy",
+            k=2,
+            best=False,
+            paper_says=figure,
         )
-        others = tuple(a for a in TF_BLOG_ARMS if a != "ReLU")
-        register(
-            RankClaim(
-                id=f"tf_rrelu_blog.{'bn' if bn else 'nobn'}.relu_{'best' if bn else 'almost_best'}",
-                source="tf_rrelu_blog",
-                experiment=exp,
-                section=_TF_SECTION,
-                quote=_TF_QUOTE,
-                statement=(
-                    f"{which.capitalize()} batch norm, ReLU's final test accuracy is the best of the blog's 6 activations."
-                    if bn
-                    else f"{which.capitalize()} batch norm, ReLU's final test accuracy is among the best 2 of the "
-                    "blog's 6 activations ('almost the best')."
-                ),
-                arm="ReLU",
-                others=others,
-                metric="test_accuracy",
-                k=1 if bn else 2,
-                best=True,
-                paper_says=f"accuracy-over-training figure {which} batch normalization (figure only)",
-            )
+        claims.rank(
+            f"{'bn' if bn else 'nobn'}.relu_{'best' if bn else 'almost_best'}",
+            quote=_TF_QUOTE,
+            statement=(
+                f"{which.capitalize()} batch norm, ReLU's final test accuracy is the best of the blog's 6 activations."
+                if bn
+                else f"{which.capitalize()} batch norm, ReLU's final test accuracy is among the best 2 of the "
+                "blog's 6 activations ('almost the best')."
+            ),
+            arm="ReLU",
+            others=tuple(a for a in TF_BLOG_ARMS if a != "ReLU"),
+            metric="test_accuracy",
+            k=1 if bn else 2,
+            best=True,
+            paper_says=figure,
         )
 
 

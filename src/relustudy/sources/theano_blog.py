@@ -6,7 +6,7 @@ the chapter is notebooks/mnist.ipynb, shared with the TensorFlow RReLU blog.
 
 from __future__ import annotations
 
-from ..claims import ComparisonClaim, margin, order_claim, register
+from ..claims import ClaimSet, margin
 from ..experiments import EXPERIMENTS, Arm, Experiment, Profile
 from ..reference import SOURCES, Source
 from ..stepbench import STEP_METRIC, STEP_TIMINGS, StepTiming, StepTimingProfile, step_label
@@ -195,28 +195,27 @@ def _speed_note(variant: str) -> str:
 
 
 def _claims() -> None:
+    _speed_claims(ClaimSet("theano_blog", _TIMING, _THEANO_SECTION))
+    _accuracy_claims(ClaimSet("theano_blog", _THEANO, _THEANO_SECTION))
+
+
+def _speed_claims(claims: ClaimSet) -> None:
     same_speed = (("ReLU (max)", "ReLU (abs)"), ("PReLU (max/min)", "PReLU (abs)"))
     for relu, prelu in same_speed:
         kind = relu.split()[0].lower()
         a, b = step_label(relu + AS_WRITTEN, COMPILED), step_label(prelu + AS_WRITTEN, COMPILED)
-        register(
-            ComparisonClaim(
-                id=f"theano_blog.{kind}_max_and_abs_equally_fast",
-                source="theano_blog",
-                experiment=_TIMING,
-                section=_THEANO_SECTION,
-                quote=_THEANO_SAME_SPEED,
-                statement=(
-                    f"{a} and {b} train equally fast: images/s of a whole training step within ±10% "
-                    f"(log ratio within ±{margin(STEP_METRIC):g})."
-                ),
-                note=_speed_note(COMPILED),
-                arm=a,
-                others=(b,),
-                metrics=(STEP_METRIC,),
-                relation="same",
-                paper_says=_FIG,
-            )
+        claims.same(
+            f"{kind}_max_and_abs_equally_fast",
+            quote=_THEANO_SAME_SPEED,
+            statement=(
+                f"{a} and {b} train equally fast: images/s of a whole training step within ±10% "
+                f"(log ratio within ±{margin(STEP_METRIC):g})."
+            ),
+            note=_speed_note(COMPILED),
+            arm=a,
+            others=(b,),
+            metrics=(STEP_METRIC,),
+            paper_says=_FIG,
         )
     minimal_time = (
         ("ReLU (max)" + AS_WRITTEN, "PReLU (max/min)" + AS_WRITTEN, "max"),
@@ -225,79 +224,60 @@ def _claims() -> None:
     )
     for relu, prelu, form in minimal_time:
         a, b = step_label(prelu, COMPILED), step_label(relu, COMPILED)
-        register(
-            ComparisonClaim(
-                id=f"theano_blog.prelu_{form}_adds_minimal_time",
-                source="theano_blog",
-                experiment=_TIMING,
-                section=_THEANO_SECTION,
-                quote=_THEANO_PRELU_TIME,
-                statement=(
-                    f"{a} adds at most about 10% to {b}'s training step: its images/s of a whole training "
-                    f"step are non-inferior with a margin of {margin(STEP_METRIC):g} in log ratio (faster counts "
-                    "as no added time)."
-                ),
-                note="'Minimal added time' read as PReLU at most about 10% slower: a one-sided test."
-                + (" The switch PReLU is our form (the blog adapts only max and abs). " if form == "switch" else " ")
-                + _speed_note(COMPILED),
-                arm=a,
-                others=(b,),
-                metrics=(STEP_METRIC,),
-                relation="non_inferior",
-                paper_says=_FIG,
-            )
-        )
-    register(
-        ComparisonClaim(
-            id="theano_blog.prelu_adds_minimal_accuracy",
-            source="theano_blog",
-            experiment=_THEANO,
-            section=_THEANO_SECTION,
-            quote=_THEANO_PRELU_ACC,
+        claims.non_inferior(
+            f"prelu_{form}_adds_minimal_time",
+            quote=_THEANO_PRELU_TIME,
             statement=(
-                "PReLU (max/min)'s final test accuracy is within ±0.01 of ReLU (max)'s "
-                "(equivalence margin of one percentage point)."
+                f"{a} adds at most about 10% to {b}'s training step: its images/s of a whole training "
+                f"step are non-inferior with a margin of {margin(STEP_METRIC):g} in log ratio (faster counts "
+                "as no added time)."
             ),
-            arm="PReLU (max/min)",
-            others=("ReLU (max)",),
-            metrics=("test_accuracy",),
-            relation="same",
-            paper_says="line chart of accuracy per epoch (figure only)",
+            note="'Minimal added time' read as PReLU at most about 10% slower: a one-sided test."
+            + (" The switch PReLU is our form (the blog adapts only max and abs). " if form == "switch" else " ")
+            + _speed_note(COMPILED),
+            arm=a,
+            others=(b,),
+            metrics=(STEP_METRIC,),
+            paper_says=_FIG,
         )
+
+
+def _accuracy_claims(claims: ClaimSet) -> None:
+    claims.same(
+        "prelu_adds_minimal_accuracy",
+        quote=_THEANO_PRELU_ACC,
+        statement=(
+            "PReLU (max/min)'s final test accuracy is within ±0.01 of ReLU (max)'s "
+            "(equivalence margin of one percentage point)."
+        ),
+        arm="PReLU (max/min)",
+        others=("ReLU (max)",),
+        metrics=("test_accuracy",),
+        paper_says="line chart of accuracy per epoch (figure only)",
     )
-    register(
-        ComparisonClaim(
-            id="theano_blog.prelu_reaches_sweet_spot_sooner",
-            source="theano_blog",
-            experiment=_THEANO,
-            section=_THEANO_SECTION,
-            quote=_THEANO_PRELU_ACC,
-            statement=(
-                "PReLU (max/min) needs fewer epochs than ReLU (max) to reach its sweet spot (the first epoch "
-                "within 0.2 percentage points of the run's best test accuracy)."
-            ),
-            arm="PReLU (max/min)",
-            others=("ReLU (max)",),
-            metrics=("epochs_to_sweet_spot",),
-            relation="better",
-            paper_says="line chart of accuracy per epoch (figure only)",
-        )
+    claims.better(
+        "prelu_reaches_sweet_spot_sooner",
+        quote=_THEANO_PRELU_ACC,
+        statement=(
+            "PReLU (max/min) needs fewer epochs than ReLU (max) to reach its sweet spot (the first epoch "
+            "within 0.2 percentage points of the run's best test accuracy)."
+        ),
+        arm="PReLU (max/min)",
+        others=("ReLU (max)",),
+        metrics=("epochs_to_sweet_spot",),
+        paper_says="line chart of accuracy per epoch (figure only)",
     )
-    register(
-        order_claim(
-            id="theano_blog.alphas_higher_in_lower_layers",
-            source="theano_blog",
-            experiment=_THEANO,
-            section="The α values",
-            quote=_THEANO_ALPHAS,
-            statement=(
-                "In PReLU (abs) (the blog's PReLU3) the mean learned coefficient decreases from each layer to "
-                "the next: conv1 > conv2 > conv3 > dense (3 paired comparisons)."
-            ),
-            arm="PReLU (abs)",
-            metrics=("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean"),
-            paper_says="a printout of the alphas of PReLU3 (missing from the text copy)",
-        )
+    claims.order(
+        "alphas_higher_in_lower_layers",
+        section="The α values",
+        quote=_THEANO_ALPHAS,
+        statement=(
+            "In PReLU (abs) (the blog's PReLU3) the mean learned coefficient decreases from each layer to "
+            "the next: conv1 > conv2 > conv3 > dense (3 paired comparisons)."
+        ),
+        arm="PReLU (abs)",
+        metrics=("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc1.mean"),
+        paper_says="a printout of the alphas of PReLU3 (missing from the text copy)",
     )
 
 

@@ -9,16 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import (
-    ComparisonClaim,
-    DifferenceClaim,
-    NotRunClaim,
-    Quantity,
-    RankClaim,
-    UnobtainableClaim,
-    margin,
-    register,
-)
+from ..claims import ClaimSet, Quantity, margin
 from ..data import DATASETS
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, every_run_at_most
 from ..reference import SOURCES, Source, paper_value, paper_values
@@ -259,209 +250,168 @@ def _slug(table: str) -> str:
 
 def _claims() -> None:
     for exp in (CIFAR10, CIFAR100):
+        claims = ClaimSet("xu2015", exp.name, _OBS)
         slug, t = _slug(exp.table), exp.table
-        for arm, key in ((LRELU_55, "lrelu55"), (PRELU, "prelu"), (RRELU, "rrelu")):
-            register(
-                ComparisonClaim(
-                    id=f"xu2015.{slug}.{key}_beats_relu_on_test_error",
-                    source="xu2015",
-                    experiment=exp.name,
-                    section=_OBS,
-                    quote=_BETTER,
-                    statement=f"{arm} has a lower test error than ReLU ({t}).",
-                    note="'The three leaky ReLU variants' read as Leaky ReLU (a=5.5, the paper's better setting), PReLU "
-                    "and RReLU, the three compared with ReLU in its Figures 2-4.",
-                    arm=arm,
-                    others=(RELU,),
-                    metrics=("test_error",),
-                    relation="better",
-                )
-            )
-        register(
-            ComparisonClaim(
-                id=f"xu2015.{slug}.lrelu100_like_relu",
-                source="xu2015",
-                experiment=exp.name,
-                section=_OBS,
-                quote=_OBS1,
-                statement=f"Leaky ReLU a=100's test error is within ±0.01 of ReLU's ({t}; equivalence margin of one "
-                "percentage point).",
-                arm=LRELU_100,
-                others=(RELU,),
-                metrics=("test_error",),
-                relation="same",
-            )
+        _test_error_claims(claims, slug, t)
+        _train_error_claims(claims, slug, t)
+        _overfitting_claims(claims, slug, t)
+        _slope_claims(claims, slug, t)
+    _claims_not_run_here(ClaimSet("xu2015", "", _OBS))
+
+
+def _test_error_claims(claims: ClaimSet, slug: str, t: str) -> None:
+    for arm, key in ((LRELU_55, "lrelu55"), (PRELU, "prelu"), (RRELU, "rrelu")):
+        claims.better(
+            f"{slug}.{key}_beats_relu_on_test_error",
+            quote=_BETTER,
+            statement=f"{arm} has a lower test error than ReLU ({t}).",
+            note="'The three leaky ReLU variants' read as Leaky ReLU (a=5.5, the paper's better setting), PReLU "
+            "and RReLU, the three compared with ReLU in its Figures 2-4.",
+            arm=arm,
+            others=(RELU,),
+            metrics=("test_error",),
         )
-        much = margin("test_error")
-        paper_gain = paper_value("xu2015", t, LRELU_100, "test_error") - paper_value(
-            "xu2015", t, LRELU_55, "test_error"
+    claims.same(
+        f"{slug}.lrelu100_like_relu",
+        quote=_OBS1,
+        statement=f"Leaky ReLU a=100's test error is within ±0.01 of ReLU's ({t}; equivalence margin of one "
+        "percentage point).",
+        arm=LRELU_100,
+        others=(RELU,),
+        metrics=("test_error",),
+    )
+    much = margin("test_error")
+    paper_gain = paper_value("xu2015", t, LRELU_100, "test_error") - paper_value("xu2015", t, LRELU_55, "test_error")
+    claims.difference(
+        f"{slug}.lrelu55_much_better_than_lrelu100",
+        quote=_OBS1,
+        statement=f"Leaky ReLU a=5.5's test error is lower than Leaky ReLU a=100's by more than {much:g} "
+        f"({t}; 'much better' read as a gain larger than the smallest effect of interest: our reading).",
+        parts=((Quantity(LRELU_100, ("test_error",)), Quantity(LRELU_55, ("test_error",))),),
+        excess=much,
+        paper_says=f"test error: Leaky ReLU, a=100 minus Leaky ReLU, a=5.5 = {paper_gain:+.4f} ({t}, one run)",
+    )
+    claims.rank(
+        f"{slug}.rrelu_best_test_error",
+        section="Abstract",
+        quote=_RRELU_BEST,
+        statement=f"RReLU has the lowest test error of the five activations ({t}).",
+        arm=RRELU,
+        others=(RELU, LRELU_100, LRELU_55, PRELU),
+        metric="test_error",
+        k=1,
+        best=True,
+        paper_says=_paper_cells(t, "test_error"),
+    )
+
+
+def _train_error_claims(claims: ClaimSet, slug: str, t: str) -> None:
+    claims.rank(
+        f"{slug}.prelu_lowest_train_error",
+        quote=_OBS2,
+        statement=f"PReLU has the lowest training error of the five activations ({t}; running "
+        "error of the last epoch, as CXXNET reports it).",
+        arm=PRELU,
+        others=(RELU, LRELU_100, LRELU_55, RRELU),
+        metric="train_error",
+        k=1,
+        best=True,
+        paper_says=_paper_cells(t, "train_error"),
+    )
+    claims.better(
+        f"{slug}.relu_lower_train_error_than_lrelu_rrelu",
+        quote=_OBS2,
+        statement=f"ReLU has a lower training error than Leaky ReLU (a=100 and a=5.5) and RReLU ({t}; 3 paired "
+        "comparisons).",
+        arm=RELU,
+        others=(LRELU_100, LRELU_55, RRELU),
+        metrics=("train_error",),
+    )
+
+
+_GAP_NOTE = (
+    "Overfitting measured as the generalization gap: test error minus the trained network's error on its own "
+    "training images in eval mode (our reading; the paper compares the two curves in its figures)."
+)
+
+
+def _overfitting_claims(claims: ClaimSet, slug: str, t: str) -> None:
+    claims.better(
+        f"{slug}.prelu_overfits_more_than_relu",
+        quote=_OBS2,
+        statement=f"PReLU's generalization gap is larger than ReLU's ({t}): ReLU's is significantly smaller.",
+        note=_GAP_NOTE,
+        arm=RELU,
+        others=(PRELU,),
+        metrics=("generalization_gap",),
+        paper_says="training and test curves (figures); no gap is printed",
+    )
+    claims.better(
+        f"{slug}.rrelu_reduces_overfitting",
+        section="1. Introduction",
+        quote="it is reported that RReLU could reduce overfitting due to its randomized nature.",
+        statement=f"RReLU's generalization gap is smaller than ReLU's ({t}).",
+        note=_GAP_NOTE,
+        arm=RRELU,
+        others=(RELU,),
+        metrics=("generalization_gap",),
+        paper_says="reported from the NDSB competition (no numbers)",
+    )
+
+
+def _slope_claims(claims: ClaimSet, slug: str, t: str) -> None:
+    claims = claims.where(section="Abstract and 5. Conclusion")
+    leaky = (LRELU_100, LRELU_55, PRELU, RRELU)
+    relu_paper = paper_value("xu2015", t, RELU, "test_error")
+    against = [a for a in leaky if not paper_value("xu2015", t, a, "test_error") < relu_paper]
+    own = (
+        f" The paper's own {t} does not support it for {', '.join(against)} (test error not below ReLU's "
+        f"{relu_paper:g})."
+        if against
+        else f" The paper's own {t} supports it."
+    )
+    claims.difference(
+        f"{slug}.nonzero_slope_consistently_improves",
+        quote=_CONSISTENTLY,
+        statement=f"Every arm with a non-zero negative slope (Leaky ReLU a=100 and a=5.5, PReLU, RReLU) has a "
+        f"lower test error than ReLU ({t}): 'improve' tested for superiority, 'consistently' as every arm.",
+        note="Here 'leaky' includes a=100 (its slope 1/100 is non-zero); the 'three variants' claim reads "
+        "the paper's Figures 2-4 and leaves a=100 out." + own,
+        parts=tuple((Quantity(RELU, ("test_error",)), Quantity(arm, ("test_error",))) for arm in leaky),
+        paper_says=_paper_cells(t, "test_error"),
+    )
+    for arm, key in ((LRELU_100, "lrelu100"), (LRELU_55, "lrelu55"), (PRELU, "prelu"), (RRELU, "rrelu")):
+        claims.non_inferior(
+            f"{slug}.sparsity_not_key.{key}",
+            quote=_SPARSITY,
+            statement=f"{arm}, whose outputs have no exact zeros, is not worse than ReLU (the only sparse arm) on "
+            f"test error: non-inferior with a margin of 0.01 ({t}).",
+            note="The chapter sets each arm's fraction of non-positive outputs beside its test error.",
+            arm=arm,
+            others=(RELU,),
+            metrics=("test_error",),
         )
-        register(
-            DifferenceClaim(
-                id=f"xu2015.{slug}.lrelu55_much_better_than_lrelu100",
-                source="xu2015",
-                experiment=exp.name,
-                section=_OBS,
-                quote=_OBS1,
-                statement=f"Leaky ReLU a=5.5's test error is lower than Leaky ReLU a=100's by more than {much:g} "
-                f"({t}; 'much better' read as a gain larger than the smallest effect of interest: our reading).",
-                parts=((Quantity(LRELU_100, ("test_error",)), Quantity(LRELU_55, ("test_error",))),),
-                excess=much,
-                paper_says=f"test error: Leaky ReLU, a=100 minus Leaky ReLU, a=5.5 = {paper_gain:+.4f} ({t}, one run)",
-            )
-        )
-        register(
-            RankClaim(
-                id=f"xu2015.{slug}.prelu_lowest_train_error",
-                source="xu2015",
-                experiment=exp.name,
-                section=_OBS,
-                quote=_OBS2,
-                statement=f"PReLU has the lowest training error of the five activations ({t}; running "
-                "error of the last epoch, as CXXNET reports it).",
-                arm=PRELU,
-                others=(RELU, LRELU_100, LRELU_55, RRELU),
-                metric="train_error",
-                k=1,
-                best=True,
-                paper_says=_paper_cells(exp.table, "train_error"),
-            )
-        )
-        register(
-            ComparisonClaim(
-                id=f"xu2015.{slug}.relu_lower_train_error_than_lrelu_rrelu",
-                source="xu2015",
-                experiment=exp.name,
-                section=_OBS,
-                quote=_OBS2,
-                statement=f"ReLU has a lower training error than Leaky ReLU (a=100 and a=5.5) and RReLU ({t}; 3 paired "
-                "comparisons).",
-                arm=RELU,
-                others=(LRELU_100, LRELU_55, RRELU),
-                metrics=("train_error",),
-                relation="better",
-            )
-        )
-        register(
-            RankClaim(
-                id=f"xu2015.{slug}.rrelu_best_test_error",
-                source="xu2015",
-                experiment=exp.name,
-                section="Abstract",
-                quote=_RRELU_BEST,
-                statement=f"RReLU has the lowest test error of the five activations ({t}).",
-                arm=RRELU,
-                others=(RELU, LRELU_100, LRELU_55, PRELU),
-                metric="test_error",
-                k=1,
-                best=True,
-                paper_says=_paper_cells(exp.table, "test_error"),
-            )
-        )
-        gap_note = (
-            "Overfitting measured as the generalization gap: test error minus the trained network's error on its own "
-            "training images in eval mode (our reading; the paper compares the two curves in its figures)."
-        )
-        register(
-            ComparisonClaim(
-                id=f"xu2015.{slug}.prelu_overfits_more_than_relu",
-                source="xu2015",
-                experiment=exp.name,
-                section=_OBS,
-                quote=_OBS2,
-                statement=f"PReLU's generalization gap is larger than ReLU's ({t}): ReLU's is significantly smaller.",
-                note=gap_note,
-                arm=RELU,
-                others=(PRELU,),
-                metrics=("generalization_gap",),
-                relation="better",
-                paper_says="training and test curves (figures); no gap is printed",
-            )
-        )
-        register(
-            ComparisonClaim(
-                id=f"xu2015.{slug}.rrelu_reduces_overfitting",
-                source="xu2015",
-                experiment=exp.name,
-                section="1. Introduction",
-                quote="it is reported that RReLU could reduce overfitting due to its randomized nature.",
-                statement=f"RReLU's generalization gap is smaller than ReLU's ({t}).",
-                note=gap_note,
-                arm=RRELU,
-                others=(RELU,),
-                metrics=("generalization_gap",),
-                relation="better",
-                paper_says="reported from the NDSB competition (no numbers)",
-            )
-        )
-        leaky = (LRELU_100, LRELU_55, PRELU, RRELU)
-        relu_paper = paper_value("xu2015", t, RELU, "test_error")
-        against = [a for a in leaky if not paper_value("xu2015", t, a, "test_error") < relu_paper]
-        own = (
-            f" The paper's own {t} does not support it for {', '.join(against)} (test error not below ReLU's "
-            f"{relu_paper:g})."
-            if against
-            else f" The paper's own {t} supports it."
-        )
-        register(
-            DifferenceClaim(
-                id=f"xu2015.{slug}.nonzero_slope_consistently_improves",
-                source="xu2015",
-                experiment=exp.name,
-                section="Abstract and 5. Conclusion",
-                quote=_CONSISTENTLY,
-                statement=f"Every arm with a non-zero negative slope (Leaky ReLU a=100 and a=5.5, PReLU, RReLU) has a "
-                f"lower test error than ReLU ({t}): 'improve' tested for superiority, 'consistently' as every arm.",
-                note="Here 'leaky' includes a=100 (its slope 1/100 is non-zero); the 'three variants' claim reads "
-                "the paper's Figures 2-4 and leaves a=100 out." + own,
-                parts=tuple((Quantity(RELU, ("test_error",)), Quantity(arm, ("test_error",))) for arm in leaky),
-                paper_says=_paper_cells(exp.table, "test_error"),
-            )
-        )
-        for arm, key in ((LRELU_100, "lrelu100"), (LRELU_55, "lrelu55"), (PRELU, "prelu"), (RRELU, "rrelu")):
-            register(
-                ComparisonClaim(
-                    id=f"xu2015.{slug}.sparsity_not_key.{key}",
-                    source="xu2015",
-                    experiment=exp.name,
-                    section="Abstract and 5. Conclusion",
-                    quote=_SPARSITY,
-                    statement=f"{arm}, whose outputs have no exact zeros, is not worse than ReLU (the only sparse arm) on "
-                    f"test error: non-inferior with a margin of 0.01 ({t}).",
-                    note="The chapter sets each arm's fraction of non-positive outputs beside its test error.",
-                    arm=arm,
-                    others=(RELU,),
-                    metrics=("test_error",),
-                    relation="non_inferior",
-                )
-            )
-    register(
-        UnobtainableClaim(
-            id="xu2015.table5.rrelu_superiority_larger_on_ndsb",
-            source="xu2015",
-            experiment="",
-            section=_OBS,
-            quote="The superiority of RReLU is more significant than that on CIFAR-10/CIFAR-100.",
-            statement="RReLU's advantage on NDSB (Table 5, validation log-loss) is larger than on CIFAR-10/100.",
-            table_name=NDSB_TABLE,
-            reason=NDSB_REASON,
-            paper_says=_paper_cells(NDSB_TABLE, "val_log_loss"),
-        )
+
+
+def _claims_not_run_here(claims: ClaimSet) -> None:
+    claims.unobtainable(
+        "table5.rrelu_superiority_larger_on_ndsb",
+        quote="The superiority of RReLU is more significant than that on CIFAR-10/CIFAR-100.",
+        statement="RReLU's advantage on NDSB (Table 5, validation log-loss) is larger than on CIFAR-10/100.",
+        table_name=NDSB_TABLE,
+        reason=NDSB_REASON,
+        paper_says=_paper_cells(NDSB_TABLE, "val_log_loss"),
     )
     headline = paper_value("xu2015", "Section 3.1", "RReLU (BN-Inception, CIFAR-100)", "test_accuracy")
-    register(
-        NotRunClaim(
-            id="xu2015.bn_inception_cifar100_headline",
-            source="xu2015",
-            experiment="",
-            section="Abstract and 3.1",
-            quote="By using RReLU, we achieved 75.68% accuracy on CIFAR-100 test set without multiple test or ensemble.",
-            statement="RReLU in a Batch Norm Inception subnetwork reaches the paper's CIFAR-100 test accuracy.",
-            table_name="Section 3.1",
-            reason="Not run: the study implements Network in Network, not the Batch Norm Inception subnetwork "
-            "(from inception-3a) the number comes from, and CIFAR-100 is not on this machine.",
-            paper_says=f"test accuracy {headline:g} (RReLU, BN-Inception subnetwork, CIFAR-100, single view, one run)",
-        )
+    claims.not_run(
+        "bn_inception_cifar100_headline",
+        section="Abstract and 3.1",
+        quote="By using RReLU, we achieved 75.68% accuracy on CIFAR-100 test set without multiple test or ensemble.",
+        statement="RReLU in a Batch Norm Inception subnetwork reaches the paper's CIFAR-100 test accuracy.",
+        table_name="Section 3.1",
+        reason="Not run: the study implements Network in Network, not the Batch Norm Inception subnetwork "
+        "(from inception-3a) the number comes from, and CIFAR-100 is not on this machine.",
+        paper_says=f"test accuracy {headline:g} (RReLU, BN-Inception subnetwork, CIFAR-100, single view, one run)",
     )
 
 
