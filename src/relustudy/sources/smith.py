@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import ComparisonClaim, DifferenceClaim, Quantity, RankClaim, margin, register
+from ..claims import ClaimSet, Quantity, margin
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, get_experiment
 from ..reference import SOURCES, Source, experiment_reference, paper_value
 from ..results import complete_rows, load_results
@@ -338,81 +338,55 @@ _SMITH_ALL = ("test_accuracy", "last_conv.sparsity", "last_conv.dispersion")
 def _smith_claims() -> None:
     for exp in ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
         source, table = experiment_reference(exp)
+        claims = ClaimSet(source, exp, _SMITH_ANALYSIS)
         slug = table.lower().replace(" ", "")
         for other in ("ReLU", "LReLU"):
-            register(
-                ComparisonClaim(
-                    id=f"{source}.{slug}.prelu_not_worse_than_{other.lower()}",
-                    source=source,
-                    experiment=exp,
-                    section=_SMITH_ANALYSIS,
-                    quote=_SMITH_NOT_WORSE,
-                    statement=(
-                        f"PReLU does not perform worse than {other} on test accuracy ({table}): non-inferior "
-                        f"with a margin of {margin('test_accuracy'):g} (one percentage point)."
-                    ),
-                    arm="PReLU",
-                    others=(other,),
-                    metrics=("test_accuracy",),
-                    relation="non_inferior",
-                )
-            )
-        register(
-            ComparisonClaim(
-                id=f"{source}.{slug}.prelu_better_than_relu_and_lrelu",
-                source=source,
-                experiment=exp,
-                section=_SMITH_ANALYSIS,
+            claims.non_inferior(
+                f"{slug}.prelu_not_worse_than_{other.lower()}",
                 quote=_SMITH_NOT_WORSE,
-                statement=f"PReLU performs better than ReLU and than LReLU on test accuracy ({table}).",
-                note="'Often' refers to the three tables together; each table is evaluated on its own.",
+                statement=(
+                    f"PReLU does not perform worse than {other} on test accuracy ({table}): non-inferior "
+                    f"with a margin of {margin('test_accuracy'):g} (one percentage point)."
+                ),
                 arm="PReLU",
-                others=("ReLU", "LReLU"),
-                metrics=("test_accuracy",),
-                relation="better",
+                others=(other,),
             )
+        claims.better(
+            f"{slug}.prelu_better_than_relu_and_lrelu",
+            quote=_SMITH_NOT_WORSE,
+            statement=f"PReLU performs better than ReLU and than LReLU on test accuracy ({table}).",
+            note="'Often' refers to the three tables together; each table is evaluated on its own.",
+            arm="PReLU",
+            others=("ReLU", "LReLU"),
         )
         if exp == "smith_cifar10_cnn":
-            register(
-                ComparisonClaim(
-                    id=f"{source}.{slug}.prelu_best_on_all_metrics",
-                    source=source,
-                    experiment=exp,
-                    section=_SMITH_ANALYSIS,
-                    quote=_SMITH_T3,
-                    statement=(
-                        "PReLU is better than each of tanh, ReLU and LReLU on all three metrics: higher "
-                        f"accuracy, lower lifetime sparsity and lower dispersion ({table}; 9 paired comparisons)."
-                    ),
-                    note=(
-                        "'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
-                        "sparsity and lower dispersion count as better, as in the paper's Section 5. The quote's first "
-                        "sentence is read as introducing the second: across tables PReLU's numbers are not comparable "
-                        "(other data, other networks), so 'its best performance' is not tested on its own."
-                    ),
-                    arm="PReLU",
-                    others=("tanh", "ReLU", "LReLU"),
-                    metrics=_SMITH_ALL,
-                    relation="better",
-                )
+            claims.better(
+                f"{slug}.prelu_best_on_all_metrics",
+                quote=_SMITH_T3,
+                statement=(
+                    "PReLU is better than each of tanh, ReLU and LReLU on all three metrics: higher "
+                    f"accuracy, lower lifetime sparsity and lower dispersion ({table}; 9 paired comparisons)."
+                ),
+                note=(
+                    "'All four models' read as the four activations of Table 3, tanh included; lower lifetime "
+                    "sparsity and lower dispersion count as better, as in the paper's Section 5. The quote's first "
+                    "sentence is read as introducing the second: across tables PReLU's numbers are not comparable "
+                    "(other data, other networks), so 'its best performance' is not tested on its own."
+                ),
+                arm="PReLU",
+                others=("tanh", "ReLU", "LReLU"),
+                metrics=_SMITH_ALL,
             )
         if exp == "smith_fmnist_cnn":
-            register(
-                ComparisonClaim(
-                    id=f"{source}.{slug}.prelu_same_as_relu_and_lrelu",
-                    source=source,
-                    experiment=exp,
-                    section=_SMITH_ANALYSIS,
-                    quote=_SMITH_T2,
-                    statement=(
-                        f"PReLU's test accuracy is within ±{margin('test_accuracy'):g} of ReLU's and of "
-                        f"LReLU's ({table}; equivalence margin of one percentage point)."
-                    ),
-                    arm="PReLU",
-                    others=("ReLU", "LReLU"),
-                    metrics=("test_accuracy",),
-                    relation="same",
-                )
+            claims.same(
+                f"{slug}.prelu_same_as_relu_and_lrelu",
+                quote=_SMITH_T2,
+                statement=(
+                    f"PReLU's test accuracy is within ±{margin('test_accuracy'):g} of ReLU's and of "
+                    f"LReLU's ({table}; equivalence margin of one percentage point)."
+                ),
+                arm="PReLU",
+                others=("ReLU", "LReLU"),
             )
 
 
@@ -448,74 +422,51 @@ def _smith_metric_claims() -> None:
     """Section 5's sentences on sparsity and dispersion (Tables 2 and 4) and Table 4's accuracy ranking;
     lower lifetime sparsity and dispersion count as better, as in the paper's Section 5."""
     others = ("tanh", "ReLU", "LReLU")
-    register(
-        RankClaim(
-            id="smith.table2.prelu_best_lifetime_sparsity",
-            source="smith",
-            experiment="smith_fmnist_cnn",
-            section=_SMITH_ANALYSIS,
-            quote=_SMITH_T2_METRICS,
-            statement="PReLU has the lowest (best) lifetime sparsity of the four activations (Table 2).",
-            arm="PReLU",
-            others=others,
-            metric=_SPARSITY,
-            k=1,
-            paper_says=_paper_cells("Table 2", _SPARSITY, ("PReLU", *others)),
-        )
+    table2 = ClaimSet("smith", "smith_fmnist_cnn", _SMITH_ANALYSIS)
+    table2.rank(
+        "table2.prelu_best_lifetime_sparsity",
+        quote=_SMITH_T2_METRICS,
+        statement="PReLU has the lowest (best) lifetime sparsity of the four activations (Table 2).",
+        arm="PReLU",
+        others=others,
+        metric=_SPARSITY,
+        k=1,
+        paper_says=_paper_cells("Table 2", _SPARSITY, ("PReLU", *others)),
     )
-    register(
-        DifferenceClaim(
-            id="smith.table2.prelu_worse_dispersion_than_relu_and_lrelu",
-            source="smith",
-            experiment="smith_fmnist_cnn",
-            section=_SMITH_ANALYSIS,
-            quote=_SMITH_T2_METRICS,
-            statement="PReLU's dispersion is higher (worse) than ReLU's and than LReLU's (Table 2; 'slightly': the "
-            "direction is tested, not the size).",
-            parts=(_worse(_DISPERSION, "PReLU", "ReLU"), _worse(_DISPERSION, "PReLU", "LReLU")),
-            paper_says=_paper_cells("Table 2", _DISPERSION, ("PReLU", "ReLU", "LReLU")),
-        )
+    table2.difference(
+        "table2.prelu_worse_dispersion_than_relu_and_lrelu",
+        quote=_SMITH_T2_METRICS,
+        statement="PReLU's dispersion is higher (worse) than ReLU's and than LReLU's (Table 2; 'slightly': the "
+        "direction is tested, not the size).",
+        parts=(_worse(_DISPERSION, "PReLU", "ReLU"), _worse(_DISPERSION, "PReLU", "LReLU")),
+        paper_says=_paper_cells("Table 2", _DISPERSION, ("PReLU", "ReLU", "LReLU")),
     )
-    register(
-        RankClaim(
-            id="smith.table4.prelu_best_accuracy",
-            source="smith",
-            experiment="smith_cifar10_vgg3",
-            section=_SMITH_ANALYSIS,
-            quote=_SMITH_T4,
-            statement="PReLU has the highest test accuracy of the four activations, tanh included (Table 4).",
-            arm="PReLU",
-            others=others,
-            metric="test_accuracy",
-            k=1,
-            paper_says=_paper_cells("Table 4", "test_accuracy", ("PReLU", *others)),
-        )
+    table4 = ClaimSet("smith", "smith_cifar10_vgg3", _SMITH_ANALYSIS)
+    table4.rank(
+        "table4.prelu_best_accuracy",
+        quote=_SMITH_T4,
+        statement="PReLU has the highest test accuracy of the four activations, tanh included (Table 4).",
+        arm="PReLU",
+        others=others,
+        metric="test_accuracy",
+        k=1,
+        paper_says=_paper_cells("Table 4", "test_accuracy", ("PReLU", *others)),
     )
-    register(
-        DifferenceClaim(
-            id="smith.table4.prelu_worse_than_lrelu_on_sparsity_and_dispersion",
-            source="smith",
-            experiment="smith_cifar10_vgg3",
-            section=_SMITH_ANALYSIS,
-            quote=_SMITH_T4,
-            statement="PReLU's lifetime sparsity and dispersion are both higher (worse) than LReLU's (Table 4; the "
-            "direction is tested, not the paper's 'about 2% and 1%').",
-            parts=(_worse(_SPARSITY, "PReLU", "LReLU"), _worse(_DISPERSION, "PReLU", "LReLU")),
-            paper_says="; ".join(_paper_cells("Table 4", m, ("PReLU", "LReLU")) for m in (_SPARSITY, _DISPERSION)),
-        )
+    table4.difference(
+        "table4.prelu_worse_than_lrelu_on_sparsity_and_dispersion",
+        quote=_SMITH_T4,
+        statement="PReLU's lifetime sparsity and dispersion are both higher (worse) than LReLU's (Table 4; the "
+        "direction is tested, not the paper's 'about 2% and 1%').",
+        parts=(_worse(_SPARSITY, "PReLU", "LReLU"), _worse(_DISPERSION, "PReLU", "LReLU")),
+        paper_says="; ".join(_paper_cells("Table 4", m, ("PReLU", "LReLU")) for m in (_SPARSITY, _DISPERSION)),
     )
-    register(
-        DifferenceClaim(
-            id="smith.table4.prelu_worse_sparsity_better_dispersion_than_relu",
-            source="smith",
-            experiment="smith_cifar10_vgg3",
-            section=_SMITH_ANALYSIS,
-            quote=_SMITH_T4,
-            statement="PReLU's lifetime sparsity is higher (worse) than ReLU's and its dispersion lower (better) "
-            "(Table 4; the direction is tested, not the paper's 'about 5% worse but 1% better').",
-            parts=(_worse(_SPARSITY, "PReLU", "ReLU"), _worse(_DISPERSION, "ReLU", "PReLU")),
-            paper_says="; ".join(_paper_cells("Table 4", m, ("PReLU", "ReLU")) for m in (_SPARSITY, _DISPERSION)),
-        )
+    table4.difference(
+        "table4.prelu_worse_sparsity_better_dispersion_than_relu",
+        quote=_SMITH_T4,
+        statement="PReLU's lifetime sparsity is higher (worse) than ReLU's and its dispersion lower (better) "
+        "(Table 4; the direction is tested, not the paper's 'about 5% worse but 1% better').",
+        parts=(_worse(_SPARSITY, "PReLU", "ReLU"), _worse(_DISPERSION, "ReLU", "PReLU")),
+        paper_says="; ".join(_paper_cells("Table 4", m, ("PReLU", "ReLU")) for m in (_SPARSITY, _DISPERSION)),
     )
 
 
