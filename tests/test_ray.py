@@ -19,8 +19,15 @@ from conftest import SCHEDULED_SLICE
 from tiny_runs import small
 
 from relustudy.config import ConfigError, RunConfig
-from relustudy.experiments import run_experiment
-from relustudy.ray_executor import NODE_LOCAL_ENV, NODE_STORE_DIR, TASK_NAME, _train_task, bring_home
+from relustudy.experiments import get_experiment, run_experiment
+from relustudy.ray_executor import (
+    LOOPBACK_ADDRESSES,
+    NODE_LOCAL_ENV,
+    NODE_STORE_DIR,
+    TASK_NAME,
+    _train_task,
+    bring_home,
+)
 from relustudy.store import ResultsStore, StoreError
 from relustudy.trainer import TIMING_METRICS
 
@@ -219,3 +226,66 @@ def test_two_nodes_one_of_which_shares_nothing_give_the_sequential_records(tmp_p
     assert len(far_records) >= len(records)  # every run trained in a far node's own store
     assert not list((tmp_path / "driver").rglob("checkpoint.pt"))
     assert json.loads(Path(far_records[0]).read_text())["status"] == "complete"
+
+
+def _cluster_listeners(seen: dict, stop: threading.Event) -> None:
+    """Every listening socket of a Ray process (and of the loopback driver) until ``stop``."""
+    import psutil
+
+    while not stop.is_set():
+        for c in psutil.net_connections(kind="inet"):
+            if c.status != psutil.CONN_LISTEN or not c.pid:
+                continue
+            try:
+                proc = psutil.Process(c.pid)
+                name, cmd = proc.name(), " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if name in ("gcs_server", "raylet") or "ray::" in cmd or "relustudy.ray_executor" in cmd:
+                seen[(c.pid, c.laddr.ip, c.laddr.port)] = name if name != "python3.11" else cmd[:40]
+        stop.wait(0.3)
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_a_local_cluster_listens_on_loopback_only(tmp_path):
+    seen: dict = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_cluster_listeners, args=(seen, stop), daemon=True)
+    watcher.start()
+    try:
+        records = run_experiment(
+            "tf_rrelu_mnist_bn", "smoke", seeds=(0,), results_dir=tmp_path, executor="ray", log=None, device="cpu"
+        )
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert len(records) == len(get_experiment("tf_rrelu_mnist_bn").arms)
+    assert {"gcs_server", "raylet"} <= set(seen.values())  # the watcher saw the cluster's servers
+    outside = {k: v for k, v in seen.items() if k[1] not in LOOPBACK_ADDRESSES}
+    assert not outside, f"listening beyond loopback: {outside}"
+
+
+_SHIM_PROBE = r"""
+import socket, sys
+v4 = socket.socket(socket.AF_INET); v4.bind(("0.0.0.0", 0)); v4.listen()
+v6 = socket.socket(socket.AF_INET6); v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+v6.bind(("::", 0)); v6.listen()
+out = socket.socket(socket.AF_INET); out.settimeout(5)
+out.connect((sys.argv[1], v4.getsockname()[1]))  # this machine's own address: redirected to loopback
+print(v4.getsockname()[0], v6.getsockname()[0], out.getpeername()[0])
+"""
+
+
+def test_the_loopback_library_keeps_servers_on_loopback_and_redirects_own_addresses():
+    from relustudy.ray_executor import loopback_environment, own_addresses
+
+    own = own_addresses() or ["192.0.2.1"]  # a machine with no other interface: a documentation address
+    env = loopback_environment({**os.environ, "RELUSTUDY_OWN_ADDRESSES": ""})
+    env["RELUSTUDY_OWN_ADDRESSES"] = ",".join(own)
+    out = subprocess.run([sys.executable, "-c", _SHIM_PROBE, own[0]], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["127.0.0.1", "::ffff:127.0.0.1", "127.0.0.1"]
+    bare = subprocess.run([sys.executable, "-c", _SHIM_PROBE.split("out =")[0] + "print(v4.getsockname()[0])"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert bare.stdout.strip() == "0.0.0.0"  # without it, the wildcard stays the wildcard

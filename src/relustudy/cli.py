@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--address",
             default=None,
             metavar="ADDR",
-            help="the Ray cluster to use (with --executor ray; default: start a local one)",
+            help="the Ray cluster to use (with --executor ray; default: start a local one, on loopback only); "
+            "Ray has no authentication or encryption unless that cluster's operator enables them (README)",
         )
         sp.add_argument(
             "--wait",

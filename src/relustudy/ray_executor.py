@@ -7,11 +7,16 @@ so pick a fraction whose runs fit in memory together). Without an address Ray st
 cluster on this machine with all its CPUs and stops it afterwards.
 
 Security. Ray's servers listen on every network interface (measured with Ray 2.60: the GCS, the
-raylet and the workers on ``*:port``, also with ``_node_ip_address="127.0.0.1"``), and without
-authentication anyone who reaches a port can run code here. So a local cluster is started with
-Ray's token authentication (``RAY_AUTH_MODE=token``) and a random token that only this process and
-its workers hold (``local_cluster_auth``); no dashboard. A cluster given by ``--address`` is its
-operator's: enable token authentication there (Ray's "token-auth" guide).
+raylet and the workers on ``*:port``, also with ``_node_ip_address="127.0.0.1"``, which Ray maps to
+the machine's own address), and without authentication anyone who reaches a port can run code
+here. So a local cluster is kept on the loopback interface: its driver runs in a child process
+started with ``relustudy/kernels/loopback.c`` preloaded (``LD_PRELOAD``, inherited by every
+process of the cluster), which puts every server socket on 127.0.0.1 and sends connections to
+this machine's own addresses there (:func:`loopback_environment`). It also runs with Ray's token
+authentication (``RAY_AUTH_MODE=token``) and a random token that only it and its workers hold
+(``local_cluster_auth``), and no dashboard. A cluster given by ``--address`` is its operator's:
+Ray has no authentication unless it is enabled there (Ray's "token-auth" guide) and encrypts
+nothing unless its TLS settings (``RAY_USE_TLS`` and the certificate variables) are set.
 
 Records reach the driver's results store whether or not a worker shares its file system: the
 driver leaves a token file in its store; a worker that sees it trains straight into that store
@@ -35,16 +40,21 @@ package, e.g. ``pip install -e .``) and their datasets (``RELUSTUDY_DATA`` or th
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import kernels
 from .config import ConfigError, RunConfig
+from .store import ResultsStore, RunClaimed, StoreError, atomic_write
 
 MAX_RETRIES = 3
 # Files a run's record consists of, in the order the driver writes them (result.json last: the
@@ -53,6 +63,12 @@ RECORD_ORDER = ("config.json", "history.csv", "activation_stats.json", "result.j
 TASK_NAME = "relustudy_train"  # the worker's process title while it trains: "ray::relustudy_train"
 NODE_LOCAL_ENV = "RELUSTUDY_RAY_NODE_LOCAL"  # set on a node: never train into the driver's store path
 NODE_STORE_DIR = "relustudy-ray"  # a node-local store: <the node's temporary folder>/relustudy-ray/<driver token>
+# The child's entry: imports this module by name (not as __main__), so Ray pickles its task by reference.
+DRIVER_CODE = "import sys; from relustudy.ray_executor import _loopback_driver_main; sys.exit(_loopback_driver_main())"
+EVENT_PREFIX = "relustudy-event "  # the child's event lines on its stdout, where Ray also prints
+LOOPBACK_ENV = "RELUSTUDY_LOOPBACK"  # set in a driver started with the loopback library preloaded
+OWN_ADDRESSES_ENV = "RELUSTUDY_OWN_ADDRESSES"  # this machine's IPv4 addresses, for loopback.c
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "::ffff:127.0.0.1")  # where a local cluster's servers listen
 
 
 def require_ray() -> Any:
@@ -133,8 +149,6 @@ def bring_home(store: Any, config: RunConfig, out: dict[str, Any]) -> None:
     """Write the record files a worker sent back (``out["files"]``; none when it trained in the
     driver's store) into ``store``, the record last, and verify them: a record that does not
     verify is removed again and raises :class:`~relustudy.store.StoreError`."""
-    from .store import StoreError, atomic_write
-
     if not out["files"]:
         return
     folder = store.run_dir(config)
@@ -164,13 +178,16 @@ def train_on_ray(
     ``on_claimed(index, error)`` for a run another live process is training, and once
     ``on_parallel(n)``: how many runs the cluster can train at once (for the progress line)."""
     ray = require_ray()
-    from .store import RunClaimed
-
     if cpus_per_run < 1:
         raise ConfigError(f"each Ray task needs at least one CPU, got {cpus_per_run}")
     if gpus_per_run < 0 or gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
         raise ConfigError(f"--gpus-per-job must be a fraction in (0, 1] or a whole number, got {gpus_per_run}")
     started_here = not ray.is_initialized()
+    if started_here and not address and not in_loopback_driver():
+        _train_in_loopback_driver(
+            configs, store, cpus_per_run, gpus_per_run, data_dir, download, on_done, on_claimed, on_parallel
+        )
+        return
     auth = local_cluster_auth() if started_here and not address else contextlib.nullcontext()
     with auth:
         if started_here:
@@ -211,3 +228,123 @@ def train_on_ray(
             (store.root / token).unlink(missing_ok=True)
             if started_here:
                 ray.shutdown()
+
+
+# ------------------------------------------------------------------ a local cluster on loopback
+def own_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (where Ray tells its processes to meet)."""
+    import psutil  # installed with ray, like the rest of this module's dependencies
+
+    found = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family.name == "AF_INET" and not a.address.startswith("127.") and a.address not in found:
+                found.append(a.address)
+    return found
+
+
+def loopback_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) with the loopback library preloaded and the addresses it
+    redirects, for a process whose Ray servers must listen on loopback only."""
+    lib = str(kernels.loopback_library())
+    out = dict(os.environ if env is None else env)
+    out["LD_PRELOAD"] = os.pathsep.join(p for p in (lib, out.get("LD_PRELOAD")) if p)
+    out[OWN_ADDRESSES_ENV] = ",".join(own_addresses())
+    out[LOOPBACK_ENV] = lib
+    here = str(Path(__file__).resolve().parents[1])  # the child and the cluster import this very package
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (here, out.get("PYTHONPATH")) if p)
+    return out
+
+
+def in_loopback_driver() -> bool:
+    """Whether this process was started with the loopback library preloaded."""
+    lib = os.environ.get(LOOPBACK_ENV)
+    return bool(lib) and lib in os.environ.get("LD_PRELOAD", "").split(os.pathsep)
+
+
+def _train_in_loopback_driver(
+    configs: list[RunConfig],
+    store: Any,
+    cpus_per_run: int,
+    gpus_per_run: float,
+    data_dir: str | None,
+    download: bool,
+    on_done: Callable[[int, dict[str, Any], float], None],
+    on_claimed: Callable[[int, Exception], None],
+    on_parallel: Callable[[int], None],
+) -> None:
+    """Run the driver of a local cluster in a child process with the loopback library preloaded
+    (a library cannot be preloaded into a running process), relaying its events to the callbacks."""
+    try:
+        env = loopback_environment()
+    except OSError as e:
+        raise ConfigError(f"a local Ray cluster needs its loopback library, which could not be built: {e}") from None
+    payload = {
+        "configs": [c.to_dict() for c in configs],
+        "root": str(store.root),
+        "cpus_per_run": cpus_per_run,
+        "gpus_per_run": gpus_per_run,
+        "data_dir": data_dir,
+        "download": download,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER_CODE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(payload))
+    proc.stdin.close()
+    failure = None
+    try:
+        for line in proc.stdout:
+            if not line.startswith(EVENT_PREFIX):  # Ray's own messages: passed on where the user sees them
+                sys.stderr.write(line)
+                continue
+            event = json.loads(line[len(EVENT_PREFIX) :])
+            kind = event["event"]
+            if kind == "parallel":
+                on_parallel(int(event["n"]))
+            elif kind == "done":
+                on_done(int(event["index"]), event["record"], float(event["seconds"]))
+            elif kind == "claimed":
+                on_claimed(int(event["index"]), RunClaimed(event["message"]))
+            elif kind == "error":
+                failure = event
+    finally:
+        rc = proc.wait()
+    if failure is not None:
+        kind = {"ConfigError": ConfigError, "StoreError": StoreError}.get(failure["type"], RuntimeError)
+        raise kind(failure["message"])
+    if rc != 0:
+        raise RuntimeError(f"the local Ray cluster's driver exited with status {rc} (its log is above)")
+
+
+def _emit(**event: Any) -> None:
+    sys.stdout.write(EVENT_PREFIX + json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _loopback_driver_main() -> int:
+    """The child of :func:`_train_in_loopback_driver`: read the grid from stdin, train it on a local
+    cluster, and report each event as one JSON line on stdout."""
+    payload = json.loads(sys.stdin.read())
+    configs = [RunConfig.from_dict(c) for c in payload["configs"]]
+    try:
+        train_on_ray(
+            configs,
+            ResultsStore(payload["root"]),
+            cpus_per_run=payload["cpus_per_run"],
+            gpus_per_run=payload["gpus_per_run"],
+            data_dir=payload["data_dir"],
+            download=payload["download"],
+            on_done=lambda i, record, seconds: _emit(event="done", index=i, record=record, seconds=seconds),
+            on_claimed=lambda i, e: _emit(event="claimed", index=i, message=str(e)),
+            on_parallel=lambda n: _emit(event="parallel", n=n),
+        )
+    except (ConfigError, StoreError) as e:
+        _emit(event="error", type=type(e).__name__, message=str(e))
+        return 2
+    return 0

@@ -42,8 +42,8 @@ SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
 _reason: list[str] = []
 
 
-def _source() -> str:
-    return resources.files(__package__).joinpath(SOURCE_NAME).read_text()
+def _source(name: str = SOURCE_NAME) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
 
 
 def _cpu_has_avx2() -> bool:
@@ -72,21 +72,38 @@ def _cache_root() -> Path:
     return default_cache_dir() / "kernels"
 
 
-def _build(target: Path) -> None:
+def _build(target: Path, source_name: str = SOURCE_NAME, flags: tuple[str, ...] | None = None) -> None:
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if not cc:
         raise OSError("no C compiler (gcc/cc) on PATH")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / SOURCE_NAME
-        src.write_text(_source())
+        src = Path(tmp) / source_name
+        src.write_text(_source(source_name))
         out = Path(tmp) / "lib.so"
-        proc = subprocess.run([cc, *cflags(), str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
+        cmd = [cc, *(cflags() if flags is None else flags), str(src), "-o", str(out), "-lm", "-ldl"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise OSError(
                 f"{cc} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
             )
         os.replace(out, target)  # atomic: a reader sees no library or the whole one
+
+
+LOOPBACK_SOURCE = "loopback.c"
+LOOPBACK_FLAGS = ("-O2", "-fPIC", "-shared", "-std=gnu11")
+
+
+@lru_cache(maxsize=1)
+def loopback_library() -> Path:
+    """The built ``loopback.c`` (an ``LD_PRELOAD`` library that keeps a process's servers on the
+    loopback interface; see the file), compiled once into the cache like the kernels; OSError
+    where it cannot be built."""
+    digest = hashlib.sha256((_source(LOOPBACK_SOURCE) + " ".join(LOOPBACK_FLAGS)).encode()).hexdigest()[:12]
+    target = _cache_root() / digest / "libloopback.so"
+    if not target.is_file():
+        _build(target, LOOPBACK_SOURCE, LOOPBACK_FLAGS)
+    return target
 
 
 def _declare(lib: ctypes.CDLL) -> None:
