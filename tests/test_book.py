@@ -916,12 +916,18 @@ def test_activation_curves_known_values():
     f = book.activation_curves(points=7)  # x = -3, -2, ..., 3
     at = {a: g.set_index("x") for a, g in f.groupby("activation")}
     assert at["ReLU"].loc[-1.0, "y"] == 0.0 and at["ReLU"].loc[2.0, "dy/dx"] == 1.0
-    assert at["LReLU, slope 0.1"].loc[-2.0, "y"] == pytest.approx(-0.2)
-    assert at["RReLU (Xu) at test time: x/5.5"].loc[-1.0, "dy/dx"] == pytest.approx(1 / 5.5)
+    assert at["LReLU (slope = 0.1)"].loc[-2.0, "y"] == pytest.approx(-0.2)
+    # RReLU at test time is x / 5.5: the same function as LReLU with a = 5.5, so one curve for both
+    assert at["LReLU (a = 5.5) ≡ RReLU (Xu) (lower = 3, upper = 8)"].loc[-1.0, "dy/dx"] == pytest.approx(1 / 5.5)
     assert at["ELU"].loc[-1.0, "y"] == pytest.approx(np.exp(-1) - 1)
     assert at["ELU"].loc[-1.0, "dy/dx"] == pytest.approx(np.exp(-1))
     assert at["tanh"].loc[1.0, "dy/dx"] == pytest.approx(1 - np.tanh(1) ** 2)
-    assert set(f["activation"]) == {label for label, _, _ in book.ACTIVATION_CURVES}
+    # every activation an experiment trains is drawn, each function once, each with a colour
+    labels = {label for label, _, _ in book.study_activations()}
+    drawn = book.CURVE_JOIN.join(f["activation"].unique()).split(book.CURVE_JOIN)
+    assert sorted(drawn) == sorted(labels) and len(drawn) == len(set(drawn))
+    assert set(book.curve_palette()) == set(f["activation"])
+    assert not any(label.startswith(("ReLU (", "PReLU (max")) for label in labels)  # written forms as their family
 
 
 def test_a_notebook_run_by_hand_does_not_start_a_long_grid_unasked(tmp_path, monkeypatch):

@@ -1063,9 +1063,7 @@ class ClaimSet:
     def not_worse(self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields):
         return self.compare("not_worse", name, others=others, metrics=metrics, **fields)
 
-    def non_inferior(
-        self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields
-    ):
+    def non_inferior(self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields):
         return self.compare("non_inferior", name, others=others, metrics=metrics, **fields)
 
     def same(self, name: str, *, others: Sequence[str], metrics: Sequence[str] = ("test_accuracy",), **fields):

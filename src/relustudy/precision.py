@@ -36,7 +36,8 @@ def precision_twin(base: str, name: str, precision: str, profiles: Sequence[str]
     exp = get_experiment(base)
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if exp.settings(profiles[0]).get("precision", "fp32") == precision:
+    base_precision = exp.settings(profiles[0]).get("precision", "fp32")
+    if base_precision == precision:
         raise ConfigError(f"{base!r} already runs at {precision}: a twin must differ in precision")
     missing = [p for p in profiles if p not in exp.profiles]
     if missing:
@@ -47,11 +48,12 @@ def precision_twin(base: str, name: str, precision: str, profiles: Sequence[str]
         title=f"{exp.title}, {precision}",
         common={**exp.common, "precision": precision},
         profiles={p: exp.profiles[p] for p in profiles},
-        diagnostic=f"what {precision} changes against the {base} runs of the same arms and seeds",
+        diagnostic=f"what {precision} changes against the same arms and seeds at {base_precision}",
         notes=exp.notes
         + (
-            f"Diagnostic: the {base} runs again with precision {precision} (forward passes under {precision} "
-            "autocast, losses and optimizer state in float32), paired by arm and seed with the base runs.",
+            f'Diagnostic: the runs of "{exp.title}" ({exp.table}) again with precision {precision} '
+            f"(forward passes under {precision} autocast, losses and optimizer state in float32), paired by arm "
+            "and seed with those runs.",
         ),
     )
     return EXPERIMENTS.register(name, twin)

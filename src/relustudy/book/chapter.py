@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..activations import ACTIVATIONS, display_name
+from ..activations import ACTIVATIONS, build_activation, display_name
 from ..claims import VERDICTS, deciding_effect, published_values_markdown
 from ..config import CapabilityError
 from ..data import DATASETS, DataError
@@ -72,6 +72,7 @@ __all__ = [
     "kernel_goal_markdown",
     "kernel_limits_markdown",
     "overhead_table",
+    "OVERHEAD_BF16_RECORD",
     "overhead_goal_markdown",
     "OVERHEAD_GOALS",
     "OVERHEAD_RECORD",
@@ -96,7 +97,8 @@ __all__ = [
     "verdict_matrix",
     "reproduce_markdown",
     "activation_curves",
-    "ACTIVATION_CURVES",
+    "study_activations",
+    "CURVE_JOIN",
     "downloads_markdown",
     "verdict_csv_frame",
     "arm_palette",
@@ -789,6 +791,7 @@ def kernel_goal_markdown(table: Any, goal: float = 2.0, against: str = "limit") 
 
 
 OVERHEAD_RECORD = "train_overhead.json"  # written by benchmarks/bench_train_overhead.py --json
+OVERHEAD_BF16_RECORD = "train_overhead_bf16.json"  # the same under --precision bf16
 # Our goals for the fused kernels' training overhead against ReLU (the performance issue).
 OVERHEAD_GOALS = {"prelu": 0.05, "rrelu": 0.10}
 # How records made before the step-interleaved design paired their arms.
@@ -1358,46 +1361,65 @@ def verdict_counts_markdown(claims: Any) -> str:
 
 
 # The activations the study trains, as the methods page draws them: (label, registry name, params).
-ACTIVATION_CURVES = (
-    ("ReLU", "relu", {}),
-    ("LReLU, slope 0.1", "lrelu", {"slope": 0.1}),
-    ("LReLU, y = x/a with a = 5.5", "lrelu", {"a": 5.5}),
-    ("PReLU at its initial a = 0.25", "prelu", {"mode": "shared", "init": 0.25}),
-    ("RReLU (Xu) at test time: x/5.5", "rrelu", {}),
-    ("ELU", "elu", {}),
-    ("tanh", "tanh", {}),
-)
+CURVE_JOIN = " ≡ "  # between the names of activations that compute the same function (one curve)
+# Parameters that change how an activation is computed or learned, not the function it starts as.
+_CURVE_NEUTRAL_PARAMS = ("mode", "as_written")
+
+
+def _curve_label(name: str, params: dict[str, Any]) -> str:
+    """A function's name from the registry: a written form of ReLU or PReLU by its family's name
+    (the forms compute the same function), then the parameters that shape it."""
+    family = activation_family(name)
+    base = display_name(family if name.startswith(f"{family}_") else name)
+    shown = [f"{k} = {v:g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in sorted(params.items())
+             if k not in _CURVE_NEUTRAL_PARAMS]  # fmt: skip
+    return base + (f" ({', '.join(shown)})" if shown else "")
+
+
+def study_activations() -> list[tuple[str, str, dict[str, Any]]]:
+    """``(label, registry name, parameters)`` of every distinct activation the experiments' arms
+    train (from the experiment registry; the first arm of each kind, in registry order)."""
+    seen: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for exp in EXPERIMENTS.names():
+        for arm in get_experiment(exp).arms:
+            label = _curve_label(arm.activation, dict(arm.params))
+            seen.setdefault(label, (label, arm.activation, dict(arm.params)))
+    return list(seen.values())
 
 
 def curve_palette() -> dict[str, str]:
-    """Colours of :data:`ACTIVATION_CURVES` by activation family (the same as the chapters' arms)."""
-    return family_colours((label, name) for label, name, _ in ACTIVATION_CURVES)
+    """Colours of :func:`activation_curves`' functions by activation family (as the chapters' arms)."""
+    return family_colours((label, name) for label, name in _curve_groups())
+
+
+def _curve_groups() -> list[tuple[str, str]]:
+    return [(label, name) for label, name, _ in _curves(-3.0, 3.0, 7)]
+
+
+def _curves(lo: float, hi: float, points: int) -> list[tuple[str, str, pd.DataFrame]]:
+    """The study's activations evaluated in eval mode; those that compute the same function (on
+    this grid, values and derivatives) are one curve, labelled by all their names."""
+    groups: dict[bytes, tuple[list[str], str, pd.DataFrame]] = {}
+    for label, name, params in study_activations():
+        act = build_activation(name, 1, **params).eval().double()
+        x = torch.linspace(lo, hi, points, dtype=torch.float64).reshape(1, 1, -1).requires_grad_(True)
+        y = act(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)
+        key = torch.cat([y.detach().flatten(), dy.flatten()]).round(decimals=12).numpy().tobytes()
+        frame = pd.DataFrame({"x": x.detach().flatten().numpy(), "y": y.detach().flatten().numpy(),
+                              "dy/dx": dy.flatten().numpy()})  # fmt: skip
+        groups.setdefault(key, ([], name, frame))[0].append(label)
+    return [(CURVE_JOIN.join(labels), name, frame) for labels, name, frame in groups.values()]
 
 
 def activation_curves(lo: float = -3.0, hi: float = 3.0, points: int = 601) -> Any:
-    """Each activation of :data:`ACTIVATION_CURVES` and its derivative on a grid of x, computed
-    by the registry's modules and autograd (eval mode: RReLU's test-time form; its training
-    slopes are drawn from U(1/8, 1/3)). Long frame: activation, x, y, dy/dx."""
-    from ..activations import build_activation
-
-    rows = []
-    for label, name, params in ACTIVATION_CURVES:
-        act = build_activation(name, 1, **params).eval()
-        x = torch.linspace(lo, hi, points, dtype=torch.float64).reshape(1, 1, -1).requires_grad_(True)
-        act = act.double()
-        y = act(x)
-        (dy,) = torch.autograd.grad(y.sum(), x)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "activation": label,
-                    "x": x.detach().flatten().numpy(),
-                    "y": y.detach().flatten().numpy(),
-                    "dy/dx": dy.flatten().numpy(),
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True)
+    """Every distinct activation function the study trains (:func:`study_activations`) and its
+    derivative on a grid of x, computed by the registry's modules and autograd in eval mode (so
+    RReLU in its test-time form, PReLU at its initial coefficients). Long frame: activation, x, y,
+    dy/dx."""
+    return pd.concat([f.assign(activation=label) for label, _, f in _curves(lo, hi, points)], ignore_index=True)[
+        ["activation", "x", "y", "dy/dx"]
+    ]
 
 
 def reproduce_markdown(runs: "ChapterRuns", notebook: str) -> str:
