@@ -17,7 +17,7 @@ from relustudy import reference as R
 from relustudy.registry import UnknownNameError
 
 # -------------------------------------------------------------------- the published numbers
-# Typed here on purpose: this is the check of the transcription in paper_values.csv
+# Typed here on purpose: this is the check of the transcription in the sources' values files
 # (Smith, "Comparing Rectified Linearity Performance on Image Data", Tables 2-4).
 SMITH = {
     "Table 2": {
@@ -344,7 +344,9 @@ def test_paper_text_comes_from_paper_values(monkeypatch):
         & (changed["column"] == "accuracy")
     )
     changed.loc[hit, "value"] = 0.5
-    monkeypatch.setattr(R, "_load", lambda: changed)
+    monkeypatch.setattr(
+        R, "_load", lambda source=None: changed if source is None else changed[changed.source == source]
+    )
     assert "PReLU 0.500" in claim.paper_text()
 
 

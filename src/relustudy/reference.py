@@ -1,8 +1,9 @@
 """The sources' published numbers, packaged as reference data.
 
-``reference/paper_values.csv`` holds every number the sources state in their text, transcribed from
-the plain-text copies in ``shared/sources/`` (never invented, never recomputed). One row per
-number: ``source, table, row, column, value, note``.
+Each source's CSV beside its module (``relustudy/sources/<source>_values.csv``, named by
+:attr:`Source.values_file`) holds every number it states in its text, transcribed from the
+plain-text copies in ``shared/sources/`` (never invented, never recomputed). One row per number:
+``source, table, row, column, value, note``.
 
 - ``source``: ``smith``, ``xu2015``, ``he2015``, ``theano_blog``, ``tf_rrelu_blog`` (see
   :data:`SOURCES`).
@@ -35,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
@@ -51,12 +53,15 @@ class Source:
     Registered by its module in :mod:`relustudy.sources` (``SOURCES.register(key, Source(...))``).
     """
 
-    key: str  # the ``source`` column of paper_values.csv, e.g. "smith"
+    key: str  # the ``source`` column of its values file, e.g. "smith"
     citation: str
     label: str  # how the book names it in running text and captions, e.g. "Theano blog"
     paper_columns: dict[str, str] = field(default_factory=dict)  # our metric -> the source's column
     rounding_half_unit: float = 0.0  # half a unit of the last digit the source prints
     chapter: str | None = None  # the notebook (notebooks/<chapter>.ipynb) of its chapter, if any
+    # Its published numbers: a CSV beside its module in relustudy.sources (or an absolute path),
+    # columns COLUMNS; empty for a source that states no numbers in its text.
+    values_file: str = ""
     caption_note: str = ""  # a sentence the paper-vs-ours captions of its tables need
     # The bibliography entry (book/references.bib, cited in the chapters as {cite:p}`bib_key`):
     # its BibTeX type and fields, only what the source's own text or a public identifier states.
@@ -98,17 +103,37 @@ def _check_source(source: str) -> str:
     return source
 
 
-@lru_cache(maxsize=1)
-def _load() -> pd.DataFrame:
-    path = resources.files("relustudy").joinpath("reference", "paper_values.csv")
-    with path.open("r", encoding="utf-8") as f:
+def _read_values(source: Source) -> pd.DataFrame:
+    """``source``'s published numbers from its ``values_file`` (empty where it has none)."""
+    if not source.values_file:
+        return pd.DataFrame(columns=list(COLUMNS))
+    path = Path(source.values_file)
+    handle = path if path.is_absolute() else resources.files(SOURCES_MODULE).joinpath(source.values_file)
+    with handle.open("r", encoding="utf-8") as f:
         df = pd.read_csv(f, dtype=str, keep_default_na=False)
     missing = set(COLUMNS) - set(df.columns)
     if missing:
-        raise ValueError(f"paper_values.csv lacks column(s): {', '.join(sorted(missing))}")
+        raise ValueError(f"{source.values_file} lacks column(s): {', '.join(sorted(missing))}")
+    others = sorted(set(df["source"]) - {source.key})
+    if others:
+        raise ValueError(f"{source.values_file} holds rows of other sources ({', '.join(others)}): keep one per source")
+    return df
+
+
+@lru_cache(maxsize=None)
+def _source_values(key: str) -> pd.DataFrame:
+    """One source's numbers, parsed (cached per source: a source module reads its own while it
+    registers its claims, before the other sources exist)."""
+    df = _read_values(SOURCES.get(key))
     df["decimals"] = df["value"].map(printed_decimals)
     df["value"] = pd.to_numeric(df["value"], errors="raise").astype(float)
     return df[list(LOADED_COLUMNS)]
+
+
+def _load(source: str | None = None) -> pd.DataFrame:
+    keys = [source] if source is not None else SOURCES.names()
+    frames = [_source_values(k) for k in keys]
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
 
 
 def printed_decimals(text: str) -> int:
@@ -125,9 +150,7 @@ def paper_values(source: str | None = None, table: str | None = None) -> pd.Data
     :class:`~relustudy.registry.UnknownNameError` listing the valid names. A known source without
     numbers (``tf_rrelu_blog``) gives an empty frame.
     """
-    df = _load()
-    if source is not None:
-        df = df[df["source"] == _check_source(source)]
+    df = _load(_check_source(source) if source is not None else None)
     if table is not None:
         sub = df[df["table"] == table]
         if sub.empty:

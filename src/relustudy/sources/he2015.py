@@ -24,6 +24,7 @@ SOURCE = SOURCES.register(
     "he2015",
     Source(
         key="he2015",
+        values_file="he2015_values.csv",
         citation='K. He et al., "Delving Deep into Rectifiers", 2015 (through reading-group notes)',
         label="He et al. 2015",
         paper_columns={"test_error": "top1_error", "test_top5_error": "top5_error"},
@@ -42,7 +43,7 @@ SOURCE = SOURCES.register(
     ),
 )
 
-# The paper's rows (paper_values.csv, "Section 2.3"): ReLU and PReLU; the other arms are ours.
+# The paper's rows (he2015_values.csv, "Section 2.3"): ReLU and PReLU; the other arms are ours.
 RELU, PRELU = "ReLU", "PReLU"
 LRELU, PRELU_SHARED, PRELU_DECAY = "LReLU (slope 0.25)", "PReLU (channel-shared)", "PReLU (weight decay on a)"
 PRELU_ARMS = (
@@ -72,7 +73,7 @@ STAGES = {
     "conv3": tuple(f"conv3_{k}" for k in range(1, 7)),
 }
 DEEPER_CONV = STAGES["conv2"] + STAGES["conv3"]
-COEFFICIENT_TABLE = "Table 2"  # the notes' table of learned coefficients (paper_values.csv)
+COEFFICIENT_TABLE = "Table 2"  # the notes' table of learned coefficients (he2015_values.csv)
 COEFFICIENT_COLUMNS = {PRELU_SHARED: "channel_shared", PRELU: "channel_wise"}
 # "Well above" (our choice): conv1's coefficient exceeds the deeper conv layers' average by more than
 # 0.1; He et al.'s own table has 0.52 (channel-shared) and 0.37 (channel-wise).

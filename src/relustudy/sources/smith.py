@@ -18,6 +18,7 @@ SOURCE = SOURCES.register(
     "smith",
     Source(
         key="smith",
+        values_file="smith_values.csv",
         citation='J. Smith, "Comparing Rectified Linearity Performance on Image Data"',
         label="Smith",
         paper_columns={

@@ -15,6 +15,7 @@ SOURCE = SOURCES.register(
     "theano_blog",
     Source(
         key="theano_blog",
+        values_file="theano_blog_values.csv",
         citation='"Benchmarking ReLU and PReLU using MNIST and Theano" (blog post)',
         label="Theano blog",
         paper_columns={"test_accuracy": "test_accuracy"},

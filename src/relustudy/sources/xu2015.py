@@ -20,6 +20,7 @@ SOURCE = SOURCES.register(
     "xu2015",
     Source(
         key="xu2015",
+        values_file="xu2015_values.csv",
         citation='B. Xu, N. Wang, T. Chen, M. Li, "Empirical Evaluation of Rectified Activations in Convolution '
         'Network", 2015',
         label="Xu et al. 2015",
@@ -41,7 +42,7 @@ SOURCE = SOURCES.register(
     ),
 )
 
-# The paper's rows, verbatim (paper_values.csv); arm labels must equal them.
+# The paper's rows, verbatim (xu2015_values.csv); arm labels must equal them.
 RELU, LRELU_100, LRELU_55, PRELU, RRELU = "ReLU", "Leaky ReLU, a=100", "Leaky ReLU, a=5.5", "PReLU", "RReLU"
 ARMS = (
     Arm(RELU, "relu"),
