@@ -507,7 +507,7 @@ def test_claim_tables_are_computed_from_the_runs(fake_runs):
 
 
 def test_ensure_runs_can_skip_experiments_without_data(tmp_path, monkeypatch):
-    import relustudy.book.chapter as chapter
+    import relustudy.book.runs as chapter
     from relustudy.data import DataError
     from relustudy.notebook_params import validate
 

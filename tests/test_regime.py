@@ -8,7 +8,7 @@ import math
 import pytest
 
 from relustudy import sources  # noqa: F401  (registers the experiments)
-from relustudy.book.chapter import regime_markdown, shown_profile
+from relustudy.book.runs import regime_markdown, shown_profile
 from relustudy.experiments import REGIME_INCOMPLETE, REGIME_MET, REGIME_NOT_MET, get_experiment
 from relustudy.sources import xu2015
 from relustudy.store import ResultsStore

@@ -7,12 +7,17 @@ strips progress-bar noise from their outputs, builds the HTML with
 ``jupyter-book build --warningiserror`` and checks that every local link and image of the built
 site resolves and that no page loads an asset from the internet.
 
-The second half of the module holds the small helpers the chapter notebooks call (provenance
-sentence, paper-vs-ours display, activation curves on a common grid, dataset caveats), so the
-notebooks stay glue and the helpers are tested.
+The helpers the chapter notebooks call live in modules by purpose, each with its ``__all__``:
+:mod:`.base` (names, caveats, palette, table styling), :mod:`.runs` (which runs a chapter shows,
+provenance, profiles, reproduce/download/cite boxes), :mod:`.tables` (result tables),
+:mod:`.figures` (figure frames), :mod:`.verdicts` (claims tables and figures) and
+:mod:`.engineering` (benchmarks, overhead, faults, scheduling). Notebooks use ``book.<name>``.
 """
 
 from __future__ import annotations
+
+from . import base, engineering, figures, runs, tables, verdicts
+from .base import *  # noqa: F403  (each helper module's __all__, listed below)
 
 # The one public interface the notebooks and the CLI use (`from relustudy import book`).
 from .build import (
@@ -30,8 +35,11 @@ from .build import (
     strip_progress,
     toc_files,
 )
-from .chapter import *  # noqa: F403  (the helpers; their __all__ below)
-from .chapter import __all__ as _chapter_all
+from .engineering import *  # noqa: F403
+from .figures import *  # noqa: F403
+from .runs import *  # noqa: F403
+from .tables import *  # noqa: F403
+from .verdicts import *  # noqa: F403
 
 __all__ = [
     "BookError",
@@ -47,5 +55,10 @@ __all__ = [
     "sanitize_notebook",
     "strip_progress",
     "toc_files",
-    *_chapter_all,
+    *base.__all__,
+    *runs.__all__,
+    *tables.__all__,
+    *figures.__all__,
+    *verdicts.__all__,
+    *engineering.__all__,
 ]

@@ -1,6 +1,6 @@
 """The book's build pipeline: the table of contents, executing the chapter notebooks with papermill
 (sanitised for nbval and the published pages), Jupyter Book 1.x, and the local-link and offline-asset
-checks. The helpers the notebooks call are in :mod:`relustudy.book.chapter`."""
+checks. The helpers the notebooks call are in the package's other modules (see :mod:`relustudy.book`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import nbformat
 
 from ..provenance import build_stamp
 from ..reference import bibliography_bibtex
-from .chapter import TRAIN_ENV
+from .base import TRAIN_ENV
 
 CHAPTERS_DIR = "book/chapters"  # executed copies (gitignored)
 NOTEBOOKS_DIR = "notebooks"  # sources, stored without outputs
