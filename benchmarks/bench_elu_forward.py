@@ -2,7 +2,9 @@
 F.elu and a copy of the same tensor, timed alternately in one process (a passing load falls on all
 three alike); prints each as a multiple of the copy's median time.
 
-    .venv/bin/python benchmarks/bench_elu_forward.py --numel 4000000 --threads 1
+    .venv/bin/python benchmarks/bench_elu_forward.py --numel 4000000 --threads 1 [--json out.json]
+
+``--json`` writes the measurement with its provenance (commit, CPU, date), atomically.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from relustudy.activations import build_activation, implementation
-from relustudy.provenance import cpu_identity
+from relustudy.provenance import cpu_identity, git_info, utc_now
+from relustudy.store import atomic_write
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -33,6 +36,7 @@ def main() -> None:
     ap.add_argument("--numel", type=int, default=4_000_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--json", help="also write the measurement, with its provenance, here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x = torch.randn(args.numel)
@@ -44,19 +48,18 @@ def main() -> None:
         for name, fn in cases.items():
             times[name].append(_median_seconds(fn, 9))
     copy = statistics.median(times["copy"])
-    print(
-        json.dumps(
-            {
-                "cpu": cpu_identity(),
-                "threads": args.threads,
-                "numel": args.numel,
-                "fused implementation": implementation("elu"),
-                "copy_ms": round(copy * 1e3, 3),
-                "over_copy": {k: round(statistics.median(v) / copy, 2) for k, v in times.items()},
-            },
-            indent=1,
-        )
-    )
+    result = {
+        "cpu": cpu_identity(),
+        "threads": args.threads,
+        "numel": args.numel,
+        "rounds": args.rounds,
+        "fused implementation": implementation("elu"),
+        "copy_ms": round(copy * 1e3, 3),
+        "over_copy": {k: round(statistics.median(v) / copy, 2) for k, v in times.items()},
+    }
+    print(json.dumps(result, indent=1))
+    if args.json:
+        atomic_write(args.json, json.dumps({**result, "provenance": {**git_info(), "date": utc_now()}}, indent=1))
 
 
 if __name__ == "__main__":
