@@ -1187,3 +1187,17 @@ def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages
     assert any("Fig. 2 has no image" in p for p in bad), bad
     assert any("(1400 px): table 1200 px wide in a 700 px column: 'too wide'" in p for p in bad), bad
     assert any("(phone): the page scrolls sideways" in p for p in bad), bad
+
+
+def test_elu_forward_line_reads_its_record_and_judges_the_goal(tmp_path):
+    folder = tmp_path / "microbench" / "quick" / "cpu"
+    folder.mkdir(parents=True)
+    assert book.elu_forward_markdown(tmp_path, "quick") == ""  # no record: nothing on the page
+    record = {"cpu": "Test CPU", "threads": 1, "numel": 4_000_000, "rounds": 7, "fused implementation": "fused CPU kernel",
+              "copy_ms": 1.0, "over_copy": {"copy": 1.0, "fused": 1.31, "F.elu": 3.9}, "provenance": {"git_commit": "abc1234x"}}  # fmt: skip
+    (folder / book.ELU_FORWARD_RECORD).write_text(json.dumps(record))
+    line = book.elu_forward_markdown(tmp_path, "quick")
+    assert "1.31x the time of a copy" in line and "(within the goal of 1.5x)" in line and "F.elu 3.90x" in line
+    record["over_copy"]["fused"] = 1.62
+    (folder / book.ELU_FORWARD_RECORD).write_text(json.dumps(record))
+    assert "(over the goal of 1.5x)" in book.elu_forward_markdown(tmp_path, "quick")

@@ -32,6 +32,8 @@ from ..stepbench import (
 from .base import _bench_record, _committed_record, _finite, _fmt_minutes, _fmt_num, experiment_name
 
 __all__ = [
+    "elu_forward_markdown",
+    "ELU_FORWARD_RECORD",
     "ensure_benchmark",
     "benchmark_table",
     "kernel_table",
@@ -460,6 +462,27 @@ def _compile_summary(rec: dict) -> str:
         f"{c['loss_check_steps']} steps within a relative {c['loss_tolerance']:g}"
         + (f" (not: {', '.join(model_display_name(m['model']) for m in disagree)})" if disagree else "")
         + "."
+    )
+
+
+ELU_FORWARD_RECORD = "elu_forward.json"  # written by benchmarks/bench_elu_forward.py --json
+ELU_FORWARD_GOAL = 1.5  # the throughput issue's goal: ELU's fused forward within 1.5x of a copy
+
+
+def elu_forward_markdown(results_dir: str | Path, profile: str, *, device: str = "cpu") -> str:
+    """ELU's fused forward against a copy of the same tensor and against the goal, from its record
+    (``benchmarks/bench_elu_forward.py --json``); empty without one."""
+    rec = _bench_record(results_dir, profile, device, ELU_FORWARD_RECORD)
+    if not rec:
+        return ""
+    over = rec["over_copy"]
+    verdict = "within" if over["fused"] <= ELU_FORWARD_GOAL else "over"
+    return (
+        f"ELU's fused forward takes {over['fused']:.2f}x the time of a copy of the same "
+        f"{rec['numel']:,}-element tensor ({verdict} the goal of {ELU_FORWARD_GOAL:g}x), PyTorch's F.elu "
+        f"{over['F.elu']:.2f}x: median of {rec['rounds']} interleaved rounds, {rec['threads']} thread(s), "
+        f"{rec['cpu']}, commit `{str(rec['provenance'].get('git_commit', ''))[:7]}` "
+        f"({rec['fused implementation']})."
     )
 
 
