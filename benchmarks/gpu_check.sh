@@ -15,6 +15,8 @@ echo "== 1. CUDA tests"
 "$PY" -m pytest -q tests/test_microbench.py tests/test_kernels.py -k "cuda or bf16" -p no:cacheprovider
 echo "== 2. micro-benchmark on CUDA"
 .venv/bin/relustudy bench --profile quick --device cuda --force
+echo "== 2b. whole-step benchmark on CUDA (every study model: FLOP/img, images/s, share of the GPU's sgemm, compiled, bf16)"
+timeout 420 .venv/bin/relustudy bench train --profile quick --device cuda --force || echo "whole-step benchmark: not completed"
 echo "== 3. training throughput"
 timeout 300 "$PY" benchmarks/bench_gpu_train.py --device cuda --steps 30 --out results/gpu_check/train_throughput.json
 echo "== 4. CUDA smoke run against the CPU one"

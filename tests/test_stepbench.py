@@ -233,3 +233,11 @@ def test_compiled_and_bf16_columns_of_a_tiny_model(tmp_path, monkeypatch):
     record = sb.record_train_benchmark("smoke", tmp_path / "amd", models=[tiny])
     assert record["models"][0]["bf16"] is None and record["models"][0]["compiled"] is None
     assert "bf16 speed-up (ReLU)" not in book.train_step_table(tmp_path / "amd", "smoke").columns
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA measures instead")
+def test_the_whole_step_benchmark_on_a_gpu_is_one_clear_error_without_one(tmp_path):
+    tiny = sb.StudyModel("smith_cnn", 1.0, 16, (1, 28, 28), 10, (), ("test/smoke",))
+    with pytest.raises(ConfigError, match="cuda"):
+        sb.record_train_benchmark("smoke", tmp_path, models=[tiny], device="cuda")
+    assert not (tmp_path / "microbench").exists()  # refused before anything is written

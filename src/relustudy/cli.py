@@ -305,12 +305,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "train":
         from .stepbench import STEP_RECORD, record_train_benchmark
 
-        if args.device != "cpu":
-            raise ConfigError("bench train measures the CPU here; on a GPU box benchmarks/gpu_check.sh times the steps")
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        record = record_train_benchmark(args.profile, root, threads=args.threads, force=args.force)
-        print(f"{len(record['models'])} models recorded in {benchmark_dir(root, args.profile, 'cpu') / STEP_RECORD}")
+        record = record_train_benchmark(args.profile, root, threads=args.threads, force=args.force, device=args.device)
+        where = benchmark_dir(root, args.profile, args.device) / STEP_RECORD
+        print(f"{len(record['models'])} models recorded in {where}")
         return 0
     if args.what == "steps":
         from .stepbench import STEP_TIMINGS, record_step_timing, step_timing_path

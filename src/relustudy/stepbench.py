@@ -45,7 +45,7 @@ from .models import build_model
 from .provenance import cpu_bf16_units, cpu_identity, device_description, git_info, utc_now
 from .registry import SOURCES_MODULE, Registry
 from .store import StoreError, write_json
-from .trainer import _RunData, _train_epoch, build_optimizer, precision_context, tune_allocator
+from .trainer import _RunData, _train_epoch, build_optimizer, precision_context, resolve_device, tune_allocator
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
@@ -110,29 +110,48 @@ def study_models(profiles: tuple[str, ...] = ("quick", "regime", "paper")) -> li
     ]
 
 
-def _median_seconds(fn, steps: int, warmup: int) -> float:
+CPU = torch.device("cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn, steps: int, warmup: int, device: torch.device = CPU) -> float:
+    """Median seconds of ``fn`` over ``steps`` calls after ``warmup`` (each call waited for on a GPU)."""
     for _ in range(warmup):
         fn()
+    _sync(device)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
         fn()
+        _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def sgemm_gflops(n: int = 2048, steps: int = 5) -> float:
-    """This machine's fp32 matrix-multiply rate (GFLOP/s) at the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    seconds = _median_seconds(lambda: torch.mm(a, b, out=out), steps, 2)
+def sgemm_gflops(n: int = 2048, steps: int = 5, device: torch.device = CPU) -> float:
+    """This device's fp32 matrix-multiply rate (GFLOP/s; on the CPU at the current thread count)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    seconds = _median_seconds(lambda: torch.mm(a, b, out=out), steps, 2, device)
     return 2 * n**3 / seconds / 1e9
 
 
-def _build(sm: StudyModel, activation: str = "relu") -> nn.Module:
+def _build(sm: StudyModel, activation: str = "relu", device: torch.device = CPU) -> nn.Module:
     torch.manual_seed(0)
     model = build_model(sm.model, activation, {}, sm.in_shape, sm.num_classes, **dict(sm.model_params))
-    return model.to(memory_format=torch.channels_last).train()
+    return model.to(device=device, memory_format=torch.channels_last).train()
+
+
+def _batch(sm: StudyModel, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The resident batch every timing uses: random pixels in [0, 1), channels_last, and labels."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, sm.num_classes, (sm.batch_size,), generator=gen)
+    return x.to(device), y.to(device)
 
 
 def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -160,12 +179,14 @@ def layer_calls(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torc
     return calls
 
 
-def layers_alone(calls: list[tuple[nn.Module, torch.Size]], steps: int, warmup: int) -> tuple[float, int]:
+def layers_alone(
+    calls: list[tuple[nn.Module, torch.Size]], steps: int, warmup: int, device: torch.device = CPU
+) -> tuple[float, int]:
     """(seconds, FLOP) of the model's convolution and linear layers alone, forward and backward
     (input and weight gradients) at the model's shapes: the ceiling its layer shapes allow."""
     inputs = []
     for module, shape in calls:
-        x = torch.randn(shape)
+        x = torch.randn(shape, device=device)
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         inputs.append((module, x.requires_grad_(True)))
@@ -177,7 +198,7 @@ def layers_alone(calls: list[tuple[nn.Module, torch.Size]], steps: int, warmup: 
 
     with FlopCounterMode(display=False) as counter:
         run()
-    return _median_seconds(run, steps, warmup), int(counter.get_total_flops())
+    return _median_seconds(run, steps, warmup, device), int(counter.get_total_flops())
 
 
 def bare_step(
@@ -191,7 +212,7 @@ def bare_step(
 
     def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        with precision_context(precision, "cpu"):
+        with precision_context(precision, x.device.type):
             loss = F.cross_entropy(forward(x), y)
         loss.backward()
         opt.step()
@@ -213,22 +234,23 @@ def shortest_run_steps(sm: StudyModel) -> int:
     return min(steps) if steps else 0
 
 
-def compiled_measure(sm: StudyModel, steps: int, warmup: int, eager_seconds: float) -> dict[str, Any]:
+def compiled_measure(
+    sm: StudyModel, steps: int, warmup: int, eager_seconds: float, device: torch.device = CPU
+) -> dict[str, Any]:
     """``sm`` under ``torch.compile``: its step rate, compile time (the first step's time less an
     eager step's), the steps a run needs to earn the compile time back, whether the shortest run
     that trains ``sm`` is that long, and the losses of 20 steps against eager's from the same init."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, sm.num_classes, (sm.batch_size,), generator=gen)
+    x, y = _batch(sm, device)
     torch._dynamo.reset()  # a fresh compilation, timed
-    model = _build(sm)
+    model = _build(sm, device=device)
     step = bare_step(model, x, y, forward=torch.compile(model))
     t0 = time.perf_counter()
     step()
+    _sync(device)
     compile_seconds = max(time.perf_counter() - t0 - eager_seconds, 0.0)
-    compiled = _median_seconds(step, steps, warmup)
-    eager_losses = [float(loss) for loss in _losses(bare_step(_build(sm), x, y), COMPILE_CHECK_STEPS)]
-    model = _build(sm)
+    compiled = _median_seconds(step, steps, warmup, device)
+    eager_losses = [float(loss) for loss in _losses(bare_step(_build(sm, device=device), x, y), COMPILE_CHECK_STEPS)]
+    model = _build(sm, device=device)
     compiled_losses = _losses(bare_step(model, x, y, forward=torch.compile(model)), COMPILE_CHECK_STEPS)
     worst = max(abs(float(c) - e) / max(abs(e), 1e-12) for c, e in zip(compiled_losses, eager_losses))
     gain = eager_seconds - compiled
@@ -252,12 +274,15 @@ def _losses(step: Callable[[], torch.Tensor], n: int) -> list[torch.Tensor]:
     return [step() for _ in range(n)]
 
 
-def trainer_epoch_seconds_per_image(sm: StudyModel, model: nn.Module, batches: int, warmup: int) -> float:
+def trainer_epoch_seconds_per_image(
+    sm: StudyModel, model: nn.Module, batches: int, warmup: int, device: torch.device = CPU
+) -> float:
     """Seconds per training image of the trainer's epoch loop on ``batches`` batches of images."""
     n = sm.batch_size * batches
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, *sm.in_shape), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, sm.num_classes, (n,), generator=gen)
+    x, y = x.to(device), y.to(device)  # resident on the device, as the trainer keeps a run's images
     data = _RunData(x, y, x[:1], y[:1], None, None, sm.in_shape, sm.num_classes, True)
     config = RunConfig(
         experiment="bench",
@@ -276,22 +301,28 @@ def trainer_epoch_seconds_per_image(sm: StudyModel, model: nn.Module, batches: i
             pass
 
     for _ in range(warmup):
-        _train_epoch(model, optimizer, data, config, torch.device("cpu"), gen, _Bar())
-    runs = [_train_epoch(model, optimizer, data, config, torch.device("cpu"), gen, _Bar()) for _ in range(3)]
+        _train_epoch(model, optimizer, data, config, device, gen, _Bar())
+    runs = [_train_epoch(model, optimizer, data, config, device, gen, _Bar()) for _ in range(3)]
     return statistics.median(r["epoch_seconds"] for r in runs) / n
 
 
-def measure(sm: StudyModel, steps: int, warmup: int, peak_gflops: float, time_compiled: bool = False) -> dict[str, Any]:
+def measure(
+    sm: StudyModel,
+    steps: int,
+    warmup: int,
+    peak_gflops: float,
+    time_compiled: bool = False,
+    device: torch.device = CPU,
+) -> dict[str, Any]:
     """Every column of the whole-step record for ``sm`` (see the module docstring); ``time_compiled``
-    adds the compiled step (:func:`compiled_measure`); a CPU with bf16 units adds bf16's step rate."""
-    model = _build(sm)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, sm.num_classes, (sm.batch_size,), generator=gen)
+    adds the compiled step (:func:`compiled_measure`); bf16 units (a CPU's, or any GPU) add bf16's
+    step rate."""
+    model = _build(sm, device=device)
+    x, y = _batch(sm, device)
     flops = step_flops(model, x, y)
-    bare = _median_seconds(bare_step(model, x, y), steps, warmup)
-    layer_s, layer_flops = layers_alone(layer_calls(model, x), steps, warmup)
-    trainer_s = trainer_epoch_seconds_per_image(sm, _build(sm), max(2, steps // 2), 1)
+    bare = _median_seconds(bare_step(model, x, y), steps, warmup, device)
+    layer_s, layer_flops = layers_alone(layer_calls(model, x), steps, warmup, device)
+    trainer_s = trainer_epoch_seconds_per_image(sm, _build(sm, device=device), max(2, steps // 2), 1, device)
     bare_ips = sm.batch_size / bare
     gflops = flops / bare / 1e9
     layer_gflops = layer_flops / layer_s / 1e9
@@ -310,19 +341,23 @@ def measure(sm: StudyModel, steps: int, warmup: int, peak_gflops: float, time_co
         "layers_alone_gflops": layer_gflops,
         "layers_alone_share_of_sgemm": layer_gflops / peak_gflops,
         "share_of_layer_ceiling": gflops / layer_gflops,
-        "compiled": compiled_measure(sm, steps, warmup, bare) if time_compiled else None,
-        "bf16": bf16_measure(sm, steps, warmup, bare) if cpu_bf16_units() else None,
+        "compiled": compiled_measure(sm, steps, warmup, bare, device) if time_compiled else None,
+        "bf16": bf16_measure(sm, steps, warmup, bare, device) if _has_bf16(device) else None,
     }
 
 
-def bf16_measure(sm: StudyModel, steps: int, warmup: int, fp32_seconds: float) -> dict[str, Any]:
+def _has_bf16(device: torch.device) -> bool:
+    return device.type == "cuda" or bool(cpu_bf16_units())
+
+
+def bf16_measure(
+    sm: StudyModel, steps: int, warmup: int, fp32_seconds: float, device: torch.device = CPU
+) -> dict[str, Any]:
     """The bare ReLU step under bf16 autocast (the trainer's precision "bf16"): images/s and the
     speed-up over fp32's step (the other arms' cost relative to ReLU under bf16:
     ``benchmarks/bench_train_overhead.py --precision bf16``)."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(sm.batch_size, *sm.in_shape, generator=gen).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, sm.num_classes, (sm.batch_size,), generator=gen)
-    seconds = _median_seconds(bare_step(_build(sm), x, y, precision="bf16"), steps, warmup)
+    x, y = _batch(sm, device)
+    seconds = _median_seconds(bare_step(_build(sm, device=device), x, y, precision="bf16"), steps, warmup, device)
     return {"images_per_second": sm.batch_size / seconds, "speedup": fp32_seconds / seconds}
 
 
@@ -334,12 +369,15 @@ def record_train_benchmark(
     force: bool = False,
     models: list[StudyModel] | None = None,
     time_compiled: bool | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Measure every study model (or ``models``) and write the record (unless one exists and not
-    ``force``); ``time_compiled`` overrides the profile's choice of timing the compiled step."""
+    """Measure every study model (or ``models``) on ``device`` and write the record under that
+    device's folder (unless one exists and not ``force``); ``time_compiled`` overrides the
+    profile's choice of timing the compiled step; ``threads`` are the CPU's (the host's on a GPU)."""
     if profile not in STEP_PROFILES:
         raise ConfigError(f"unknown benchmark profile {profile!r}; valid: {', '.join(STEP_PROFILES)}")
-    folder = benchmark_dir(results_dir, profile, "cpu")
+    dev = resolve_device(device)
+    folder = benchmark_dir(results_dir, profile, dev.type)
     path = folder / STEP_RECORD
     if path.is_file() and not force:
         return json.loads(path.read_text())
@@ -348,10 +386,11 @@ def record_train_benchmark(
     torch.set_num_threads(threads)
     start, t0 = utc_now(), time.perf_counter()
     try:
-        peak = sgemm_gflops(settings["gemm"])
+        peak = sgemm_gflops(settings["gemm"], device=dev)
         time_compiled = settings["compile"] if time_compiled is None else time_compiled
         rows = [
-            measure(sm, settings["steps"], settings["warmup"], peak, time_compiled) for sm in (models or study_models())
+            measure(sm, settings["steps"], settings["warmup"], peak, time_compiled, dev)
+            for sm in (models or study_models())
         ]
     finally:
         torch.set_num_threads(previous)
@@ -361,15 +400,15 @@ def record_train_benchmark(
             **settings,
             "compile": time_compiled,
             "threads": threads,
-            "precision": "fp32 (and bf16 autocast in the bf16 columns where the CPU has bf16 units)",
+            "precision": "fp32 (and bf16 autocast in the bf16 columns where the device has bf16 units)",
             "memory_format": "channels_last",
-            "bf16_units": cpu_bf16_units(),
+            "bf16_units": _has_bf16(dev),
         },
         "sgemm_gflops": peak,
         "models": rows,
         "provenance": {
             **git_info(),
-            "device": device_description("cpu", threads),
+            "device": device_description(dev, threads),
             "cpu_identity": cpu_identity(),
             "torch_version": torch.__version__,
             "start_time": start,

@@ -16,7 +16,6 @@ from .core import (
     _register,
 )
 
-
 # Smith measures "the last convolutional layer"; the diagnostic probes (``probes="diagnostic"``) add
 # the places a reader of that sentence might also have measured, to look for the source of a gap.
 SMITH_PROBES = ("paper", "diagnostic")
