@@ -1125,16 +1125,36 @@ def test_the_smoke_book_and_the_notebooks_are_one_unit_of_work_for_xdist():
 
 
 def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
-    from relustudy.book import FAMILY_SHADES, arm_palette, curve_palette
+    from relustudy.book import FAMILY_SHADES, activation_colour, arm_palette, curve_palette
+    from relustudy.experiments import EXPERIMENTS, get_experiment
 
     relu_blue = FAMILY_SHADES["relu"][0]
     for name in ("smith_cifar10_cnn", "xu_cifar10_nin", "he_cifar10_prelu", "tf_rrelu_mnist_bn"):
         assert arm_palette(name)["ReLU"] == relu_blue  # the same ReLU colour on every page
     xu = arm_palette("xu_cifar10_nin")
     assert xu["Leaky ReLU, a=100"] != xu["Leaky ReLU, a=5.5"]  # two arms of one family: two shades of it
-    assert {xu["Leaky ReLU, a=100"], xu["Leaky ReLU, a=5.5"]} <= set(FAMILY_SHADES["lrelu"])
-    assert arm_palette("theano_mnist_radford")["PReLU (Schlüter)"] in FAMILY_SHADES["prelu"]
-    assert curve_palette()["ReLU"] == relu_blue and curve_palette()["tanh"] in FAMILY_SHADES["tanh"]
+    assert curve_palette()["ReLU"] == relu_blue
+    # one arm, one colour, on every page: the same activation and parameters, wherever an experiment trains it
+    seen: dict[tuple, set] = {}
+    for name in EXPERIMENTS.names():
+        palette = arm_palette(name)
+        arms = get_experiment(name).arms
+        for arm in arms:
+            seen.setdefault((arm.activation, json.dumps(arm.params, sort_keys=True)), set()).add(palette[arm.label])
+        kinds = {(a.activation, json.dumps(a.params, sort_keys=True)) for a in arms}
+        assert len({palette[a.label] for a in arms}) == len(kinds), name  # two kinds never share a colour
+    assert all(len(colours) == 1 for colours in seen.values())
+
+    # a family's kinds are shades of its colour (its colour mixed with white): never another family's
+    def is_shade_of(colour: str, base: str) -> bool:
+        c, b = ([int(x[i : i + 2], 16) for i in (1, 3, 5)] for x in (colour, base))
+        shares = {round((ci - bi) / (255 - bi), 1) for ci, bi in zip(c, b) if bi < 255}
+        return len(shares) == 1 and 0 <= shares.pop() < 1
+
+    theano = arm_palette("theano_mnist_radford")
+    assert is_shade_of(theano["ReLU (switch)"], relu_blue) and theano["ReLU (switch)"] != relu_blue
+    prelu = activation_colour("prelu", {"mode": "channel", "init": 0.25})
+    assert is_shade_of(prelu, FAMILY_SHADES["prelu"][0]) and not is_shade_of(prelu, relu_blue)
 
 
 def test_forest_labels_name_what_was_compared_and_never_repeat():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..data import DATASETS
-from ..experiments import get_experiment
+from ..experiments import EXPERIMENTS, get_experiment
 from ..metrics import metric_label as _label
 from ..reference import source_label
 
@@ -26,6 +26,7 @@ __all__ = [
     "arm_order",
     "caveats_markdown",
     "arm_palette",
+    "activation_colour",
     "FAMILY_SHADES",
     "activation_family",
     "show_markdown",
@@ -166,7 +167,8 @@ def activation_family(name: str) -> str:
 
 def family_colours(arms: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Colour of each ``(label, activation registry name)`` in order: its activation family's
-    colour, the family's later labels in lighter shades (a repeated label keeps its first)."""
+    colour, the family's later labels in lighter shades (a repeated label keeps its first). For
+    things that are not the study's arms (see :func:`activation_colour` for those)."""
     palette: dict[str, str] = {}
     used: dict[str, int] = {}
     for label, activation in arms:
@@ -179,11 +181,47 @@ def family_colours(arms: Iterable[tuple[str, str]]) -> dict[str, str]:
     return palette
 
 
+def _arm_key(activation: str, params: Any) -> tuple[str, str]:
+    return activation, json.dumps(dict(params or {}), sort_keys=True)
+
+
+def _family_variants() -> dict[str, list[tuple[str, str]]]:
+    """Every distinct (activation, parameters) the experiments' arms train, per family: the family's
+    own activation without parameters first, then the rest in name and parameter order."""
+    keys = {_arm_key(a.activation, a.params) for n in EXPERIMENTS.names() for a in get_experiment(n).arms}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for key in sorted(keys, key=lambda k: (k[0] != activation_family(k[0]), k)):
+        out.setdefault(activation_family(key[0]), []).append(key)
+    return out
+
+
+def _lighter(colour: str, share: float) -> str:
+    """``colour`` mixed with white (``share`` of white, 0-1)."""
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * share):02x}" for c in rgb)
+
+
+def activation_colour(activation: str, params: Any = None) -> str:
+    """The colour of an activation with its parameters on every page: its family's colour, in a
+    shade that is this (activation, parameters)'s own across the whole study (so one arm keeps its
+    colour from chapter to chapter, and two kinds of one family never share one)."""
+    family = activation_family(activation)
+    base = FAMILY_SHADES.get(family, _OTHER_SHADES)[0]
+    variants = _family_variants().get(family, [])
+    key = _arm_key(activation, params)
+    index = variants.index(key) if key in variants else len(variants)
+    return _lighter(base, 0.72 * index / max(len(variants), 1))
+
+
 def arm_palette(experiments: str | Sequence[str]) -> dict[str, str]:
-    """Colour of every arm label of ``experiments`` (seaborn ``palette=``), by :func:`family_colours`
-    in the experiments' arm order."""
+    """Colour of every arm label of ``experiments`` (seaborn ``palette=``): each arm's
+    :func:`activation_colour` (a label used by two kinds of arm keeps its first)."""
     names = [experiments] if isinstance(experiments, str) else list(experiments)
-    return family_colours((arm.label, arm.activation) for name in names for arm in get_experiment(name).arms)
+    palette: dict[str, str] = {}
+    for name in names:
+        for arm in get_experiment(name).arms:
+            palette.setdefault(arm.label, activation_colour(arm.activation, arm.params))
+    return palette
 
 
 def caveats_markdown(experiments: Iterable[str], runs: "ChapterRuns | None" = None) -> str:

@@ -10,7 +10,7 @@ import torch
 
 from ..activations import build_activation, display_name
 from ..experiments import EXPERIMENTS, get_experiment
-from .base import activation_family, family_colours
+from .base import activation_colour, activation_family
 
 __all__ = ["curve_frame", "activation_curves", "study_activations", "CURVE_JOIN", "curve_palette"]
 
@@ -90,18 +90,16 @@ def study_activations() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def curve_palette() -> dict[str, str]:
-    """Colours of :func:`activation_curves`' functions by activation family (as the chapters' arms)."""
-    return family_colours((label, name) for label, name in _curve_groups())
+    """Colours of :func:`activation_curves`' functions: each curve its first activation's colour on
+    the chapters' pages (:func:`~relustudy.book.base.activation_colour`)."""
+    return {label: activation_colour(name, params) for label, name, params, _ in _curves(-3.0, 3.0, 7)}
 
 
-def _curve_groups() -> list[tuple[str, str]]:
-    return [(label, name) for label, name, _ in _curves(-3.0, 3.0, 7)]
-
-
-def _curves(lo: float, hi: float, points: int) -> list[tuple[str, str, pd.DataFrame]]:
+def _curves(lo: float, hi: float, points: int) -> list[tuple[str, str, dict[str, Any], pd.DataFrame]]:
     """The study's activations evaluated in eval mode; those that compute the same function (on
-    this grid, values and derivatives) are one curve, labelled by all their names."""
-    groups: dict[bytes, tuple[list[str], str, pd.DataFrame]] = {}
+    this grid, values and derivatives) are one curve, labelled by all their names:
+    ``(label, first registry name, its parameters, frame)``."""
+    groups: dict[bytes, tuple[list[str], str, dict[str, Any], pd.DataFrame]] = {}
     for label, name, params in study_activations():
         act = build_activation(name, 1, **params).eval().double()
         x = torch.linspace(lo, hi, points, dtype=torch.float64).reshape(1, 1, -1).requires_grad_(True)
@@ -110,8 +108,8 @@ def _curves(lo: float, hi: float, points: int) -> list[tuple[str, str, pd.DataFr
         key = torch.cat([y.detach().flatten(), dy.flatten()]).round(decimals=12).numpy().tobytes()
         frame = pd.DataFrame({"x": x.detach().flatten().numpy(), "y": y.detach().flatten().numpy(),
                               "dy/dx": dy.flatten().numpy()})  # fmt: skip
-        groups.setdefault(key, ([], name, frame))[0].append(label)
-    return [(CURVE_JOIN.join(labels), name, frame) for labels, name, frame in groups.values()]
+        groups.setdefault(key, ([], name, params, frame))[0].append(label)
+    return [(CURVE_JOIN.join(labels), name, params, frame) for labels, name, params, frame in groups.values()]
 
 
 def activation_curves(lo: float = -3.0, hi: float = 3.0, points: int = 601) -> Any:
@@ -119,6 +117,6 @@ def activation_curves(lo: float = -3.0, hi: float = 3.0, points: int = 601) -> A
     derivative on a grid of x, computed by the registry's modules and autograd in eval mode (so
     RReLU in its test-time form, PReLU at its initial coefficients). Long frame: activation, x, y,
     dy/dx."""
-    return pd.concat([f.assign(activation=label) for label, _, f in _curves(lo, hi, points)], ignore_index=True)[
+    return pd.concat([f.assign(activation=label) for label, _, _, f in _curves(lo, hi, points)], ignore_index=True)[
         ["activation", "x", "y", "dy/dx"]
     ]
