@@ -15,7 +15,6 @@ import fnmatch
 import math
 import os
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,40 +275,6 @@ def default_results_dir(profile: str) -> Path:
     return root / "_build" / "smoke-results" if profile == "smoke" else root / "results"
 
 
-EXECUTORS = ("local", "ray")  # this machine (one run at a time, or --jobs N processes); a Ray cluster
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: stop when the driver is gone, so that killing ``relustudy run`` leaves
-    no run training unseen (its checkpoint stays; the next ``run`` resumes it)."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _train_one(
-    config_dict: dict[str, Any], root: str, force: bool, data_dir: str | None, download: bool, progress: bool | None
-) -> tuple[dict[str, Any], float]:
-    """Train one run in a worker process (``--jobs``): the same call a sequential run makes."""
-    from .store import ResultsStore
-    from .trainer import train
-
-    t0 = time.perf_counter()
-    record = train(
-        RunConfig.from_dict(config_dict),
-        ResultsStore(root),
-        force=force,
-        data_dir=data_dir,
-        download=download,
-        progress=False if progress is None else progress,
-    )
-    return record, time.perf_counter() - t0
-
-
 def run_experiment(
     name: str,
     profile: str,
@@ -343,6 +308,7 @@ def run_experiment(
     as a task of ``num_threads`` CPUs (1 if not given) and, on CUDA, ``gpus_per_job`` of a GPU
     (default 1; a fraction shares one): see :mod:`relustudy.ray_executor`. ``jobs`` is then unused.
     """
+    from .executors import EXECUTORS, TrainOptions, make_executor
     from .store import ResultsStore, RunClaimed
     from .trainer import train
 
@@ -436,65 +402,28 @@ def run_experiment(
         return [r for r in records if r is not None]
 
     progress_state["todo"] = len(todo)
-    if executor == "ray" and todo:
-        from .ray_executor import train_on_ray
-
-        if force:  # recompute: the old records go first (a retried task must then resume, not restart)
-            for i in todo:
-                store.invalidate(configs[i])
+    if todo:
         import torch
 
         on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        runner = make_executor(
+            executor,
+            jobs=jobs,
+            address=address,
+            cpus_per_run=num_threads or 1,
+            gpus_per_run=(1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0,
+        )
 
         def done(k: int, record: dict, seconds: float) -> None:
             records[todo[k]] = record
             report(todo[k] + 1, configs[todo[k]], record, False, seconds)
 
-        train_on_ray(
+        runner.train(
             [configs[i] for i in todo],
             store,
-            address=address,
-            cpus_per_run=num_threads or 1,
-            gpus_per_run=(1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0,
-            data_dir=data_dir,
-            download=download,
-            on_done=done,
-            on_claimed=lambda k, e: elsewhere(todo[k], e),
-            on_parallel=lambda n: progress_state.update(parallel=n),
+            TrainOptions(force=force, data_dir=data_dir, download=download, progress=progress),
+            done,
+            lambda k, e: elsewhere(todo[k], e),
+            lambda n: progress_state.update(parallel=n),
         )
-        return finish()
-    if jobs == 1 or len(todo) <= 1:
-        for i in todo:
-            t0 = time.perf_counter()
-            try:
-                records[i] = train(
-                    configs[i], store, force=force, data_dir=data_dir, download=download, progress=progress
-                )
-            except RunClaimed as e:
-                elsewhere(i, e)
-                continue
-            report(i + 1, configs[i], records[i], False, time.perf_counter() - t0)
-        return finish()
-
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(todo)),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_exit_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        futures = {
-            pool.submit(_train_one, configs[i].to_dict(), str(store.root), force, data_dir, download, progress): i
-            for i in todo
-        }
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                records[i], seconds = fut.result()
-            except RunClaimed as e:
-                elsewhere(i, e)
-                continue
-            report(i + 1, configs[i], records[i], False, seconds)
     return finish()
