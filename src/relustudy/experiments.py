@@ -275,6 +275,26 @@ def default_results_dir(profile: str) -> Path:
     return root / "_build" / "smoke-results" if profile == "smoke" else root / "results"
 
 
+def _check_run_options(
+    jobs: Any, executor: str, address: str | None, seeds: list[int] | None, wait: Any, data_dir: str | None
+) -> None:
+    """One clear ConfigError for each bad scheduling option of :func:`run_experiment`."""
+    from .executors import EXECUTORS
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--address names a Ray cluster: give it with --executor ray")
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must not repeat, got {seeds}")
+    if wait is not None and not (isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0):
+        raise ConfigError(f"wait must be a number of seconds > 0, got {wait!r}")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is not a folder (give the folder holding <dataset>.npz files)")
+
+
 def run_experiment(
     name: str,
     profile: str,
@@ -308,25 +328,14 @@ def run_experiment(
     as a task of ``num_threads`` CPUs (1 if not given) and, on CUDA, ``gpus_per_job`` of a GPU
     (default 1; a fraction shares one): see :mod:`relustudy.ray_executor`. ``jobs`` is then unused.
     """
-    from .executors import EXECUTORS, TrainOptions, make_executor
+    from .executors import TrainOptions, make_executor
     from .store import ResultsStore, RunClaimed
     from .trainer import train
 
     exp = get_experiment(name)
     validate_profile(profile)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
-    if address is not None and executor != "ray":
-        raise ConfigError("--address names a Ray cluster: give it with --executor ray")
     seeds = None if seeds is None else list(seeds)
-    if seeds is not None and len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds must not repeat, got {seeds}")
-    if wait is not None and not (isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0):
-        raise ConfigError(f"wait must be a number of seconds > 0, got {wait!r}")
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise ConfigError(f"--data-dir {data_dir} is not a folder (give the folder holding <dataset>.npz files)")
+    _check_run_options(jobs, executor, address, seeds, wait, data_dir)
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
     if configs and not (executor == "ray" and device == "cuda"):  # a cluster's GPUs are its workers'
         from .trainer import resolve_device
