@@ -430,6 +430,7 @@ def test_backends_and_bf16_on_cpu(tmp_path, monkeypatch):
     threads = trainer._available_cpus()  # num_threads=None: every CPU this process may use
     assert record["provenance"]["device"].startswith(f"cpu: {threads} threads")
     assert record["provenance"]["channels_last_used"] is trainer.CPU_CHANNELS_LAST
+    assert record["provenance"]["model_execution"] == "eager"  # the path the model ran is recorded
     assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
 
 

@@ -704,6 +704,9 @@ def _train_claimed(
             activation_implementation=implementation(
                 config.activation, device.type, ACTIVATION_DTYPES[config.precision]
             ),
+            # the path the model ran: the trainer runs eager (the whole-step benchmark measures
+            # torch.compile per model; it is adopted nowhere, see the methods page)
+            model_execution="eager",
             allocator=allocator,
         )
         record = store.write_result(
