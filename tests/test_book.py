@@ -1125,10 +1125,10 @@ def test_the_smoke_book_and_the_notebooks_are_one_unit_of_work_for_xdist():
 
 
 def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
-    from relustudy.book import FAMILY_SHADES, activation_colour, arm_palette, curve_palette
+    from relustudy.book import FAMILY_COLOURS, activation_colour, arm_palette, curve_palette
     from relustudy.experiments import EXPERIMENTS, get_experiment
 
-    relu_blue = FAMILY_SHADES["relu"][0]
+    relu_blue = FAMILY_COLOURS["relu"]
     for name in ("smith_cifar10_cnn", "xu_cifar10_nin", "he_cifar10_prelu", "tf_rrelu_mnist_bn"):
         assert arm_palette(name)["ReLU"] == relu_blue  # the same ReLU colour on every page
     xu = arm_palette("xu_cifar10_nin")
@@ -1154,7 +1154,7 @@ def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
     theano = arm_palette("theano_mnist_radford")
     assert is_shade_of(theano["ReLU (switch)"], relu_blue) and theano["ReLU (switch)"] != relu_blue
     prelu = activation_colour("prelu", {"mode": "channel", "init": 0.25})
-    assert is_shade_of(prelu, FAMILY_SHADES["prelu"][0]) and not is_shade_of(prelu, relu_blue)
+    assert is_shade_of(prelu, FAMILY_COLOURS["prelu"]) and not is_shade_of(prelu, relu_blue)
 
 
 def test_forest_labels_name_what_was_compared_and_never_repeat():

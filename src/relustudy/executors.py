@@ -52,6 +52,13 @@ class Executor(Protocol):
     ) -> None: ...
 
 
+def _train(config: RunConfig, store: ResultsStore, options: TrainOptions, progress: bool | None) -> dict[str, Any]:
+    """The one training call every local executor makes."""
+    return train(
+        config, store, force=options.force, data_dir=options.data_dir, download=options.download, progress=progress
+    )
+
+
 class InProcess:
     """One run after another in this process."""
 
@@ -60,14 +67,7 @@ class InProcess:
         for i, config in enumerate(configs):
             t0 = time.perf_counter()
             try:
-                record = train(
-                    config,
-                    store,
-                    force=options.force,
-                    data_dir=options.data_dir,
-                    download=options.download,
-                    progress=options.progress,
-                )
+                record = _train(config, store, options, options.progress)
             except RunClaimed as e:
                 on_claimed(i, e)
                 continue
@@ -89,14 +89,8 @@ def _exit_with_parent(parent_pid: int) -> None:
 def _train_one(config_dict: dict[str, Any], root: str, options: TrainOptions) -> tuple[dict[str, Any], float]:
     """Train one run in a worker process: the same call a sequential run makes."""
     t0 = time.perf_counter()
-    record = train(
-        RunConfig.from_dict(config_dict),
-        ResultsStore(root),
-        force=options.force,
-        data_dir=options.data_dir,
-        download=options.download,
-        progress=False if options.progress is None else options.progress,
-    )
+    progress = False if options.progress is None else options.progress  # no bars from workers unasked
+    record = _train(RunConfig.from_dict(config_dict), ResultsStore(root), options, progress)
     return record, time.perf_counter() - t0
 
 

@@ -278,13 +278,10 @@ def default_results_dir(profile: str) -> Path:
 def _check_run_options(
     jobs: Any, executor: str, address: str | None, seeds: list[int] | None, wait: Any, data_dir: str | None
 ) -> None:
-    """One clear ConfigError for each bad scheduling option of :func:`run_experiment`."""
-    from .executors import EXECUTORS
-
+    """One clear ConfigError for each bad scheduling option of :func:`run_experiment` (the executor's
+    name is checked where it is made, :func:`relustudy.executors.make_executor`)."""
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if address is not None and executor != "ray":
         raise ConfigError("--address names a Ray cluster: give it with --executor ray")
     if seeds is not None and len(set(seeds)) != len(seeds):
@@ -328,6 +325,8 @@ def run_experiment(
     as a task of ``num_threads`` CPUs (1 if not given) and, on CUDA, ``gpus_per_job`` of a GPU
     (default 1; a fraction shares one): see :mod:`relustudy.ray_executor`. ``jobs`` is then unused.
     """
+    import torch
+
     from .executors import TrainOptions, make_executor
     from .store import ResultsStore, RunClaimed
     from .trainer import train
@@ -336,6 +335,14 @@ def run_experiment(
     validate_profile(profile)
     seeds = None if seeds is None else list(seeds)
     _check_run_options(jobs, executor, address, seeds, wait, data_dir)
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    runner = make_executor(  # an unknown executor is one clear error before anything is read
+        executor,
+        jobs=jobs,
+        address=address,
+        cpus_per_run=num_threads or 1,
+        gpus_per_run=(1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0,
+    )
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
     if configs and not (executor == "ray" and device == "cuda"):  # a cluster's GPUs are its workers'
         from .trainer import resolve_device
@@ -412,16 +419,6 @@ def run_experiment(
 
     progress_state["todo"] = len(todo)
     if todo:
-        import torch
-
-        on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-        runner = make_executor(
-            executor,
-            jobs=jobs,
-            address=address,
-            cpus_per_run=num_threads or 1,
-            gpus_per_run=(1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0,
-        )
 
         def done(k: int, record: dict, seconds: float) -> None:
             records[todo[k]] = record

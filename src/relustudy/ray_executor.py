@@ -191,9 +191,7 @@ def train_on_ray(
     auth = local_cluster_auth() if started_here and not address else contextlib.nullcontext()
     with auth:
         if started_here:
-            if not address:  # a local cluster's workers inherit this environment: import this very package
-                here = str(Path(__file__).resolve().parents[1])
-                os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+            if not address:  # this is the loopback driver: loopback_environment set PYTHONPATH for the workers
                 # Ray runs its workers at niceness 15; the runs are this machine's work, not background
                 # (on a busy machine a worker took 70 s instead of 4 to import torch).
                 os.environ.setdefault("RAY_worker_niceness", "0")

@@ -433,14 +433,25 @@ def read_train_step(results_dir: str | Path, profile: str = "quick") -> dict[str
     path = benchmark_dir(results_dir, profile, "cpu") / STEP_RECORD
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+
+    def check(record: dict[str, Any]) -> None:
         for m in record["models"]:
             m["model"], m["width"], m["batch_size"]  # the fields the estimates read
+
+    return _read_benchmark_record(path, "whole-step", check, f"relustudy bench train --profile {profile} --force")
+
+
+def _read_benchmark_record(
+    path: Path, what: str, check: Callable[[dict[str, Any]], Any], remake: str
+) -> dict[str, Any]:
+    """The JSON record at ``path``, after ``check`` (which raises on a missing field); one line
+    (StoreError) naming the file and the command ``remake`` that makes it again where it cannot be read."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        check(record)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise StoreError(
-            f"whole-step record {path} cannot be read ({type(e).__name__}: {e}); measure it again: "
-            f"relustudy bench train --profile {profile} --force"
+            f"{what} record {path} cannot be read ({type(e).__name__}: {e}); measure it again: {remake}"
         ) from None
     return record
 
@@ -679,15 +690,8 @@ def read_step_timing(results_dir: str | Path, experiment: str, profile: str) -> 
     path = step_timing_path(results_dir, experiment, profile)
     if experiment not in STEP_TIMINGS or not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        step_timing_rows(record)  # the fields every reader needs are there
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise StoreError(
-            f"step-timing record {path} cannot be read ({type(e).__name__}: {e}); measure it again: "
-            f"relustudy bench steps --experiment {experiment} --profile {profile} --force"
-        ) from None
-    return record
+    remake = f"relustudy bench steps --experiment {experiment} --profile {profile} --force"
+    return _read_benchmark_record(path, "step-timing", step_timing_rows, remake)  # rows: the fields readers need
 
 
 def step_timing_frame(results_dir: str | Path, experiment: str, profile: str) -> Any:

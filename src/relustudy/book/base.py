@@ -27,7 +27,7 @@ __all__ = [
     "caveats_markdown",
     "arm_palette",
     "activation_colour",
-    "FAMILY_SHADES",
+    "FAMILY_COLOURS",
     "activation_family",
     "show_markdown",
     "markdown_html",
@@ -144,17 +144,16 @@ def arm_order(experiment: str) -> list[str]:
 
 # One colour per activation family on every page (the arms of one family in shades of it), so that
 # ReLU is the same blue in every chapter and figure: family -> shades, darkest first.
-FAMILY_SHADES = {
-    "relu": ("#1f4e99", "#4f7fcf", "#8fb0e6"),
-    "lrelu": ("#d9730d", "#f29e4c", "#f7c48f"),
-    "prelu": ("#b2182b", "#e05566", "#f09aa4", "#f7c6cc"),
-    "rrelu": ("#1b7837", "#5aae61", "#a6dba0"),
-    "elu": ("#6a3d9a", "#9e7bc4"),
-    "tanh": ("#555555", "#999999"),
+# Each activation family's colour; an arm's own shade of it comes from activation_colour.
+FAMILY_COLOURS = {
+    "relu": "#1f4e99",
+    "lrelu": "#d9730d",
+    "prelu": "#b2182b",
+    "rrelu": "#1b7837",
+    "elu": "#6a3d9a",
+    "tanh": "#555555",
 }
-
-
-_OTHER_SHADES = ("#8c6d31", "#bd9e39", "#e7ba52")
+_OTHER_COLOUR = "#8c6d31"
 
 
 def activation_family(name: str) -> str:
@@ -163,22 +162,6 @@ def activation_family(name: str) -> str:
         if family in name:
             return family
     return "other"
-
-
-def family_colours(arms: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Colour of each ``(label, activation registry name)`` in order: its activation family's
-    colour, the family's later labels in lighter shades (a repeated label keeps its first). For
-    things that are not the study's arms (see :func:`activation_colour` for those)."""
-    palette: dict[str, str] = {}
-    used: dict[str, int] = {}
-    for label, activation in arms:
-        if label in palette:
-            continue
-        family = activation_family(activation)
-        shades = FAMILY_SHADES.get(family, _OTHER_SHADES)
-        palette[label] = shades[min(used.get(family, 0), len(shades) - 1)]
-        used[family] = used.get(family, 0) + 1
-    return palette
 
 
 def _arm_key(activation: str, params: Any) -> tuple[str, str]:
@@ -206,7 +189,7 @@ def activation_colour(activation: str, params: Any = None) -> str:
     shade that is this (activation, parameters)'s own across the whole study (so one arm keeps its
     colour from chapter to chapter, and two kinds of one family never share one)."""
     family = activation_family(activation)
-    base = FAMILY_SHADES.get(family, _OTHER_SHADES)[0]
+    base = FAMILY_COLOURS.get(family, _OTHER_COLOUR)
     variants = _family_variants().get(family, [])
     key = _arm_key(activation, params)
     index = variants.index(key) if key in variants else len(variants)
