@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import re
 import shutil
 import sys
 import threading
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+import relustudy.sources  # noqa: F401  (registers the experiments and claims)
+from relustudy.activations import ACTIVATIONS
+from relustudy.claims import CLAIMS
+from relustudy.data import DATASETS
+from relustudy.experiments import EXPERIMENTS
+from relustudy.metrics import METRICS
+from relustudy.models import MODELS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without the background-networking flags Chromium keeps dialling out on this closed network.
@@ -40,7 +49,7 @@ THEME_CONSOLE_ALLOW = ("Identifier 'THEBE_JS_URL' has already been declared", "G
 def unavailable() -> str | None:
     """Why the browser check cannot run here ("" -> it can)."""
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401, PLC0415 (optional dependency)
     except ImportError:
         return "playwright is not installed (pip install playwright; see requirements.lock)"
     if CHROMIUM is None:
@@ -102,7 +111,7 @@ def check_pages(
 ) -> list[str]:
     """Problems found on ``pages`` (paths under ``base_url``), one line each; screenshots of each
     page go to ``screenshots`` when given. ``search``: a term the site's search must find."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 (optional dependency)
 
     problems: list[str] = []
     with sync_playwright() as p:
@@ -198,9 +207,8 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
     without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
     text (closed details blocks, code blocks and inline commands -- code with a space -- do not
     count: a command names things by their keys)."""
-    import re
 
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 (optional dependency)
 
     pattern = re.compile(
         r"(?<![\w./-])(" + "|".join(sorted(map(re.escape, keys), key=len, reverse=True)) + r")(?![\w-])"
@@ -239,13 +247,6 @@ def registry_keys() -> set[str]:
     """Every registry name a reader should never see (snake_case or dotted: plain words such as
     "relu" or "nin" are also ordinary words on a page): experiments, claims, metrics,
     activations, models, datasets."""
-    import relustudy.sources  # noqa: F401  (registers the experiments and claims)
-    from relustudy.activations import ACTIVATIONS
-    from relustudy.claims import CLAIMS
-    from relustudy.data import DATASETS
-    from relustudy.experiments import EXPERIMENTS
-    from relustudy.metrics import METRICS
-    from relustudy.models import MODELS
 
     return {
         k

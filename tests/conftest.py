@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling  # here: pytest also runs without xdist
+
+from relustudy.data import dataset_available
+from relustudy.experiments import run_experiment
 
 # The grid slice the scheduling tests (--jobs, Ray) compare against: trained once per session.
 SCHEDULED_SLICE = dict(name="tf_rrelu_mnist_nobn", profile="smoke", seeds=[0], num_threads=1)
@@ -11,8 +15,6 @@ SCHEDULED_SLICE = dict(name="tf_rrelu_mnist_nobn", profile="smoke", seeds=[0], n
 @pytest.fixture(scope="session")
 def sequential_slice(tmp_path_factory):
     """``SCHEDULED_SLICE`` trained one run at a time: the records every other schedule must equal."""
-    from relustudy.data import dataset_available
-    from relustudy.experiments import run_experiment
 
     if not dataset_available("mnist"):
         pytest.skip("MNIST not found (set RELUSTUDY_DATA)")
@@ -36,8 +38,6 @@ def xdist_unit(nodeid: str) -> str:
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own scheduler
 def pytest_xdist_make_scheduler(config, log):
-    from xdist.scheduler import LoadScopeScheduling  # here: pytest also runs without xdist
-
     class ByUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_unit(nodeid)

@@ -15,8 +15,10 @@ from relustudy.activations import (
     Activation,
     activation_factory,
     build_activation,
+    display_name,
     no_weight_decay_parameters,
 )
+from relustudy.microbench import AS_WRITTEN, case_names
 from relustudy.registry import UnknownNameError
 
 RELU_VARIANTS = ["relu_max", "relu_mask", "relu_abs", "relu_where"]
@@ -400,16 +402,11 @@ def test_the_blogs_forms_as_written_differ_from_ours_only_at_zero(name):
 
 
 def test_the_benchmark_times_the_blogs_forms_as_written():
-    from relustudy.microbench import AS_WRITTEN, case_names
-
     assert set(AS_WRITTEN) == {f"{n}[as written]" for n in ("relu_max", "relu_abs", "prelu_maxmin", "prelu_abs")}
     assert set(AS_WRITTEN) <= set(case_names())
 
 
 def test_display_names_come_from_the_registry():
-    from relustudy.activations import display_name
-    from relustudy.registry import UnknownNameError
-
     assert [display_name(n) for n in ("relu", "prelu", "rrelu", "torch_rrelu", "elu")] == [
         "ReLU",
         "PReLU",

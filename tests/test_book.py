@@ -3,27 +3,42 @@ the chapters call (the end-to-end smoke build of the real book is tests/test_smo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from browser_check import browser_or_skip
+from conftest import xdist_unit
 from synthetic_records import long_records
 
+import relustudy.book.runs as chapter
 from relustudy import book
+from relustudy import microbench as mb
 from relustudy.book import (
+    FAMILY_COLOURS,
     BookError,
+    activation_colour,
+    arm_palette,
     check_links,
+    curve_palette,
     find_broken_links,
     find_external_assets,
     sanitize_notebook,
     strip_progress,
 )
-from relustudy.claims import VERDICTS
-from relustudy.reference import source_label
+from relustudy.claims import VERDICTS, deciding_effect, evaluate_claims, paper_vs_ours
+from relustudy.data import DATASETS, DataError
+from relustudy.experiments import EXPERIMENTS, get_experiment
+from relustudy.models import MODELS, model_display_name
+from relustudy.notebook_params import NotebookParameterError, check_namespace, validate
+from relustudy.reference import printed_decimals, source_label
+from relustudy.store import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -242,8 +257,6 @@ def test_toc_lists_every_notebook_and_every_page():
 
 
 def test_config_is_offline_and_does_not_execute():
-    import yaml
-
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert cfg["title"] == "relu-study"
     assert cfg["execute"]["execute_notebooks"] == "off"
@@ -268,9 +281,6 @@ def test_toc_without_notebook_is_a_clear_error(tmp_path):
 def _fake_store(root: Path, seeds=(0, 1), profile: str = "smoke", names=None, shift: float = 0.0) -> list:
     """Records for the three Smith experiments (``profile``, default smoke), written through the
     real store; ``shift`` is added to every test accuracy."""
-    from relustudy.data import DATASETS
-    from relustudy.experiments import get_experiment
-    from relustudy.store import ResultsStore
 
     store = ResultsStore(root)
     configs = []
@@ -317,16 +327,12 @@ def _fake_store(root: Path, seeds=(0, 1), profile: str = "smoke", names=None, sh
 
 @pytest.fixture()
 def fake_runs(tmp_path):
-    from relustudy.notebook_params import validate
-
     _fake_store(tmp_path / "res")
     params = validate(profile="smoke", seeds=None, device="cpu", results_dir=str(tmp_path / "res"))
     return book.ensure_runs(["smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"], params, train=False)
 
 
 def test_ensure_runs_loads_only_the_configured_seeds(tmp_path):
-    from relustudy.notebook_params import validate
-
     _fake_store(tmp_path / "res", seeds=(0, 1, 7))
     params = validate(profile="smoke", seeds=[0, 1], device="cpu", results_dir=str(tmp_path / "res"))
     runs = book.ensure_runs(["smith_fmnist_cnn"], params, train=False)
@@ -391,8 +397,6 @@ def test_curve_frame_resamples_each_run_on_a_common_grid(fake_runs):
 
 
 def test_profile_and_notes_come_from_the_registry():
-    from relustudy.experiments import get_experiment
-
     exp = get_experiment("smith_cifar10_cnn")
     text = book.profile_markdown("smith_cifar10_cnn", "quick")
     assert text.startswith("**Smith Table 3, ")
@@ -432,8 +436,6 @@ def test_caveats_and_banner(fake_runs):
 
 # ------------------------------------------------------------------------------- end to end
 def _have(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 
@@ -449,8 +451,6 @@ def test_theme_templates_in_static_are_not_pages(tmp_path):
 
 
 def test_paper_vs_ours_in_the_sources_layout(fake_runs):
-    from relustudy.claims import paper_vs_ours
-
     wide = book.paper_vs_ours_wide(paper_vs_ours(fake_runs.results, "smith_fmnist_cnn", "smoke"))
     assert list(wide.index) == ["tanh", "ReLU", "LReLU", "PReLU"]
     assert wide.shape == (4, 9)
@@ -466,9 +466,6 @@ def test_paper_vs_ours_in_the_sources_layout(fake_runs):
 
 
 def test_paper_vs_ours_digits_follow_what_the_source_printed():
-    from relustudy.claims import paper_vs_ours
-    from relustudy.reference import printed_decimals
-
     assert [printed_decimals(t) for t in ("0.00318", "0.1245", "0.429", "12", "1.5e-3")] == [5, 4, 3, 0, 1]
     exp = "xu_cifar10_nin"
     pvo = paper_vs_ours(
@@ -489,8 +486,6 @@ def test_paper_vs_ours_digits_follow_what_the_source_printed():
 
 
 def test_claim_tables_are_computed_from_the_runs(fake_runs):
-    from relustudy.claims import evaluate_claims
-
     claims = evaluate_claims(fake_runs.results, "smoke", source="smith")
     counts = book.verdict_counts_markdown(claims)
     assert counts.startswith(f"**{len(claims)} claims** evaluated on the smoke profile:")
@@ -507,10 +502,6 @@ def test_claim_tables_are_computed_from_the_runs(fake_runs):
 
 
 def test_ensure_runs_can_skip_experiments_without_data(tmp_path, monkeypatch):
-    import relustudy.book.runs as chapter
-    from relustudy.data import DataError
-    from relustudy.notebook_params import validate
-
     def no_data(name, profile, **kwargs):
         raise DataError("dataset 'cifar100' not found; set RELUSTUDY_DATA or use --download\nmore detail")
 
@@ -545,7 +536,7 @@ def test_bad_papermill_parameter_fails_the_first_cell_clearly(tmp_path):
 
 
 def test_a_misspelled_papermill_parameter_fails_naming_the_valid_ones(tmp_path):
-    import papermill as pm
+    import papermill as pm  # noqa: PLC0415 (optional dependency)
 
     target = tmp_path / "profiles.ipynb"
     with pytest.raises(pm.PapermillExecutionError) as err:
@@ -562,16 +553,12 @@ def test_a_misspelled_papermill_parameter_fails_naming_the_valid_ones(tmp_path):
 
 
 def test_check_namespace_ignores_functions_and_kernel_names():
-    from relustudy.notebook_params import NotebookParameterError, check_namespace, validate
-
     check_namespace({"profile": "smoke", "validate": validate, "In": [], "_": None, "get_ipython": print})
     with pytest.raises(NotebookParameterError, match="unknown notebook parameter.*seed; valid"):
         check_namespace({"profile": "smoke", "seed": 3})
 
 
 def test_choices_are_listed_once():
-    from relustudy.experiments import get_experiment
-
     names = ["smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"]
     text = book.choices_markdown(names)
     every = {n for name in names for n in get_experiment(name).notes}
@@ -610,8 +597,6 @@ def test_arm_summary_table(fake_runs):
 
 
 def test_benchmark_table_pivots_directions():
-    from relustudy import microbench as mb
-
     rows = [
         dict(
             name="copy",
@@ -658,8 +643,6 @@ def test_spread_across_arms(fake_runs):
 
 
 def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_size():
-    import pandas as pd
-
     rows = []
     for shape, scale in (("128x32x30x30", 1.0), ("128x64x30x30", 0.5)):
         for layout in ("contiguous", "channels_last"):
@@ -735,8 +718,6 @@ def test_kernel_table_holds_each_trained_activation_to_its_limit_at_each_tensor_
 
 
 def test_kernel_limits_markdown_names_the_limits_the_record_measured():
-    import pandas as pd
-
     def bounds(*names):
         return pd.DataFrame({"name": list(names), "kind": "bound"})
 
@@ -749,9 +730,6 @@ def test_kernel_limits_markdown_names_the_limits_the_record_measured():
 
 
 def test_a_quick_book_shows_an_experiment_in_paper_profile_once_all_its_records_exist(tmp_path):
-    from relustudy.claims import evaluate_claims
-    from relustudy.notebook_params import validate
-
     root = tmp_path / "res"
     _fake_store(root, seeds=(0, 1, 2, 3, 4), profile="quick", names=("smith_cifar10_cnn", "smith_fmnist_cnn"))
     paper = _fake_store(root, seeds=(0, 1, 2, 3, 4), profile="paper", names=("smith_cifar10_cnn",), shift=0.05)
@@ -778,8 +756,6 @@ def test_a_quick_book_shows_an_experiment_in_paper_profile_once_all_its_records_
 
 
 def test_a_smoke_book_never_switches_profile(tmp_path):
-    from relustudy.notebook_params import validate
-
     root = tmp_path / "res"
     _fake_store(root, seeds=(0, 1, 2, 3, 4), profile="paper", names=("smith_cifar10_cnn",))
     _fake_store(root, names=("smith_cifar10_cnn",))
@@ -813,7 +789,6 @@ def test_verdicts_at_a_glance_and_takeaways():
 def _claims_with_effects():
     """Four claims of three units evaluated on synthetic records: one replicated, one not
     replicated, one inconclusive, one not run."""
-    from relustudy.claims import evaluate_claims
 
     exp = "he_cifar10_prelu"
     arms = ("ReLU", "PReLU", "PReLU (channel-shared)", "LReLU (slope 0.25)", "PReLU (weight decay on a)")
@@ -843,7 +818,6 @@ def test_the_forest_plot_draws_every_claim_with_numbers():
     claims = _claims_with_effects()
     fig = book.verdict_forest(claims)
     labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
-    from relustudy.claims import deciding_effect
 
     decided = [deciding_effect(c.effects, c.verdict) for c in claims.itertuples()]
     with_numbers = [e for e in decided if e is not None and math.isfinite(e.estimate)]
@@ -911,8 +885,6 @@ def test_reproduce_box_and_downloads(fake_runs, tmp_path):
 
 
 def test_activation_curves_known_values():
-    import numpy as np
-
     f = book.activation_curves(points=7)  # x = -3, -2, ..., 3
     at = {a: g.set_index("x") for a, g in f.groupby("activation")}
     assert at["ReLU"].loc[-1.0, "y"] == 0.0 and at["ReLU"].loc[2.0, "dy/dx"] == 1.0
@@ -931,8 +903,6 @@ def test_activation_curves_known_values():
 
 
 def test_a_notebook_run_by_hand_does_not_start_a_long_grid_unasked(tmp_path, monkeypatch):
-    from relustudy.notebook_params import validate
-
     monkeypatch.delenv(book.TRAIN_ENV, raising=False)
     params = validate(profile="quick", device="cpu", results_dir=str(tmp_path / "empty"))
     with pytest.raises(book.TrainingNotAllowed) as err:
@@ -1109,8 +1079,6 @@ def test_allocator_markdown_reads_its_record(tmp_path):
 
 
 def test_the_smoke_book_and_the_notebooks_are_one_unit_of_work_for_xdist():
-    from conftest import xdist_unit
-
     book_test, cells = (
         "tests/test_smoke_book.py::test_smoke_book_build",
         ("notebooks/smith.ipynb::Cell 3", "notebooks/summary.ipynb::Cell 0"),
@@ -1125,9 +1093,6 @@ def test_the_smoke_book_and_the_notebooks_are_one_unit_of_work_for_xdist():
 
 
 def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
-    from relustudy.book import FAMILY_COLOURS, activation_colour, arm_palette, curve_palette
-    from relustudy.experiments import EXPERIMENTS, get_experiment
-
     relu_blue = FAMILY_COLOURS["relu"]
     for name in ("smith_cifar10_cnn", "xu_cifar10_nin", "he_cifar10_prelu", "tf_rrelu_mnist_bn"):
         assert arm_palette(name)["ReLU"] == relu_blue  # the same ReLU colour on every page
@@ -1171,7 +1136,6 @@ def test_pages_name_cases_experiments_and_models_not_their_keys():
     assert book.case_display_name("prelu[shared]") == "PReLU (channel-shared)"
     assert book.case_display_name("F.relu") == "F.relu"  # PyTorch's own functions keep their code names
     assert book.experiment_name("smith_cifar10_cnn") == "Smith, Table 3 (3-layer CNN on CIFAR-10)"
-    from relustudy.models import MODELS, model_display_name
 
     assert all(model_display_name(m) != m for m in MODELS.names())  # every network has a name for pages
     claims = pd.DataFrame({"claim": ["A beats B.", "A beats B."], "claim_id": ["x.first", "x.second"]})

@@ -14,7 +14,11 @@ from synthetic_records import long_records
 
 from relustudy import claims as C
 from relustudy import reference as R
+from relustudy.book import failures_table
+from relustudy.metrics import derived_metrics
 from relustudy.registry import UnknownNameError
+from relustudy.sources.smith import SMITH_METRICS
+from relustudy.stats import PairedComparison, fieller_interval, paired_comparison
 
 # -------------------------------------------------------------------- the published numbers
 # Typed here on purpose: this is the check of the transcription in the sources' values files
@@ -97,8 +101,6 @@ def test_reference_shape_and_sources():
 
 
 def test_metric_and_experiment_mappings():
-    from relustudy.sources.smith import SMITH_METRICS
-
     assert SMITH_METRICS == {
         "test_accuracy": "accuracy",
         "last_conv.sparsity": "lifetime_sparsity",
@@ -511,8 +513,6 @@ def test_an_inconclusive_part_states_what_it_could_have_detected():
 
 
 def test_holm_keeps_a_clear_deficit_and_drops_a_marginal_one():
-    from relustudy.stats import PairedComparison
-
     def pc(p):
         return PairedComparison("e", "m", "a", "b", 5, p_value=p, ci_low=-1.0, ci_high=-0.5)
 
@@ -532,8 +532,6 @@ def test_a_nine_part_claim_reports_the_correction():
 
 # ------------------------------------------------------------------------------- effects
 def _pc(mean, lo, hi, n=5):
-    from relustudy.stats import PairedComparison
-
     return PairedComparison("e", "m", "A", "B", n, mean_diff=mean, ci_low=lo, ci_high=hi)
 
 
@@ -599,8 +597,6 @@ def _rank_records(relu_gap: list[float]) -> pd.DataFrame:
 
 
 def test_rank_claim_takes_holm_over_its_parts():
-    from relustudy.stats import paired_comparison
-
     claim = C.get_claim("xu2015.table3.rrelu_best_test_error")
     # ReLU beats RReLU at 0.0125 < p < 0.05: significant alone, not after Holm over 4 comparisons.
     weak = _rank_records([0.010, 0.002, 0.012, 0.001, 0.006])
@@ -673,8 +669,6 @@ def test_gain_ratio_claim_gives_each_verdict():
 
 
 def test_fieller_interval_brackets_the_ratio_and_is_exact_without_noise():
-    from relustudy.stats import fieller_interval
-
     assert fieller_interval([2.0, 2.2, 1.8], [1.0, 1.1, 0.9]) == pytest.approx((2.0, 2.0))
     x, y = [0.9, 1.1, 1.0, 1.2, 0.8], [2.0, 2.1, 1.9, 2.2, 1.8]
     lo, hi = fieller_interval(x, y)
@@ -721,7 +715,6 @@ def test_comparison_of_a_metric_the_profile_does_not_measure_is_not_run():
     r = claim.evaluate(df, "quick")
     assert r.verdict == "not run" and "generalization gap" in r.detail
     # with the eval-mode training error recorded, the gap is derived when records are read
-    from relustudy.metrics import derived_metrics
 
     assert derived_metrics({"test_error": 0.30, "train_eval_error": 0.05}) == {
         "generalization_gap": pytest.approx(0.25)
@@ -757,8 +750,6 @@ def test_paper_effect_sentence_appears_exactly_when_the_interval_excludes_it():
 
 
 def test_published_values_tally_counts_paper_profile_values_on_the_sources_task_only():
-    from relustudy.book import failures_table
-
     means = paper_like("Table 2", shift={"PReLU": -0.05})  # one published value far outside our interval
     df = pd.concat(
         [results("smith_fmnist_cnn", means, profile="paper"), results("he_cifar10_prelu", {}, profile="paper")]

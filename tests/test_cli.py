@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from relustudy.cli import main
+import relustudy.store as store_mod
+from relustudy import cli, experiments
+from relustudy.cli import INCOMPLETE_EXIT, IO_ERROR_EXIT, USER_ERROR_EXIT, main
+from relustudy.experiments import EXPERIMENTS, get_experiment
+from relustudy.store import CLAIM_FILE, ResultsStore, process_identity
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -16,8 +26,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_list_shows_every_experiment_and_profile(capsys):
-    from relustudy.experiments import EXPERIMENTS
-
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for name in EXPERIMENTS.names():
@@ -118,8 +126,6 @@ def test_run_twice_recomputes_nothing(tmp_path, capsys):
 
 
 def test_data_check_exits_nonzero_on_a_corrupt_file(tmp_path):
-    import numpy as np
-
     good = {
         "x_train": np.zeros((2, 28, 28), np.uint8),
         "y_train": np.zeros(2, np.uint8),
@@ -143,10 +149,6 @@ def test_data_check_exits_nonzero_on_a_corrupt_file(tmp_path):
 
 
 def test_missing_gpu_missing_data_dir_and_repeated_seeds_are_one_line_errors(tmp_path, capsys):
-    import torch
-
-    from relustudy.cli import main
-
     cases = [["--seeds", "0", "0"], ["--data-dir", str(tmp_path / "nowhere")]]
     if not torch.cuda.is_available():
         cases.append(["--device", "cuda"])
@@ -159,12 +161,6 @@ def test_missing_gpu_missing_data_dir_and_repeated_seeds_are_one_line_errors(tmp
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_is_one_line_naming_the_file_and_keeps_complete_records(tmp_path, capsys, monkeypatch):
-    import os
-    import tempfile
-
-    import relustudy.store as store_mod
-    from relustudy.cli import IO_ERROR_EXIT, main
-
     results = tmp_path / "r"
     args = ["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--results-dir", str(results)]
     assert main([*args, "--seeds", "0"]) == 0  # seed 0 complete before the disk fills
@@ -190,9 +186,6 @@ def test_a_full_disk_is_one_line_naming_the_file_and_keeps_complete_records(tmp_
 
 
 def test_thread_counts_zero_is_a_one_line_error_and_too_many_is_said(tmp_path, capsys, monkeypatch):
-    from relustudy import cli, experiments
-    from relustudy.cli import main
-
     base = ["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--results-dir", str(tmp_path / "r")]
     assert main([*base, "--threads-per-job", "0"]) == cli.USER_ERROR_EXIT
     err = capsys.readouterr().err.strip().splitlines()
@@ -204,8 +197,6 @@ def test_thread_counts_zero_is_a_one_line_error_and_too_many_is_said(tmp_path, c
 
 
 def test_bench_profiles_without_a_benchmark_are_one_line_errors(tmp_path, capsys):
-    from relustudy.cli import USER_ERROR_EXIT, main
-
     for what in ([], ["train"]):
         assert main(["bench", *what, "--profile", "regime", "--results-dir", str(tmp_path)]) == USER_ERROR_EXIT
         err = capsys.readouterr().err.strip().splitlines()
@@ -214,14 +205,6 @@ def test_bench_profiles_without_a_benchmark_are_one_line_errors(tmp_path, capsys
 
 
 def test_run_held_by_another_process_ends_with_a_summary_and_exit_3(tmp_path, capsys):
-    import json
-    import socket
-    import subprocess
-
-    from relustudy.cli import INCOMPLETE_EXIT, main
-    from relustudy.experiments import get_experiment
-    from relustudy.store import CLAIM_FILE, ResultsStore
-
     store = ResultsStore(tmp_path)
     cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
@@ -243,8 +226,6 @@ def test_run_held_by_another_process_ends_with_a_summary_and_exit_3(tmp_path, ca
 
 
 def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, capsys):
-    from relustudy.cli import IO_ERROR_EXIT, main
-
     afile = tmp_path / "results"
     afile.write_text("not a folder")
     rc = main(["run", "tf_rrelu_mnist_bn", "--profile", "smoke", "--seeds", "0", "--results-dir", str(afile)])
@@ -254,10 +235,6 @@ def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_force_through_a_linked_run_folder_is_one_line_and_deletes_nothing_outside(tmp_path, capsys):
-    from relustudy.cli import main
-    from relustudy.experiments import get_experiment
-    from relustudy.store import ResultsStore
-
     cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -285,14 +262,6 @@ def test_force_through_a_linked_run_folder_is_one_line_and_deletes_nothing_outsi
 
 
 def test_wait_takes_over_a_held_run_once_its_holder_ends(tmp_path, capsys):
-    import json
-    import socket
-    import subprocess
-
-    from relustudy.cli import main
-    from relustudy.experiments import get_experiment
-    from relustudy.store import CLAIM_FILE, ResultsStore, process_identity
-
     store = ResultsStore(tmp_path)
     cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])  # ends by itself

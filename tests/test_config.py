@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from relustudy.config import RUNTIME_FIELDS, ConfigError, RunConfig
+from relustudy.config import MAX_SEED, RUNTIME_FIELDS, ConfigError, RunConfig
+from relustudy.trainer import _SHUFFLE_SEED_OFFSET
 
 BASE = dict(experiment="exp", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu")
 
@@ -150,9 +151,6 @@ def test_config_is_frozen():
 
 
 def test_seeds_must_fit_torch_generators():
-    from relustudy.config import MAX_SEED
-    from relustudy.trainer import _SHUFFLE_SEED_OFFSET
-
     base = dict(experiment="x", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu")
     RunConfig.from_dict({**base, "seed": MAX_SEED})  # the largest accepted seed ...
     torch.Generator().manual_seed(MAX_SEED + _SHUFFLE_SEED_OFFSET)  # ... and its offset generator work
@@ -162,8 +160,6 @@ def test_seeds_must_fit_torch_generators():
 
 
 def test_seeds_stop_where_torch_would_alias_them():
-    from relustudy.config import MAX_SEED
-
     # Why the cap: the CPU generator keeps 32 bits of a seed (seed 2^32 draws what seed 0 draws).
     assert torch.Generator().manual_seed(2**32).initial_seed() == 2**32
     assert torch.equal(

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets as tvd
+from PIL import Image
 
 from relustudy import data as D
 from relustudy.data import DATASETS, DataError, content_sha256, load_dataset
@@ -95,7 +97,6 @@ def md5(path: Path) -> str:
 
 def write_cifar(root: Path, monkeypatch, rng, cifar100: bool = False, per_batch: int = 4):
     """Pickled batches in torchvision's layout; the class's md5 table is pointed at them."""
-    import torchvision.datasets as tvd
 
     cls = tvd.CIFAR100 if cifar100 else tvd.CIFAR10
     folder = root / cls.base_folder
@@ -345,8 +346,6 @@ def test_download_path_converts_once_into_the_cache(tmp_path, no_data_env):
 
 
 def test_download_failure_is_a_data_error(tmp_path, no_data_env, monkeypatch):
-    import torchvision.datasets as tvd
-
     def offline(self):
         raise RuntimeError("no network")
 
@@ -439,8 +438,6 @@ def test_read_idx(tmp_path):
 
 # --- CIFAR-10 from JPEG ---------------------------------------------------------------------------
 def test_cifar10_jpeg_decode_of_a_slice_matches_pillow():
-    from PIL import Image
-
     with np.load(shared_file("cifar10_jpeg.npz")) as z:
         jpeg, offsets = z["jpeg_train"], z["offsets_train"]
     x = D.decode_cifar10_jpeg(jpeg, offsets, 0, 50)

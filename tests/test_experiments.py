@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import difflib
 import json
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +20,11 @@ from conftest import SCHEDULED_SLICE
 from relustudy import sources
 from relustudy.activations import build_activation
 from relustudy.config import PROFILES, REQUIRED_PROFILES, ConfigError
-from relustudy.data import DATASETS
+from relustudy.data import DATASETS, dataset_available
 from relustudy.experiments import EXPERIMENTS, get_experiment, run_experiment
 from relustudy.models import build_model
 from relustudy.reference import SOURCES, paper_values
+from relustudy.store import CLAIM_FILE, ResultsStore
 from relustudy.trainer import TIMING_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,8 +112,6 @@ def test_duplicate_seeds_and_bad_jobs_are_rejected(tmp_path):
 
 
 def _mnist_available() -> bool:
-    from relustudy.data import dataset_available
-
     return dataset_available("mnist")
 
 
@@ -140,11 +144,6 @@ def _spawned_workers(parent: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 @pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
 def test_workers_stop_when_the_driver_is_killed(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
     code = (
         "from relustudy.experiments import run_experiment; "
         f"run_experiment('theano_mnist_radford', 'smoke', results_dir={str(tmp_path)!r}, jobs=2, num_threads=1, log=None)"
@@ -177,12 +176,6 @@ def test_workers_stop_when_the_driver_is_killed(tmp_path):
 
 @pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
 def test_a_run_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_over(tmp_path):
-    import socket
-    import subprocess
-    import sys
-
-    from relustudy.store import CLAIM_FILE, ResultsStore
-
     store = ResultsStore(tmp_path)
     cfg = get_experiment("tf_rrelu_mnist_bn").configs("smoke", seeds=[0])[0]
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -208,11 +201,6 @@ def test_a_run_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_
 
 @pytest.mark.skipif(not _mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
 def test_two_concurrent_runs_on_one_store_train_every_run_exactly_once(tmp_path):
-    import subprocess
-    import sys
-
-    from relustudy.store import ResultsStore
-
     code = (
         "from relustudy.experiments import run_experiment; "
         f"run_experiment('tf_rrelu_mnist_bn', 'smoke', results_dir={str(tmp_path)!r}, num_threads=1)"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import torch._inductor.config as inductor_config
 
 from relustudy import microbench
 from relustudy.activations import ACTIVATIONS
@@ -163,7 +164,6 @@ def test_cuda_table():
 @pytest.mark.slow
 def test_compile_relu_abs_matches_eager_or_records_failure():
     # Compiling one small variant takes ~10-15 s on the 2-core machine (inductor cache cold).
-    import torch._inductor.config as inductor_config
 
     # no compile-worker pool; inductor's own patch, since monkeypatch's undo would delete the setting
     # from inductor's config module and break every later compilation in this process

@@ -12,6 +12,7 @@ import pytest
 from synthetic_records import long_records
 
 from relustudy import claims as C
+from relustudy.config import RunConfig
 from relustudy.estimates import BENCH, GUESS
 from relustudy.experiments import get_experiment
 from relustudy.metrics import metric_spec
@@ -90,8 +91,6 @@ def test_learning_curve_metrics_known_values():
 
 
 def test_final_metrics_speed_is_a_median_and_its_log():
-    from relustudy.config import RunConfig
-
     cfg = RunConfig(
         experiment="e", profile="smoke", dataset="mnist", model="simple_mlp_bn", activation="relu", epochs=3
     )

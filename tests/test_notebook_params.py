@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from relustudy.experiments import default_results_dir, project_root
 from relustudy.notebook_params import NotebookParams, validate
@@ -87,8 +88,6 @@ def test_seeds_as_text_say_how_to_pass_a_list_and_large_seeds_are_refused():
 
 
 def test_cuda_without_a_device_is_refused_in_the_parameters_cell(monkeypatch):
-    import torch
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match=r"^invalid notebook parameter device='cuda': expected 'cuda' only where"):
         validate(profile="smoke", seeds=None, device="cuda")

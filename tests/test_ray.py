@@ -19,14 +19,19 @@ from conftest import SCHEDULED_SLICE
 from tiny_runs import small
 
 from relustudy.config import ConfigError, RunConfig
+from relustudy.data import dataset_available
 from relustudy.experiments import get_experiment, run_experiment
 from relustudy.ray_executor import (
+    AUTH_VARIABLES,
     LOOPBACK_ADDRESSES,
     NODE_LOCAL_ENV,
     NODE_STORE_DIR,
     TASK_NAME,
     _train_task,
     bring_home,
+    local_cluster_auth,
+    loopback_environment,
+    own_addresses,
 )
 from relustudy.store import ResultsStore, StoreError
 from relustudy.trainer import TIMING_METRICS
@@ -35,8 +40,6 @@ ray = pytest.importorskip("ray", reason="ray is not installed (requirements.lock
 
 
 def _mnist_available() -> bool:
-    from relustudy.data import dataset_available
-
     return dataset_available("mnist")
 
 
@@ -119,8 +122,6 @@ def test_a_record_trained_on_another_file_system_comes_home_verified(tmp_path):
 
 
 def test_local_cluster_auth_sets_a_private_token_and_restores_the_environment(monkeypatch):
-    from relustudy.ray_executor import AUTH_VARIABLES, local_cluster_auth
-
     for k in AUTH_VARIABLES:
         monkeypatch.delenv(k, raising=False)
     with local_cluster_auth():
@@ -136,9 +137,6 @@ def test_local_cluster_auth_sets_a_private_token_and_restores_the_environment(mo
 
 @pytest.mark.slow
 def test_a_local_cluster_refuses_a_client_without_its_token():
-
-    from relustudy.ray_executor import AUTH_VARIABLES, local_cluster_auth
-
     probe = "import logging, sys, ray; ray.init(address=sys.argv[1], logging_level=logging.ERROR); print('connected')"
     with local_cluster_auth():
         ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, num_cpus=1)
@@ -163,7 +161,7 @@ def test_two_nodes_one_of_which_shares_nothing_give_the_sequential_records(tmp_p
     driver is a process of its own (``relustudy run --executor ray --address``). The far node is
     killed while it trains and a new one takes the retried task. The records that come home equal
     the sequential ones, and the far nodes trained in their own stores."""
-    from ray.cluster_utils import Cluster  # here: ray is imported only where it is installed
+    from ray.cluster_utils import Cluster  # noqa: PLC0415 (ray is optional)
 
     src = str(Path(__file__).resolve().parents[1] / "src")
     pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
@@ -230,7 +228,7 @@ def test_two_nodes_one_of_which_shares_nothing_give_the_sequential_records(tmp_p
 
 def _cluster_listeners(seen: dict, stop: threading.Event) -> None:
     """Every listening socket of a Ray process (and of the loopback driver) until ``stop``."""
-    import psutil
+    import psutil  # noqa: PLC0415 (optional dependency)
 
     while not stop.is_set():
         for c in psutil.net_connections(kind="inet"):
@@ -278,8 +276,6 @@ print(v4.getsockname()[0], v6.getsockname()[0], out.getpeername()[0])
 
 
 def test_the_loopback_library_keeps_servers_on_loopback_and_redirects_own_addresses():
-    from relustudy.ray_executor import loopback_environment, own_addresses
-
     own = own_addresses() or ["192.0.2.1"]  # a machine with no other interface: a documentation address
     env = loopback_environment({**os.environ, "RELUSTUDY_OWN_ADDRESSES": ""})
     env["RELUSTUDY_OWN_ADDRESSES"] = ",".join(own)

@@ -9,8 +9,15 @@ import pytest
 
 from relustudy import sources  # noqa: F401  (registers the experiments)
 from relustudy.book.runs import regime_markdown, shown_profile
-from relustudy.experiments import REGIME_INCOMPLETE, REGIME_MET, REGIME_NOT_MET, get_experiment
-from relustudy.sources import xu2015
+from relustudy.experiments import (
+    REGIME_INCOMPLETE,
+    REGIME_MET,
+    REGIME_NOT_MET,
+    all_of,
+    every_run_at_most,
+    get_experiment,
+)
+from relustudy.sources import he2015, xu2015
 from relustudy.store import ResultsStore
 
 EXP = "xu_cifar10_nin"
@@ -111,8 +118,6 @@ def _record(arm: str, seed: int, **metrics) -> dict:
 
 
 def test_pattern_checks_every_matching_metric_of_the_named_arms_only():
-    from relustudy.experiments import all_of, every_run_at_most
-
     drift = every_run_at_most("alpha.*.late_drift", 0.02, "coefficient drift", arms=("PReLU",))
     fits = every_run_at_most("train_eval_error", 0.10, "eval-mode training error", arms=("ReLU",))
     both = all_of(fits, drift)
@@ -138,8 +143,6 @@ def _write_he(store: ResultsStore, experiment: str, metrics) -> None:
 
 
 def test_he_regime_criteria_need_a_fitted_relu_and_settled_coefficients(tmp_path):
-    from relustudy.sources import he2015
-
     exp = get_experiment(he2015.PRELU_EXPERIMENT.name)
 
     def metrics(drift: float, relu_error: float):

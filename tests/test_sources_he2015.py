@@ -11,8 +11,10 @@ import torch
 from synthetic_records import long_records
 from torch import nn
 
+from relustudy import book
 from relustudy import claims as C
 from relustudy.activations import no_weight_decay_parameters
+from relustudy.claims import paper_vs_ours
 from relustudy.experiments import get_experiment
 from relustudy.models import build_model
 from relustudy.sources import he2015 as H
@@ -183,9 +185,6 @@ def test_chapter_tables_from_records():
 
 
 def test_imagenet_numbers_are_shown_for_direction_not_differenced():
-    from relustudy import book
-    from relustudy.claims import paper_vs_ours
-
     recs = _records({H.RELU: {"test_error": 0.55, "test_top5_error": 0.09}, H.PRELU: {"test_error": 0.46}})
     pvo = paper_vs_ours(recs, H.PRELU_EXPERIMENT.name, "quick")
     assert set(pvo["our_metric"]) == {"test_error"}  # top-5 is trivial with 10 classes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from synthetic_records import long_records
 
 from relustudy.experiments import get_experiment
 from relustudy.reference import paper_value
@@ -106,8 +107,6 @@ def test_probe_repeats_compare_seed_zero_with_the_paper_profile(tmp_path):
 
 
 def test_dead_units_table_sets_each_arms_dead_fraction_beside_its_gain_over_relu():
-    from synthetic_records import long_records
-
     values = {
         "tanh": {"test_accuracy": 0.68, smith.DEAD: 0.0},
         "ReLU": {"test_accuracy": 0.70, smith.DEAD: 0.35},

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import relustudy.data as D
 from relustudy import claims as C
 from relustudy.claims import paper_vs_ours
 from relustudy.sources import xu2015 as X
@@ -123,8 +124,6 @@ def test_train_error_claims_use_the_running_error():
 
 
 def test_cifar100_without_data_is_not_run_with_the_reason(monkeypatch):
-    import relustudy.data as D
-
     monkeypatch.setattr(D, "dataset_available", lambda name, data_dir=None: name != "cifar100")
     empty = records({})
     res = C.get_claim("xu2015.table4.rrelu_best_test_error").evaluate(empty, "quick")

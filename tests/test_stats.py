@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from relustudy import stats as S
 
@@ -252,7 +253,6 @@ def test_welch_interval_known_value_and_edges():
     d2, lo2, hi2 = S.welch_interval([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
     se = math.sqrt(1 / 3 + 4 / 3)
     dof = (1 / 3 + 4 / 3) ** 2 / ((1 / 3) ** 2 / 2 + (4 / 3) ** 2 / 2)
-    from scipy import stats as st
 
     half = st.t.ppf(0.975, dof) * se
     assert d2 == pytest.approx(-3.0) and (lo2, hi2) == pytest.approx((-3.0 - half, -3.0 + half))

@@ -11,10 +11,17 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_runs import small
 from torch import nn
 
+from relustudy import book
 from relustudy import stepbench as sb
+from relustudy.batched import StackedSeeds
 from relustudy.config import ConfigError
+from relustudy.models import build_model
+from relustudy.registry import UnknownNameError
+from relustudy.stats import paired_comparison
+from relustudy.store import StoreError
 
 
 def test_step_flops_of_a_linear_layer_by_hand():
@@ -65,8 +72,6 @@ def test_unknown_benchmark_profile_is_a_clear_error(tmp_path):
 
 
 def test_the_methods_table_reads_the_record_and_says_the_goals(tmp_path):
-    from relustudy import book
-
     empty = book.train_step_table(tmp_path, "smoke")
     assert empty.empty and "relustudy bench train --profile smoke" in empty.attrs["summary"]
     tiny = sb.StudyModel("smith_cnn", 1.0, 16, (1, 28, 28), 10, (), ("test/smoke",))
@@ -106,8 +111,6 @@ def _step_record(ratio: float, seeds=(0, 1, 2)) -> dict:
 
 
 def test_step_rows_are_log_images_per_second_paired_by_seed():
-    from relustudy.stats import paired_comparison
-
     rows = pd.DataFrame(sb.step_timing_rows(_step_record(1.25)))
     assert set(rows["metric"]) == {sb.STEP_METRIC} and set(rows["status"]) == {"complete"}
     assert rows["wall_seconds"].isna().all()  # the record's wall time is not counted once per row
@@ -120,8 +123,6 @@ def test_step_rows_are_log_images_per_second_paired_by_seed():
 
 
 def test_a_missing_step_record_gives_no_rows_and_a_corrupted_one_a_single_line(tmp_path):
-    from relustudy.store import StoreError
-
     assert len(sb.step_timing_frame(tmp_path, "theano_mnist_radford_timing", "quick")) == 0
     assert len(sb.step_timing_frame(tmp_path, "smith_mnist", "quick")) == 0  # no step timing registered
     path = sb.step_timing_path(tmp_path, "theano_mnist_radford_timing", "quick")
@@ -136,8 +137,6 @@ def test_a_missing_step_record_gives_no_rows_and_a_corrupted_one_a_single_line(t
 
 
 def test_unknown_step_timings_and_variants_are_one_line_errors(tmp_path):
-    from relustudy.registry import UnknownNameError
-
     with pytest.raises(UnknownNameError, match="unknown step timing 'nope'; valid names: theano_mnist_radford_timing"):
         sb.record_step_timing("nope", "quick", tmp_path)
     with pytest.raises(ConfigError, match="has no profile 'paper'; valid: smoke, quick"):
@@ -147,8 +146,6 @@ def test_unknown_step_timings_and_variants_are_one_line_errors(tmp_path):
 
 
 def test_a_compiled_step_trains_like_the_eager_one():
-    from tiny_runs import small
-
     # smith_cnn has no dropout, so the first steps of the same initialisation on the same batch agree
     config = small(activation="prelu_maxmin", activation_params={"mode": "channel", "as_written": True})
     losses = {}
@@ -161,8 +158,6 @@ def test_a_compiled_step_trains_like_the_eager_one():
 
 # ------------------------------------------------------------------ seeds as one batched model
 def _seed_models(k: int, activation: str = "relu"):
-    from relustudy.models import build_model
-
     models = []
     for seed in range(k):
         torch.manual_seed(seed)
@@ -171,8 +166,6 @@ def _seed_models(k: int, activation: str = "relu"):
 
 
 def test_stacked_seeds_train_as_the_separate_runs_would():
-    from relustudy.batched import StackedSeeds
-
     k, steps = 3, 3
     gen = torch.Generator().manual_seed(0)
     xs = torch.rand(steps, k, 16, 1, 28, 28, generator=gen)
@@ -199,9 +192,6 @@ def test_stacked_seeds_train_as_the_separate_runs_would():
 
 
 def test_stacked_seeds_refuse_mixed_architectures_and_wrong_shapes():
-    from relustudy.batched import StackedSeeds
-    from relustudy.models import build_model
-
     other = build_model("smith_vgg3", "relu", {}, (1, 28, 28), 10)
     with pytest.raises(ConfigError, match="one architecture"):
         StackedSeeds([*_seed_models(1), other])
@@ -224,7 +214,6 @@ def test_compiled_and_bf16_columns_of_a_tiny_model(tmp_path, monkeypatch):
     assert c["losses_agree"] and c["loss_max_relative_difference"] <= sb.COMPILE_LOSS_TOLERANCE
     assert c["pays_within_a_run"] == (c["break_even_steps"] is not None and c["break_even_steps"] <= 32)
     assert row["bf16"]["images_per_second"] > 0 and record["settings"]["compile"] is True
-    from relustudy import book
 
     table = book.train_step_table(tmp_path, "smoke")
     assert {"compiled speed-up", "compile pays within a run", "bf16 speed-up (ReLU)"} <= set(table.columns)

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from relustudy import provenance as prov_mod
 from relustudy import store as store_mod
 from relustudy.config import RunConfig
 from relustudy.provenance import provenance, utc_now
 from relustudy.results import load_activation_stats, load_histories, load_results
-from relustudy.store import ResultsStore, atomic_write
+from relustudy.store import CLAIM_FILE, ResultsStore, RunClaimed, StoreError, atomic_write, process_identity
 
 BASE = dict(experiment="exp", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu", epochs=2)
 
@@ -189,7 +194,6 @@ def test_provenance_fields(tmp_path):
     assert isinstance(p["git_commit"], str) and p["git_commit"]
     assert p["git_dirty"] in (True, False, "unknown")
     assert len(p["source_sha256"]) == 64
-    import torch
 
     assert p["cpu_identity"].endswith(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
 
@@ -212,8 +216,6 @@ def test_cpu_identity_reads_family_and_model(monkeypatch, tmp_path):
 
 
 def test_git_dirty_counts_code_not_records(tmp_path, monkeypatch):
-    import subprocess
-
     pkg = tmp_path / "src" / "relustudy"
     pkg.mkdir(parents=True)
     (pkg / "provenance.py").write_text("# code\n")
@@ -274,8 +276,6 @@ def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
 
 
 def test_checkpoint_roundtrip_and_delete(tmp_path):
-    import torch
-
     store = ResultsStore(tmp_path)
     c = cfg()
     store.save_checkpoint(c, {"epoch": 1, "t": torch.arange(3)})
@@ -404,8 +404,6 @@ def _record_elsewhere(tmp_path: Path, c: RunConfig) -> tuple[Path, dict[str, byt
 
 @pytest.mark.parametrize("linked", ["run", "experiment"])
 def test_nothing_outside_the_store_is_trusted_written_or_deleted_through_a_link(tmp_path, linked):
-    from relustudy.store import StoreError
-
     store = ResultsStore(tmp_path / "results")
     c = cfg()
     folder, before = _record_elsewhere(tmp_path, c)
@@ -433,8 +431,6 @@ def test_nothing_outside_the_store_is_trusted_written_or_deleted_through_a_link(
 
 
 def test_a_linked_experiment_folder_grows_no_folders_outside(tmp_path):
-    from relustudy.store import StoreError
-
     store = ResultsStore(tmp_path / "results")
     c = cfg()
     outside = tmp_path / "outside"
@@ -501,12 +497,6 @@ def test_a_complete_runs_leftovers_are_removed_and_a_set_aside_checkpoint_kept(t
 
 
 def test_a_claim_whose_pid_now_names_another_process_is_stale_and_reported(tmp_path):
-    import socket
-    import subprocess
-    import sys
-
-    from relustudy.store import CLAIM_FILE, RunClaimed, process_identity
-
     store = ResultsStore(tmp_path)
     c = cfg()
     store.begin(c)
@@ -534,13 +524,6 @@ def test_a_claim_whose_pid_now_names_another_process_is_stale_and_reported(tmp_p
 
 
 def test_a_claim_held_by_a_zombie_is_stale(tmp_path):
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    from relustudy.store import CLAIM_FILE
-
     store = ResultsStore(tmp_path)
     c = cfg()
     store.begin(c)

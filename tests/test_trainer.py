@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -22,11 +23,20 @@ from tiny_runs import mnist_available, small
 from torch import nn
 
 import relustudy
-from relustudy import trainer
+from relustudy import activations, trainer
 from relustudy.config import ConfigError, RunConfig
+from relustudy.models import build_model
 from relustudy.results import load_histories, load_results
 from relustudy.store import ResultsStore
-from relustudy.trainer import TIMING_METRICS, RMSpropTheano, build_optimizer, build_scheduler, progress_enabled, train
+from relustudy.trainer import (
+    MALLOC_ENV,
+    TIMING_METRICS,
+    RMSpropTheano,
+    build_optimizer,
+    build_scheduler,
+    progress_enabled,
+    train,
+)
 
 TIMING_COLUMNS = {"epoch_seconds", "images_per_second"}
 
@@ -322,8 +332,6 @@ def test_divergence_is_recorded_not_raised(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------- optimisers
 def test_prelu_coefficients_get_no_weight_decay():
-    from relustudy.models import build_model
-
     config = small(activation="prelu", optimizer="sgd", weight_decay=5e-4, lr=0.01)
     model = build_model("smith_cnn", "prelu", {}, (1, 28, 28), 10)
     opt = build_optimizer(config, model)
@@ -343,7 +351,6 @@ def test_prelu_coefficients_get_no_weight_decay():
 
 def test_sgd_with_decay_leaves_prelu_coefficient_alone_when_its_gradient_is_zero():
     # He et al.: no decay on a. With a zero gradient, a decayed a would shrink; ours must not move.
-    from relustudy import activations
 
     config = small(optimizer="sgd", momentum=0.0, weight_decay=0.1, lr=1.0)
     lin = nn.Linear(3, 3)
@@ -468,8 +475,6 @@ def _keep_last_checkpoint(config, store, monkeypatch):
 @pytest.mark.skipif(not mnist_available(), reason="MNIST not found (set RELUSTUDY_DATA)")
 @pytest.mark.parametrize("damage", ["flip one byte", "flip 16 bytes", "older format", "another model's shapes"])
 def test_a_damaged_checkpoint_is_set_aside_and_the_run_restarts(tmp_path, monkeypatch, caplog, damage):
-    import random
-
     config = small(epochs=1, train_subset=128, test_subset=100)
     store = ResultsStore(tmp_path)
     reference = _keep_last_checkpoint(config, store, monkeypatch)
@@ -512,13 +517,6 @@ def test_a_checkpoint_left_beside_a_complete_record_is_removed_on_the_next_run(t
 
 
 def test_the_allocator_is_named_can_be_switched_off_and_changes_no_number(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from relustudy.trainer import MALLOC_ENV, TIMING_METRICS
-
     tests = os.path.dirname(__file__)
     code = (
         f"import sys, json; sys.path.insert(0, {tests!r}); from tiny_runs import small; "

@@ -70,6 +70,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from . import reference
+from .data import dataset_available
 from .experiments import get_experiment, validate_profile
 from .metrics import metric_spec
 from .registry import SOURCES_MODULE, Registry, UnknownNameError
@@ -378,7 +379,6 @@ def _profile_note(experiment: str, profile: str, absolute: bool) -> str:
 
 def not_run_reason(experiment: str, profile: str, what: str = "") -> str:
     """Why a claim has no records: the dataset is not on this machine, or the runs were not made."""
-    from .data import dataset_available
 
     exp = get_experiment(experiment)
     missing = f"no records for {what or 'experiment ' + repr(experiment)} in {experiment!r}, profile {profile!r}"

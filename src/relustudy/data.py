@@ -52,9 +52,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from urllib.error import URLError
 
 import numpy as np
+import PIL
 import torch
+import torchvision.datasets
+from PIL import Image, features
 
 from .registry import Registry
 from .store import atomic_write
@@ -144,8 +148,6 @@ class DatasetSpec:
 
     @property
     def torchvision_dataset(self) -> type:
-        import torchvision.datasets
-
         return getattr(torchvision.datasets, self.torchvision_class)
 
     def load(
@@ -535,9 +537,6 @@ def _allow_drift() -> bool:
 
 
 def _versions() -> dict[str, str]:
-    import PIL
-    from PIL import features
-
     out = {
         "numpy": np.__version__,
         "torch": torch.__version__,
@@ -545,7 +544,7 @@ def _versions() -> dict[str, str]:
         "libjpeg_turbo": str(features.version("libjpeg_turbo")),
     }
     try:
-        import torchvision
+        import torchvision  # noqa: PLC0415 (optional dependency)
 
         out["torchvision"] = torchvision.__version__
     except ImportError:  # pragma: no cover
@@ -711,7 +710,6 @@ def convert_torchvision(
     layout, e.g. ``root/MNIST/raw/train-images-idx3-ubyte`` or ``root/cifar-10-batches-py/``),
     and checks them as it always does (existence for MNIST-like sets, md5 for CIFAR).
     """
-    from urllib.error import URLError
 
     spec = DATASETS.get(name)
     out = Path(out)
@@ -820,8 +818,6 @@ def convert_idx_dir(
 # CIFAR-10 from JPEG
 # ---------------------------------------------------------------------------------------------
 def _decode_chunk(blob: bytes, offsets: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
     out = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
     for i in range(len(offsets) - 1):
         img = Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]])).convert("RGB")

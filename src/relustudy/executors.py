@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from .config import ConfigError, RunConfig
+from .ray_executor import train_on_ray  # ray is an optional dependency
 from .store import ResultsStore, RunClaimed
 from .trainer import train
 
@@ -132,8 +133,6 @@ class RayCluster:
     gpus_per_run: float
 
     def train(self, configs, store, options, on_done, on_claimed, on_parallel) -> None:
-        from .ray_executor import train_on_ray  # ray is an optional dependency
-
         if options.force:  # recompute: the old records go first (a retried task must resume, not restart)
             for config in configs:
                 store.invalidate(config)

@@ -20,8 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import torch
+
 from .config import PROFILES, REQUIRED_PROFILES, ConfigError, RunConfig
+from .data import DATASETS
+from .estimates import RateBook, StepRates, estimate
+from .executors import TrainOptions, make_executor
+from .provenance import cpu_identity
 from .registry import SOURCES_MODULE, Registry
+from .store import ResultsStore, RunClaimed
+from .trainer import check_precision, resolve_device, train
 
 EXPERIMENTS: Registry["Experiment"] = Registry("experiment", filled_by=SOURCES_MODULE)
 
@@ -214,7 +222,6 @@ class Experiment:
 
     def train_images(self, profile: str) -> int:
         """Training images per epoch: the profile's (or the experiment's common) subset, else the full set."""
-        from .data import DATASETS
 
         return int(self.settings(profile).get("train_subset") or DATASETS.get(self.dataset).n_train)
 
@@ -237,8 +244,6 @@ class Experiment:
         throughput the ``records`` measured (a store's complete records: this experiment's or any
         other's with the same model) where they can say, else from the whole-step benchmark's
         ``step_record`` (``relustudy bench train``)."""
-        from .estimates import RateBook, StepRates, estimate
-        from .provenance import cpu_identity
 
         book = RateBook(records, cpu or cpu_identity())
         return estimate(self.configs(profile, device="cpu"), book, StepRates(step_record))
@@ -325,11 +330,6 @@ def run_experiment(
     as a task of ``num_threads`` CPUs (1 if not given) and, on CUDA, ``gpus_per_job`` of a GPU
     (default 1; a fraction shares one): see :mod:`relustudy.ray_executor`. ``jobs`` is then unused.
     """
-    import torch
-
-    from .executors import TrainOptions, make_executor
-    from .store import ResultsStore, RunClaimed
-    from .trainer import train
 
     exp = get_experiment(name)
     validate_profile(profile)
@@ -345,8 +345,6 @@ def run_experiment(
     )
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
     if configs and not (executor == "ray" and device == "cuda"):  # a cluster's GPUs are its workers'
-        from .trainer import resolve_device
-
         resolve_device(device)  # a missing GPU is one clear error before anything trains
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
 
@@ -385,8 +383,6 @@ def run_experiment(
         else:
             todo.append(i)
     if todo and executor != "ray":  # a cluster's workers check their own hardware
-        from .trainer import check_precision, resolve_device
-
         check_precision(configs[todo[0]], resolve_device(device))  # bf16 without bf16 units: one line
 
     held: list[int] = []  # runs another live process is training

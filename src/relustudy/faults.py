@@ -41,6 +41,7 @@ import argparse
 import csv
 import errno
 import hashlib
+import io
 import json
 import os
 import random
@@ -49,12 +50,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import store as store_module
+from . import trainer
 from .config import RunConfig
+from .provenance import cpu_identity, git_info, utc_now
+from .store import CLAIM_FILE, ResultsStore, RunClaimed, StoreError, check_store, write_json
+from .trainer import TIMING_METRICS, train
 
 FAULTS = {
     "random_kill": "SIGKILL at uniformly random moments (twice per trial), then resume",
@@ -107,7 +114,6 @@ class Trial:
 def fingerprint(store: Any, config: RunConfig) -> dict[str, Any] | None:
     """What must not differ between two runs of ``config``: the untimed metrics, the untimed
     history rows (as text) and the bytes of the activation statistics; None without a valid record."""
-    from .trainer import TIMING_METRICS
 
     record = store.load_record(config)
     if record is None:
@@ -159,9 +165,6 @@ def _gone_pid() -> int:
 def _child(config_json: str, store_root: str, mode: str, arg: str) -> None:
     """Train in a child process with one fault armed (``mode``: run, count, kill_write, disk_full,
     kill_after_checkpoint); killed children never return."""
-    from . import store as store_module
-    from . import trainer
-    from .store import ResultsStore
 
     config = RunConfig.from_dict(json.loads(config_json))
     original = store_module.atomic_write
@@ -179,8 +182,6 @@ def _child(config_json: str, store_root: str, mode: str, arg: str) -> None:
             if where == "inside":
                 data = content.encode() if isinstance(content, str) else content
                 if callable(data):  # a torch.save writer: let it write half, then die
-                    import io
-
                     buf = io.BytesIO()
                     data(buf)
                     data = buf.getvalue()
@@ -264,8 +265,6 @@ class _Judge:
     """One trial's store: the neighbour record copied in, the run under test judged at the end."""
 
     def __init__(self, root: Path, config: RunConfig, neighbour: RunConfig, refs: dict[str, Any], source: Any):
-        from .store import ResultsStore
-
         self.store = ResultsStore(root)
         self.config, self.neighbour, self.refs = config, neighbour, refs
         shutil.copytree(source.run_dir(neighbour), self.store.run_dir(neighbour))
@@ -277,9 +276,6 @@ class _Judge:
             self.wrong_complete = True
 
     def finish(self, fault: str, detail: str, note: str = "") -> Trial:
-        from .store import check_store
-        from .trainer import train
-
         self.watch()
         neighbour_ok = fingerprint(self.store, self.neighbour) == self.refs["neighbour"]
         train(self.config, self.store, progress=False)
@@ -309,9 +305,6 @@ def run_suite(
     """Run ``trials[fault]`` trials of each fault (default: 4 random kills, a kill in each write of
     the run, 2 full disks, 2 checkpoint and 4 record corruptions) in ``workdir``; the summary dict (counts by fault
     and outcome, every trial, provenance). Deterministic given ``seed`` except the random kills' times."""
-    from .provenance import cpu_identity, git_info, utc_now
-    from .store import CLAIM_FILE, ResultsStore, RunClaimed, StoreError, check_store
-    from .trainer import train
 
     say = log or (lambda _m: None)
     plan: dict[str, int | None] = {
@@ -513,9 +506,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "child":
         _child(args.config, args.store, args.mode, args.arg)
         return 0
-    import tempfile
-
-    from .store import write_json
 
     plan = {f: getattr(args, f) for f in FAULTS if getattr(args, f) is not None}
     with tempfile.TemporaryDirectory(prefix="relustudy-faults-") as tmp:

@@ -96,10 +96,18 @@ import torch.nn.functional as F
 # torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on a CPU-only
 # machine with a CUDA wheel: noise in every notebook that imports this module.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+import json
+import time
+
+import torch._functorch.config as functorch_config
 from torch.utils import benchmark  # noqa: E402
 
 from relustudy.activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation, implementation
 from relustudy.trainer import tune_allocator
+
+from .experiments import validate_profile
+from .provenance import cpu_identity, device_description, git_info, utc_now
+from .store import atomic_write, write_json
 
 __all__ = [
     "BUILTINS",
@@ -432,8 +440,6 @@ def benchmark_activations(
     # retain_graph=True the backward timing needs; disabled while compiling and running.
     no_donation = nullcontext()
     if compile:
-        import torch._functorch.config as functorch_config
-
         no_donation = functorch_config.patch(donated_buffer=False)
     with no_donation:
         if compile:
@@ -571,20 +577,12 @@ BENCH_RECORD = "benchmark.json"
 
 
 def benchmark_dir(results_dir, profile: str, device: str = "cpu"):
-    from pathlib import Path
-
-    from .experiments import validate_profile
-
     return Path(results_dir) / BENCH_FOLDER / validate_profile(profile) / torch.device(device).type
 
 
 def record_benchmark(profile: str, results_dir, device: str = "cpu", force: bool = False) -> pd.DataFrame:
     """Run the micro-benchmark with ``BENCH_PROFILES[profile]`` on ``device`` and record it (or,
     unless ``force``, return the existing record). Returns the table."""
-    import time
-
-    from .provenance import cpu_identity, device_description, git_info, utc_now
-    from .store import atomic_write, write_json
 
     folder = benchmark_dir(results_dir, profile, device)
     if not force and (folder / BENCH_RECORD).is_file():
@@ -662,7 +660,6 @@ def at_shape(df: pd.DataFrame, which: str = "shape") -> pd.DataFrame:
 def load_benchmark(results_dir, profile: str, device: str = "cpu") -> pd.DataFrame:
     """The recorded table with ``record`` (settings and provenance) in ``df.attrs``; a missing
     record raises FileNotFoundError naming the command that makes it."""
-    import json
 
     folder = benchmark_dir(results_dir, profile, device)
     if not (folder / BENCH_RECORD).is_file():

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import DEVICES, MAX_SEED, PROFILES
+from .experiments import default_results_dir
 
 __all__ = ["NotebookParams", "NotebookParameterError", "PARAMETERS", "check_namespace", "validate"]
 
@@ -97,7 +100,6 @@ def validate(
     - ``results_dir``: ``None`` (:func:`relustudy.experiments.default_results_dir`) or a path that
       is not an existing file; it is created when the first record is written.
     """
-    from .experiments import default_results_dir
 
     if namespace is not None:
         check_namespace(namespace)
@@ -123,8 +125,6 @@ def validate(
     if not isinstance(device, str) or device not in DEVICES:
         raise _bad("device", f"one of {', '.join(DEVICES)}", device)
     if device == "cuda":
-        import torch
-
         if not torch.cuda.is_available():  # said in the first cell, not as a traceback in a later one
             raise _bad(
                 "device", "'cuda' only where a CUDA device is usable (this machine has none; use auto or cpu)", device

@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy
+import torch
+
 from . import __version__
 from .config import RunConfig
 
@@ -119,7 +122,6 @@ def cpu_identity() -> str:
     instruction set PyTorch dispatches its CPU kernels to. Why: the same code, seed and data
     give bit-identical records on one kind of CPU, but can differ in the last bits on another
     (other vector kernels sum in another order), so a record names the CPU it was made on."""
-    import torch
 
     fields = _cpuinfo()
     family = (
@@ -134,7 +136,6 @@ def cpu_identity() -> str:
 
 def device_description(device: Any = "cpu", num_threads: int | None = None) -> str:
     """Human-readable device: the CUDA device name, or ``"cpu: N threads, <CPU model>"``."""
-    import torch
 
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -161,8 +162,6 @@ def provenance(
     **extra: Any,
 ) -> dict[str, Any]:
     """Where, when and with what code a record was made."""
-    import numpy
-    import torch
 
     return {
         **git_info(),

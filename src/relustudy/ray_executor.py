@@ -55,6 +55,7 @@ from typing import Any, Callable, Iterator
 from . import kernels
 from .config import ConfigError, RunConfig
 from .store import ResultsStore, RunClaimed, StoreError, atomic_write
+from .trainer import train
 
 MAX_RETRIES = 3
 # Files a run's record consists of, in the order the driver writes them (result.json last: the
@@ -74,7 +75,7 @@ LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "::ffff:127.0.0.1")  # where a local c
 def require_ray() -> Any:
     """The ``ray`` module, or one clear error saying how to get it."""
     try:
-        import ray
+        import ray  # noqa: PLC0415 (optional dependency)
     except ImportError:
         raise ConfigError(
             "--executor ray needs the ray package (pinned in requirements.lock: "
@@ -112,7 +113,7 @@ def local_cluster_auth() -> Iterator[None]:
 def _reload_ray_auth() -> None:
     """Make an already imported ray read the authentication settings again (it caches them at
     import; ray's own tests refresh them the same way)."""
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # noqa: PLC0415 (optional dependency)
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
@@ -123,8 +124,6 @@ def _train_task(
 ) -> dict[str, Any]:
     """The task a worker runs: train one run where its checkpoints are reachable; the record, and
     its files when the driver's store is not this node's."""
-    from .store import ResultsStore
-    from .trainer import train
 
     shared = (Path(driver_root) / token).is_file() and not os.environ.get(NODE_LOCAL_ENV)
     root = Path(driver_root) if shared else Path(tempfile.gettempdir()) / NODE_STORE_DIR / token
@@ -231,7 +230,7 @@ def train_on_ray(
 # ------------------------------------------------------------------ a local cluster on loopback
 def own_addresses() -> list[str]:
     """This machine's IPv4 addresses other than loopback (where Ray tells its processes to meet)."""
-    import psutil  # installed with ray, like the rest of this module's dependencies
+    import psutil  # noqa: PLC0415 (optional: installed with ray)
 
     found = []
     for addrs in psutil.net_if_addrs().values():

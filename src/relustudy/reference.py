@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .experiments import EXPERIMENTS, get_experiment
 from .registry import SOURCES_MODULE, Registry, UnknownNameError
 
 COLUMNS = ("source", "table", "row", "column", "value", "note")
@@ -205,7 +206,6 @@ def our_metric(source: str, column: str) -> str:
 
 def experiment_reference(experiment: str) -> tuple[str, str]:
     """``(source, table)`` of a registered experiment, e.g. ``("smith", "Table 3")``."""
-    from .experiments import get_experiment
 
     exp = get_experiment(experiment)
     return exp.source, exp.table
@@ -213,6 +213,5 @@ def experiment_reference(experiment: str) -> tuple[str, str]:
 
 def experiment_tables() -> dict[str, tuple[str, str]]:
     """Every registered experiment's ``(source, table)``."""
-    from .experiments import EXPERIMENTS
 
     return {name: (EXPERIMENTS.get(name).source, EXPERIMENTS.get(name).table) for name in EXPERIMENTS}

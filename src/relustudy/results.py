@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+import pandas as pd
+
 from .metrics import derived_metrics
 from .store import CONFIG_FILE, HISTORY_FILE, RESULT_FILE, STATS_FILE, ResultsStore, _read_result
 
@@ -67,7 +69,6 @@ def load_results(
     ``wall_seconds``, ``git_commit``, ``git_dirty``, ``end_time``.
     A diverged run has status "diverged" and only the metrics it could measure.
     """
-    import pandas as pd
 
     rows = []
     for rec in _store_of(root).records(experiment, profile):
@@ -103,7 +104,6 @@ def load_histories(
     Only complete records unless ``include_incomplete`` (then in-progress runs appear with
     status None, read from their config.json).
     """
-    import pandas as pd
 
     frames = []
     for d in _store_of(root).iter_run_dirs(experiment, profile):
@@ -134,7 +134,6 @@ def load_activation_stats(
 ) -> "Any":
     """One row per complete run, stats epoch and probe layer; ``curve``/``curve_channel`` are
     list columns (activation probabilities sorted in decreasing order)."""
-    import pandas as pd
 
     rows = []
     for rec in _store_of(root).records(experiment, profile):
@@ -161,7 +160,6 @@ def _read_config(d: Path) -> dict[str, Any] | None:
 def complete_rows(results: Any, experiment: str) -> Any:
     """The rows of a :func:`load_results` frame that belong to ``experiment``'s complete runs
     (an empty frame with the tidy columns when there are none)."""
-    import pandas as pd
 
     if results is None or len(results) == 0:
         return pd.DataFrame(columns=["experiment", "arm", "seed", "metric", "value", "status"])

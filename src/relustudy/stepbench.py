@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 import torch._inductor.config as inductor_config
 import torch.nn.functional as F
@@ -697,7 +698,6 @@ def read_step_timing(results_dir: str | Path, experiment: str, profile: str) -> 
 def step_timing_frame(results_dir: str | Path, experiment: str, profile: str) -> Any:
     """The rows of ``experiment``'s step-timing record for ``profile`` (:func:`step_timing_rows`), or
     an empty frame where there is none (see :func:`read_step_timing`)."""
-    import pandas as pd
 
     record = read_step_timing(results_dir, experiment, profile)
     return pd.DataFrame(step_timing_rows(record) if record else [])

@@ -71,6 +71,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping
 
+import pandas as pd
+import torch
+
 from .config import RunConfig
 
 __all__ = [
@@ -400,8 +403,6 @@ class ResultsStore:
         return self.load_record(config) is not None
 
     def load_history(self, config: RunConfig) -> "Any":
-        import pandas as pd
-
         return pd.read_csv(self.path(config, HISTORY_FILE))
 
     def load_stats(self, config: RunConfig) -> list[dict[str, Any]]:
@@ -475,7 +476,6 @@ class ResultsStore:
     def save_checkpoint(self, config: RunConfig, state: Mapping[str, Any]) -> Path:
         """Write the resume state with a checksum of its bytes (``CHECKPOINT_MAGIC`` + sha256
         hex + newline, then the ``torch.save`` payload), so damage is found before it is used."""
-        import torch
 
         buf = io.BytesIO()
         torch.save(dict(state), buf)
@@ -487,7 +487,6 @@ class ResultsStore:
         """The checkpoint dict, or None when there is none. Raises :class:`CheckpointError` (one
         line) when the file fails verification: no checksum header (an older format), a checksum
         that does not match its bytes, or a payload torch cannot read."""
-        import torch
 
         p = self.checkpoint_path(config)
         if not p.is_file():

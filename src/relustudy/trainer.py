@@ -60,8 +60,10 @@ from tqdm import tqdm
 from . import metrics as _metrics
 from .activations import Activation, RReLU, implementation, no_weight_decay_parameters
 from .config import CapabilityError, ConfigError, RunConfig
+from .data import channel_stats, load_dataset, stratified_subset
+from .models import build_model
 from .provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, provenance, utc_now
-from .store import CheckpointError, ResultsStore, RunClaim
+from .store import CheckpointError, ResultsStore, RunClaim, round_stats
 
 __all__ = [
     "train",
@@ -249,7 +251,7 @@ def _in_notebook_kernel() -> bool:
     if "ipykernel" not in sys.modules:
         return False
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # noqa: PLC0415 (optional dependency)
     except Exception:
         return False
     ip = get_ipython()
@@ -283,8 +285,6 @@ _STATS_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
 def _load_dataset(name: str, data_dir: Any, download: bool) -> Any:
-    from .data import load_dataset
-
     key = (name, None if data_dir is None else str(data_dir))
     if key not in _DATASET_CACHE:
         _DATASET_CACHE[key] = load_dataset(name, data_dir=data_dir, download=download)
@@ -325,8 +325,6 @@ class _RunData:
 def _prepare_data(
     config: RunConfig, device: torch.device, data_dir: Any, download: bool, channels_last: bool
 ) -> _RunData:
-    from .data import channel_stats, stratified_subset
-
     ds = _load_dataset(config.dataset, data_dir, download)
     dkey = (config.dataset, None if data_dir is None else str(data_dir), str(device))
     if dkey not in _DEVICE_CACHE:
@@ -548,8 +546,6 @@ _STAT_SCALARS = (
 def _activation_stats(
     model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, epoch: int
 ) -> list[dict[str, Any]]:
-    from .store import round_stats
-
     layers = dict(getattr(model, "probe_layers", {}) or {})
     if not layers:
         return []
@@ -612,7 +608,6 @@ def train(
 def build_run_model(config: RunConfig, data: _RunData, device: torch.device) -> nn.Module:
     """The run's model, initialised from its seed (``torch.manual_seed(config.seed)`` right before),
     on ``device`` and in the data's memory format."""
-    from .models import build_model
 
     torch.manual_seed(config.seed)
     model = build_model(

@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from markdown_it import MarkdownIt
+
 from ..data import DATASETS
-from ..experiments import EXPERIMENTS, get_experiment
+from ..experiments import EXPERIMENTS, get_experiment, project_root
 from ..metrics import metric_label as _label
 from ..reference import source_label
 
@@ -252,7 +254,6 @@ class HtmlBlock:
 def _committed_record(relative: Path, root: str | Path | None) -> dict[str, Any] | None:
     """A committed JSON record at ``relative`` under the project root (or ``root``; an absolute
     path is read as it is); None when it is missing or unreadable."""
-    from ..experiments import project_root
 
     try:
         return json.loads((Path(root or project_root()) / relative).read_text(encoding="utf-8"))
@@ -269,8 +270,7 @@ def _bench_record(results_dir: str | Path, profile: str, device: str, name: str)
 def markdown_html(text: str) -> Any:
     """``text`` (Markdown) as an IPython HTML object: what a page pasting it from another page
     (``{glue:any}`` with ``:doc:``) renders, where a Markdown object would paste as its repr."""
-    from IPython.display import HTML
-    from markdown_it import MarkdownIt
+    from IPython.display import HTML  # noqa: PLC0415 (optional dependency)
 
     return HTML(MarkdownIt().render(text))
 
@@ -279,7 +279,7 @@ def show_markdown(text: str) -> None:
     """Display ``text`` as Markdown in a notebook; nothing at all when it is empty (an empty
     ``Markdown`` object would show its Python repr in the book)."""
     if text and text.strip():
-        from IPython.display import Markdown, display
+        from IPython.display import Markdown, display  # noqa: PLC0415 (optional dependency)
 
         display(Markdown(text))
 

@@ -19,7 +19,10 @@ from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
 import nbformat
+import yaml
 
+from ..experiments import project_root
+from ..notebook_params import validate
 from ..provenance import build_stamp
 from ..reference import bibliography_bibtex
 from .base import TRAIN_ENV
@@ -41,7 +44,6 @@ class BookError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 def toc_files(root: Path | str) -> list[str]:
     """Every document of ``_toc.yml`` (root first), as written there: paths without suffix."""
-    import yaml
 
     toc_path = Path(root) / "_toc.yml"
     if not toc_path.is_file():
@@ -343,8 +345,8 @@ def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd:
     A failing cell raises :class:`BookError` naming the notebook, the executed copy (papermill
     writes it, error included) and the error's last lines.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
+    import papermill as pm  # noqa: PLC0415 (optional dependency)
+    from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415 (optional dependency)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -389,7 +391,6 @@ def write_build_config(root: Path, profile: str, when: datetime.datetime | None 
     """``_config.yml`` with this build's stamp (:func:`build_stamp`): the copyright year and a
     footer line with the date, commit, version and profile; written to
     ``<root>/_build/_config.build.yml`` (the file ``jupyter-book build --config`` reads)."""
-    import yaml
 
     stamp = build_stamp(profile, when)
     config = yaml.safe_load((root / "_config.yml").read_text()) or {}
@@ -438,8 +439,6 @@ def build_book(
     (one clear message) when a notebook fails, Sphinx emits a warning, a local link is broken or
     a page would load an asset from the internet; bad parameters raise ``ValueError`` first.
     """
-    from ..experiments import project_root
-    from ..notebook_params import validate
 
     say = log or (lambda _msg: None)
     root = Path(root).resolve() if root is not None else project_root()

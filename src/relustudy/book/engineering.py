@@ -24,6 +24,7 @@ from ..microbench import (
 )
 from ..models import MODELS, model_display_name
 from ..stepbench import (
+    STEP_RECORD,
     STEP_TIMINGS,
     read_step_timing,
     step_label,
@@ -378,7 +379,6 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
     images/s, GFLOP/s as a share of the machine's sgemm and of its own layers timed alone, and the
     trainer's overhead over a bare loop; ``attrs["summary"]``: one line on the record and the goals
     (or how to make the record). Empty without a record."""
-    from ..stepbench import STEP_RECORD
 
     rec = _bench_record(results_dir, profile, "cpu", STEP_RECORD)
     if not rec or not rec.get("models"):

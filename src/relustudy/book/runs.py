@@ -11,14 +11,14 @@ from typing import Any, Callable, Iterable, Sequence
 import pandas as pd
 
 from ..config import CapabilityError
-from ..data import DataError
+from ..data import DataError, dataset_available
 from ..experiments import EXPERIMENTS, get_experiment, run_experiment
 from ..metrics import metric_label as _label
 from ..precision import precision_effect_frame
 from ..provenance import build_stamp
 from ..reference import bibliography_bibtex, source_label
 from ..results import load_activation_stats, load_histories, load_results
-from ..stats import format_mean_sd
+from ..stats import format_mean_sd, welch_interval
 from ..stepbench import (
     STEP_TIMINGS,
     read_train_step,
@@ -255,7 +255,6 @@ def _check_training_allowed(exp: Any, params: Any, store: ResultsStore, configs:
     """A notebook run by hand (papermill, Jupyter) outside ``relustudy book`` trains only smoke
     runs unasked: for a larger profile with runs missing it stops first, saying how many, the
     estimated CPU time and what to pass. A dataset that is not here is left to the data check."""
-    from ..data import dataset_available
 
     if params.profile == "smoke" or os.environ.get(TRAIN_ENV) == "1" or not dataset_available(exp.dataset):
         return
@@ -369,7 +368,6 @@ def profile_shift_table(
     """How much the scale-down of ``lower`` moved each number: per arm and metric, both profiles'
     mean ± sd over their complete runs and ``higher - lower`` with its Welch 95% interval (the two
     profiles' runs are independent). Empty when either profile has no complete run."""
-    from ..stats import welch_interval
 
     store = store if isinstance(store, ResultsStore) else ResultsStore(Path(store))
     frames = {}

@@ -6,6 +6,7 @@ import html
 import math
 from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..claims import VERDICTS, deciding_effect, published_values_markdown
@@ -191,7 +192,6 @@ def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
     Claims without a measured difference (*not run*, *not obtainable*, or no paired seeds) are left
     out: the bars count them.
     Returns the figure (None if no claim has numbers)."""
-    import matplotlib.pyplot as plt
 
     rows = []
     for _, c in claims.iterrows():
@@ -260,7 +260,6 @@ def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
 
 def verdict_bars(claims: Any) -> Any:
     """Claims per source, stacked by verdict (:func:`verdict_matrix`), as a horizontal bar figure."""
-    import matplotlib.pyplot as plt
 
     per_source = verdict_matrix(claims).drop(index="all sources", errors="ignore").drop(columns="total")
     if not len(per_source):

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from ..data import default_cache_dir
+
 ENV_SWITCH = "RELUSTUDY_KERNELS"
 SOURCE_NAME = "rectifiers.c"
 # -fno-trapping-math lets the compiler evaluate both sides of `x > 0 ? x : a * x` (vector selects);
@@ -67,8 +69,6 @@ def source_hash() -> str:
 
 
 def _cache_root() -> Path:
-    from ..data import default_cache_dir
-
     return default_cache_dir() / "kernels"
 
 
