@@ -56,13 +56,13 @@ def main() -> None:
         stacked = StackedSeeds(_models(name, shape, k))
         opt = torch.optim.SGD(list(stacked.params.values()), lr=1e-3, momentum=0.9)
 
-        def one_by_one():
-            for i, (m, o) in enumerate(zip(separate, opts)):
+        def one_by_one(separate=separate, opts=opts, x=x, y=y):
+            for i, (m, o) in enumerate(zip(separate, opts, strict=True)):
                 o.zero_grad()
                 F.cross_entropy(m(x[i]), y[i]).backward()
                 o.step()
 
-        def batched():
+        def batched(opt=opt, stacked=stacked, x=x, y=y):
             opt.zero_grad()
             stacked.losses(x, y).sum().backward()
             opt.step()
@@ -71,7 +71,7 @@ def main() -> None:
             one_by_one(), batched()
         times = interleaved_step_times({"one by one": one_by_one, "batched": batched}, args.cycles)
         med = {k_: statistics.median(v) for k_, v in times.items()}
-        paired = [b / s for b, s in zip(times["batched"], times["one by one"])]
+        paired = [b / s for b, s in zip(times["batched"], times["one by one"], strict=True)]
         result["models"][name] = {
             "median_ms": {k_: 1e3 * v for k_, v in med.items()},
             "batched_over_one_by_one": statistics.median(paired),

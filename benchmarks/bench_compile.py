@@ -67,7 +67,7 @@ def agreement(model_name, activation, params, channels_last):
     lc = F.cross_entropy(comp(x), y)
     le.backward()
     lc.backward()
-    gd = max(float((a.grad - b.grad).abs().max()) for a, b in zip(eager.parameters(), comp.parameters()))
+    gd = max(float((a.grad - b.grad).abs().max()) for a, b in zip(eager.parameters(), comp.parameters(), strict=True))
     return abs(float(le - lc)), gd
 
 

@@ -65,7 +65,7 @@ def main() -> int:
                 metrics.setdefault(way, _untimed(store))
                 shutil.rmtree(store)
                 print(f"pair {p + 1}: {way} {walls[way][-1]:.0f} s", flush=True)
-    ratios = [j / s for j, s in zip(walls["jobs"], walls["sequential"])]
+    ratios = [j / s for j, s in zip(walls["jobs"], walls["sequential"], strict=True)]
     same = metrics["sequential"] == metrics["jobs"]
     differing = sorted(k for k in metrics["sequential"] if metrics["sequential"][k] != metrics["jobs"].get(k))
     record = {

@@ -89,7 +89,7 @@ def measure(cycles: int, batch: int, models: tuple[str, ...] | None = None, prec
         fns = {a: _step_fn(model_name, shape, mp, a, p, batch, precision) for a, p in ARMS}
         times = interleaved_step_times(fns, cycles)
         med = {a: statistics.median(t) for a, t in times.items()}
-        paired = {a: [t / r - 1 for t, r in zip(times[a], times["relu"])] for a in times if a != "relu"}
+        paired = {a: [t / r - 1 for t, r in zip(times[a], times["relu"], strict=True)] for a in times if a != "relu"}
         intervals = {a: median_interval(v) for a, v in paired.items()}
         out["models"][model_name] = {
             "median_step_ms": {a: 1e3 * m for a, m in med.items()},
@@ -173,7 +173,7 @@ def main() -> None:
                 ms = ", ".join(f"{a} {v:.1f}" for a, v in m["median_step_ms"].items())
                 ov = ", ".join(
                     f"{a} {100 * v:+.1f}% (95% CI {100 * q[0]:+.1f} to {100 * q[1]:+.1f})"
-                    for (a, v), q in zip(m["overhead_vs_relu"].items(), m["overhead_ci95"].values())
+                    for (a, v), q in zip(m["overhead_vs_relu"].items(), m["overhead_ci95"].values(), strict=True)
                 )
                 print(f"   {model:<11} step ms: {ms}   overhead vs ReLU: {ov}")
     if args.json:

@@ -3,7 +3,7 @@ complete run and metric), built from chosen values plus a chosen seed-dependent 
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 

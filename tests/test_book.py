@@ -285,7 +285,7 @@ def _fake_store(root: Path, seeds=(0, 1), profile: str = "smoke", names=None, sh
     store = ResultsStore(root)
     configs = []
     for name in names or ("smith_fmnist_cnn", "smith_cifar10_cnn", "smith_cifar10_vgg3"):
-        for k, cfg in enumerate(get_experiment(name).configs(profile, seeds=seeds, device="cpu")):
+        for cfg in get_experiment(name).configs(profile, seeds=seeds, device="cpu"):
             bump = {"tanh": 0.0, "ReLU": 0.01, "LReLU": 0.02, "PReLU": 0.03}[cfg.arm]
             acc = 0.8 + bump + 0.001 * cfg.seed + shift
             curve = sorted([0.9 - 0.1 * i - bump for i in range(8)], reverse=True)
@@ -1113,7 +1113,7 @@ def test_every_arm_of_a_family_has_its_familys_colour_in_every_chapter():
     # a family's kinds are shades of its colour (its colour mixed with white): never another family's
     def is_shade_of(colour: str, base: str) -> bool:
         c, b = ([int(x[i : i + 2], 16) for i in (1, 3, 5)] for x in (colour, base))
-        shares = {round((ci - bi) / (255 - bi), 1) for ci, bi in zip(c, b) if bi < 255}
+        shares = {round((ci - bi) / (255 - bi), 1) for ci, bi in zip(c, b, strict=True) if bi < 255}
         return len(shares) == 1 and 0 <= shares.pop() < 1
 
     theano = arm_palette("theano_mnist_radford")

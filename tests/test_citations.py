@@ -58,7 +58,7 @@ def test_each_chapter_cites_its_sources_and_the_intro_cites_all():
 
 def test_the_build_config_carries_the_year_and_a_footer_stamp(tmp_path, monkeypatch):
     (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text())
-    when = datetime.datetime(2031, 5, 6, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2031, 5, 6, tzinfo=datetime.UTC)
     monkeypatch.setattr("relustudy.provenance.git_info", lambda: {"git_commit": "abcdef1234", "git_dirty": True})
     config = yaml.safe_load(write_build_config(tmp_path, "quick", when).read_text())
     assert config["copyright"] == "2031"

@@ -52,7 +52,7 @@ def test_smith_values_match_the_paper():
     assert not pv.duplicated(["table", "row", "column"]).any()
     for table, rows in SMITH.items():
         for row, values in rows.items():
-            for column, value in zip(SMITH_COLUMNS, values):
+            for column, value in zip(SMITH_COLUMNS, values, strict=True):
                 assert R.paper_value("smith", table, row, column) == value, (table, row, column)
     assert list(R.paper_table("smith", "Table 3").columns) == list(SMITH_COLUMNS)
     assert list(R.paper_table("smith", "Table 3").index) == ["tanh", "ReLU", "LReLU", "PReLU"]
@@ -204,7 +204,7 @@ def results(
 
 def paper_like(table: str, shift: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
     """Our means equal to the paper's numbers of ``table``, PReLU's accuracy shifted by ``shift``."""
-    out = {arm: dict(zip(METRICS, SMITH[table][arm])) for arm in ARMS}
+    out = {arm: dict(zip(METRICS, SMITH[table][arm], strict=True)) for arm in ARMS}
     for arm, d in (shift or {}).items():
         out[arm]["test_accuracy"] += d
     return out
@@ -571,7 +571,7 @@ def test_every_claim_kind_reports_its_effects():
     out = C.evaluate_claims(recs, "quick", source="smith")
     ran = out[out["experiment"] == "smith_fmnist_cnn"]
     assert len(ran) and all(len(e) >= 1 for e in ran["effects"])
-    for effects, verdict in zip(ran["effects"], ran["verdict"]):
+    for effects, verdict in zip(ran["effects"], ran["verdict"], strict=True):
         assert all(isinstance(e, C.Effect) and e.n == 5 and e.bounds for e in effects)
         assert C.deciding_effect(effects, verdict) is not None
     assert all(r for r in ran["rule"])
@@ -757,7 +757,7 @@ def test_published_values_tally_counts_paper_profile_values_on_the_sources_task_
     values = C.published_values(df, {"smith_fmnist_cnn": "paper", "he_cifar10_prelu": "paper"})
     assert set(values["experiment"]) == {"smith_fmnist_cnn"}  # He's ImageNet numbers: another task
     outside = values[values["verdict"] == "not replicated"]
-    assert list(zip(outside["arm"], outside["metric"])) == [("PReLU", "accuracy")]
+    assert list(zip(outside["arm"], outside["metric"], strict=True)) == [("PReLU", "accuracy")]
     line = C.published_values_markdown(values)
     assert f"{len(values) - 1} of {len(values)}" in line and "1 outside" in line
     assert C.published_values(df, {"smith_fmnist_cnn": "quick"}).empty  # a scaled-down profile: not compared

@@ -292,3 +292,17 @@ def test_the_command_line_parses_before_it_loads_torch_and_registries_fill_on_fi
         "assert len(CLAIMS) > 50\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    """`relustudy list | head -1`: the pipe's reader is gone before the listing is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "relustudy.cli", "list"], stdout=write_end, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0
+    assert proc.stderr == ""

@@ -86,7 +86,7 @@ def make_grey(rng, n_train=20, n_test=10):
 
 
 def write_idx_set(folder: Path, arrays: dict, gz: bool) -> None:
-    names = dict(zip(("x_train", "y_train", "x_test", "y_test"), D.IDX_FILES))
+    names = dict(zip(("x_train", "y_train", "x_test", "y_test"), D.IDX_FILES, strict=True))
     for key, stem in names.items():
         write_idx(folder / (stem + (".gz" if gz else "")), arrays[key], gz=gz)
 

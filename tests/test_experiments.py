@@ -121,7 +121,7 @@ def test_jobs_give_the_records_of_a_sequential_run(tmp_path, sequential_slice):
     par = run_experiment(kw.pop("name"), kw.pop("profile"), results_dir=tmp_path / "par", jobs=2, log=None, **kw)
     seq = sequential_slice
     assert [r["run_id"] for r in par] == [r["run_id"] for r in seq]
-    for a, b in zip(par, seq):
+    for a, b in zip(par, seq, strict=True):
         assert {k: v for k, v in a["metrics"].items() if k not in TIMING_METRICS} == {
             k: v for k, v in b["metrics"].items() if k not in TIMING_METRICS
         }

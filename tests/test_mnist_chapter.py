@@ -175,9 +175,9 @@ ALPHAS = ("alpha.act1.mean", "alpha.act2.mean", "alpha.act3.mean", "alpha.act_fc
 
 def test_order_claim_alphas():
     claim = C.get_claim("theano_blog.alphas_higher_in_lower_layers")
-    decreasing = tidy("theano_mnist_radford", {"PReLU (abs)": dict(zip(ALPHAS, (0.5, 0.3, 0.2, 0.1)))})
+    decreasing = tidy("theano_mnist_radford", {"PReLU (abs)": dict(zip(ALPHAS, (0.5, 0.3, 0.2, 0.1), strict=True))})
     assert claim.evaluate(decreasing, "quick").verdict == "replicated"
-    swapped = tidy("theano_mnist_radford", {"PReLU (abs)": dict(zip(ALPHAS, (0.5, 0.1, 0.2, 0.05)))})
+    swapped = tidy("theano_mnist_radford", {"PReLU (abs)": dict(zip(ALPHAS, (0.5, 0.1, 0.2, 0.05), strict=True))})
     r = claim.evaluate(swapped, "quick")
     assert r.verdict == "not replicated"
     assert "a, act2 (mean) - PReLU (abs): PReLU coefficient a, act3 (mean)" in r.detail  # labels, not keys

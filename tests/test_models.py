@@ -486,5 +486,5 @@ def test_building_is_seeded():
     a = build_model("nin", in_shape=CIFAR, width=0.25)
     torch.manual_seed(3)
     b = build_model("nin", in_shape=CIFAR, width=0.25)
-    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert na == nb and torch.equal(pa, pb)

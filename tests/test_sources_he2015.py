@@ -140,8 +140,12 @@ def test_init_claims_each_verdict():
         )
 
     labels = [a.label for a in H.INIT_ARMS]  # Kaiming 22, Xavier 22, Kaiming 30, Xavier 30
-    he_like = init(dict(zip(labels, (2.0, 2.2, 2.1, 2.303))), dict(zip(labels, (1.2, 1.5, 1.4, 2.302))))
-    stalled = init(dict(zip(labels, (2.3, 2.2, 2.3, 2.303))), dict(zip(labels, (2.29, 2.15, 2.3, 1.6))))
+    he_like = init(
+        dict(zip(labels, (2.0, 2.2, 2.1, 2.303), strict=True)), dict(zip(labels, (1.2, 1.5, 1.4, 2.302), strict=True))
+    )
+    stalled = init(
+        dict(zip(labels, (2.3, 2.2, 2.3, 2.303), strict=True)), dict(zip(labels, (2.29, 2.15, 2.3, 1.6), strict=True))
+    )
     for cid in (
         "he2015.init.xavier_stalls_the_deeper_net",
         "he2015.init.both_train_the_shallower_net",

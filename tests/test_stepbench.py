@@ -179,7 +179,7 @@ def test_stacked_seeds_train_as_the_separate_runs_would():
         opt.zero_grad()
         losses.sum().backward()
         opt.step()
-        for i, (m, o) in enumerate(zip(separate, opts)):
+        for i, (m, o) in enumerate(zip(separate, opts, strict=True)):
             loss = F.cross_entropy(m(xs[step, i]), ys[step, i])
             o.zero_grad()
             loss.backward()
@@ -187,7 +187,7 @@ def test_stacked_seeds_train_as_the_separate_runs_would():
             assert float(losses.detach()[i]) == pytest.approx(float(loss), rel=1e-5), (step, i)
     for i, m in enumerate(separate):
         trained = stacked.model(i, m)
-        for (name, p), q in zip(m.named_parameters(), trained.parameters()):
+        for (name, p), q in zip(m.named_parameters(), trained.parameters(), strict=True):
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
 
 

@@ -18,7 +18,7 @@ the same seeds trained one after the other.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -62,9 +62,11 @@ tanh's dispersion, 0.078, is lower than PReLU's, 0.110).
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from scipy import stats as _st
@@ -592,7 +594,7 @@ class ComparisonClaim(Claim):
             )
         effects = []
         same_task = get_experiment(self.experiment).same_task
-        for (pc, v, why), (_pc, m, _v) in zip(decided, parts):
+        for (pc, v, why), (_pc, m, _v) in zip(decided, parts, strict=True):
             verdicts.append(v)
             line = part_detail(pc, v, why)
             if self.relation in ("non_inferior", "same") and pc.n >= 2:
@@ -680,14 +682,14 @@ class RankClaim(Claim):
         # "At least k others against" is a union of tests: each counts only if it survives Holm over
         # all N parts. So is "at least N - k + 1 for" when k > 1; with k = 1 it needs every part (an
         # intersection-union test, no correction needed).
-        against_ok = holm_survivors([pc.p_value if t == -1 else 1.0 for pc, t in zip(comparisons, toward)])
+        against_ok = holm_survivors([pc.p_value if t == -1 else 1.0 for pc, t in zip(comparisons, toward, strict=True)])
         for_ok = (
             {i for i, t in enumerate(toward) if t == 1}
             if self.k == 1
-            else holm_survivors([pc.p_value if t == 1 else 1.0 for pc, t in zip(comparisons, toward)])
+            else holm_survivors([pc.p_value if t == 1 else 1.0 for pc, t in zip(comparisons, toward, strict=True)])
         )
         details, effects = [rule], []
-        for i, (pc, t) in enumerate(zip(comparisons, toward)):
+        for i, (pc, t) in enumerate(zip(comparisons, toward, strict=True)):
             if t == 1 and i in for_ok:
                 part, why = REPLICATED, ""
             elif t == -1 and i in against_ok:
@@ -827,7 +829,7 @@ def order_claim(*, arm: str, metrics: Sequence[str], **claim: str) -> Difference
     if len(metrics) < 2:
         raise ValueError("an order needs at least two metrics")
     qs = [Quantity(arm, (m,)) for m in metrics]
-    return DifferenceClaim(parts=tuple(zip(qs, qs[1:])), **claim)
+    return DifferenceClaim(parts=tuple(itertools.pairwise(qs)), **claim)
 
 
 @dataclass(frozen=True)
@@ -866,8 +868,8 @@ class GainRatioClaim(Claim):
         gain_arm = paired_comparison(d, self.metric, self.arm, self.reference, self.experiment, profile, CONFIDENCE)
         gain_full = paired_comparison(d, self.metric, self.full, self.reference, self.experiment, profile, CONFIDENCE)
         seeds = sorted(set(gain_arm.seeds) & set(gain_full.seeds))
-        g_arm = [sign * v for s, v in zip(gain_arm.seeds, gain_arm.diffs) if s in seeds]
-        g_full = [sign * v for s, v in zip(gain_full.seeds, gain_full.diffs) if s in seeds]
+        g_arm = [sign * v for s, v in zip(gain_arm.seeds, gain_arm.diffs, strict=True) if s in seeds]
+        g_full = [sign * v for s, v in zip(gain_full.seeds, gain_full.diffs, strict=True) if s in seeds]
         rule = (
             f"inconclusive unless {self.full}'s gain over {self.reference} is significant; then replicated if the "
             f"95% CI of the per-seed gain of {self.arm} minus {self.share:g} x {self.full}'s gain lies above 0, not "
@@ -876,7 +878,7 @@ class GainRatioClaim(Claim):
         n = len(seeds)
         full_sig = _better_sign(gain_full, self.metric) == 1 and gain_full.n >= 2
         details = [f"Rule: {rule}.", part_detail(gain_full, REPLICATED if full_sig else INCONCLUSIVE)]
-        excess = [a - self.share * f for a, f in zip(g_arm, g_full)]
+        excess = [a - self.share * f for a, f in zip(g_arm, g_full, strict=True)]
         mean, lo, hi = t_interval(excess, CONFIDENCE)
         if not full_sig or n < 2 or not math.isfinite(lo):
             verdict = INCONCLUSIVE
@@ -960,11 +962,11 @@ class BoundsClaim(Claim):
             if (self.lower_metrics and lows.empty) or (self.upper_metrics and highs.empty):
                 unchecked.append(f"{arm} seed {seed}")
                 continue
-            for metric, value in zip(lows["metric"], lows["value"]):
+            for metric, value in zip(lows["metric"], lows["value"], strict=True):
                 lowest = min(lowest, value)
                 if not value > self.low:
                     outside.append(f"{arm} seed {seed}, {metric_spec(metric).label} = {value:.4f}")
-            for metric, value in zip(highs["metric"], highs["value"]):
+            for metric, value in zip(highs["metric"], highs["value"], strict=True):
                 highest = max(highest, value)
                 if not value < self.high:
                     outside.append(f"{arm} seed {seed}, {metric_spec(metric).label} = {value:.4f}")
@@ -980,7 +982,7 @@ class BoundsClaim(Claim):
         if unchecked:
             details.append(f"{len(unchecked)} run(s) without the values: {', '.join(unchecked)}")
         for pattern, words in self.context:
-            values = done.loc[done["metric"].map(lambda m: fnmatch.fnmatchcase(m, pattern)), "value"]
+            values = done.loc[[fnmatch.fnmatchcase(m, pattern) for m in done["metric"]], "value"]
             if len(values):
                 details.append(f"for context, not judged: {words} range {values.min():.4f} to {values.max():.4f}")
         span = (
@@ -1043,7 +1045,7 @@ class ClaimSet:
     experiment: str
     section: str = ""
 
-    def where(self, *, experiment: str | None = None, section: str | None = None) -> "ClaimSet":
+    def where(self, *, experiment: str | None = None, section: str | None = None) -> ClaimSet:
         return ClaimSet(self.source, experiment or self.experiment, self.section if section is None else section)
 
     def add(self, kind: type[Claim], name: str, **fields: Any) -> Claim:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -53,97 +54,88 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="relustudy", description="Re-executable study of rectified activations.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    lister = sub.add_parser("list", help="experiments and profiles, with their estimated CPU cost")
-    lister.add_argument(
+def _add_common(sp: argparse.ArgumentParser, profile_default: str | None) -> None:
+    if profile_default is None:
+        sp.add_argument("--profile", required=True, choices=PROFILES)
+    else:
+        sp.add_argument("--profile", default=profile_default, choices=PROFILES)
+    sp.add_argument(
         "--results-dir",
         type=Path,
         default=None,
-        help="the records whose throughput the estimates use (default: results/)",
+        help="results store (default: results/ for quick and paper, _build/smoke-results for smoke)",
     )
 
-    def add_common(sp: argparse.ArgumentParser, profile_default: str | None) -> None:
-        if profile_default is None:
-            sp.add_argument("--profile", required=True, choices=PROFILES)
-        else:
-            sp.add_argument("--profile", default=profile_default, choices=PROFILES)
-        sp.add_argument(
-            "--results-dir",
-            type=Path,
-            default=None,
-            help="results store (default: results/ for quick and paper, _build/smoke-results for smoke)",
-        )
 
-    def add_run_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
-        sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-        sp.add_argument(
-            "--data-dir", default=None, help="folder with <dataset>.npz files (else $RELUSTUDY_DATA, else the cache)"
-        )
-        sp.add_argument(
-            "--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing"
-        )
+def _add_run_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
+    sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    sp.add_argument(
+        "--data-dir", default=None, help="folder with <dataset>.npz files (else $RELUSTUDY_DATA, else the cache)"
+    )
+    sp.add_argument("--download", action="store_true", help="allow torchvision's downloaders when a dataset is missing")
 
-    def add_scheduling_options(sp: argparse.ArgumentParser) -> None:
-        """How a grid's runs are scheduled (only `run` trains a grid; the book reuses records)."""
-        sp.add_argument(
-            "--threads-per-job",
-            type=int,
-            default=None,
-            metavar="K",
-            help="CPU threads per run (default: every CPU this process may use); not part of a run's id",
-        )
-        sp.add_argument(
-            "--jobs",
-            type=int,
-            default=1,
-            metavar="N",
-            help="train N runs at a time, each in its own process (use with --threads-per-job)",
-        )
-        sp.add_argument(
-            "--executor",
-            choices=("local", "ray"),
-            default="local",
-            help="local: this machine (one run at a time, or --jobs N); ray: each run a task on a Ray cluster",
-        )
-        sp.add_argument(
-            "--address",
-            default=None,
-            metavar="ADDR",
-            help="the Ray cluster to use (with --executor ray; default: start a local one, on loopback only); "
-            "Ray has no authentication or encryption unless that cluster's operator enables them (README)",
-        )
-        sp.add_argument(
-            "--wait",
-            type=float,
-            nargs="?",
-            const=30.0,
-            default=None,
-            metavar="SECONDS",
-            help="wait for runs another live process is training (look every SECONDS, default 30) instead of "
-            "leaving them; a run whose holder died is trained here",
-        )
-        sp.add_argument(
-            "--gpus-per-job",
-            type=float,
-            default=None,
-            metavar="F",
-            help="with --executor ray on CUDA: the share of one GPU each run asks for (default 1; 0.25: four per GPU)",
-        )
 
+def _add_scheduling_options(sp: argparse.ArgumentParser) -> None:
+    """How a grid's runs are scheduled (only `run` trains a grid; the book reuses records)."""
+    sp.add_argument(
+        "--threads-per-job",
+        type=int,
+        default=None,
+        metavar="K",
+        help="CPU threads per run (default: every CPU this process may use); not part of a run's id",
+    )
+    sp.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N runs at a time, each in its own process (use with --threads-per-job)",
+    )
+    sp.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine (one run at a time, or --jobs N); ray: each run a task on a Ray cluster",
+    )
+    sp.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="the Ray cluster to use (with --executor ray; default: start a local one, on loopback only); "
+        "Ray has no authentication or encryption unless that cluster's operator enables them (README)",
+    )
+    sp.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=30.0,
+        default=None,
+        metavar="SECONDS",
+        help="wait for runs another live process is training (look every SECONDS, default 30) instead of "
+        "leaving them; a run whose holder died is trained here",
+    )
+    sp.add_argument(
+        "--gpus-per-job",
+        type=float,
+        default=None,
+        metavar="F",
+        help="with --executor ray on CUDA: the share of one GPU each run asks for (default 1; 0.25: four per GPU)",
+    )
+
+
+def _add_grid_commands(sub: argparse._SubParsersAction) -> None:
+    """run, results, data check and store check."""
     run = sub.add_parser("run", help="train an experiment's grid (complete runs are skipped)")
     run.add_argument("experiment")
-    add_common(run, None)
-    add_run_options(run)
-    add_scheduling_options(run)
+    _add_common(run, None)
+    _add_run_options(run)
+    _add_scheduling_options(run)
     run.add_argument("--force", action="store_true", help="recompute runs that already have a record")
 
     res = sub.add_parser("results", help="tidy results of an experiment")
     res.add_argument("experiment")
-    add_common(res, None)
+    _add_common(res, None)
     res.add_argument("--format", choices=("table", "csv"), default="table")
 
     data = sub.add_parser("data", help="dataset utilities")
@@ -157,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     scheck.add_argument("--results-dir", type=Path, default=None, help="default: results/ of this checkout")
     scheck.add_argument("--fix", action="store_true", help="remove leftovers and set invalid records aside")
 
+
+def _add_bench_and_book(sub: argparse._SubParsersAction) -> None:
+    """bench and book."""
     bench = sub.add_parser(
         "bench",
         help="record a benchmark: the activations (forward/backward vs a copy bound) or whole training steps",
@@ -171,14 +166,30 @@ def build_parser() -> argparse.ArgumentParser:
         "training steps timed interleaved in one process (--experiment), the record its speed claims read",
     )
     bench.add_argument("--experiment", help="with steps: the experiment whose step timing to record")
-    add_common(bench, "quick")
+    _add_common(bench, "quick")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     bench.add_argument("--threads", type=int, default=1, help="with train: CPU threads (default 1, as the grids run)")
     bench.add_argument("--force", action="store_true", help="measure again even if a record exists")
 
     book = sub.add_parser("book", help="execute the chapter notebooks and build the book into _build/html")
-    add_common(book, "quick")
-    add_run_options(book)
+    _add_common(book, "quick")
+    _add_run_options(book)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="relustudy", description="Re-executable study of rectified activations.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lister = sub.add_parser("list", help="experiments and profiles, with their estimated CPU cost")
+    lister.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="the records whose throughput the estimates use (default: results/)",
+    )
+
+    _add_grid_commands(sub)
+    _add_bench_and_book(sub)
     return p
 
 
@@ -382,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relustudy: interrupted (complete runs are kept; rerun to resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`relustudy list | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except OSError as e:
         hint = _IO_HINTS.get(e.errno)
         if hint is None:

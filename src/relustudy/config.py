@@ -11,8 +11,9 @@ import json
 import math
 import numbers
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # In increasing faithfulness to the source: smoke (CI's code path), quick (laptop-sized), regime
 # (the regime a source's claims are about, at a size our CPUs reach in hours), paper (the source's
@@ -218,7 +219,7 @@ class RunConfig:
 
     # -- (de)serialisation ---------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -240,7 +241,7 @@ class RunConfig:
         d["evals"] = list(self.evals)
         return d
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def key_dict(self) -> dict[str, Any]:

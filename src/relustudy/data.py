@@ -43,15 +43,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import multiprocessing
 import os
 import time
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 from urllib.error import URLError
 
 import numpy as np
@@ -155,7 +157,7 @@ class DatasetSpec:
         data_dir: str | os.PathLike | None = None,
         download: bool = False,
         cache_dir: str | os.PathLike | None = None,
-    ) -> "InMemoryDataset":
+    ) -> InMemoryDataset:
         return load_dataset(self.name, data_dir=data_dir, download=download, cache_dir=cache_dir)
 
     __call__ = load
@@ -846,7 +848,7 @@ def decode_cifar10_jpeg(
     bounds = np.linspace(start, stop, n_chunks + 1).astype(np.int64)
     chunks = [
         (jpeg[offsets[a] : offsets[b]].tobytes(), offsets[a : b + 1] - offsets[a])
-        for a, b in zip(bounds[:-1], bounds[1:])
+        for a, b in itertools.pairwise(bounds)
     ]
     parts = None
     if processes > 1:
@@ -854,7 +856,7 @@ def decode_cifar10_jpeg(
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             with ProcessPoolExecutor(processes, mp_context=ctx) as ex:
-                parts = list(ex.map(_decode_chunk, *zip(*chunks)))
+                parts = list(ex.map(_decode_chunk, *zip(*chunks, strict=True)))
         except Exception:  # no usable pool here (or a bad image): decode serially, which reports errors
             parts = None
     if parts is None:
@@ -1075,7 +1077,7 @@ def stratified_subset(labels: torch.Tensor | np.ndarray | Sequence[int], n: int,
             quotas[i] += 1
     g = torch.Generator().manual_seed(int(seed))
     picks = []
-    for c, q in zip(classes.tolist(), quotas.tolist()):
+    for c, q in zip(classes.tolist(), quotas.tolist(), strict=True):
         idx = torch.nonzero(y == c, as_tuple=True)[0]
         picks.append(idx[torch.randperm(len(idx), generator=g)[:q]])
     out = torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)

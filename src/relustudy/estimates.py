@@ -19,9 +19,10 @@ import csv
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .activations import RReLU
 from .config import ConfigError, RunConfig

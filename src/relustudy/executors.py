@@ -15,9 +15,10 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .config import ConfigError, RunConfig
 from .ray_executor import train_on_ray  # ray is an optional dependency

@@ -16,9 +16,10 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ from .registry import SOURCES_MODULE, Registry
 from .store import ResultsStore, RunClaimed
 from .trainer import check_precision, resolve_device, train
 
-EXPERIMENTS: Registry["Experiment"] = Registry("experiment", filled_by=SOURCES_MODULE)
+EXPERIMENTS: Registry[Experiment] = Registry("experiment", filled_by=SOURCES_MODULE)
 
 # The smoke profile every experiment shares (CI: seconds per run).
 SMOKE = dict(epochs=1, batch_size=64, train_subset=512, test_subset=500)
@@ -336,96 +337,107 @@ def run_experiment(
     seeds = None if seeds is None else list(seeds)
     _check_run_options(jobs, executor, address, seeds, wait, data_dir)
     on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    runner = make_executor(  # an unknown executor is one clear error before anything is read
-        executor,
-        jobs=jobs,
-        address=address,
-        cpus_per_run=num_threads or 1,
-        gpus_per_run=(1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0,
+    gpus_per_run = (1.0 if gpus_per_job is None else gpus_per_job) if on_cuda else 0.0
+    # an unknown executor is one clear error before anything is read
+    runner = make_executor(
+        executor, jobs=jobs, address=address, cpus_per_run=num_threads or 1, gpus_per_run=gpus_per_run
     )
     configs = exp.configs(profile, seeds=seeds, device=device, num_threads=num_threads)
     if configs and not (executor == "ray" and device == "cuda"):  # a cluster's GPUs are its workers'
         resolve_device(device)  # a missing GPU is one clear error before anything trains
     store = ResultsStore(Path(results_dir) if results_dir else default_results_dir(profile))
-
-    trained_seconds: list[float] = []  # of the runs this call trained: the ETA's throughput
-    progress_state = {"todo": 0, "done": 0, "parallel": jobs}  # parallel: runs training at once
-
-    def report(i: int, cfg: RunConfig, record: dict, cached: bool, seconds: float) -> None:
-        if log:
-            tail = ""
-            if cached or record.get("_trained") is False:
-                status = "cached" if cached else "cached (finished by another process)"
-            else:
-                status = f"{record.get('status')} in {seconds:.0f} s"
-                trained_seconds.append(seconds)
-            if not cached:
-                progress_state["done"] += 1
-                left = progress_state["todo"] - progress_state["done"]
-                running = min(progress_state["parallel"], left)
-                tail = f" | done {progress_state['done']}, running {running}, left {left - running}"
-                if trained_seconds and left:
-                    eta = statistics.mean(trained_seconds) * left / max(progress_state["parallel"], 1) / 60.0
-                    tail += f", ETA {eta:.0f} min"
-            acc = record.get("metrics", {}).get("test_accuracy")
-            acc_s = f" test_accuracy={acc:.4f}" if isinstance(acc, (int, float)) else ""
-            log(
-                f"[{i}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: "
-                f"{status}{acc_s}{tail}"
-            )
-
-    records: list[dict | None] = [None] * len(configs)
-    todo = []
-    for i, cfg in enumerate(configs):
-        records[i] = None if force else store.load_record(cfg)
-        if records[i] is not None:
-            report(i + 1, cfg, records[i], True, 0.0)
-        else:
-            todo.append(i)
+    grid = _GridProgress(f"{name} {profile}", configs, log, parallel=jobs)
+    todo = grid.read_records(store, force)
     if todo and executor != "ray":  # a cluster's workers check their own hardware
         check_precision(configs[todo[0]], resolve_device(device))  # bf16 without bf16 units: one line
+    options = TrainOptions(force=force, data_dir=data_dir, download=download, progress=progress)
+    if todo:
+        done = lambda k, record, seconds: grid.report(todo[k], record, False, seconds)  # noqa: E731
+        runner.train(
+            [configs[i] for i in todo], store, options, done, lambda k, e: grid.skipped(todo[k], e), grid.set_parallel
+        )
+    if wait:
+        grid.wait_for_held(store, options, wait)
+    return [r for r in grid.records if r is not None]
 
-    held: list[int] = []  # runs another live process is training
 
-    def elsewhere(i: int, e: RunClaimed) -> None:  # another process holds the run: leave it to that one
-        progress_state["done"] += 1
-        held.append(i)
-        if log:
-            cfg = configs[i]
-            log(f"[{i + 1}/{len(configs)}] {name} {profile} {cfg.arm or cfg.activation} seed={cfg.seed}: skipped, {e}")
+class _GridProgress:
+    """A grid's records as they arrive, one line per run (cached, trained, skipped) with what is
+    done, running and left and an ETA from the runs this call trained."""
 
-    def finish() -> list[dict]:
-        """The records, after waiting for the held runs when asked (``wait``)."""
-        while wait and held:
+    def __init__(self, title: str, configs: list[RunConfig], log: Callable[[str], None] | None, parallel: int):
+        self.title, self.configs, self.log, self.parallel = title, configs, log, parallel
+        self.records: list[dict | None] = [None] * len(configs)
+        self.todo = self.done = 0
+        self.trained_seconds: list[float] = []  # of the runs this call trained: the ETA's throughput
+        self.held: list[int] = []  # runs another live process is training
+
+    def _say(self, i: int, what: str) -> None:
+        if self.log:
+            cfg = self.configs[i]
+            self.log(f"[{i + 1}/{len(self.configs)}] {self.title} {cfg.arm or cfg.activation} seed={cfg.seed}: {what}")
+
+    def read_records(self, store: ResultsStore, force: bool) -> list[int]:
+        """Take the complete records the store holds (none when ``force``); the indices left to train."""
+        todo = []
+        for i, cfg in enumerate(self.configs):
+            self.records[i] = None if force else store.load_record(cfg)
+            if self.records[i] is not None:
+                self.report(i, self.records[i], True, 0.0)
+            else:
+                todo.append(i)
+        self.todo = len(todo)
+        return todo
+
+    def set_parallel(self, n: int) -> None:
+        self.parallel = n  # runs training at once
+
+    def report(self, i: int, record: dict, cached: bool, seconds: float) -> None:
+        self.records[i] = record
+        tail = ""
+        if cached or record.get("_trained") is False:
+            status = "cached" if cached else "cached (finished by another process)"
+        else:
+            status = f"{record.get('status')} in {seconds:.0f} s"
+            self.trained_seconds.append(seconds)
+        if not cached:
+            self.done += 1
+            left = self.todo - self.done
+            running = min(self.parallel, left)
+            tail = f" | done {self.done}, running {running}, left {left - running}"
+            if self.trained_seconds and left:
+                eta = statistics.mean(self.trained_seconds) * left / max(self.parallel, 1) / 60.0
+                tail += f", ETA {eta:.0f} min"
+        acc = record.get("metrics", {}).get("test_accuracy")
+        acc_s = f" test_accuracy={acc:.4f}" if isinstance(acc, (int, float)) else ""
+        self._say(i, f"{status}{acc_s}{tail}")
+
+    def skipped(self, i: int, e: RunClaimed) -> None:
+        """Another process holds run ``i``: leave it to that one."""
+        self.done += 1
+        self.held.append(i)
+        self._say(i, f"skipped, {e}")
+
+    def wait_for_held(self, store: ResultsStore, options: TrainOptions, wait: float) -> None:
+        """Look every ``wait`` seconds until each held run has a record: the other process's, or
+        this one's when the holder died and its claim went stale."""
+        while self.held:
             time.sleep(wait)
-            for i in list(held):
-                record, t0 = store.load_record(configs[i]), time.perf_counter()
+            for i in list(self.held):
+                record, t0 = store.load_record(self.configs[i]), time.perf_counter()
                 if record is None:  # still held, or its holder died: try to take it over
                     try:
-                        record = train(configs[i], store, data_dir=data_dir, download=download, progress=progress)
+                        record = train(
+                            self.configs[i],
+                            store,
+                            data_dir=options.data_dir,
+                            download=options.download,
+                            progress=options.progress,
+                        )
                     except RunClaimed:
                         continue
                 else:
                     record = {**record, "_trained": False}
-                held.remove(i)
-                records[i] = record
-                progress_state["done"] -= 1  # counted when it was skipped; report counts it again
-                report(i + 1, configs[i], record, False, time.perf_counter() - t0)
-        return [r for r in records if r is not None]
-
-    progress_state["todo"] = len(todo)
-    if todo:
-
-        def done(k: int, record: dict, seconds: float) -> None:
-            records[todo[k]] = record
-            report(todo[k] + 1, configs[todo[k]], record, False, seconds)
-
-        runner.train(
-            [configs[i] for i in todo],
-            store,
-            TrainOptions(force=force, data_dir=data_dir, download=download, progress=progress),
-            done,
-            lambda k, e: elsewhere(todo[k], e),
-            lambda n: progress_state.update(parallel=n),
-        )
-    return finish()
+                self.held.remove(i)
+                self.done -= 1  # counted when it was skipped; report counts it again
+                self.report(i, record, False, time.perf_counter() - t0)

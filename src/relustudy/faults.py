@@ -52,9 +52,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import torch
 
 from . import store as store_module
 from . import trainer
@@ -162,39 +165,41 @@ def _gone_pid() -> int:
 
 
 # ------------------------------------------------------------------------------ the child process
-def _child(config_json: str, store_root: str, mode: str, arg: str) -> None:
-    """Train in a child process with one fault armed (``mode``: run, count, kill_write, disk_full,
-    kill_after_checkpoint); killed children never return."""
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: like a power cut
 
-    config = RunConfig.from_dict(json.loads(config_json))
+
+def _killed_half_way(original: Callable[..., Any], path: Any, content: Any) -> Any:
+    """Write half of ``content`` to ``path`` through ``original``, then die."""
+    data = content.encode() if isinstance(content, str) else content
+    if callable(data):  # a torch.save writer: let it write half, then die
+        buf = io.BytesIO()
+        data(buf)
+        data = buf.getvalue()
+
+    def half(f):
+        f.write(data[: len(data) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+        _die()
+
+    return original(path, half)
+
+
+def _armed_write(mode: str, arg: str, calls: list[int]) -> Callable[..., Any]:
+    """The store's atomic write, counting its calls and firing ``mode``'s fault at the one ``arg`` names."""
     original = store_module.atomic_write
-    calls = [0]
-
-    def die() -> None:
-        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: like a power cut
 
     def armed(path, content):
         calls[0] += 1
         if mode == "kill_write" and calls[0] == int(arg.split(":")[0]):
             where = arg.split(":")[1]
             if where == "before":
-                die()
+                _die()
             if where == "inside":
-                data = content.encode() if isinstance(content, str) else content
-                if callable(data):  # a torch.save writer: let it write half, then die
-                    buf = io.BytesIO()
-                    data(buf)
-                    data = buf.getvalue()
-
-                def half(f):
-                    f.write(data[: len(data) // 2])
-                    f.flush()
-                    os.fsync(f.fileno())
-                    die()
-
-                return original(path, half)
+                return _killed_half_way(original, path, content)
             out = original(path, content)
-            die()
+            _die()
             return out
         if mode == "disk_full" and calls[0] == int(arg):
 
@@ -204,19 +209,32 @@ def _child(config_json: str, store_root: str, mode: str, arg: str) -> None:
             return original(path, full)
         return original(path, content)
 
-    store_module.atomic_write = armed
+    return armed
+
+
+def _die_after_checkpoint(n: int) -> None:
+    """Make the store's ``n``-th checkpoint save the process's last act."""
+    saves = [0]
+    save = store_module.ResultsStore.save_checkpoint
+
+    def save_then_die(self, cfg, state):
+        out = save(self, cfg, state)
+        saves[0] += 1
+        if saves[0] == n:
+            _die()
+        return out
+
+    store_module.ResultsStore.save_checkpoint = save_then_die
+
+
+def _child(config_json: str, store_root: str, mode: str, arg: str) -> None:
+    """Train in a child process with one fault armed (``mode``: run, count, kill_write, disk_full,
+    kill_after_checkpoint); killed children never return."""
+    config = RunConfig.from_dict(json.loads(config_json))
+    calls = [0]
+    store_module.atomic_write = _armed_write(mode, arg, calls)
     if mode == "kill_after_checkpoint":
-        saves = [0]
-        save = store_module.ResultsStore.save_checkpoint
-
-        def save_then_die(self, cfg, state):
-            out = save(self, cfg, state)
-            saves[0] += 1
-            if saves[0] == int(arg):
-                die()
-            return out
-
-        store_module.ResultsStore.save_checkpoint = save_then_die
+        _die_after_checkpoint(int(arg))
     trainer.train(config, ResultsStore(store_root), progress=False)
     if mode == "count":
         print(json.dumps({"writes": calls[0]}))
@@ -294,39 +312,41 @@ class _Judge:
         return Trial(fault, detail, outcome, note)
 
 
-def run_suite(
-    workdir: str | os.PathLike,
-    *,
-    trials: dict[str, int] | None = None,
-    seed: int = 0,
-    log: Callable[[str], None] | None = None,
-    config: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run ``trials[fault]`` trials of each fault (default: 4 random kills, a kill in each write of
-    the run, 2 full disks, 2 checkpoint and 4 record corruptions) in ``workdir``; the summary dict (counts by fault
-    and outcome, every trial, provenance). Deterministic given ``seed`` except the random kills' times."""
+DEFAULT_PLAN: dict[str, int | None] = {
+    "random_kill": 4,
+    "kill_in_write": None,  # None: each write once
+    "disk_full": 2,
+    "checkpoint_byte": 2,
+    "record_byte": 4,
+    "linked_folder": 2,  # the run folder, then the experiment folder, taking turns
+    "stale_claim": 2,  # a gone process, then a reused pid, taking turns
+}
 
-    say = log or (lambda _m: None)
-    plan: dict[str, int | None] = {
-        "random_kill": 4,
-        "kill_in_write": None,  # None: each write once
-        "disk_full": 2,
-        "checkpoint_byte": 2,
-        "record_byte": 4,
-        "linked_folder": 2,  # the run folder, then the experiment folder, taking turns
-        "stale_claim": 2,  # a gone process, then a reused pid, taking turns
-    }
-    plan.update(trials or {})
-    unknown = set(plan) - set(FAULTS)
-    if unknown:
-        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; valid: {', '.join(FAULTS)}")
-    rng = random.Random(seed)
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    main = RunConfig.from_dict({**SUITE_CONFIG, **(config or {})})
+
+@dataclass
+class _Suite:
+    """What every trial shares: the run under test, its neighbour, their reference records, and
+    the measured child run (its length and its number of file writes)."""
+
+    work: Path
+    main: RunConfig
+    neighbour: RunConfig
+    reference: ResultsStore
+    refs: dict[str, Any]
+    rng: random.Random
+    child_seconds: float
+    writes: int
+    trials_made: int = 0
+
+    def judge(self) -> _Judge:
+        self.trials_made += 1
+        return _Judge(self.work / f"trial-{self.trials_made:03d}", self.main, self.neighbour, self.refs, self.reference)
+
+
+def _prepare_suite(work: Path, main: RunConfig, rng: random.Random, say: Callable[[str], None]) -> _Suite:
+    """Train the reference records (the neighbour here, the run under test both here and in a
+    counting child process, which must agree) and measure the child's length and file writes."""
     neighbour = RunConfig.from_dict({**main.to_dict(), "seed": main.seed + 1})
-    start, t0 = utc_now(), time.perf_counter()
-
     reference = ResultsStore(work / "reference")
     train(neighbour, reference, progress=False)
     t_child = time.perf_counter()
@@ -340,88 +360,89 @@ def run_suite(
     if fingerprint(ResultsStore(work / "counted"), main) != refs["main"]:
         raise RuntimeError("a child process and this process train different records: the suite cannot judge")
     say(f"faults: reference child run {child_seconds:.1f} s, {writes} file writes")
-    sentinel = work / "sentinel"  # outside every store: no trial may change it
-    shutil.copytree(reference.run_dir(main), sentinel / "record")
-    sentinel_before = tree_digest(sentinel)
+    return _Suite(work, main, neighbour, reference, refs, rng, child_seconds, writes)
 
-    out: list[Trial] = []
-    n = 0
 
-    def judge() -> _Judge:
-        nonlocal n
-        n += 1
-        return _Judge(work / f"trial-{n:03d}", main, neighbour, refs, reference)
-
-    for _ in range(plan["random_kill"]):
-        j = judge()
-        moments = sorted(rng.uniform(0.0, child_seconds) for _ in range(2))
-        killed = [_kill_child_after(main, j.store.root, m) for m in moments]
+def _random_kills(s: _Suite, trials: int) -> Iterator[Trial]:
+    for _ in range(trials):
+        j = s.judge()
+        moments = sorted(s.rng.uniform(0.0, s.child_seconds) for _ in range(2))
+        killed = [_kill_child_after(s.main, j.store.root, m) for m in moments]
         j.watch()
-        detail = ", ".join(f"{m:.2f} s" + ("" if k else " (finished first)") for m, k in zip(moments, killed))
-        out.append(j.finish("random_kill", f"killed at {detail} of a {child_seconds:.1f} s run"))
-        say(f"faults: {out[-1]}")
+        detail = ", ".join(
+            f"{m:.2f} s" + ("" if k else " (finished first)") for m, k in zip(moments, killed, strict=True)
+        )
+        yield j.finish("random_kill", f"killed at {detail} of a {s.child_seconds:.1f} s run")
+
+
+def _kills_in_writes(s: _Suite, trials: int) -> Iterator[Trial]:
     # every write once before any twice, the points (before, inside, after) taking turns, and every
     # (write, point) pair once before any twice: `writes` trials kill inside each write once
-    writes_order = list(range(1, writes + 1))
-    rng.shuffle(writes_order)
-    turn = rng.randrange(len(WRITE_POINTS))
+    writes_order = list(range(1, s.writes + 1))
+    s.rng.shuffle(writes_order)
+    turn = s.rng.randrange(len(WRITE_POINTS))
     points = [
         (k, WRITE_POINTS[(turn + i + lap) % len(WRITE_POINTS)])
         for lap in range(len(WRITE_POINTS))
         for i, k in enumerate(writes_order)
     ]
-    if plan["kill_in_write"] is None:
-        plan["kill_in_write"] = writes
-    for i in range(plan["kill_in_write"]):
-        j = judge()
+    for i in range(trials):
+        j = s.judge()
         k, where = points[i % len(points)]
-        _run_child(main, j.store.root, "kill_write", f"{k}:{where}")
-        out.append(j.finish("kill_in_write", f"write {k} of {writes}, {where}"))
-        say(f"faults: {out[-1]}")
-    for _ in range(plan["disk_full"]):
-        j = judge()
-        k = rng.randint(1, writes)
-        child = _run_child(main, j.store.root, "disk_full", str(k))
-        note = "" if child.returncode != 0 else "the child did not notice the full disk"
-        out.append(j.finish("disk_full", f"write {k} of {writes}", note))
-        say(f"faults: {out[-1]}")
-    for _ in range(plan["checkpoint_byte"]):
-        j = judge()
-        e = rng.randint(1, main.epochs - 1)
-        _run_child(main, j.store.root, "kill_after_checkpoint", str(e))
-        ckpt = j.store.checkpoint_path(main)
-        offset = flip_byte(ckpt, rng) if ckpt.is_file() else -1
-        j.watch()
-        out.append(j.finish("checkpoint_byte", f"after epoch {e}, byte {offset} of {ckpt.name}"))
-        say(f"faults: {out[-1]}")
-    files = ("result.json", "history.csv", "activation_stats.json")
-    for _ in range(plan["record_byte"]):
-        j = judge()
-        shutil.copytree(reference.run_dir(main), j.store.run_dir(main))
-        name = rng.choice(files)
-        offset = flip_byte(j.store.run_dir(main) / name, rng)
-        out.append(j.finish("record_byte", f"byte {offset} of {name}"))
-        say(f"faults: {out[-1]}")
+        _run_child(s.main, j.store.root, "kill_write", f"{k}:{where}")
+        yield j.finish("kill_in_write", f"write {k} of {s.writes}, {where}")
 
-    for i in range(plan["linked_folder"]):
-        j = judge()
-        outside = work / f"outside-{n:03d}"
+
+def _full_disks(s: _Suite, trials: int) -> Iterator[Trial]:
+    for _ in range(trials):
+        j = s.judge()
+        k = s.rng.randint(1, s.writes)
+        child = _run_child(s.main, j.store.root, "disk_full", str(k))
+        note = "" if child.returncode != 0 else "the child did not notice the full disk"
+        yield j.finish("disk_full", f"write {k} of {s.writes}", note)
+
+
+def _checkpoint_bytes(s: _Suite, trials: int) -> Iterator[Trial]:
+    for _ in range(trials):
+        j = s.judge()
+        e = s.rng.randint(1, s.main.epochs - 1)
+        _run_child(s.main, j.store.root, "kill_after_checkpoint", str(e))
+        ckpt = j.store.checkpoint_path(s.main)
+        offset = flip_byte(ckpt, s.rng) if ckpt.is_file() else -1
+        j.watch()
+        yield j.finish("checkpoint_byte", f"after epoch {e}, byte {offset} of {ckpt.name}")
+
+
+def _record_bytes(s: _Suite, trials: int) -> Iterator[Trial]:
+    for _ in range(trials):
+        j = s.judge()
+        shutil.copytree(s.reference.run_dir(s.main), j.store.run_dir(s.main))
+        name = s.rng.choice(("result.json", "history.csv", "activation_stats.json"))
+        offset = flip_byte(j.store.run_dir(s.main) / name, s.rng)
+        yield j.finish("record_byte", f"byte {offset} of {name}")
+
+
+def _linked_folders(s: _Suite, trials: int) -> Iterator[Trial]:
+    main = s.main
+    for i in range(trials):
+        j = s.judge()
+        outside = s.work / f"outside-{s.trials_made:03d}"
         whole_experiment = i % 2 == 1
         if whole_experiment:  # the experiment folder is the link; the neighbour moves out with it
             link, target = j.store.root / main.experiment, outside / main.experiment
             shutil.copytree(link, target)
-            shutil.copytree(reference.run_dir(main), target / main.profile / main.run_id())
+            shutil.copytree(s.reference.run_dir(main), target / main.profile / main.run_id())
             shutil.rmtree(link)
         else:
             link, target = j.store.run_dir(main), outside / main.run_id()
-            shutil.copytree(reference.run_dir(main), target)
+            shutil.copytree(s.reference.run_dir(main), target)
             link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target, target_is_directory=True)
         before = tree_digest(outside)
         refused = []
         for what, act in (
-            ("--force", lambda: j.store.invalidate(main)),
-            ("run", lambda: train(main, j.store, progress=False)),
+            ("--force", lambda j=j: j.store.invalidate(main)),
+            ("run", lambda j=j: train(main, j.store, progress=False)),
         ):
             try:
                 act()
@@ -440,12 +461,12 @@ def run_suite(
         why = [f"{changed} file(s) outside the store changed"] if changed else []
         why += ["an action went through the link"] if len(refused) < 2 else []
         why += ["store check did not report the link"] if not reported else []
-        if why:
-            trial = Trial("linked_folder", detail, "escaped", "; ".join(why))
-        out.append(trial)
-        say(f"faults: {out[-1]}")
-    for i in range(plan["stale_claim"]):
-        j = judge()
+        yield Trial("linked_folder", detail, "escaped", "; ".join(why)) if why else trial
+
+
+def _stale_claims(s: _Suite, trials: int) -> Iterator[Trial]:
+    for i in range(trials):
+        j = s.judge()
         reused = i % 2 == 1
         holder = {
             "pid": 1 if reused else _gone_pid(),
@@ -453,19 +474,60 @@ def run_suite(
             "host": socket.gethostname(),
             "since": utc_now(),
         }
-        folder = j.store.run_dir(main)
+        folder = j.store.run_dir(s.main)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CLAIM_FILE).write_text(json.dumps(holder))
         detail = f"claim by pid {holder['pid']} ({'a live pid that is another process now' if reused else 'gone'})"
         try:
-            out.append(j.finish("stale_claim", detail))
+            yield j.finish("stale_claim", detail)
         except RunClaimed as e:
-            out.append(Trial("stale_claim", detail, "blocked", str(e)))
-        say(f"faults: {out[-1]}")
-    outside_changed = _changed(sentinel_before, tree_digest(sentinel))
+            yield Trial("stale_claim", detail, "blocked", str(e))
 
+
+TRIALS: dict[str, Callable[[_Suite, int], Iterator[Trial]]] = {
+    "random_kill": _random_kills,
+    "kill_in_write": _kills_in_writes,
+    "disk_full": _full_disks,
+    "checkpoint_byte": _checkpoint_bytes,
+    "record_byte": _record_bytes,
+    "linked_folder": _linked_folders,
+    "stale_claim": _stale_claims,
+}
+
+
+def run_suite(
+    workdir: str | os.PathLike,
+    *,
+    trials: dict[str, int] | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run ``trials[fault]`` trials of each fault (default: :data:`DEFAULT_PLAN`: 4 random kills, a
+    kill in each write of the run, 2 full disks, 2 checkpoint and 4 record corruptions, 2 linked
+    folders and 2 stale claims) in ``workdir``; the summary dict (counts by fault and outcome, every
+    trial, provenance). Deterministic given ``seed`` except the random kills' times."""
+    say = log or (lambda _m: None)
+    plan = {**DEFAULT_PLAN, **(trials or {})}
+    unknown = set(plan) - set(FAULTS)
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; valid: {', '.join(FAULTS)}")
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    main = RunConfig.from_dict({**SUITE_CONFIG, **(config or {})})
+    start, t0 = utc_now(), time.perf_counter()
+    suite = _prepare_suite(work, main, random.Random(seed), say)
+    if plan["kill_in_write"] is None:
+        plan["kill_in_write"] = suite.writes
+    sentinel = work / "sentinel"  # outside every store: no trial may change it
+    shutil.copytree(suite.reference.run_dir(main), sentinel / "record")
+    sentinel_before = tree_digest(sentinel)
+    out: list[Trial] = []
+    for fault, count in plan.items():
+        for trial in TRIALS[fault](suite, count):
+            out.append(trial)
+            say(f"faults: {trial}")
     counts = {f: {o: sum(t.fault == f and t.outcome == o for t in out) for o in OUTCOMES} for f in plan}
-    total = {o: sum(c[o] for c in counts.values()) for o in OUTCOMES}
     return {
         "format": SUMMARY_FORMAT,
         "faults": FAULTS,
@@ -474,18 +536,18 @@ def run_suite(
         "seed": seed,
         "trials": len(out),
         "by_fault": counts,
-        "total": total,
-        "files_outside_changed": outside_changed,
+        "total": {o: sum(c[o] for c in counts.values()) for o in OUTCOMES},
+        "files_outside_changed": _changed(sentinel_before, tree_digest(sentinel)),
         "runs": [asdict(t) for t in out],
         "provenance": {
             "git": git_info(),
             "cpu": cpu_identity(),
-            "torch": __import__("torch").__version__,
+            "torch": torch.__version__,
             "started": start,
             "finished": utc_now(),
             "wall_seconds": time.perf_counter() - t0,
-            "child_run_seconds": child_seconds,
-            "file_writes_per_run": writes,
+            "child_run_seconds": suite.child_seconds,
+            "file_writes_per_run": suite.writes,
         },
     }
 

@@ -19,8 +19,8 @@ number is a summary of these experiments, not an estimate of one true effect.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -111,12 +111,12 @@ def random_effects(effects: Sequence[float], ses: Sequence[float], confidence: f
     if k == 0 or len(se) != k or not all(s > 0 for s in se):
         raise ValueError("random_effects needs as many positive standard errors as effects (at least one)")
     w = [1 / s**2 for s in se]
-    fixed = sum(wi * yi for wi, yi in zip(w, y)) / sum(w)
-    q = sum(wi * (yi - fixed) ** 2 for wi, yi in zip(w, y))
+    fixed = sum(wi * yi for wi, yi in zip(w, y, strict=True)) / sum(w)
+    q = sum(wi * (yi - fixed) ** 2 for wi, yi in zip(w, y, strict=True))
     c = sum(w) - sum(wi**2 for wi in w) / sum(w)
     tau2 = max(0.0, (q - (k - 1)) / c) if k > 1 else 0.0
     w_star = [1 / (s**2 + tau2) for s in se]
-    pooled = sum(wi * yi for wi, yi in zip(w_star, y)) / sum(w_star)
+    pooled = sum(wi * yi for wi, yi in zip(w_star, y, strict=True)) / sum(w_star)
     half = float(_st.norm.ppf(0.5 + confidence / 2)) * math.sqrt(1 / sum(w_star))
     i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
     return Pooled(k, pooled, pooled - half, pooled + half, math.sqrt(tau2), i2, q)
@@ -159,7 +159,7 @@ def forest_figure(effects: pd.DataFrame) -> plt.Figure | None:
     fig, axes = plt.subplots(
         len(questions), 1, figsize=(12, 0.42 * sum(heights) + 1), squeeze=False, gridspec_kw={"height_ratios": heights}
     )
-    for ax, q in zip(axes[:, 0], questions):
+    for ax, q in zip(axes[:, 0], questions, strict=True):
         sub = effects[effects["question"] == q.key].reset_index(drop=True)
         pooled = random_effects(sub["difference"], sub["se"])
         ys = list(range(len(sub), 0, -1))
@@ -173,7 +173,10 @@ def forest_figure(effects: pd.DataFrame) -> plt.Figure | None:
         )
         ax.fill([pooled.low, pooled.estimate, pooled.high, pooled.estimate], [0, 0.3, 0, -0.3], color="tab:blue")
         ax.axvline(0, color="grey", lw=0.8, ls=":")
-        labels = [f"{experiment_label(e)} [{p}], n={n}" for e, p, n in zip(sub["experiment"], sub["profile"], sub["n"])]
+        labels = [
+            f"{experiment_label(e)} [{p}], n={n}"
+            for e, p, n in zip(sub["experiment"], sub["profile"], sub["n"], strict=True)
+        ]
         ax.set_yticks(
             [*ys, 0], [*labels, f"pooled (random effects), tau {pooled.tau:.3f}, I² {100 * pooled.i_squared:.0f}%"]
         )

@@ -59,8 +59,9 @@ and returns all statistics for both unit definitions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -272,7 +273,7 @@ class ActivationRecorder:
         self._active = False
 
     # ----- context management
-    def __enter__(self) -> "ActivationRecorder":
+    def __enter__(self) -> ActivationRecorder:
         if self._active:
             raise RuntimeError("ActivationRecorder is already active")
         try:

@@ -81,12 +81,14 @@ anything is measured. A device that is not available raises ``DeviceUnavailableE
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -96,18 +98,14 @@ import torch.nn.functional as F
 # torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on a CPU-only
 # machine with a CUDA wheel: noise in every notebook that imports this module.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-import json
-import time
-
-import torch._functorch.config as functorch_config
+import torch._functorch.config as functorch_config  # noqa: E402
 from torch.utils import benchmark  # noqa: E402
 
-from relustudy.activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation, implementation
-from relustudy.trainer import tune_allocator
-
+from .activations import ACTIVATIONS, TORCH_RRELU_BOUNDS, build_activation, implementation  # noqa: E402
 from .experiments import validate_profile
 from .provenance import cpu_identity, device_description, git_info, utc_now
 from .store import atomic_write, write_json
+from .trainer import tune_allocator
 
 __all__ = [
     "BUILTINS",
@@ -340,7 +338,7 @@ def _mismatches(y_c, y_e, g_c, g_e, x, grad_out) -> list[str]:
     terms = (grad_out * x.detach()).abs()
     per_channel = terms.sum(dim=[d for d in range(terms.dim()) if d != 1])
     eps = torch.finfo(x.dtype).eps
-    for i, (c, e) in enumerate(zip(g_c[1:], g_e[1:])):
+    for i, (c, e) in enumerate(zip(g_c[1:], g_e[1:], strict=True)):
         scale = per_channel if c.numel() == per_channel.numel() else per_channel.sum()
         tol = 16 * eps * scale.reshape(-1) + 1e-5
         diff = (c.detach() - e.detach()).abs().reshape(-1)
@@ -426,13 +424,12 @@ def benchmark_activations(
     dev = _check_device(device)
     threads = torch.get_num_threads() if threads is None else threads
 
-    n = math.prod(shape)
-    itemsize = torch.empty((), dtype=dtype).element_size()
     gen = torch.Generator().manual_seed(0)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt).requires_grad_()
-    grad_out = torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt)
-    src = torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt)
+    x, grad_out, src = (
+        torch.randn(shape, generator=gen, dtype=dtype).to(dev).contiguous(memory_format=fmt) for _ in "xgs"
+    )
+    x.requires_grad_()
     dst = torch.empty_like(src)
 
     cases = _build_cases(names, shape[1], dev, dtype)
@@ -456,28 +453,37 @@ def benchmark_activations(
         repeats=repeats,
         min_run_time=float(min_run_time),
     )
-    copy_bytes = 2 * n * itemsize
-    copy = _summary(limits["copy"])
+    sizes = _Sizes(math.prod(shape), torch.empty((), dtype=dtype).element_size(), _summary(limits["copy"])["median_ms"])
+    rows = _bound_rows(limits, sizes, common)
     limit_ms = {k: _summary(v)["median_ms"] for k, v in limits.items()}
-    rows = [
-        dict(
-            name=COPY_NAME,
-            kind="bound",
-            direction="copy",
-            **copy,
-            gbps=copy_bytes / (copy["median_ms"] * 1e-3) / 1e9,
-            bound_ratio=1.0,
-            bytes=copy_bytes,
-            **common,
-            compiled_matches_eager=None,
-            error="",
-            implementation="PyTorch",
-            limit_ratio=1.0,
-        )
-    ]
-    for k, (direction, streams) in LIMIT_ROWS.items():  # measured on the same tensors, same rounds
-        s_k = _summary(limits[k])
-        k_bytes = streams * n * itemsize
+    for case in cases:
+        rows += _case_rows(case, sizes, limit_ms, common, dev, dtype)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """A benchmark's tensor size (elements, bytes per element) and its measured copy time."""
+
+    n: int
+    itemsize: int
+    copy_ms: float
+
+    @property
+    def copy_bytes(self) -> int:
+        return 2 * self.n * self.itemsize
+
+    def memory_ms(self, nbytes: int) -> float:
+        """The time moving ``nbytes`` takes at the copy's bandwidth."""
+        return self.copy_ms * nbytes / self.copy_bytes
+
+
+def _bound_rows(limits: dict[str, list[float]], sizes: _Sizes, common: dict) -> list[dict]:
+    """The copy row and the other limits' rows, measured on the same tensors in the same rounds."""
+    rows = []
+    for k, (direction, streams) in {COPY_NAME: ("copy", 2), **LIMIT_ROWS}.items():
+        s_k = _summary(limits["copy" if k == COPY_NAME else k])
+        k_bytes = streams * sizes.n * sizes.itemsize
         rows.append(
             dict(
                 name=k,
@@ -485,7 +491,7 @@ def benchmark_activations(
                 direction=direction,
                 **s_k,
                 gbps=k_bytes / (s_k["median_ms"] * 1e-3) / 1e9,
-                bound_ratio=s_k["median_ms"] / (copy["median_ms"] * k_bytes / copy_bytes),
+                bound_ratio=1.0 if k == COPY_NAME else s_k["median_ms"] / sizes.memory_ms(k_bytes),
                 bytes=k_bytes,
                 **common,
                 compiled_matches_eager=None,
@@ -494,46 +500,53 @@ def benchmark_activations(
                 limit_ratio=1.0,
             )
         )
-    for case in cases:
-        impl = (
-            "PyTorch"
-            if case.kind == "builtin"
-            else implementation(PARAMETRISED.get(case.name, (case.name,))[0], dev.type, dtype)
-        )
-        if case.kind == "compiled":
-            impl = f"torch.compile of: {impl}"
-        for direction in ("forward", "backward"):
-            if direction == "forward":
-                nbytes = (2 * n + case.n_coeff) * itemsize
-            else:
-                nbytes = (3 * n + 2 * case.n_coeff) * itemsize
-            s = _summary(case.times[direction])
-            med = s["median_ms"]
-            memory_ms = copy["median_ms"] * nbytes / copy_bytes
-            limit = memory_ms
-            if direction == "forward" and case.name in COMPUTE_LIMITS:
-                limit = max(memory_ms, limit_ms[COMPUTE_LIMITS[case.name]])
-            if direction == "backward":
-                limit = max(
-                    memory_ms, limit_ms[BACKWARD_LIMIT] * nbytes / (LIMIT_ROWS[BACKWARD_LIMIT][1] * n * itemsize)
-                )
-            rows.append(
-                dict(
-                    name=case.name,
-                    kind=case.kind,
-                    direction=direction,
-                    **s,
-                    gbps=nbytes / (med * 1e-3) / 1e9,
-                    bound_ratio=med / memory_ms,
-                    bytes=nbytes,
-                    **common,
-                    compiled_matches_eager=case.matches,
-                    error=case.error,
-                    implementation=impl,
-                    limit_ratio=med / limit,
-                )
+    return rows
+
+
+def _case_rows(
+    case: _Case, sizes: _Sizes, limit_ms: dict[str, float], common: dict, dev: torch.device, dtype: torch.dtype
+) -> list[dict]:
+    """One case's forward and backward rows: time, bandwidth, and ratios to the copy bound and to
+    the case's own limit (memory, or the compute limit that is slower)."""
+    n, itemsize = sizes.n, sizes.itemsize
+    impl = (
+        "PyTorch"
+        if case.kind == "builtin"
+        else implementation(PARAMETRISED.get(case.name, (case.name,))[0], dev.type, dtype)
+    )
+    if case.kind == "compiled":
+        impl = f"torch.compile of: {impl}"
+    rows = []
+    for direction in ("forward", "backward"):
+        if direction == "forward":
+            nbytes = (2 * n + case.n_coeff) * itemsize
+        else:
+            nbytes = (3 * n + 2 * case.n_coeff) * itemsize
+        s = _summary(case.times[direction])
+        med = s["median_ms"]
+        memory_ms = sizes.memory_ms(nbytes)
+        limit = memory_ms
+        if direction == "forward" and case.name in COMPUTE_LIMITS:
+            limit = max(memory_ms, limit_ms[COMPUTE_LIMITS[case.name]])
+        if direction == "backward":
+            limit = max(memory_ms, limit_ms[BACKWARD_LIMIT] * nbytes / (LIMIT_ROWS[BACKWARD_LIMIT][1] * n * itemsize))
+        rows.append(
+            dict(
+                name=case.name,
+                kind=case.kind,
+                direction=direction,
+                **s,
+                gbps=nbytes / (med * 1e-3) / 1e9,
+                bound_ratio=med / memory_ms,
+                bytes=nbytes,
+                **common,
+                compiled_matches_eager=case.matches,
+                error=case.error,
+                implementation=impl,
+                limit_ratio=med / limit,
             )
-    return pd.DataFrame(rows, columns=COLUMNS)
+        )
+    return rows
 
 
 # ------------------------------------------------------------------------ recorded benchmarks

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -119,7 +119,8 @@ def precision_effect_table(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame
             f"{label}, {lo}": frame["base"].round(digits),
             f"{label}, {hi}": frame["twin"].round(digits),
             f"{hi} - {lo} (95% CI)": [
-                f"{f(m)} [{f(a)}, {f(b)}]" for m, a, b in zip(frame["difference"], frame["ci_low"], frame["ci_high"])
+                f"{f(m)} [{f(a)}, {f(b)}]"
+                for m, a, b in zip(frame["difference"], frame["ci_low"], frame["ci_high"], strict=True)
             ],
             "detectable (80% power)": [f(v).lstrip("+") for v in frame["detectable"]],
             f"verdict at margin ±{margin(frame.attrs['metric']):g}": frame["verdict"],

@@ -8,7 +8,7 @@ import hashlib
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def device_description(device: Any = "cpu", num_threads: int | None = None) -> s
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def provenance(
@@ -186,7 +186,7 @@ def provenance(
 def build_stamp(profile: str, when: datetime | None = None) -> dict[str, str]:
     """What the built book says about itself: the build date (UTC), the commit (marked when the
     tree had uncommitted changes), the package version and the profile."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     git = git_info()
     commit = str(git.get("git_commit", "unknown"))[:7]
     if git.get("git_dirty") is True:

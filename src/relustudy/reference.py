@@ -34,7 +34,7 @@ the experiment registry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def _read_values(source: Source) -> pd.DataFrame:
     return df
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_values(key: str) -> pd.DataFrame:
     """One source's numbers, parsed (cached per source: a source module reads its own while it
     registers its claims, before the other sources exist)."""

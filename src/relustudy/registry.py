@@ -7,7 +7,8 @@ error that lists the valid ones (the timm ``create_act`` pattern).
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

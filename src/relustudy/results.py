@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -61,7 +62,7 @@ def _store_of(root: str | os.PathLike | ResultsStore) -> ResultsStore:
 
 def load_results(
     root: str | os.PathLike | ResultsStore, experiment: str | None = None, profile: str | None = None
-) -> "Any":
+) -> Any:
     """Tidy table of complete records: one row per run and metric.
 
     Columns: the config's fields (dicts/lists as JSON strings; ``activation_params`` among them),
@@ -97,7 +98,7 @@ def load_histories(
     experiment: str | None = None,
     profile: str | None = None,
     include_incomplete: bool = False,
-) -> "Any":
+) -> Any:
     """One row per run and epoch (history.csv columns) with the config columns in front
     (``config_lr`` is the configured learning rate, ``lr`` the epoch's scheduled one).
 
@@ -131,7 +132,7 @@ def load_histories(
 
 def load_activation_stats(
     root: str | os.PathLike | ResultsStore, experiment: str | None = None, profile: str | None = None
-) -> "Any":
+) -> Any:
     """One row per complete run, stats epoch and probe layer; ``curve``/``curve_channel`` are
     list columns (activation probabilities sorted in decreasing order)."""
 

@@ -28,9 +28,10 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -258,7 +259,7 @@ def compiled_measure(
     with inductor_config.patch(fallback_random=True):
         torch._dynamo.reset()
         compiled_losses = _losses(bare_step(model, x, y, forward=torch.compile(model)), COMPILE_CHECK_STEPS)
-    worst = max(abs(float(c) - e) / max(abs(e), 1e-12) for c, e in zip(compiled_losses, eager_losses))
+    worst = max(abs(float(c) - e) / max(abs(e), 1e-12) for c, e in zip(compiled_losses, eager_losses, strict=True))
     gain = eager_seconds - compiled
     break_even = math.ceil(compile_seconds / gain) if gain > 0 else None
     run_steps = shortest_run_steps(sm)

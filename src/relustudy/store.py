@@ -68,8 +68,9 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Mapping
+from typing import IO, Any
 
 import pandas as pd
 import torch
@@ -187,7 +188,7 @@ class RunClaim:
         except FileNotFoundError:
             return True
 
-    def acquire(self) -> "RunClaim":
+    def acquire(self) -> RunClaim:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {
             "pid": os.getpid(),
@@ -235,7 +236,7 @@ class RunClaim:
                     pass
             self.held = False
 
-    def __enter__(self) -> "RunClaim":
+    def __enter__(self) -> RunClaim:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:
@@ -402,7 +403,7 @@ class ResultsStore:
     def is_complete(self, config: RunConfig) -> bool:
         return self.load_record(config) is not None
 
-    def load_history(self, config: RunConfig) -> "Any":
+    def load_history(self, config: RunConfig) -> Any:
         return pd.read_csv(self.path(config, HISTORY_FILE))
 
     def load_stats(self, config: RunConfig) -> list[dict[str, Any]]:

@@ -48,9 +48,10 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,10 +59,11 @@ from torch import nn
 from tqdm import tqdm
 
 from . import metrics as _metrics
-from .activations import Activation, RReLU, implementation, no_weight_decay_parameters
+from .activations import Activation, RReLU, implementation
 from .config import CapabilityError, ConfigError, RunConfig
 from .data import channel_stats, load_dataset, stratified_subset
 from .models import build_model
+from .optim import RMSpropTheano, build_optimizer, build_scheduler
 from .provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, provenance, utc_now
 from .store import CheckpointError, ResultsStore, RunClaim, round_stats
 
@@ -87,92 +89,6 @@ CHECKPOINT_FORMAT = 1
 CPU_CHANNELS_LAST = True
 # Seed offset of the shuffle generator (any fixed number; keeps it apart from torch's global RNG).
 _SHUFFLE_SEED_OFFSET = 0x5EED_0F_DA7A
-
-
-# ------------------------------------------------------------------------------ optimisers
-class RMSpropTheano(torch.optim.Optimizer):
-    """RMSprop as in Alec Radford's Theano tutorial (``Theano-Tutorials``, 5_convolutional_net)::
-
-        acc = rho * acc + (1 - rho) * g**2
-        p   = p - lr * g / sqrt(acc + eps)          # eps INSIDE the square root
-
-    (torch's RMSprop puts eps outside: ``g / (sqrt(acc) + eps)``.) ``weight_decay`` adds
-    ``wd * p`` to the gradient first (L2), as torch's optimisers do.
-    """
-
-    def __init__(self, params: Any, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if not 0 <= rho < 1:
-            raise ValueError(f"rho must be in [0, 1), got {rho}")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps}")
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if g.is_sparse:
-                    raise RuntimeError("RMSpropTheano does not support sparse gradients")
-                if wd:
-                    g = g.add(p, alpha=wd)
-                state = self.state[p]
-                if not state:
-                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                acc = state["square_avg"]
-                acc.mul_(rho).addcmul_(g, g, value=1 - rho)
-                p.addcdiv_(g, acc.add(eps).sqrt_(), value=-lr)
-        return loss
-
-
-def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimiser of ``config`` with two groups: ``"decay"`` (weight decay = config's) and,
-    when the model has learned activation coefficients, ``"no_decay"`` (weight decay 0), unless
-    ``config.decay_activation_coefficients`` puts them in the decay group (He et al.'s ablation)."""
-    no_decay = (
-        []
-        if config.decay_activation_coefficients
-        else [p for p in no_weight_decay_parameters(model) if p.requires_grad]
-    )
-    skip = {id(p) for p in no_decay}
-    decay = [p for p in model.parameters() if p.requires_grad and id(p) not in skip]
-    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": config.weight_decay, "name": "decay"}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "name": "no_decay"})
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay)
-    if config.optimizer == "rmsprop_theano":
-        return RMSpropTheano(
-            groups, lr=config.lr, rho=config.momentum, eps=config.eps, weight_decay=config.weight_decay
-        )
-    raise ValueError(f"unknown optimizer {config.optimizer!r}")  # config validation prevents this
-
-
-def build_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
-    """Per-epoch LR scheduler, or None for ``constant``."""
-    p = config.schedule_params
-    if config.schedule == "constant":
-        return None
-    if config.schedule == "step":
-        return torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=[int(m) for m in p["milestones"]], gamma=float(p.get("gamma", 0.1))
-        )
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=config.epochs, eta_min=float(p.get("eta_min", 0.0))
-        )
-    raise ValueError(f"unknown schedule {config.schedule!r}")
 
 
 # ------------------------------------------------------------------------------ device / progress
@@ -487,7 +403,7 @@ def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, dev
     saved = [m.eval_a for m in modules]
     try:
         for rule, (kind, passes) in RReLU.TEST_RULES.items():
-            for m, paper_a in zip(modules, saved):
+            for m, paper_a in zip(modules, saved, strict=True):
                 m.eval_a = paper_a if kind != "mean_slope" else (m.upper - m.lower) / math.log(m.upper / m.lower)
             if kind == "noise":
                 model.eval()
@@ -499,7 +415,7 @@ def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, dev
             out[f"rrelu_rule.{rule}.test_error"] = ev["test_error"]
             out[f"rrelu_rule.{rule}.test_loss"] = ev["test_loss"]
     finally:
-        for m, a in zip(modules, saved):
+        for m, a in zip(modules, saved, strict=True):
             m.eval_a = a
         model.train()
     return out
@@ -626,73 +542,97 @@ def shuffle_generator(config: RunConfig) -> torch.Generator:
     return torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET)
 
 
-def _train_claimed(
-    config: RunConfig, store: ResultsStore, claim: RunClaim, *, data_dir: Any, download: bool, progress: bool | None
-) -> dict[str, Any]:
-    """:func:`train`'s body, run while holding the run's claim."""
-    session_t0 = time.perf_counter()
-    allocator = tune_allocator()
-    device = resolve_device(config.device)
-    check_precision(config, device)
-    threads = _configure_backends(config, device)
-    channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
-    data = _prepare_data(config, device, data_dir, download, channels_last)
+class _Run:
+    """One claimed run's state: device, data, model, optimiser, schedule, shuffle generator, and
+    what it has done so far (fresh, or restored from its checkpoint by :meth:`restore`)."""
 
-    model = build_run_model(config, data, device)
-    optimizer = build_optimizer(config, model)
-    scheduler = build_scheduler(config, optimizer)
-    gen = shuffle_generator(config)
+    def __init__(self, config: RunConfig, store: ResultsStore, claim: RunClaim, data_dir: Any, download: bool):
+        self.session_t0 = time.perf_counter()
+        self.config, self.store, self.claim = config, store, claim
+        self.allocator = tune_allocator()
+        self.device = device = resolve_device(config.device)
+        check_precision(config, device)
+        self.threads = _configure_backends(config, device)
+        self.channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
+        self.data = _prepare_data(config, device, data_dir, download, self.channels_last)
+        self.model = build_run_model(config, self.data, device)
+        self.optimizer = build_optimizer(config, self.model)
+        self.scheduler = build_scheduler(config, self.optimizer)
+        self.gen = shuffle_generator(config)
+        self.history: list[dict[str, Any]] = []
+        self.stats: list[dict[str, Any]] = []
+        self.start_epoch, self.wall_before, self.start_time, self.resumes = 1, 0.0, utc_now(), 0
 
-    history: list[dict[str, Any]] = []
-    stats: list[dict[str, Any]] = []
-    start_epoch, wall_before, start_time, resumes = 1, 0.0, utc_now(), 0
-    try:
+    def restore(self) -> None:
+        """Continue from the run's checkpoint, if it has one; CheckpointError if it does not fit."""
+        config, store = self.config, self.store
         ckpt = store.load_checkpoint(config, map_location="cpu")
-        if ckpt is not None and (ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("key") != config.key_dict()):
+        if ckpt is None:
+            return
+        if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("key") != config.key_dict():
             raise CheckpointError(f"{store.checkpoint_path(config)}: a checkpoint of another config or format")
-        if ckpt is not None:
-            try:
-                model.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-                if scheduler is not None:
-                    scheduler.load_state_dict(ckpt["scheduler"])
-                torch.set_rng_state(ckpt["rng"]["torch"])
-                gen.set_state(ckpt["rng"]["shuffle"])
-                if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-                    torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-                history, stats = list(ckpt["history"]), list(ckpt["stats"])
-                start_epoch = int(ckpt["epoch"]) + 1
-                wall_before, start_time = float(ckpt["wall_seconds"]), ckpt["start_time"]
-                resumes = int(ckpt["resumes"]) + 1
-            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:  # shapes/keys that do not fit
-                raise CheckpointError(
-                    f"{store.checkpoint_path(config)}: does not fit the model ({type(e).__name__})"
-                ) from None
-            log.info("resuming %s after epoch %d", store.run_dir(config), start_epoch - 1)
-    except CheckpointError as e:
-        moved = store.set_aside_checkpoint(config)
-        log.warning("%s; set aside as %s, training from scratch", e, moved.name if moved else "(gone)")
-        # A failed restore may have loaded part of the state: start again with fresh objects.
-        return _train_claimed(config, store, claim, data_dir=data_dir, download=download, progress=progress)
-    store.begin(config)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            self.gen.set_state(ckpt["rng"]["shuffle"])
+            if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+            self.history, self.stats = list(ckpt["history"]), list(ckpt["stats"])
+            self.start_epoch = int(ckpt["epoch"]) + 1
+            self.wall_before, self.start_time = float(ckpt["wall_seconds"]), ckpt["start_time"]
+            self.resumes = int(ckpt["resumes"]) + 1
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:  # shapes/keys that do not fit
+            raise CheckpointError(
+                f"{store.checkpoint_path(config)}: does not fit the model ({type(e).__name__})"
+            ) from None
+        log.info("resuming %s after epoch %d", store.run_dir(config), self.start_epoch - 1)
 
-    def wall() -> float:
-        return wall_before + (time.perf_counter() - session_t0)
+    def wall(self) -> float:
+        return self.wall_before + (time.perf_counter() - self.session_t0)
 
-    def finish(status: str, **extra: Any) -> dict[str, Any]:
-        store.write_history(config, history)
-        store.write_stats(config, stats)
-        final = _final_evaluations(model, data, config, device) if status == "complete" else {}
-        seconds = wall()
+    def save_checkpoint(self, epoch: int) -> None:
+        device, scheduler = self.device, self.scheduler
+        self.store.save_checkpoint(
+            self.config,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "key": self.config.key_dict(),
+                "epoch": epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "shuffle": self.gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                },
+                "history": self.history,
+                "stats": self.stats,
+                "start_time": self.start_time,
+                "wall_seconds": self.wall(),
+                "resumes": self.resumes,
+            },
+        )
+
+    def finish(self, status: str, **extra: Any) -> dict[str, Any]:
+        """Write the record (``status``: complete or diverged) and delete the checkpoint."""
+        config, data, device = self.config, self.data, self.device
+        self.store.write_history(config, self.history)
+        self.store.write_stats(config, self.stats)
+        final = _final_evaluations(self.model, data, config, device) if status == "complete" else {}
+        seconds = self.wall()
         prov = provenance(
             config,
             device=device,
-            start_time=start_time,
+            start_time=self.start_time,
             end_time=utc_now(),
             wall_seconds=seconds,
-            num_threads=threads if device.type == "cpu" else None,
-            resumes=resumes,
-            channels_last_used=channels_last,
+            num_threads=self.threads if device.type == "cpu" else None,
+            resumes=self.resumes,
+            channels_last_used=self.channels_last,
             train_images=int(data.y_train.numel()),
             test_images=int(data.y_test.numel()),
             data_caveats=data.caveats,
@@ -702,87 +642,84 @@ def _train_claimed(
             # the path the model ran: the trainer runs eager (the whole-step benchmark measures
             # torch.compile per model; it is adopted nowhere, see the methods page)
             model_execution="eager",
-            allocator=allocator,
+            allocator=self.allocator,
         )
-        record = store.write_result(
-            config,
-            status=status,
-            metrics={**_final_metrics(config, history, stats, seconds), **final},
-            provenance=prov,
-            **extra,
-        )
-        store.delete_checkpoint(config)
+        metrics = {**_final_metrics(config, self.history, self.stats, seconds), **final}
+        record = self.store.write_result(config, status=status, metrics=metrics, provenance=prov, **extra)
+        self.store.delete_checkpoint(config)
         return record
 
-    show = progress_enabled(progress)
-    n_batches = math.ceil(data.y_train.numel() / config.batch_size)
-    for epoch in range(start_epoch, config.epochs + 1):
-        lr = float(optimizer.param_groups[0]["lr"])
+    def epoch(self, epoch: int, show: bool) -> bool:
+        """Train and evaluate one epoch and checkpoint it; False if the run diverged in it."""
+        config, data = self.config, self.data
+        lr = float(self.optimizer.param_groups[0]["lr"])
         with tqdm(
-            total=n_batches,
+            total=math.ceil(data.y_train.numel() / config.batch_size),
             desc=f"{config.activation} seed {config.seed} epoch {epoch}/{config.epochs}",
             leave=False,
             disable=not show,
             file=sys.stderr,
             dynamic_ncols=True,
         ) as bar:
-            tr = _train_epoch(model, optimizer, data, config, device, gen, bar)
+            tr = _train_epoch(self.model, self.optimizer, data, config, self.device, self.gen, bar)
         if not tr["finite"]:
             # info, not warning: in notebooks a warning would land in the cell's output; the
             # record's status says it.
             log.info("run %s diverged in epoch %d (non-finite training loss)", config.run_id(), epoch)
-            return finish("diverged", diverged_epoch=epoch)
+            return False
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            ev = _evaluate(model, data, config, device)
+            ev = _evaluate(self.model, data, config, self.device)
             if not math.isfinite(ev["test_loss"]):  # a non-finite network is not a result, whatever epoch
                 log.info("run %s diverged in epoch %d (non-finite test loss)", config.run_id(), epoch)
-                return finish("diverged", diverged_epoch=epoch)
+                return False
         else:  # not evaluated this epoch (config.eval_every): the test columns stay empty
-            ev = dict.fromkeys(("test_loss", "test_accuracy", "test_error", "test_top5_error"), math.nan)
-        row = {
-            "epoch": epoch,
-            "train_loss": tr["train_loss"],
-            "train_error": tr["train_error"],
-            "test_loss": ev["test_loss"],
-            "test_accuracy": ev["test_accuracy"],
-            "test_error": ev["test_error"],
-            "test_top5_error": ev["test_top5_error"],
-            "epoch_seconds": tr["epoch_seconds"],
-            "images_per_second": tr["images_per_second"],
-            "lr": lr,
-            **_alpha_columns(model),
-        }
-        history.append(row)
-        if scheduler is not None:
-            scheduler.step()
-        if epoch in config.stats_epochs:
-            stats.extend(_activation_stats(model, data, config, device, epoch))
-        store.save_checkpoint(
-            config,
+            ev = dict.fromkeys(TEST_COLUMNS, math.nan)
+        self.history.append(
             {
-                "format": CHECKPOINT_FORMAT,
-                "key": config.key_dict(),
                 "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "shuffle": gen.get_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                },
-                "history": history,
-                "stats": stats,
-                "start_time": start_time,
-                "wall_seconds": wall(),
-                "resumes": resumes,
-            },
+                "train_loss": tr["train_loss"],
+                "train_error": tr["train_error"],
+                **{k: ev[k] for k in TEST_COLUMNS},
+                "epoch_seconds": tr["epoch_seconds"],
+                "images_per_second": tr["images_per_second"],
+                "lr": lr,
+                **_alpha_columns(self.model),
+            }
         )
-        claim.heartbeat()
-        store.write_history(config, history)
+        if self.scheduler is not None:
+            self.scheduler.step()
         if epoch in config.stats_epochs:
-            store.write_stats(config, stats)
-    return finish("complete")
+            self.stats.extend(_activation_stats(self.model, data, config, self.device, epoch))
+        self.save_checkpoint(epoch)
+        self.claim.heartbeat()
+        self.store.write_history(config, self.history)
+        if epoch in config.stats_epochs:
+            self.store.write_stats(config, self.stats)
+        return True
+
+
+# the history's test columns, in order (empty on an epoch that is not evaluated)
+TEST_COLUMNS = ("test_loss", "test_accuracy", "test_error", "test_top5_error")
+
+
+def _train_claimed(
+    config: RunConfig, store: ResultsStore, claim: RunClaim, *, data_dir: Any, download: bool, progress: bool | None
+) -> dict[str, Any]:
+    """:func:`train`'s body, run while holding the run's claim."""
+    run = _Run(config, store, claim, data_dir, download)
+    try:
+        run.restore()
+    except CheckpointError as e:
+        moved = store.set_aside_checkpoint(config)
+        log.warning("%s; set aside as %s, training from scratch", e, moved.name if moved else "(gone)")
+        # A failed restore may have loaded part of the state: start again with fresh objects.
+        return _train_claimed(config, store, claim, data_dir=data_dir, download=download, progress=progress)
+    store.begin(config)
+    show = progress_enabled(progress)
+    for epoch in range(run.start_epoch, config.epochs + 1):
+        if not run.epoch(epoch, show):
+            return run.finish("diverged", diverged_epoch=epoch)
+    return run.finish("complete")
 
 
 # Final metrics that measure time, not learning: they differ between two runs of the same config

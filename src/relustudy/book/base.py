@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from markdown_it import MarkdownIt
 
@@ -45,7 +46,7 @@ def dataset_name(dataset: str) -> str:
     return DATASETS.get(dataset).display_name if dataset in DATASETS else dataset
 
 
-def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str]:
+def data_caveats(experiment: str, runs: ChapterRuns | None = None) -> list[str]:
     """The caveats of the data behind ``experiment``'s numbers.
 
     From the records in ``runs`` when it has any for the experiment (each record keeps the
@@ -63,7 +64,7 @@ def data_caveats(experiment: str, runs: "ChapterRuns | None" = None) -> list[str
         return []
 
 
-def dataset_caveat(experiment: str, runs: "ChapterRuns | None" = None, *, full: bool = False) -> str | None:
+def dataset_caveat(experiment: str, runs: ChapterRuns | None = None, *, full: bool = False) -> str | None:
     """The sentence a page must print next to ``experiment``'s numbers (None: lossless data):
     the main caveat (e.g. CIFAR-10's JPEG quality 75), or with ``full`` every caveat."""
 
@@ -209,7 +210,7 @@ def arm_palette(experiments: str | Sequence[str]) -> dict[str, str]:
     return palette
 
 
-def caveats_markdown(experiments: Iterable[str], runs: "ChapterRuns | None" = None) -> str:
+def caveats_markdown(experiments: Iterable[str], runs: ChapterRuns | None = None) -> str:
     """The dataset caveats that apply to numbers of ``experiments`` (each once), as Markdown."""
     seen: list[str] = []
     for name in experiments:

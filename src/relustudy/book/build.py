@@ -12,10 +12,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import nbformat
@@ -187,7 +188,7 @@ def _split_figure_cells(cells: list[Any]) -> list[Any]:
         image_meta.setdefault("alt", caption.split(". ")[0].rstrip(".") if caption else "figure")
         k = images[0]
 
-        def outputs_only(part: list[Any]) -> Any:
+        def outputs_only(part: list[Any], cell: dict = cell) -> Any:
             return nbformat.from_dict(
                 {
                     "cell_type": "code",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -417,7 +418,7 @@ def _activation_code(records: Sequence[dict]) -> str:
     return "PyTorch" if any(impl for _, impl in named) else "PyTorch (records made before the fused kernels)"
 
 
-def timing_table(runs: "ChapterRuns") -> Any:
+def timing_table(runs: ChapterRuns) -> Any:
     """Where the chapter's CPU time went, from the records: per experiment the runs, their summed
     wall time, the median training throughput, the device(s), the code the activations ran (the
     records' ``activation_implementation``, where not plain PyTorch), and for comparison the
@@ -531,7 +532,7 @@ def profile_banner(profile: str) -> str:
     return f"The numbers below come from the **{profile}** profile."
 
 
-def reproduce_markdown(runs: "ChapterRuns", notebook: str) -> str:
+def reproduce_markdown(runs: ChapterRuns, notebook: str) -> str:
     """A "reproduce this page" box: the ``relustudy run`` command of each experiment in the
     profile the page shows, the papermill command of this chapter, and the records' wall time,
     hardware and data (from their provenance)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -193,7 +194,7 @@ def paper_vs_ours_wide(pvo: Any, *, digits: int | None = None, differences: bool
 
 
 def paper_vs_ours_table(
-    pvo: Any, experiment: str, runs: "ChapterRuns | None" = None, *, digits: int | None = None
+    pvo: Any, experiment: str, runs: ChapterRuns | None = None, *, digits: int | None = None
 ) -> Any:
     """:func:`paper_vs_ours_wide` as a captioned pandas Styler for the book: the caption names
     the source table, the profile, what the numbers are and (for CIFAR-10) the JPEG caveat."""

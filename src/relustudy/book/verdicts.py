@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -231,9 +232,9 @@ def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
         gridspec_kw={"height_ratios": [k + 1.6 for k in counts]},
         squeeze=False,
     )
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
         mine = [r for r in rows if r[0] == panel]
-        for y, (_axis, scale, label, e, verdict) in enumerate(mine):
+        for y, (_axis, scale, _name, e, verdict) in enumerate(mine):
             colour = VERDICT_PLOT_COLOURS[verdict]
             lo, hi = (e.low * scale, e.high * scale) if math.isfinite(e.low) else (math.nan, math.nan)
             if math.isfinite(lo):

@@ -7,7 +7,7 @@ import functools
 import inspect
 import math
 from collections import OrderedDict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ __all__ = [
 class SequentialNet(nn.Sequential):
     """An ``nn.Sequential`` with named children, a ``probe_layers`` map and the model name."""
 
-    def __init__(self, layers: "OrderedDict[str, nn.Module]", probe_layers: dict[str, str], arch: str):
+    def __init__(self, layers: OrderedDict[str, nn.Module], probe_layers: dict[str, str], arch: str):
         super().__init__(layers)
         names = dict(self.named_modules())
         for probe, target in probe_layers.items():

@@ -130,7 +130,7 @@ def plain_net(
     channels = [_scaled(n, width) for n in (16, 32, 64)]
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     in_ch = in_shape[0]
-    for s, (n_convs, ch) in enumerate(zip(per_stage, channels), 1):
+    for s, (n_convs, ch) in enumerate(zip(per_stage, channels, strict=True), 1):
         for k in range(1, n_convs + 1):
             layers[f"conv{s}_{k}"] = nn.Conv2d(in_ch, ch, 3, padding=1)
             layers[f"act{s}_{k}"] = act(ch)

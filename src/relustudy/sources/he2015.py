@@ -641,7 +641,7 @@ def coefficient_table(results: pd.DataFrame, experiment: str = PRELU_EXPERIMENT.
     for layer in LAYER_MODULES:
         at = f[f["layer"] == layer]
 
-        def arm(label: str) -> pd.DataFrame:
+        def arm(label: str, at: pd.DataFrame = at) -> pd.DataFrame:
             return at[at["arm"] == label]
 
         rows.append(

@@ -485,7 +485,7 @@ def probe_repeats_markdown(root) -> str:
         if len(df) == 0:
             return {}
         sel = df[(df["seed"] == 0) & (df["metric"] == "test_accuracy") & (df["status"] == "complete")]
-        return dict(zip(sel["arm"], sel["value"].astype(float)))
+        return dict(zip(sel["arm"], sel["value"].astype(float), strict=True))
 
     lines = []
     for name in PROBE_EXPERIMENTS:
