@@ -26,6 +26,7 @@ import torchvision.datasets as tvd
 from PIL import Image
 
 from relustudy import data as D
+from relustudy import datafiles as DF
 from relustudy.data import DATASETS, DataError, content_sha256, load_dataset
 from relustudy.registry import UnknownNameError
 
@@ -223,22 +224,22 @@ def test_verification_is_cached_per_path_size_and_mtime(tmp_path, monkeypatch, n
     dst = data / "mnist.npz"
     shutil.copyfile(src, dst)
     calls = []
-    real = D.content_sha256
-    monkeypatch.setattr(D, "content_sha256", lambda a: calls.append(a.shape) or real(a))
+    real = DF.content_sha256
+    monkeypatch.setattr(DF, "content_sha256", lambda a: calls.append(a.shape) or real(a))
     load_dataset("mnist", data_dir=data)
     assert len(calls) == 4
     load_dataset("mnist", data_dir=data)
     assert len(calls) == 4  # unchanged file: not hashed again
-    table = json.loads((tmp_path / "cache" / D.VERIFY_CACHE_NAME).read_text())
+    table = json.loads((tmp_path / "cache" / DF.VERIFY_CACHE_NAME).read_text())
     assert table[os.path.realpath(dst)]["size"] == dst.stat().st_size
     st = dst.stat()
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a "change": hashed again
     load_dataset("mnist", data_dir=data)
     assert len(calls) == 8
     # A cache entry for other expected hashes does not count as verified.
-    table = json.loads((tmp_path / "cache" / D.VERIFY_CACHE_NAME).read_text())
+    table = json.loads((tmp_path / "cache" / DF.VERIFY_CACHE_NAME).read_text())
     table[os.path.realpath(dst)]["sha256"]["x_train"] = "0" * 64
-    (tmp_path / "cache" / D.VERIFY_CACHE_NAME).write_text(json.dumps(table))
+    (tmp_path / "cache" / DF.VERIFY_CACHE_NAME).write_text(json.dumps(table))
     load_dataset("mnist", data_dir=data)
     assert len(calls) == 12
 
@@ -248,15 +249,15 @@ def test_a_same_size_rewrite_with_its_mtime_restored_misses_the_cache(tmp_path):
     f = tmp_path / "data.npz"
     f.write_bytes(b"a" * 64)
     hashes = {"x": "1" * 64}
-    D._verify_cache_record(cache, D._stat_key(f), hashes)
-    assert D._verify_cache_hit(cache, D._stat_key(f), hashes)  # unchanged: trusted
+    DF._verify_cache_record(cache, DF._stat_key(f), hashes)
+    assert DF._verify_cache_hit(cache, DF._stat_key(f), hashes)  # unchanged: trusted
     st = f.stat()
     time.sleep(0.01)  # a later change time
     f.write_bytes(b"b" * 64)  # same size, other content
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime put back
-    key = D._stat_key(f)
+    key = DF._stat_key(f)
     assert key[1:3] == (st.st_size, st.st_mtime_ns)  # size and mtime alone would call it unchanged
-    assert not D._verify_cache_hit(cache, key, hashes)
+    assert not DF._verify_cache_hit(cache, key, hashes)
 
 
 def test_dataset_temporary_files_never_follow_a_planted_link(tmp_path):
@@ -265,7 +266,7 @@ def test_dataset_temporary_files_never_follow_a_planted_link(tmp_path):
     victim.write_text("keep me")
     for name in (f".{out.name}.{os.getpid()}.tmp", f".{out.name}.tmp"):  # the old predictable names
         (tmp_path / name).symlink_to(victim)
-    D._write_npz_atomic(out, {"a": np.arange(3)}, compress=False)
+    DF._write_npz_atomic(out, {"a": np.arange(3)}, compress=False)
     assert victim.read_text() == "keep me" and np.load(out)["a"].tolist() == [0, 1, 2]
 
 
