@@ -32,13 +32,15 @@ from relustudy.book import (
     sanitize_notebook,
     strip_progress,
 )
-from relustudy.claims import VERDICTS, deciding_effect, evaluate_claims, paper_vs_ours
+from relustudy.claim_tables import paper_vs_ours
+from relustudy.claims import evaluate_claims
 from relustudy.data import DATASETS, DataError
 from relustudy.experiments import EXPERIMENTS, get_experiment
 from relustudy.models import MODELS, model_display_name
 from relustudy.notebook_params import NotebookParameterError, check_namespace, validate
 from relustudy.reference import printed_decimals, source_label
 from relustudy.store import ResultsStore
+from relustudy.verdict_rules import VERDICTS, deciding_effect
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

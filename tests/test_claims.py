@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from synthetic_records import long_records
 
+from relustudy import claim_tables as CT
 from relustudy import claims as C
 from relustudy import reference as R
+from relustudy import verdict_rules as VR
 from relustudy.book import failures_table
 from relustudy.metrics import derived_metrics
 from relustudy.registry import UnknownNameError
@@ -361,7 +363,7 @@ def test_evaluate_claims_summary():
     assert (
         len(out) == len(C.CLAIMS) == 16 + 8 + 4 + 2 * 15 + 2 + 15
     )  # Smith, Theano, TF blog, Xu (2 tables, NDSB, BN-Inception), He
-    assert set(out["verdict"]) <= set(C.VERDICTS)
+    assert set(out["verdict"]) <= set(VR.VERDICTS)
     by_id = out.set_index("claim_id")["verdict"]
     assert (by_id[[i for i in by_id.index if i.startswith("smith.table4.")]] == "not run").all()
     assert (by_id[[i for i in by_id.index if "blog." in i]] == "not run").all()
@@ -381,17 +383,17 @@ def test_evaluate_claims_summary():
 # ------------------------------------------------------------------------ value comparisons
 def test_value_verdict_prediction_interval():
     # n=5, sd=0.01: half-width t_{0.975,4} * 0.01 * sqrt(1.2) = 0.030414 (+ rounding 0.0005)
-    v, low, high = C.value_verdict(0.93, 0.90, 0.01, 5, half_unit=0.0005)
+    v, low, high = VR.value_verdict(0.93, 0.90, 0.01, 5, half_unit=0.0005)
     assert high == pytest.approx(0.90 + 2.7764451051977987 * 0.01 * math.sqrt(1.2) + 0.0005)
     assert low == pytest.approx(0.90 - (high - 0.90))
     assert v == "replicated"
-    assert C.value_verdict(0.94, 0.90, 0.01, 5)[0] == "not replicated"
-    assert C.value_verdict(0.90, 0.90, float("nan"), 1)[0] == "inconclusive"
+    assert VR.value_verdict(0.94, 0.90, 0.01, 5)[0] == "not replicated"
+    assert VR.value_verdict(0.90, 0.90, float("nan"), 1)[0] == "inconclusive"
 
 
 def test_paper_vs_ours_table():
     df = results("smith_cifar10_cnn", paper_like("Table 3", shift={"PReLU": -0.05}))
-    out = C.paper_vs_ours(df, "smith_cifar10_cnn", "quick")
+    out = CT.paper_vs_ours(df, "smith_cifar10_cnn", "quick")
     assert list(out.columns)[:7] == ["arm", "metric", "our_metric", "paper", "ours_mean", "ours_sd", "n"]
     assert "diff" in out.columns and "verdict" in out.columns
     assert len(out) == 12
@@ -404,7 +406,7 @@ def test_paper_vs_ours_table():
     assert cell.loc[("PReLU", "accuracy"), "diff"] == pytest.approx(-0.05, abs=0.001)
     assert cell.loc[("PReLU", "accuracy"), "verdict"] == "not replicated"
     assert cell.loc[("PReLU", "dispersion"), "verdict"] == "replicated"
-    not_run = C.paper_vs_ours(df, "smith_cifar10_vgg3", "quick")
+    not_run = CT.paper_vs_ours(df, "smith_cifar10_vgg3", "quick")
     assert len(not_run) == 12 and (not_run["verdict"] == "not run").all() and (not_run["n"] == 0).all()
     assert not_run["paper"].tolist()[:3] == list(SMITH["Table 4"]["tanh"])
 
@@ -519,7 +521,7 @@ def test_holm_keeps_a_clear_deficit_and_drops_a_marginal_one():
     parts = [(pc(0.001), "m", "not replicated"), (pc(0.03), "m", "not replicated"), (pc(0.5), "m", "inconclusive")]
     out = C.holm_against(parts)  # 3 comparisons: 0.001 < 0.05/3 survives; 0.03 > 0.05/2 does not
     assert [v for _, v, _ in out] == ["not replicated", "inconclusive", "inconclusive"]
-    assert out[1][2] == C.HOLM_NOTE and out[0][2] == ""
+    assert out[1][2] == VR.HOLM_NOTE and out[0][2] == ""
     # one comparison alone is not corrected
     assert C.holm_against(parts[1:2])[0][1] == "not replicated"
 
@@ -553,11 +555,11 @@ def test_effects_are_turned_to_the_claimed_side_with_the_rules_thresholds():
 def test_the_deciding_effect_is_the_closest_call_or_the_clearest_failure():
     e = lambda lo, v: C.Effect("x", "test_error", lo + 0.01, lo, lo + 0.02, 5, (0.0,), v)  # noqa: E731
     strong, weak = e(0.05, C.REPLICATED), e(0.001, C.REPLICATED)
-    assert C.deciding_effect([strong, weak], C.REPLICATED) is weak
+    assert VR.deciding_effect([strong, weak], C.REPLICATED) is weak
     fail, grey = e(-0.08, C.NOT_REPLICATED), e(-0.005, C.INCONCLUSIVE)
-    assert C.deciding_effect([strong, grey, fail], C.NOT_REPLICATED) is fail
-    assert C.deciding_effect([strong, grey], C.INCONCLUSIVE) is grey
-    assert C.deciding_effect([], C.NOT_RUN) is None
+    assert VR.deciding_effect([strong, grey, fail], C.NOT_REPLICATED) is fail
+    assert VR.deciding_effect([strong, grey], C.INCONCLUSIVE) is grey
+    assert VR.deciding_effect([], C.NOT_RUN) is None
 
 
 def test_every_claim_kind_reports_its_effects():
@@ -573,7 +575,7 @@ def test_every_claim_kind_reports_its_effects():
     assert len(ran) and all(len(e) >= 1 for e in ran["effects"])
     for effects, verdict in zip(ran["effects"], ran["verdict"], strict=True):
         assert all(isinstance(e, C.Effect) and e.n == 5 and e.bounds for e in effects)
-        assert C.deciding_effect(effects, verdict) is not None
+        assert VR.deciding_effect(effects, verdict) is not None
     assert all(r for r in ran["rule"])
     not_run = out[out["verdict"] == C.NOT_RUN]
     assert len(not_run) and all(len(e) == 0 for e in not_run["effects"])
@@ -754,14 +756,14 @@ def test_published_values_tally_counts_paper_profile_values_on_the_sources_task_
     df = pd.concat(
         [results("smith_fmnist_cnn", means, profile="paper"), results("he_cifar10_prelu", {}, profile="paper")]
     )
-    values = C.published_values(df, {"smith_fmnist_cnn": "paper", "he_cifar10_prelu": "paper"})
+    values = CT.published_values(df, {"smith_fmnist_cnn": "paper", "he_cifar10_prelu": "paper"})
     assert set(values["experiment"]) == {"smith_fmnist_cnn"}  # He's ImageNet numbers: another task
     outside = values[values["verdict"] == "not replicated"]
     assert list(zip(outside["arm"], outside["metric"], strict=True)) == [("PReLU", "accuracy")]
-    line = C.published_values_markdown(values)
+    line = CT.published_values_markdown(values)
     assert f"{len(values) - 1} of {len(values)}" in line and "1 outside" in line
-    assert C.published_values(df, {"smith_fmnist_cnn": "quick"}).empty  # a scaled-down profile: not compared
-    assert "none compared" in C.published_values_markdown(values.iloc[:0])
+    assert CT.published_values(df, {"smith_fmnist_cnn": "quick"}).empty  # a scaled-down profile: not compared
+    assert "none compared" in CT.published_values_markdown(values.iloc[:0])
     claims = C.evaluate_claims(df[df["experiment"] == "smith_fmnist_cnn"], "paper", source="smith")
     table = failures_table(claims, values)
     assert (table["what"] == "published value").sum() == 1 and "ours - paper -0.05" in table[

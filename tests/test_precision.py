@@ -8,7 +8,6 @@ import pytest
 
 from relustudy import trainer
 from relustudy.book import ensure_runs
-from relustudy.claims import margin
 from relustudy.config import CapabilityError, ConfigError
 from relustudy.experiments import get_experiment, run_experiment
 from relustudy.notebook_params import validate
@@ -20,6 +19,7 @@ from relustudy.precision import (
     precision_twin,
 )
 from relustudy.sources.tf_rrelu_blog import BF16_CHECK
+from relustudy.verdict_rules import margin
 
 BASE, TWIN = BF16_CHECK
 ARMS = [a.label for a in get_experiment(BASE).arms]

@@ -14,7 +14,7 @@ from torch import nn
 from relustudy import book
 from relustudy import claims as C
 from relustudy.activations import no_weight_decay_parameters
-from relustudy.claims import paper_vs_ours
+from relustudy.claim_tables import paper_vs_ours
 from relustudy.experiments import get_experiment
 from relustudy.models import build_model
 from relustudy.sources import he2015 as H

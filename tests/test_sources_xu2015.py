@@ -9,7 +9,8 @@ import pytest
 
 import relustudy.data as D
 from relustudy import claims as C
-from relustudy.claims import paper_vs_ours
+from relustudy import verdict_rules as VR
+from relustudy.claim_tables import paper_vs_ours
 from relustudy.sources import xu2015 as X
 
 ARMS = [a.label for a in X.ARMS]
@@ -175,7 +176,7 @@ def test_much_better_is_a_gain_above_the_smallest_effect_of_interest():
     gain (0.003) fails the stated threshold; a gain near it with noisy seeds is inconclusive."""
     cid = "xu2015.table3.lrelu55_much_better_than_lrelu100"
     claim = C.get_claim(cid)
-    assert claim.excess == C.margin("test_error") and "+0.0146" in claim.paper_text()
+    assert claim.excess == VR.margin("test_error") and "+0.0146" in claim.paper_text()
     assert verdict(records(paper_means()), cid) == "replicated"
     small_gain = paper_means({"Leaky ReLU, a=5.5": 0.0146 - 0.003})
     assert verdict(records(small_gain), cid) == "not replicated"

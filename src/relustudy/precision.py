@@ -17,11 +17,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .claims import INCONCLUSIVE, NOT_REPLICATED, REPLICATED, comparison_verdict, margin
+from .claims import INCONCLUSIVE, NOT_REPLICATED, REPLICATED, comparison_verdict
 from .config import PRECISIONS, ConfigError
 from .experiments import EXPERIMENTS, Experiment, get_experiment
 from .metrics import metric_label
 from .stats import COMPLETE, detectable_difference, paired_comparison, with_arm
+from .verdict_rules import margin
 
 ALL_ARMS = "all arms"
 EFFECT_WORDS = {

@@ -10,11 +10,12 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..claims import VERDICTS, deciding_effect, published_values_markdown
+from ..claim_tables import published_values_markdown
 from ..metrics import metric_label as _label
 from ..metrics import metric_spec
 from ..reference import get_source, source_label
 from ..registry import UnknownNameError
+from ..verdict_rules import VERDICTS, deciding_effect
 from .base import _VERDICT_COLOURS, HtmlBlock, _unique
 
 __all__ = [

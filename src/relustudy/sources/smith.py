@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import ClaimSet, Quantity, margin
+from ..claims import ClaimSet, Quantity
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, get_experiment
 from ..reference import SOURCES, Source, experiment_reference, paper_value
 from ..results import complete_rows, load_results
 from ..stats import mean_sd_cell, paired_comparison
+from ..verdict_rules import margin
 
 SOURCE = SOURCES.register(
     "smith",

@@ -6,10 +6,11 @@ the chapter is notebooks/mnist.ipynb, shared with the TensorFlow RReLU blog.
 
 from __future__ import annotations
 
-from ..claims import ClaimSet, margin
+from ..claims import ClaimSet
 from ..experiments import EXPERIMENTS, Arm, Experiment, Profile
 from ..reference import SOURCES, Source
 from ..stepbench import STEP_METRIC, STEP_TIMINGS, StepTiming, StepTimingProfile, step_label
+from ..verdict_rules import margin
 
 SOURCE = SOURCES.register(
     "theano_blog",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import ClaimSet, Quantity, margin
+from ..claims import ClaimSet, Quantity
 from ..data import DATASETS
 from ..experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile, RegimeCriterion, every_run_at_most
 from ..reference import SOURCES, Source, paper_value, paper_values
 from ..results import complete_rows
 from ..stats import mean_sd_cell, paired_comparison
+from ..verdict_rules import margin
 
 SOURCE = SOURCES.register(
     "xu2015",
