@@ -12,15 +12,8 @@ import torch.nn.functional as F
 from scipy import stats
 
 from relustudy import kernels
-from relustudy.activations import (
-    RRELU_DEFAULT_BOUNDS,
-    _FusedELUBackward,
-    _FusedPReLU,
-    _FusedRReLU,
-    build_activation,
-    implementation,
-    rrelu_noise,
-)
+from relustudy.activations import RRELU_DEFAULT_BOUNDS, build_activation, implementation
+from relustudy.kernels.autograd import _FusedELUBackward, _FusedPReLU, _FusedRReLU, rrelu_noise
 
 pytestmark = pytest.mark.skipif(
     kernels.library() is None, reason=f"fused kernels unavailable: {kernels.unavailable_reason()}"
