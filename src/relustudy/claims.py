@@ -208,43 +208,59 @@ class ComparisonClaim(Claim):
                     failing.append(f"{self._column(m)}: {self.arm} {x:.3f} vs {other} {y:.3f}")
         return not failing, failing
 
-    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
-        d = _select(results_df, self.experiment, profile)
-        arms = (self.arm, *self.others)
+    def _paper_note(self) -> str:
         ok, failing = self.paper_supports()
-        paper_note = (
-            "The source gives no numbers for this (figures only)."
-            if self.paper_says
-            else "The paper's own numbers support the statement as tested."
-            if ok
-            else "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ")."
-        )
+        if self.paper_says:
+            return "The source gives no numbers for this (figures only)."
+        if ok:
+            return "The paper's own numbers support the statement as tested."
+        return "The paper's own numbers do not support the statement as tested (" + "; ".join(failing) + ")."
+
+    def _rule(self) -> str:
         rule = RULES[self.relation].format(
             x=self.arm, m=", ".join(f"{metric_spec(m).margin or math.nan:g}" for m in self.metrics)
         )
         if self.relation in ("non_inferior", "same"):
             rule += "; " + "; ".join(margin_reason(m) for m in self.metrics)
+        return rule
+
+    def _ours_cells(self, d: pd.DataFrame, m: str, arms: Sequence[str]) -> str:
+        """Each arm's mean ± sd (n) on metric ``m``, with its diverged runs counted."""
+        summ = summarize(d, m, by=("arm",)).set_index("arm")
+        cells = []
+        for a in arms:
+            if a in summ.index:
+                row = summ.loc[a]
+                txt = format_mean_sd(row["mean"], row["sd"], int(row["n"]))
+                if row["n_diverged"]:
+                    txt += f" [{int(row['n_diverged'])} diverged]"
+            else:
+                txt = "n/a (n=0)"
+            cells.append(f"{a} {txt}")
+        return f"{self._column(m)}: " + ", ".join(cells)
+
+    def _part_line(self, pc: PairedComparison, v: str, why: str, m: str, same_task: bool) -> str:
+        line = part_detail(pc, v, why)
+        if self.relation in ("non_inferior", "same") and pc.n >= 2:
+            line += f"; {sensitivity_line(pc, self.relation, m)}"
+        if v == INCONCLUSIVE and not self.paper_says:
+            excluded = paper_effect_line(pc, self._paper(pc.arm_a, m) - self._paper(pc.arm_b, m), same_task)
+            line += f"; {excluded}" if excluded else ""
+        return line
+
+    def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
+        d = _select(results_df, self.experiment, profile)
+        arms = (self.arm, *self.others)
+        paper_note, rule = self._paper_note(), self._rule()
         not_run = self._not_run_without(d, arms, profile, paper_note) or self._not_run_without_metrics(
             d, self.metrics, profile, paper_note
         )
         if not_run is not None:
             return not_run
-
-        ours_parts, details, verdicts = [], [f"Rule: {rule}."], []
+        ours_parts, details = [], [f"Rule: {rule}."]
         parts: list[tuple[PairedComparison, str, str]] = []
         for m in self.metrics:
-            summ = summarize(d, m, by=("arm",)).set_index("arm")
-            cells = []
-            for a in arms:
-                if a in summ.index:
-                    row = summ.loc[a]
-                    txt = format_mean_sd(row["mean"], row["sd"], int(row["n"]))
-                    if row["n_diverged"]:
-                        txt += f" [{int(row['n_diverged'])} diverged]"
-                else:
-                    txt = "n/a (n=0)"
-                cells.append(f"{a} {txt}")
-            ours_parts.append(f"{self._column(m)}: " + ", ".join(cells))
+            ours_parts.append(self._ours_cells(d, m, arms))
             for other in self.others:
                 pc = paired_comparison(d, m, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
                 parts.append((pc, m, comparison_verdict(pc, self.relation, m)))
@@ -256,18 +272,15 @@ class ComparisonClaim(Claim):
                 "correction needed); a 'not replicated' part must survive Holm's correction over all of them "
                 "(family-wise error 5%)."
             )
-        effects = []
         same_task = get_experiment(self.experiment).same_task
-        for (pc, v, why), (_pc, m, _v) in zip(decided, parts, strict=True):
-            verdicts.append(v)
-            line = part_detail(pc, v, why)
-            if self.relation in ("non_inferior", "same") and pc.n >= 2:
-                line += f"; {sensitivity_line(pc, self.relation, m)}"
-            if v == INCONCLUSIVE and not self.paper_says:
-                excluded = paper_effect_line(pc, self._paper(pc.arm_a, m) - self._paper(pc.arm_b, m), same_task)
-                line += f"; {excluded}" if excluded else ""
-            details.append(line)
-            effects.append(comparison_effect(pc, self.relation, m, v))
+        verdicts = [v for _pc, v, _why in decided]
+        details += [
+            self._part_line(pc, v, why, m, same_task) for (pc, v, why), (_pc, m, _v) in zip(decided, parts, strict=True)
+        ]
+        effects = [
+            comparison_effect(pc, self.relation, m, v)
+            for (pc, v, _why), (_pc, m, _v) in zip(decided, parts, strict=True)
+        ]
         ours = "; ".join(ours_parts) + f" [{profile} profile]"
         note = " ".join(s for s in (paper_note, _profile_note(self.experiment, profile, absolute=False)) if s)
         return self._result(profile, ours, combine(verdicts), " | ".join(details), note, rule, effects)
@@ -316,6 +329,23 @@ class RankClaim(Claim):
     def paper_text(self) -> str:
         return self.paper_says
 
+    def _verdict(self, claimed: int, against: int) -> str:
+        """From the parts significantly on the claimed side (``claimed``) and against it, after Holm."""
+        if claimed >= len(self.others) - self.k + 1:
+            return REPLICATED
+        if against >= self.k:
+            return NOT_REPLICATED
+        return INCONCLUSIVE
+
+    def _rule(self, n_arms: int) -> str:
+        side, n_others = ("best" if self.best else "worst"), len(self.others)
+        return (
+            f"Rule: among the {side} {self.k} of {n_arms} if {self.arm} is significantly "
+            f"{'better' if self.best else 'worse'} than at least {n_others - self.k + 1} of the other {n_others} "
+            f"(paired 95% CI excluding 0); not if at least {self.k} others are significantly "
+            f"{'better' if self.best else 'worse'} than it; else inconclusive." + HOLM_RANK_NOTE
+        )
+
     def evaluate(self, results_df: pd.DataFrame, profile: str) -> ClaimResult:
         d = _select(results_df, self.experiment, profile)
         arms = (self.arm, *self.others)
@@ -328,21 +358,15 @@ class RankClaim(Claim):
                 not_run_reason(self.experiment, profile, f"arm(s) {', '.join(missing) or 'any'}"),
                 "",
             )
-        side = "best" if self.best else "worst"
         n_others = len(self.others)
-        rule = (
-            f"Rule: among the {side} {self.k} of {len(arms)} if {self.arm} is significantly "
-            f"{'better' if self.best else 'worse'} than at least {n_others - self.k + 1} of the other {n_others} "
-            f"(paired 95% CI excluding 0); not if at least {self.k} others are significantly "
-            f"{'better' if self.best else 'worse'} than it; else inconclusive." + HOLM_RANK_NOTE
-        )
+        rule = self._rule(len(arms))
         claimed_side = (1 if _higher_is_better(self.metric) else -1) * (1 if self.best else -1)
-        comparisons, toward = [], []  # toward: +1 significantly on the claimed side, -1 against, 0 neither
-        for other in self.others:
-            pc = paired_comparison(d, self.metric, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
-            sign = _better_sign(pc, self.metric) if pc.n >= 2 else 0
-            comparisons.append(pc)
-            toward.append(sign * (1 if self.best else -1))
+        comparisons = [
+            paired_comparison(d, self.metric, self.arm, other, self.experiment, profile, confidence=CONFIDENCE)
+            for other in self.others
+        ]
+        # toward: +1 significantly on the claimed side, -1 against, 0 neither
+        toward = [(_better_sign(pc, self.metric) if pc.n >= 2 else 0) * (1 if self.best else -1) for pc in comparisons]
         # "At least k others against" is a union of tests: each counts only if it survives Holm over
         # all N parts. So is "at least N - k + 1 for" when k > 1; with k = 1 it needs every part (an
         # intersection-union test, no correction needed).
@@ -364,12 +388,7 @@ class RankClaim(Claim):
             est, lo, hi = _directed(pc, claimed_side)
             effects.append(Effect(f"{pc.arm_a} − {pc.arm_b}", self.metric, est, lo, hi, pc.n, (0.0,), part))
         claimed, against = len(for_ok), len(against_ok)
-        if claimed >= n_others - self.k + 1:
-            verdict = REPLICATED
-        elif against >= self.k:
-            verdict = NOT_REPLICATED
-        else:
-            verdict = INCONCLUSIVE
+        verdict = self._verdict(claimed, against)
         ahead, behind = (claimed, against) if self.best else (against, claimed)
         details.append(
             f"significantly better than {ahead}, significantly worse than {behind} of {n_others} (after Holm) "

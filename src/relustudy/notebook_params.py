@@ -93,7 +93,7 @@ def validate(
     ``ValueError``) naming the first bad one. ``namespace`` (the notebook's ``globals()``):
     also fail on names that are not parameters (:func:`check_namespace`).
 
-    - ``profile``: one of ``smoke``, ``quick``, ``paper``.
+    - ``profile``: one of :data:`PROFILES` (``smoke``, ``quick``, ``regime``, ``paper``).
     - ``seeds``: ``None`` (the profile's own seeds) or a non-empty list of distinct integers >= 0.
     - ``device``: ``cpu``, ``cuda`` or ``auto``.
     - ``data_dir``: ``None`` (``RELUSTUDY_DATA`` / the cache) or an existing directory.
@@ -105,49 +105,60 @@ def validate(
         check_namespace(namespace)
     if not isinstance(profile, str) or profile not in PROFILES:
         raise _bad("profile", f"one of {', '.join(PROFILES)}", profile)
-
-    if seeds is not None:
-        if isinstance(seeds, (str, bytes)):  # papermill's -p passes a list as text
-            raise _bad("seeds", "a list of integers, not text: pass it as YAML, papermill -y 'seeds: [0, 1, 2]'", seeds)
-        if not isinstance(seeds, (list, tuple)):
-            raise _bad("seeds", "None or a list of integers >= 0, e.g. [0, 1, 2]", seeds)
-        if len(seeds) == 0:
-            raise _bad("seeds", "None or a non-empty list of integers >= 0", seeds)
-        for s in seeds:
-            if not _is_int(s) or s < 0:
-                raise _bad("seeds", f"integers >= 0 (got {s!r} in the list)", seeds)
-        if len(set(seeds)) != len(seeds):
-            raise _bad("seeds", "distinct integers (a seed is listed twice)", seeds)
-        if any(s > MAX_SEED for s in seeds):
-            raise _bad("seeds", f"integers in [0, {MAX_SEED}]", seeds)
-        seeds = tuple(int(s) for s in seeds)
-
+    seeds = _checked_seeds(seeds)
     if not isinstance(device, str) or device not in DEVICES:
         raise _bad("device", f"one of {', '.join(DEVICES)}", device)
-    if device == "cuda":
-        if not torch.cuda.is_available():  # said in the first cell, not as a traceback in a later one
-            raise _bad(
-                "device", "'cuda' only where a CUDA device is usable (this machine has none; use auto or cpu)", device
-            )
+    if device == "cuda" and not torch.cuda.is_available():  # said in the first cell, not in a later one's traceback
+        raise _bad(
+            "device", "'cuda' only where a CUDA device is usable (this machine has none; use auto or cpu)", device
+        )
+    return NotebookParams(
+        profile=profile,
+        seeds=seeds,
+        device=device,
+        data_dir=_checked_data_dir(data_dir),
+        results_dir=_checked_results_dir(results_dir, profile),
+    )
 
-    if data_dir is not None:
-        if not isinstance(data_dir, (str, Path)) or str(data_dir) == "":
-            raise _bad("data_dir", "None or the path of an existing directory", data_dir)
-        path = Path(data_dir).expanduser()
-        if not path.is_dir():
-            raise _bad(
-                "data_dir",
-                "None or the path of an existing directory (it does not exist or is not a directory)",
-                data_dir,
-            )
-        data_dir = path.resolve()
 
+def _checked_seeds(seeds: Any) -> tuple[int, ...] | None:
+    if seeds is None:
+        return None
+    if isinstance(seeds, (str, bytes)):  # papermill's -p passes a list as text
+        raise _bad("seeds", "a list of integers, not text: pass it as YAML, papermill -y 'seeds: [0, 1, 2]'", seeds)
+    if not isinstance(seeds, (list, tuple)):
+        raise _bad("seeds", "None or a list of integers >= 0, e.g. [0, 1, 2]", seeds)
+    if len(seeds) == 0:
+        raise _bad("seeds", "None or a non-empty list of integers >= 0", seeds)
+    for s in seeds:
+        if not _is_int(s) or s < 0:
+            raise _bad("seeds", f"integers >= 0 (got {s!r} in the list)", seeds)
+    if len(set(seeds)) != len(seeds):
+        raise _bad("seeds", "distinct integers (a seed is listed twice)", seeds)
+    if any(s > MAX_SEED for s in seeds):
+        raise _bad("seeds", f"integers in [0, {MAX_SEED}]", seeds)
+    return tuple(int(s) for s in seeds)
+
+
+def _checked_data_dir(data_dir: Any) -> Path | None:
+    if data_dir is None:
+        return None
+    if not isinstance(data_dir, (str, Path)) or str(data_dir) == "":
+        raise _bad("data_dir", "None or the path of an existing directory", data_dir)
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise _bad(
+            "data_dir", "None or the path of an existing directory (it does not exist or is not a directory)", data_dir
+        )
+    return path.resolve()
+
+
+def _checked_results_dir(results_dir: Any, profile: str) -> Path:
     if results_dir is None:
-        results = Path(default_results_dir(profile))
-    else:
-        if not isinstance(results_dir, (str, Path)) or str(results_dir) == "":
-            raise _bad("results_dir", "None or a directory path", results_dir)
-        results = Path(results_dir).expanduser()
-        if results.exists() and not results.is_dir():
-            raise _bad("results_dir", "None or a directory path (it is an existing file)", results_dir)
-    return NotebookParams(profile=profile, seeds=seeds, device=device, data_dir=data_dir, results_dir=results.resolve())
+        return Path(default_results_dir(profile)).resolve()
+    if not isinstance(results_dir, (str, Path)) or str(results_dir) == "":
+        raise _bad("results_dir", "None or a directory path", results_dir)
+    results = Path(results_dir).expanduser()
+    if results.exists() and not results.is_dir():
+        raise _bad("results_dir", "None or a directory path (it is an existing file)", results_dir)
+    return results.resolve()

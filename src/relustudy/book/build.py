@@ -445,9 +445,26 @@ def build_book(
     root = Path(root).resolve() if root is not None else project_root()
     if not (root / "_toc.yml").is_file() or not (root / "_config.yml").is_file():
         raise BookError(f"{root} is not the project root (no _toc.yml/_config.yml)")
+    parameters = _book_parameters(profile, seeds, device, data_dir, results_dir)
+    names = chapter_notebooks(root)
+    missing = [n for n in names if not (root / NOTEBOOKS_DIR / f"{n}.ipynb").is_file()]
+    if missing:
+        raise BookError("the toc lists chapter(s) without a notebook in notebooks/: " + ", ".join(missing))
+    t_all = time.perf_counter()
+    _execute_chapters(root, names, parameters, say)
+    t0 = time.perf_counter()
+    html = _build_html(root, parameters["profile"], say)
+    say(
+        f"book: HTML built in {time.perf_counter() - t0:.0f} s; total {time.perf_counter() - t_all:.0f} s -> {html / 'index.html'}"
+    )
+    return html
 
-    # Validate now, so a bad value fails before any kernel starts; relative paths are taken from
-    # the caller's cwd, while the notebooks run with cwd = root.
+
+def _book_parameters(
+    profile: str, seeds: Sequence[int] | None, device: str, data_dir: str | Path | None, results_dir: str | Path | None
+) -> dict[str, Any]:
+    """The chapters' papermill parameters, validated now, so that a bad value fails before any
+    kernel starts; relative paths are taken from the caller's cwd (the notebooks run in the root)."""
     validated = validate(
         profile=profile,
         seeds=list(seeds) if seeds is not None else None,
@@ -466,15 +483,12 @@ def build_book(
     }
     assert tuple(parameters) == PARAMETER_NAMES
     json.dumps(parameters)  # plain JSON values only
+    return parameters
 
-    names = chapter_notebooks(root)
-    missing = [n for n in names if not (root / NOTEBOOKS_DIR / f"{n}.ipynb").is_file()]
-    if missing:
-        raise BookError("the toc lists chapter(s) without a notebook in notebooks/: " + ", ".join(missing))
 
-    t_all = time.perf_counter()
-    # The book is asked for: its kernels may train what the profile lacks (a notebook run by hand
-    # stops first and says what it would train).
+def _execute_chapters(root: Path, names: list[str], parameters: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Execute each chapter notebook into book/chapters/. The book is asked for: its kernels may
+    train what the profile lacks (a notebook run by hand stops first and says what it would train)."""
     before = os.environ.get(TRAIN_ENV)
     os.environ[TRAIN_ENV] = "1"
     try:
@@ -483,7 +497,7 @@ def build_book(
             target = root / CHAPTERS_DIR / f"{name}.ipynb"
             t0 = time.perf_counter()
             say(
-                f"book: executing {source.relative_to(root)} -> {target.relative_to(root)} (profile {validated.profile})"
+                f"book: executing {source.relative_to(root)} -> {target.relative_to(root)} (profile {parameters['profile']})"
             )
             execute_chapter(source, target, parameters, cwd=root)
             say(f"book: {name} done in {time.perf_counter() - t0:.0f} s")
@@ -493,9 +507,12 @@ def build_book(
         else:
             os.environ[TRAIN_ENV] = before
 
-    t0 = time.perf_counter()
+
+def _build_html(root: Path, profile: str, say: Callable[[str], None]) -> Path:
+    """jupyter-book's HTML build of the executed chapters, with warnings as errors, then the
+    checks of the built site (local links, no asset from the internet)."""
     write_bibliography(root)
-    config = write_build_config(root, validated.profile)
+    config = write_build_config(root, profile)
     say("book: jupyter-book build --warningiserror --builder html")
     cmd = [
         *_jupyter_book_command(),
@@ -520,7 +537,4 @@ def build_book(
         raise BookError(
             f"{len(remote)} asset(s) of the built book would be fetched from the internet:\n  " + "\n  ".join(remote)
         )
-    say(
-        f"book: HTML built in {time.perf_counter() - t0:.0f} s; total {time.perf_counter() - t_all:.0f} s -> {html / 'index.html'}"
-    )
     return html

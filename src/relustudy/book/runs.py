@@ -271,6 +271,33 @@ def _check_training_allowed(exp: Any, params: Any, store: ResultsStore, configs:
     )
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The non-empty frames one after another (the first, empty, frame when all are)."""
+    full = [f for f in frames if len(f)]
+    return pd.concat(full, ignore_index=True) if full else frames[0]
+
+
+def _load_chapter_records(
+    store: ResultsStore, experiments: Sequence[str], profiles: dict[str, str], run_ids: dict[str, set[str]]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict]]:
+    """The records of each experiment's runs in the profile it shows: results (with its step
+    timing rows), activation statistics, histories and the raw records."""
+    results, stats, histories, records = [], [], [], []
+    for name in experiments:
+        ids, prof = run_ids[name], profiles[name]
+        r = load_results(store, experiment=name, profile=prof)
+        s = load_activation_stats(store, experiment=name, profile=prof)
+        h = load_histories(store, experiment=name, profile=prof)
+        results.append(r[r["run_id"].isin(ids)] if len(r) else r)
+        steps = step_timing_frame(store.root, name, prof)
+        if len(steps):
+            results.append(steps)
+        stats.append(s[s["run_id"].isin(ids)] if len(s) else s)
+        histories.append(h[h["run_id"].isin(ids)] if len(h) else h)
+        records += [rec for rec in store.records(name, prof) if rec.get("run_id") in ids]
+    return _concat(results), _concat(stats), _concat(histories), records
+
+
 def ensure_runs(
     experiments: Sequence[str],
     params: Any,
@@ -316,30 +343,9 @@ def ensure_runs(
                 if not skip_unavailable:
                     raise
                 skipped[name] = str(e).splitlines()[0]
-    results, stats, histories, records = [], [], [], []
-    for name in experiments:
-        ids, prof = run_ids[name], profiles[name]
-        r = load_results(store, experiment=name, profile=prof)
-        s = load_activation_stats(store, experiment=name, profile=prof)
-        h = load_histories(store, experiment=name, profile=prof)
-        results.append(r[r["run_id"].isin(ids)] if len(r) else r)
-        steps = step_timing_frame(store.root, name, prof)
-        if len(steps):
-            results.append(steps)
-        stats.append(s[s["run_id"].isin(ids)] if len(s) else s)
-        histories.append(h[h["run_id"].isin(ids)] if len(h) else h)
-        records += [rec for rec in store.records(name, prof) if rec.get("run_id") in ids]
-    results_df = (
-        pd.concat([r for r in results if len(r)], ignore_index=True) if any(len(r) for r in results) else results[0]
-    )
-    stats_df = pd.concat([s for s in stats if len(s)], ignore_index=True) if any(len(s) for s in stats) else stats[0]
-    hist_df = (
-        pd.concat([h for h in histories if len(h)], ignore_index=True)
-        if any(len(h) for h in histories)
-        else histories[0]
-    )
+    results, stats, histories, records = _load_chapter_records(store, experiments, profiles, run_ids)
     expected = sum(len(ids) for ids in run_ids.values())
-    runs = ChapterRuns(params.profile, experiments, results_df, stats_df, records, expected=expected, histories=hist_df)
+    runs = ChapterRuns(params.profile, experiments, results, stats, records, expected=expected, histories=histories)
     runs.profiles = profiles
     runs.skipped = skipped
     runs.store = store

@@ -186,15 +186,9 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
-def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
-    """A forest plot of every claim with numbers: the part that decides its verdict, as its
-    difference (dot) and 95% interval (bar), positive on the claimed side, coloured by verdict;
-    dashed lines at the rule's thresholds (0, minus a margin, or ± a margin; for a published value:
-    0, which must lie inside). One panel per unit (:func:`effect_axis`), rows in claim order.
-    Claims without a measured difference (*not run*, *not obtainable*, or no paired seeds) are left
-    out: the bars count them.
-    Returns the figure (None if no claim has numbers)."""
-
+def _forest_rows(claims: Any, label_width: int) -> list[tuple[str, float, str, Any, str]]:
+    """The forest plot's rows: (panel, scale, label, deciding effect, verdict) of every claim
+    with a measured difference; a label two rows share gets a running number."""
     rows = []
     for _, c in claims.iterrows():
         e = deciding_effect(tuple(c.get("effects") or ()), c["verdict"])
@@ -212,18 +206,30 @@ def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
         label = _short(
             f"{source_label(c['source'])}, {c['table']}: {what}" + (f", {metric}" if metric else ""), label_width
         )
-        label = f"{label} ({test})"
-        rows.append((axis, scale, label, e, c["verdict"]))
-    if not rows:
-        return None
+        rows.append((axis, scale, f"{label} ({test})", e, c["verdict"]))
     seen: dict[str, int] = {}
-    for row in rows:  # any label still shared gets a running number
+    for row in rows:
         seen[row[2]] = seen.get(row[2], 0) + 1
     numbered: dict[str, int] = {}
     for k, row in enumerate(rows):
         if seen[row[2]] > 1:
             numbered[row[2]] = numbered.get(row[2], 0) + 1
             rows[k] = (row[0], row[1], f"{row[2]} ({numbered[row[2]]})", *row[3:])
+    return rows
+
+
+def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
+    """A forest plot of every claim with numbers: the part that decides its verdict, as its
+    difference (dot) and 95% interval (bar), positive on the claimed side, coloured by verdict;
+    dashed lines at the rule's thresholds (0, minus a margin, or ± a margin; for a published value:
+    0, which must lie inside). One panel per unit (:func:`effect_axis`), rows in claim order.
+    Claims without a measured difference (*not run*, *not obtainable*, or no paired seeds) are left
+    out: the bars count them.
+    Returns the figure (None if no claim has numbers)."""
+
+    rows = _forest_rows(claims, label_width)
+    if not rows:
+        return None
     panels = list(dict.fromkeys(r[0] for r in rows))
     counts = [sum(r[0] == p for r in rows) for p in panels]
     fig, axes = plt.subplots(

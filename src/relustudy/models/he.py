@@ -1,4 +1,32 @@
-"""He et al.'s 14-layer net and the plain deep nets of the initialisation study."""
+"""He et al.'s 14-layer net and the plain deep nets of the initialisation study.
+
+``he_net``: The 14-layer model of He et al. 2015 ("Delving Deep into Rectifiers", Table 1 there;
+the learned-coefficient table in the reading-group notes), adapted to 32x32 inputs.
+
+ImageNet original: conv1 7x7 64 /2, pool1 3x3 /3, conv2_1..4 2x2 128, pool2 2x2 /2,
+conv3_1..6 2x2 256, SPP {6,3,2,1}, fc1 4096, fc2 4096, fc3 classes; the activation follows
+every conv and fc1/fc2 (13 placements: the "13 extra free parameters" of channel-shared
+PReLU); dropout 50% on the first two fc layers (He et al.'s training details).
+
+Adaptation to small inputs (documented choice): ``conv1`` is 3x3 stride 1 pad 1 and ``pool1``
+is max 2x2 /2 (a 7x7/2 conv plus a 3x3/3 pool would shrink 32 -> 5 before the 2x2 stages);
+the 2x2 convs use 'same' padding (PyTorch pads the extra row/column at the bottom/right) so
+they keep the size; ``pool2`` is max 2x2 /2. For 32x32: 32 -> 16 -> 8 before the SPP
+(``spp``: adaptive max pools to 6x6, 3x3, 2x2, 1x1 -> 50 * 256 = 12,800 features); for
+28x28: 28 -> 14 -> 7. The input must leave >= 6 before the SPP.
+Init: Kaiming normal (fan_in, rectifier gain sqrt(2)), zero biases, on all conv/fc layers.
+
+Names: ``conv1``/``act1``/``pool1``, ``conv2_1``..``conv2_4`` with ``act2_k``, ``pool2``,
+``conv3_1``..``conv3_6`` with ``act3_k``, ``spp``, ``fc1``/``act_fc1``/``drop_fc1``,
+``fc2``/``act_fc2``/``drop_fc2``, ``fc3``. Probe ``last_conv`` = ``act3_6``.
+Params: ``width`` (positive float, default 1) multiplies the conv widths (64, 128, 256) and
+the fc widths (4096); ``dropout`` (probability in [0, 1), default 0.5).
+
+Parameters (relu, width 1): (3, 32, 32) -> 70,930,186 (fc1 alone 52,432,896; convs
+1,675,008); (1, 28, 28) -> 70,929,034 (conv1 has 1 input channel; the SPP makes the rest
+independent of the input size).
+Channel-wise PReLU adds 10,304 (64 + 4*128 + 6*256 + 2*4096); channel-shared adds 13.
+"""
 
 from __future__ import annotations
 
@@ -31,33 +59,8 @@ def he_net(
     width: float = 1.0,
     dropout: float = 0.5,
 ) -> nn.Module:
-    """The 14-layer model of He et al. 2015 ("Delving Deep into Rectifiers", Table 1 there;
-    the learned-coefficient table in the reading-group notes), adapted to 32x32 inputs.
-
-    ImageNet original: conv1 7x7 64 /2, pool1 3x3 /3, conv2_1..4 2x2 128, pool2 2x2 /2,
-    conv3_1..6 2x2 256, SPP {6,3,2,1}, fc1 4096, fc2 4096, fc3 classes; the activation follows
-    every conv and fc1/fc2 (13 placements: the "13 extra free parameters" of channel-shared
-    PReLU); dropout 50% on the first two fc layers (He et al.'s training details).
-
-    Adaptation to small inputs (documented choice): ``conv1`` is 3x3 stride 1 pad 1 and ``pool1``
-    is max 2x2 /2 (a 7x7/2 conv plus a 3x3/3 pool would shrink 32 -> 5 before the 2x2 stages);
-    the 2x2 convs use 'same' padding (PyTorch pads the extra row/column at the bottom/right) so
-    they keep the size; ``pool2`` is max 2x2 /2. For 32x32: 32 -> 16 -> 8 before the SPP
-    (``spp``: adaptive max pools to 6x6, 3x3, 2x2, 1x1 -> 50 * 256 = 12,800 features); for
-    28x28: 28 -> 14 -> 7. The input must leave >= 6 before the SPP.
-    Init: Kaiming normal (fan_in, rectifier gain sqrt(2)), zero biases, on all conv/fc layers.
-
-    Names: ``conv1``/``act1``/``pool1``, ``conv2_1``..``conv2_4`` with ``act2_k``, ``pool2``,
-    ``conv3_1``..``conv3_6`` with ``act3_k``, ``spp``, ``fc1``/``act_fc1``/``drop_fc1``,
-    ``fc2``/``act_fc2``/``drop_fc2``, ``fc3``. Probe ``last_conv`` = ``act3_6``.
-    Params: ``width`` (positive float, default 1) multiplies the conv widths (64, 128, 256) and
-    the fc widths (4096); ``dropout`` (probability in [0, 1), default 0.5).
-
-    Parameters (relu, width 1): (3, 32, 32) -> 70,930,186 (fc1 alone 52,432,896; convs
-    1,675,008); (1, 28, 28) -> 70,929,034 (conv1 has 1 input channel; the SPP makes the rest
-    independent of the input size).
-    Channel-wise PReLU adds 10,304 (64 + 4*128 + 6*256 + 2*4096); channel-shared adds 13.
-    """
+    """The 14-layer model of He et al. 2015, adapted to 32x32 inputs: see the module docstring for
+    the original, the adaptation, sizes and parameters."""
     width = _check_width("he_net", width)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"model 'he_net': dropout must be a probability in [0, 1), got {dropout!r}")

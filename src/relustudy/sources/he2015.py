@@ -135,71 +135,74 @@ REGIME_CRITERION = RegimeCriterion(
 )
 
 
+def _prelu_profiles(dataset_name: str) -> dict[str, Profile]:
+    """The PReLU experiment's profiles on the dataset ``dataset_name`` names (its display name)."""
+    return {
+        "smoke": Profile(
+            (0, 1),
+            {**SMOKE, "model_params": {"width": 0.0625}},
+            ("512 training and 500 test images", "1 epoch", "batch 64", "width 1/16", "2 seeds"),
+        ),
+        "quick": Profile(
+            (0, 1, 2, 3, 4),
+            {
+                "epochs": 20,
+                "train_subset": 10_000,
+                "model_params": {"width": 0.125},
+                "schedule": "step",
+                "schedule_params": {"milestones": [14], "gamma": 0.1},
+            },
+            (
+                f"{dataset_name} instead of ImageNet",
+                "width 1/8 (8/16/32 conv channels, fc 512)",
+                "10,000 training images (stratified, the same for every arm and seed)",
+                "20 epochs (rate divided by 10 after 14)",
+                "5 seeds (the paper reports one run)",
+            ),
+        ),
+        "regime": Profile(
+            REGIME_SEEDS,
+            {
+                "epochs": REGIME_EPOCHS,
+                "model_params": {"width": REGIME_WIDTH},
+                "schedule": "step",
+                "schedule_params": {"milestones": REGIME_MILESTONES, "gamma": 0.1},
+                "eval_every": 5,
+                "evals": ("train_set",),
+            },
+            (
+                f"{dataset_name} instead of ImageNet",
+                "width 1/8 (8/16/32 conv channels, fc 512)",
+                "all 50,000 training images",
+                f"{REGIME_EPOCHS} epochs (rate divided by 10 after {REGIME_MILESTONES[0]} and "
+                f"{REGIME_MILESTONES[1]}; our choice)",
+                "test error measured every 5 epochs (and after the last)",
+                f"{len(REGIME_SEEDS)} seeds (the paper reports one run)",
+            ),
+            criterion=REGIME_CRITERION,
+        ),
+        "paper": Profile(
+            (0, 1, 2, 3, 4),
+            {"epochs": 80, "schedule": "step", "schedule_params": {"milestones": [40, 60], "gamma": 0.1}},
+            (f"{dataset_name} instead of ImageNet", "5 seeds (the paper reports one run)"),
+        ),
+    }
+
+
 def _prelu_experiment(name: str, dataset: str, table: str, compared: tuple[str, ...]) -> Experiment:
+    dataset_name = DATASETS.get(dataset).display_name
     return EXPERIMENTS.register(
         name,
         Experiment(
             name=name,
             source="he2015",
             table=table,
-            title=f"the 14-layer model on {DATASETS.get(dataset).display_name}",
+            title=f"the 14-layer model on {dataset_name}",
             dataset=dataset,
             model="he_net",
             arms=PRELU_ARMS,
             common=_COMMON,
-            profiles={
-                "smoke": Profile(
-                    (0, 1),
-                    {**SMOKE, "model_params": {"width": 0.0625}},
-                    ("512 training and 500 test images", "1 epoch", "batch 64", "width 1/16", "2 seeds"),
-                ),
-                "quick": Profile(
-                    (0, 1, 2, 3, 4),
-                    {
-                        "epochs": 20,
-                        "train_subset": 10_000,
-                        "model_params": {"width": 0.125},
-                        "schedule": "step",
-                        "schedule_params": {"milestones": [14], "gamma": 0.1},
-                    },
-                    (
-                        f"{DATASETS.get(dataset).display_name} instead of ImageNet",
-                        "width 1/8 (8/16/32 conv channels, fc 512)",
-                        "10,000 training images (stratified, the same for every arm and seed)",
-                        "20 epochs (rate divided by 10 after 14)",
-                        "5 seeds (the paper reports one run)",
-                    ),
-                ),
-                "regime": Profile(
-                    REGIME_SEEDS,
-                    {
-                        "epochs": REGIME_EPOCHS,
-                        "model_params": {"width": REGIME_WIDTH},
-                        "schedule": "step",
-                        "schedule_params": {"milestones": REGIME_MILESTONES, "gamma": 0.1},
-                        "eval_every": 5,
-                        "evals": ("train_set",),
-                    },
-                    (
-                        f"{DATASETS.get(dataset).display_name} instead of ImageNet",
-                        "width 1/8 (8/16/32 conv channels, fc 512)",
-                        "all 50,000 training images",
-                        f"{REGIME_EPOCHS} epochs (rate divided by 10 after {REGIME_MILESTONES[0]} and "
-                        f"{REGIME_MILESTONES[1]}; our choice)",
-                        "test error measured every 5 epochs (and after the last)",
-                        f"{len(REGIME_SEEDS)} seeds (the paper reports one run)",
-                    ),
-                    criterion=REGIME_CRITERION,
-                ),
-                "paper": Profile(
-                    (0, 1, 2, 3, 4),
-                    {"epochs": 80, "schedule": "step", "schedule_params": {"milestones": [40, 60], "gamma": 0.1}},
-                    (
-                        f"{DATASETS.get(dataset).display_name} instead of ImageNet",
-                        "5 seeds (the paper reports one run)",
-                    ),
-                ),
-            },
+            profiles=_prelu_profiles(dataset_name),
             notes=NOTES,
             compared_metrics=compared,
             same_task=False,  # ImageNet numbers beside a CIFAR re-run

@@ -125,6 +125,65 @@ _COMMON = dict(
 )
 
 
+def _quick_profile() -> Profile:
+    return Profile(
+        QUICK_SEEDS,
+        {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "epochs": QUICK_EPOCHS,
+            "batch_size": QUICK_BATCH,
+            "train_subset": QUICK_TRAIN,
+            "subset_seed": 0,
+            "model_params": {"width": QUICK_WIDTH},
+            "eval_every": QUICK_EVAL_EVERY,
+            "eval_batch_size": 128,
+            "stats_epochs": (QUICK_EPOCHS,),
+        },
+        (
+            f"width {QUICK_WIDTH:g} (48/40/24 channels instead of 192/160/96)",
+            f"{QUICK_TRAIN:,} training images (stratified, the same for every arm and seed) instead of 50,000",
+            f"{QUICK_EPOCHS} epochs of batch {QUICK_BATCH} (the paper profile: 300 of batch 128)",
+            "Adam (lr 0.001, no weight decay) instead of the paper profile's SGD recipe: in our pilots SGD and "
+            "batch 128 left the small network far from fitting its training set within the CPU budget",
+            f"test error measured every {QUICK_EVAL_EVERY} epochs (and after the last)",
+            f"{len(QUICK_SEEDS)} seeds (the paper reports one run)",
+        ),
+    )
+
+
+def _regime_profile() -> Profile:
+    return Profile(
+        REGIME_SEEDS,
+        {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "schedule": "cosine",
+            "epochs": REGIME_EPOCHS,
+            "batch_size": REGIME_BATCH,
+            "train_subset": REGIME_TRAIN,
+            "subset_seed": 0,
+            "model_params": {"width": REGIME_WIDTH},
+            "eval_every": REGIME_EVAL_EVERY,
+            "eval_batch_size": 500,
+            "stats_epochs": (REGIME_EPOCHS,),
+        },
+        (
+            f"width {REGIME_WIDTH:g} (48/40/24 channels instead of 192/160/96)",
+            f"{REGIME_TRAIN:,} training images (stratified, the same for every arm and seed) instead of 50,000; "
+            "the full 10,000-image test set",
+            f"{REGIME_EPOCHS} epochs of batch {REGIME_BATCH}, learning rate annealed to 0 by a cosine (our choice)",
+            "Adam (lr 0.001, no weight decay) instead of the paper profile's SGD recipe: in the pilots SGD with "
+            "momentum stayed at chance (lr 0.05) or far from fitting (lr 0.01)",
+            f"test error measured every {REGIME_EVAL_EVERY} epochs (and after the last)",
+            f"{len(REGIME_SEEDS)} seeds (the paper reports one run)",
+        ),
+        criterion=REGIME_CRITERION,
+    )
+
+
 def _profiles(num_classes: int) -> dict[str, Profile]:
     paper_epochs = 300
     return {
@@ -133,59 +192,8 @@ def _profiles(num_classes: int) -> dict[str, Profile]:
             {**SMOKE, "lr": 0.02, "model_params": {"width": 0.125}, "stats_epochs": (1,)},
             ("512 training and 500 test images", "1 epoch", "batch 64", "width 1/8", "2 seeds"),
         ),
-        "quick": Profile(
-            QUICK_SEEDS,
-            {
-                "optimizer": "adam",
-                "lr": 1e-3,
-                "weight_decay": 0.0,
-                "epochs": QUICK_EPOCHS,
-                "batch_size": QUICK_BATCH,
-                "train_subset": QUICK_TRAIN,
-                "subset_seed": 0,
-                "model_params": {"width": QUICK_WIDTH},
-                "eval_every": QUICK_EVAL_EVERY,
-                "eval_batch_size": 128,
-                "stats_epochs": (QUICK_EPOCHS,),
-            },
-            (
-                f"width {QUICK_WIDTH:g} (48/40/24 channels instead of 192/160/96)",
-                f"{QUICK_TRAIN:,} training images (stratified, the same for every arm and seed) instead of 50,000",
-                f"{QUICK_EPOCHS} epochs of batch {QUICK_BATCH} (the paper profile: 300 of batch 128)",
-                "Adam (lr 0.001, no weight decay) instead of the paper profile's SGD recipe: in our pilots SGD and "
-                "batch 128 left the small network far from fitting its training set within the CPU budget",
-                f"test error measured every {QUICK_EVAL_EVERY} epochs (and after the last)",
-                f"{len(QUICK_SEEDS)} seeds (the paper reports one run)",
-            ),
-        ),
-        "regime": Profile(
-            REGIME_SEEDS,
-            {
-                "optimizer": "adam",
-                "lr": 1e-3,
-                "weight_decay": 0.0,
-                "schedule": "cosine",
-                "epochs": REGIME_EPOCHS,
-                "batch_size": REGIME_BATCH,
-                "train_subset": REGIME_TRAIN,
-                "subset_seed": 0,
-                "model_params": {"width": REGIME_WIDTH},
-                "eval_every": REGIME_EVAL_EVERY,
-                "eval_batch_size": 500,
-                "stats_epochs": (REGIME_EPOCHS,),
-            },
-            (
-                f"width {REGIME_WIDTH:g} (48/40/24 channels instead of 192/160/96)",
-                f"{REGIME_TRAIN:,} training images (stratified, the same for every arm and seed) instead of 50,000; "
-                "the full 10,000-image test set",
-                f"{REGIME_EPOCHS} epochs of batch {REGIME_BATCH}, learning rate annealed to 0 by a cosine (our choice)",
-                "Adam (lr 0.001, no weight decay) instead of the paper profile's SGD recipe: in the pilots SGD with "
-                "momentum stayed at chance (lr 0.05) or far from fitting (lr 0.01)",
-                f"test error measured every {REGIME_EVAL_EVERY} epochs (and after the last)",
-                f"{len(REGIME_SEEDS)} seeds (the paper reports one run)",
-            ),
-            criterion=REGIME_CRITERION,
-        ),
+        "quick": _quick_profile(),
+        "regime": _regime_profile(),
         "paper": Profile(
             (0, 1, 2, 3, 4),
             {
