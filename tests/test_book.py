@@ -428,7 +428,7 @@ def test_caveats_and_banner(fake_runs):
     assert (
         "JPEG"
         in book.paper_vs_ours_table(
-            __import__("relustudy.claims").claims.paper_vs_ours(fake_runs.results, "smith_cifar10_vgg3", "smoke"),
+            paper_vs_ours(fake_runs.results, "smith_cifar10_vgg3", "smoke"),
             "smith_cifar10_vgg3",
             fake_runs,
         ).to_html()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -39,6 +40,41 @@ PAPER_VS_OURS_COLUMNS = (
 )
 
 
+def _paper_vs_ours_row(
+    d: pd.DataFrame, summ: pd.DataFrame, hit: pd.DataFrame, arm: str, col: str, metric: str, half_unit: float
+) -> dict[str, Any]:
+    """One published cell (``hit``: its reference row, or none) beside our summary of ``arm``."""
+    paper = float(hit["value"].iloc[0]) if not hit.empty else math.nan
+    decimals = int(hit["decimals"].iloc[0]) if not hit.empty else None
+    if arm in summ.index:
+        r = summ.loc[arm]
+        mean, sd, n, ndiv = float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_diverged"])
+    else:
+        mean, sd, n, ndiv = math.nan, math.nan, 0, 0
+    ran = not d.empty and bool((d["arm"] == arm).any())
+    if not ran:
+        verdict, low, high = NOT_RUN, math.nan, math.nan
+    elif not math.isfinite(paper):
+        verdict, low, high = None, math.nan, math.nan
+    else:
+        verdict, low, high = value_verdict(paper, mean, sd, n, half_unit)
+    return dict(
+        arm=arm,
+        metric=col,
+        our_metric=metric,
+        paper=paper,
+        paper_decimals=decimals,
+        ours_mean=mean,
+        ours_sd=sd,
+        n=n,
+        n_diverged=ndiv,
+        diff=mean - paper,
+        pi_low=low,
+        pi_high=high,
+        verdict=verdict,
+    )
+
+
 def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd.DataFrame:
     """Every published cell of the experiment's table beside our mean ± sd over seeds.
 
@@ -68,37 +104,7 @@ def paper_vs_ours(results_df: pd.DataFrame, experiment: str, profile: str) -> pd
         summ = summarize(d, metric, by=("arm",)).set_index("arm") if not d.empty else pd.DataFrame()
         for arm in arms:
             hit = pv[(pv["row"] == arm) & (pv["column"] == col)]
-            paper = float(hit["value"].iloc[0]) if not hit.empty else math.nan
-            decimals = int(hit["decimals"].iloc[0]) if not hit.empty else None
-            if arm in summ.index:
-                r = summ.loc[arm]
-                mean, sd, n, ndiv = float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_diverged"])
-            else:
-                mean, sd, n, ndiv = math.nan, math.nan, 0, 0
-            ran = not d.empty and bool((d["arm"] == arm).any())
-            if not ran:
-                verdict, low, high = NOT_RUN, math.nan, math.nan
-            elif not math.isfinite(paper):
-                verdict, low, high = None, math.nan, math.nan
-            else:
-                verdict, low, high = value_verdict(paper, mean, sd, n, half_unit)
-            rows.append(
-                dict(
-                    arm=arm,
-                    metric=col,
-                    our_metric=metric,
-                    paper=paper,
-                    paper_decimals=decimals,
-                    ours_mean=mean,
-                    ours_sd=sd,
-                    n=n,
-                    n_diverged=ndiv,
-                    diff=mean - paper,
-                    pi_low=low,
-                    pi_high=high,
-                    verdict=verdict,
-                )
-            )
+            rows.append(_paper_vs_ours_row(d, summ, hit, arm, col, metric, half_unit))
     out = pd.DataFrame(rows, columns=list(PAPER_VS_OURS_COLUMNS))
     # arm-major order (the paper's layout): rows of one arm together, metrics in the paper's order
     out["_a"] = out["arm"].map({a: i for i, a in enumerate(arms)})

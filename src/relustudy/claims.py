@@ -53,6 +53,7 @@ from .verdict_rules import (
     _higher_is_better,
     _profile_note,
     _select,
+    arm_cells,
     combine,
     comparison_effect,
     comparison_verdict,
@@ -286,23 +287,6 @@ class ComparisonClaim(Claim):
         return self._result(profile, ours, combine(verdicts), " | ".join(details), note, rule, effects)
 
 
-def _arm_cells(d: pd.DataFrame, metric: str, arms: Sequence[str], label: str | None = None) -> str:
-    summ = summarize(d, metric, by=("arm",)).set_index("arm") if not d.empty else pd.DataFrame()
-    cells = []
-    for a in arms:
-        if a in summ.index:
-            row = summ.loc[a]
-            cells.append(f"{a} {format_mean_sd(row['mean'], row['sd'], int(row['n']))}")
-        else:
-            cells.append(f"{a} n/a (n=0)")
-    if label is None:  # the registry's name for the metric, never its key
-        try:
-            label = metric_spec(metric).label
-        except UnknownNameError:
-            label = metric
-    return f"{label}: " + ", ".join(cells)
-
-
 @dataclass(frozen=True)
 class RankClaim(Claim):
     """``arm`` is among the best (``best=True``) or worst ``k`` of ``(arm, *others)`` on ``metric``.
@@ -394,7 +378,7 @@ class RankClaim(Claim):
             f"significantly better than {ahead}, significantly worse than {behind} of {n_others} (after Holm) "
             f"-> {verdict}"
         )
-        ours = _arm_cells(d, self.metric, arms) + f" [{profile} profile]"
+        ours = arm_cells(d, self.metric, arms) + f" [{profile} profile]"
         note = "" if self.paper_says else "The source gives no numbers for this (figures only). "
         return self._result(
             profile,
@@ -499,7 +483,7 @@ class DifferenceClaim(Claim):
             effects.append(
                 Effect(f"{a.arm}: {a.name} − {b.arm}: {b.name}", a.metrics[0], est, lo, hi, pc.n, (self.excess,), v)
             )
-        ours = _arm_cells(long, "value", [f"{q.arm}: {q.name}" for q in quantities], label="per run") + (
+        ours = arm_cells(long, "value", [f"{q.arm}: {q.name}" for q in quantities], label="per run") + (
             f" [{profile} profile]"
         )
         note = _profile_note(self.experiment, profile, absolute=False)

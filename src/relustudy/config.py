@@ -131,6 +131,17 @@ class RunConfig:
             if not cond:
                 raise ConfigError(f"invalid run config: {what}")
 
+        self._validate_names(need)
+        self._validate_numbers(need)
+        self._validate_data_and_evaluation(need)
+        for name in ("activation_params", "model_params", "schedule_params"):
+            try:
+                json.dumps(getattr(self, name), sort_keys=True)
+            except TypeError as e:
+                raise ConfigError(f"invalid run config: {name} must be JSON-serialisable ({e})") from None
+
+    def _validate_names(self, need: Any) -> None:
+        """The names and choices (experiment, dataset, ..., precision, device)."""
         for name in ("experiment", "dataset", "model", "activation"):
             need(
                 isinstance(getattr(self, name), str) and getattr(self, name) != "", f"{name} must be a non-empty string"
@@ -145,6 +156,9 @@ class RunConfig:
         need(self.normalize in NORMALIZATIONS, f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+
+    def _validate_numbers(self, need: Any) -> None:
+        """Seed, epochs, batch and the optimiser's hyperparameters."""
         need(
             _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
             f"seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}",
@@ -161,6 +175,9 @@ class RunConfig:
             _is_num(self.weight_decay) and self.weight_decay >= 0,
             f"weight_decay must be >= 0, got {self.weight_decay!r}",
         )
+
+    def _validate_data_and_evaluation(self, need: Any) -> None:
+        """Subsets, statistics epochs, schedule, memory format, evaluation and threads."""
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
             need(v is None or (_is_int(v) and v >= 1), f"{name} must be None or an integer >= 1, got {v!r}")
@@ -187,11 +204,6 @@ class RunConfig:
             self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
             "num_threads must be None or >= 1",
         )
-        for name in ("activation_params", "model_params", "schedule_params"):
-            try:
-                json.dumps(getattr(self, name), sort_keys=True)
-            except TypeError as e:
-                raise ConfigError(f"invalid run config: {name} must be JSON-serialisable ({e})") from None
 
     def _validate_schedule_params(self, need: Any) -> None:
         p = self.schedule_params

@@ -352,10 +352,7 @@ def run_experiment(
         check_precision(configs[todo[0]], resolve_device(device))  # bf16 without bf16 units: one line
     options = TrainOptions(force=force, data_dir=data_dir, download=download, progress=progress)
     if todo:
-        done = lambda k, record, seconds: grid.report(todo[k], record, False, seconds)  # noqa: E731
-        runner.train(
-            [configs[i] for i in todo], store, options, done, lambda k, e: grid.skipped(todo[k], e), grid.set_parallel
-        )
+        runner.train([configs[i] for i in todo], store, options, *grid.callbacks(todo))
     if wait:
         grid.wait_for_held(store, options, wait)
     return [r for r in grid.records if r is not None]
@@ -391,6 +388,14 @@ class _GridProgress:
 
     def set_parallel(self, n: int) -> None:
         self.parallel = n  # runs training at once
+
+    def callbacks(self, todo: list[int]) -> tuple[Callable[..., None], Callable[..., None], Callable[[int], None]]:
+        """An executor's on_done, on_claimed and on_parallel for the runs ``todo`` (its k-th is grid run todo[k])."""
+        return (
+            lambda k, record, seconds: self.report(todo[k], record, False, seconds),
+            lambda k, e: self.skipped(todo[k], e),
+            self.set_parallel,
+        )
 
     def report(self, i: int, record: dict, cached: bool, seconds: float) -> None:
         self.records[i] = record

@@ -201,31 +201,48 @@ def train_on_ray(
         if gpus_per_run:
             slots = min(slots, resources.get("GPU", 0) // gpus_per_run)
         on_parallel(max(1, int(slots)))
-        token = f".ray-driver-{uuid.uuid4().hex}"
-        store.root.mkdir(parents=True, exist_ok=True)
-        (store.root / token).write_text(f"{os.getpid()}\n")
         try:
-            task = ray.remote(_train_task).options(
-                name=TASK_NAME, num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES
-            )
-            pending = {
-                task.remote(cfg.to_dict(), str(store.root), token, data_dir, download): i
-                for i, cfg in enumerate(configs)
-            }
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                i = pending.pop(ready[0])
-                try:
-                    out = ray.get(ready[0])
-                except RunClaimed as e:  # Ray re-raises the task's exception as (a subclass of) its type
-                    on_claimed(i, e)
-                    continue
-                bring_home(store, configs[i], out)
-                on_done(i, out["record"], out["seconds"])
+            _run_tasks(ray, configs, store, cpus_per_run, gpus_per_run, data_dir, download, on_done, on_claimed)
         finally:
-            (store.root / token).unlink(missing_ok=True)
             if started_here:
                 ray.shutdown()
+
+
+def _run_tasks(
+    ray: Any,
+    configs: list[RunConfig],
+    store: Any,
+    cpus_per_run: int,
+    gpus_per_run: float,
+    data_dir: str | None,
+    download: bool,
+    on_done: Callable[[int, dict[str, Any], float], None],
+    on_claimed: Callable[[int, Exception], None],
+) -> None:
+    """One task per config on the connected cluster; each record is brought home as it completes.
+    The driver's token in the store tells a worker on this machine that it may write there."""
+    token = f".ray-driver-{uuid.uuid4().hex}"
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / token).write_text(f"{os.getpid()}\n")
+    try:
+        task = ray.remote(_train_task).options(
+            name=TASK_NAME, num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES
+        )
+        pending = {
+            task.remote(cfg.to_dict(), str(store.root), token, data_dir, download): i for i, cfg in enumerate(configs)
+        }
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ready[0])
+            try:
+                out = ray.get(ready[0])
+            except RunClaimed as e:  # Ray re-raises the task's exception as (a subclass of) its type
+                on_claimed(i, e)
+                continue
+            bring_home(store, configs[i], out)
+            on_done(i, out["record"], out["seconds"])
+    finally:
+        (store.root / token).unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ a local cluster on loopback

@@ -307,10 +307,8 @@ def paired_comparison(
     """
     d = with_arm(df)
     _need_columns(d, ["arm", "seed", "status", "metric", "value"])
-    if experiment is not None and "experiment" in d.columns:
-        d = d[d["experiment"] == experiment]
-    if profile is not None and "profile" in d.columns:
-        d = d[d["profile"] == profile]
+    d = d[d["experiment"] == experiment] if experiment is not None and "experiment" in d.columns else d
+    d = d[d["profile"] == profile] if profile is not None and "profile" in d.columns else d
     _check_single_profile(d, ())
     key = _run_key(d)
     div = d[d["status"] == DIVERGED]
@@ -344,18 +342,21 @@ def paired_comparison(
     if n < 2:
         return PairedComparison(**res)
     sd = float(np.std(diffs, ddof=1))
-    if sd == 0.0:
-        t_stat = math.copysign(math.inf, mean) if mean != 0 else math.nan
-        p = 0.0 if mean != 0 else 1.0
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            tt = _st.ttest_rel(va, vb)
-        t_stat, p = float(tt.statistic), float(tt.pvalue)
+    t_stat, p = _paired_t(va, vb, mean, sd)
     p_perm = sign_flip_pvalue(diffs) if n <= MAX_EXACT_PERMUTATION_N else math.nan
     return PairedComparison(
         **dict(res, sd_diff=sd, ci_low=low, ci_high=high, t_statistic=t_stat, p_value=p, p_permutation=p_perm)
     )
+
+
+def _paired_t(va: np.ndarray, vb: np.ndarray, mean: float, sd: float) -> tuple[float, float]:
+    """The paired t statistic and its two-sided p-value (a constant non-zero difference: infinite t, p 0)."""
+    if sd == 0.0:
+        return (math.copysign(math.inf, mean) if mean != 0 else math.nan), (0.0 if mean != 0 else 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tt = _st.ttest_rel(va, vb)
+    return float(tt.statistic), float(tt.pvalue)
 
 
 # ------------------------------------------------------------------------------------- format

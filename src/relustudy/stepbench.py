@@ -23,12 +23,13 @@ is written atomically under ``results/microbench/<profile>/cpu/train_step.json``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -593,6 +594,20 @@ def measure_step_timing(experiment: str, profile: str, *, log: Callable[[str], N
     return {"batch_size": int(base["batch_size"]), "seeds": seeds}
 
 
+@contextlib.contextmanager
+def _recompile_limit(forms: int) -> Iterator[None]:
+    """Every form compiles the same Sequential.forward: past dynamo's recompile limit (8) a model
+    would silently run eager, so the limit is raised to the ``forms`` timed and a hit is an error."""
+    dynamo = torch._dynamo.config
+    limits = (dynamo.recompile_limit, dynamo.fail_on_recompile_limit_hit)
+    dynamo.recompile_limit = max(limits[0], forms)
+    dynamo.fail_on_recompile_limit_hit = True
+    try:
+        yield
+    finally:
+        dynamo.recompile_limit, dynamo.fail_on_recompile_limit_hit = limits
+
+
 def record_step_timing(
     experiment: str,
     profile: str,
@@ -615,17 +630,11 @@ def record_step_timing(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     start, t0 = utc_now(), time.perf_counter()
-    # Every form compiles the same Sequential.forward: past dynamo's recompile limit (8) a model
-    # would silently run eager, so the limit is raised to the forms timed and a hit is an error.
-    dynamo = torch._dynamo.config
-    limits = (dynamo.recompile_limit, dynamo.fail_on_recompile_limit_hit)
-    dynamo.recompile_limit = max(limits[0], 2 * len(spec.arms) * len(prof.seeds))
-    dynamo.fail_on_recompile_limit_hit = True
     try:
-        measured = measure_step_timing(experiment, profile, log=log)
+        with _recompile_limit(2 * len(spec.arms) * len(prof.seeds)):
+            measured = measure_step_timing(experiment, profile, log=log)
     finally:
         torch.set_num_threads(previous)
-        dynamo.recompile_limit, dynamo.fail_on_recompile_limit_hit = limits
     record = {
         "experiment": experiment,
         "profile": profile,

@@ -69,6 +69,8 @@ from .registry import UnknownNameError
 from .stats import (
     PairedComparison,
     detectable_difference,
+    format_mean_sd,
+    summarize,
     with_arm,
 )
 
@@ -385,3 +387,21 @@ def _select(results_df: pd.DataFrame, experiment: str, profile: str) -> pd.DataF
     if "profile" in d.columns:
         d = d[d["profile"] == profile]
     return d
+
+
+def arm_cells(d: pd.DataFrame, metric: str, arms: Sequence[str], label: str | None = None) -> str:
+    """Each arm's mean ± sd (n) on ``metric``, after the metric's label."""
+    summ = summarize(d, metric, by=("arm",)).set_index("arm") if not d.empty else pd.DataFrame()
+    cells = []
+    for a in arms:
+        if a in summ.index:
+            row = summ.loc[a]
+            cells.append(f"{a} {format_mean_sd(row['mean'], row['sd'], int(row['n']))}")
+        else:
+            cells.append(f"{a} n/a (n=0)")
+    if label is None:  # the registry's name for the metric, never its key
+        try:
+            label = metric_spec(metric).label
+        except UnknownNameError:
+            label = metric
+    return f"{label}: " + ", ".join(cells)

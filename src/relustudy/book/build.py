@@ -109,6 +109,26 @@ def strip_progress(text: str) -> str:
     return "\n".join(kept)
 
 
+def _clean_output(out: dict[str, Any]) -> bool:
+    """Clean one output in place; False when nothing is left to publish (an empty stream, a
+    widget with no fallback but its repr)."""
+    kind = out.get("output_type")
+    if kind == "stream":
+        text = out.get("text", "")
+        text = strip_progress("".join(text) if isinstance(text, list) else text)
+        out["text"] = text
+        return bool(text.strip())
+    if kind in ("display_data", "execute_result"):
+        data = out.get("data", {})
+        if _WIDGET_MIME in data:
+            data.pop(_WIDGET_MIME)
+            if not data or set(data) == {"text/plain"} and _looks_like_widget_repr(data["text/plain"]):
+                return False
+    elif kind == "error":
+        out["traceback"] = [_ANSI.sub("", line) for line in out.get("traceback", [])]
+    return True
+
+
 def sanitize_notebook(nb: Any) -> Any:
     """Clean an executed notebook in place (and return it) for publishing.
 
@@ -120,29 +140,8 @@ def sanitize_notebook(nb: Any) -> Any:
     hidden-code cells without output are removed from the page too (the banner states the values).
     """
     for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        outputs = []
-        for out in cell.get("outputs", []):
-            kind = out.get("output_type")
-            if kind == "stream":
-                text = out.get("text", "")
-                if isinstance(text, list):
-                    text = "".join(text)
-                text = strip_progress(text)
-                if not text.strip():
-                    continue
-                out["text"] = text
-            elif kind in ("display_data", "execute_result"):
-                data = out.get("data", {})
-                if _WIDGET_MIME in data:
-                    data.pop(_WIDGET_MIME)
-                    if not data or set(data) == {"text/plain"} and _looks_like_widget_repr(data["text/plain"]):
-                        continue
-            elif kind == "error":
-                out["traceback"] = [_ANSI.sub("", line) for line in out.get("traceback", [])]
-            outputs.append(out)
-        cell["outputs"] = outputs
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = [out for out in cell.get("outputs", []) if _clean_output(out)]
     nb.get("metadata", {}).pop("widgets", None)
     # With papermill's injected-parameters cell present, the notebook's own defaults cell only
     # repeats (different) values: hide it from the book, keep it in the file.

@@ -72,6 +72,28 @@ def ensure_benchmark(params: Any) -> Any:
     return tables
 
 
+def _benchmark_row(r: Any) -> dict[str, Any]:
+    """One micro-benchmark row as the table shows it: the copy bound, or a case in one direction."""
+    bound = r.kind == "bound"
+    note = "" if bound else r.error
+    if (
+        not bound
+        and not note
+        and not (r.compiled_matches_eager in (None, "", True, "True") or pd.isna(r.compiled_matches_eager))
+    ):
+        note = "compiled differs from eager"
+    return {
+        "case": f"{r.name} (bound)" if bound else case_display_name(r.name),
+        "kind": r.kind,
+        "direction": "copy" if bound else r.direction,
+        "median ms": r.median_ms,
+        "IQR ms": r.iqr_ms,
+        "GB/s": r.gbps,
+        "x copy bound": r.bound_ratio,
+        "note": note,
+    }
+
+
 def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> Any:
     """The micro-benchmark record as a display table for one memory layout: one row per case,
     forward and backward side by side (median ms with IQR, GB/s, ratio to the copy bound), the copy
@@ -84,37 +106,7 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
     for r in df.itertuples(index=False):
         if r.kind == "bound" and r.name != "copy":
             continue  # the exp/tanh limits are shown in kernel_table
-        if r.kind == "bound":
-            rows.append(
-                {
-                    "case": f"{r.name} (bound)",
-                    "kind": r.kind,
-                    "direction": "copy",
-                    "median ms": r.median_ms,
-                    "IQR ms": r.iqr_ms,
-                    "GB/s": r.gbps,
-                    "x copy bound": r.bound_ratio,
-                    "note": "",
-                }
-            )
-            continue
-        note = r.error or (
-            ""
-            if r.compiled_matches_eager in (None, "", True, "True") or pd.isna(r.compiled_matches_eager)
-            else "compiled differs from eager"
-        )
-        rows.append(
-            {
-                "case": case_display_name(r.name),
-                "kind": r.kind,
-                "direction": r.direction,
-                "median ms": r.median_ms,
-                "IQR ms": r.iqr_ms,
-                "GB/s": r.gbps,
-                "x copy bound": r.bound_ratio,
-                "note": note,
-            }
-        )
+        rows.append(_benchmark_row(r))
     out = pd.DataFrame(rows)
     for col in ("median ms", "IQR ms", "GB/s", "x copy bound"):
         out[col] = out[col].map(lambda v: _fmt_num(v, digits))

@@ -138,7 +138,7 @@ def paired_table(
     return pd.DataFrame(rows).set_index(["table", "dataset / model"])
 
 
-# A published value against our seeds (:func:`relustudy.claims.value_verdict`), as a table cell marks it.
+# A published value against our seeds (:func:`relustudy.verdict_rules.value_verdict`), as a table cell marks it.
 VALUE_MARKS = {"replicated": "✓", "not replicated": "✗", "inconclusive": "?"}
 
 
@@ -157,7 +157,7 @@ def _cell_digits(paper_decimals: Any, digits: int | None) -> int:
 
 
 def paper_vs_ours_wide(pvo: Any, *, digits: int | None = None, differences: bool = True) -> Any:
-    """A :func:`relustudy.claims.paper_vs_ours` frame in the source's layout: one row per arm;
+    """A :func:`relustudy.claim_tables.paper_vs_ours` frame in the source's layout: one row per arm;
     per published column three sub-columns: the paper's value as printed, ours as "mean ± sd (n=k)"
     and the difference ours - paper marked with the cell's value verdict (:data:`VALUE_MARKS`); all
     display strings. Ours and the difference show one decimal more than the paper printed for that

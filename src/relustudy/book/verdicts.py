@@ -117,7 +117,7 @@ def failures_table(claims: Any, values: Any) -> Any:
 
 def verdict_csv_frame(claims: Any) -> Any:
     """The verdict table as a reader downloads it: one row per claim, with the numbers of the part
-    that decides its verdict (:func:`relustudy.claims.deciding_effect`): the compared difference
+    that decides its verdict (:func:`relustudy.verdict_rules.deciding_effect`): the compared difference
     (``effect``, turned so that positive is the claimed side, in the unit ``scale`` names -- accuracy
     and error as fractions here, in percentage points in the figure), its 95% interval, n, the rule and
     the thresholds it compares the interval with (the margin of a non-inferiority or equivalence
@@ -300,7 +300,7 @@ def verdict_matrix(claims: Any) -> Any:
 
 def takeaways_markdown(claims: Any, values: Any = None, *, limit: int = 6) -> str:
     """A MyST box opening a chapter: its verdict counts and, where given, the tally of published
-    values (``values``: :func:`relustudy.claims.published_values`), then the statements that
+    values (``values``: :func:`relustudy.claim_tables.published_values`), then the statements that
     replicated and those that did not (at most ``limit`` each, the rest counted), from ``claims``."""
     if not len(claims):
         return ""
