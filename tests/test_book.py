@@ -1003,32 +1003,33 @@ def test_kernel_variants_table_reads_its_record_and_refuses_a_damaged_one(tmp_pa
     assert book.kernel_variants_table(tmp_path, "quick") is None
 
 
-def test_overhead_table_shows_paired_quartiles_where_recorded_and_refuses_a_damaged_record(tmp_path):
+def test_overhead_table_shows_the_paired_intervals_and_refuses_an_earlier_design_or_a_damaged_record(tmp_path):
     where = tmp_path / "microbench" / "quick" / "cpu"
     assert book.overhead_table(tmp_path, "quick").empty  # no record
     where.mkdir(parents=True)
-    paired = {"median_step_ms": {"relu": 10.0, "prelu": 10.3}, "overhead_vs_relu": {"prelu": 0.031}}
-    older = {**paired, "overhead_vs_relu": {"prelu": 0.5}}
-    paired["overhead_quartiles"] = {"prelu": [0.012, 0.045]}
-    record = {"fused": {"threads": 2, "models": {"smith_cnn": paired}}, "torch": {"models": {"nin": older}}}
-    (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
-    table = book.overhead_table(tmp_path, "quick")
-    assert table.loc[("Smith's CNN", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (quartiles +1.2 to +4.5)"
-    assert (
-        table.loc[("Network in Network", "PyTorch forms"), "PReLU vs ReLU"] == "+50.0%"
-    )  # no quartiles in older records
-    assert table.loc[("Smith's CNN", "fused kernels"), "ReLU step (ms)"] == "10.0"
-    assert table.loc[("Smith's CNN", "fused kernels"), "paired samples"] == ""  # neither cycles nor rounds recorded
-    assert table.attrs["design"].startswith("interleaved rounds")  # a record without a design field
-    paired["overhead_ci95"] = {"prelu": [0.021, 0.040]}
-    record["fused"]["design"] = "step-interleaved cycles"
+    paired = {
+        "median_step_ms": {"relu": 10.0, "prelu": 10.3},
+        "overhead_vs_relu": {"prelu": 0.031},
+        "overhead_ci95": {"prelu": [0.021, 0.040]},
+        "overhead_quartiles": {"prelu": [0.012, 0.045]},
+        "cycles": 240,
+    }
+    no_interval = {**paired, "overhead_vs_relu": {"prelu": 0.5}, "overhead_ci95": {}}
+    design = "step-interleaved cycles"
+    record = {
+        "fused": {"threads": 2, "design": design, "models": {"smith_cnn": paired}},
+        "torch": {"design": design, "models": {"nin": no_interval}},
+    }
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
     table = book.overhead_table(tmp_path, "quick")
     assert table.loc[("Smith's CNN", "fused kernels"), "PReLU vs ReLU"] == "+3.1% (95% CI +2.1 to +4.0)"
-    assert table.attrs["design"] == "step-interleaved cycles"
-    paired["cycles"] = 240
+    assert table.loc[("Network in Network", "PyTorch forms"), "PReLU vs ReLU"] == "+50.0% (quartiles +1.2 to +4.5)"
+    assert table.loc[("Smith's CNN", "fused kernels"), "ReLU step (ms)"] == "10.0"
+    assert table.loc[("Smith's CNN", "fused kernels"), "paired samples"] == 240
+    assert table.attrs["design"] == design
+    del paired["cycles"]  # a record of the earlier design (rounds, no paired cycles): no table
     (where / book.OVERHEAD_RECORD).write_text(json.dumps(record))
-    assert book.overhead_table(tmp_path, "quick").loc[("Smith's CNN", "fused kernels"), "paired samples"] == 240
+    assert book.overhead_table(tmp_path, "quick").empty
     (where / book.OVERHEAD_RECORD).write_text('{"fused": {')  # cut short
     assert book.overhead_table(tmp_path, "quick").empty
     assert book.overhead_goal_markdown(tmp_path, "quick") == ""

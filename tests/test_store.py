@@ -558,3 +558,68 @@ def test_reading_a_store_before_its_first_run_creates_nothing(tmp_path, existing
     assert not store.claim(config).stale()
     assert store_mod.check_store(root) == []
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == ([Path("results")] if existing else [])
+
+
+def _rewrite_as(store: ResultsStore, config: RunConfig, **changes) -> Path:
+    """Rewrite a run's result.json as another relustudy would have written it (its checksum made
+    again, so that it is valid as written)."""
+    path = store.run_dir(config) / "result.json"
+    rec = json.loads(path.read_text())
+    rec = {k: v for k, v in {**rec, **changes}.items() if v is not None}
+    rec.pop("checksum")
+    path.write_text(store_mod.dumps_json({**rec, "checksum": store_mod.record_checksum(rec)}))
+    return path
+
+
+def test_a_format_1_record_is_read_upgraded_and_a_newer_one_is_left_alone(tmp_path):
+    store = ResultsStore(tmp_path)
+    old, new = cfg(seed=0), cfg(seed=1)
+    metrics = {"test_accuracy": 0.9, "test_error": 0.1, "train_eval_error": 0.04}
+    written = fake_run(store, old, metrics)
+    assert written["schema_version"] == store_mod.SCHEMA_VERSION == 2
+    assert written["metrics"]["generalization_gap"] == pytest.approx(0.06)  # format 2 writes it
+    provenance_v1 = {k: v for k, v in written["provenance"].items() if k not in ("cpu_identity", "model_execution")}
+    _rewrite_as(store, old, schema_version=None, format=1, metrics=metrics, provenance=provenance_v1)
+    rec = store.load_record(old)
+    assert rec["schema_version"] == 2 and rec["upgraded_from"] == 1 and "format" not in rec
+    assert rec["provenance"]["cpu_identity"] is None and rec["provenance"]["model_execution"] == "eager"
+    assert rec["metrics"]["generalization_gap"] == pytest.approx(0.06)
+    assert load_results(store)["metric"].eq("generalization_gap").sum() == 1
+    assert check_store_lines(tmp_path) == []
+
+    fake_run(store, new, metrics)
+    newer = _rewrite_as(store, new, schema_version=3)
+    assert store.load_record(new) is None
+    for fix in (False, True):
+        lines = store_mod.check_store(tmp_path, fix=fix)
+        assert len(lines) == 1 and "record schema version 3" in lines[0] and "left as it is" in lines[0]
+    assert newer.is_file()  # never set aside: it is another relustudy's valid record
+    with pytest.raises(ValueError, match="record schema version 3"):
+        store_mod.upgrade_record(json.loads(newer.read_text()))
+
+
+def check_store_lines(root) -> list[str]:
+    return store_mod.check_store(root)
+
+
+def test_every_committed_record_loads_in_this_format():
+    results = Path(__file__).resolve().parents[1] / "results"
+    files = [p for p in results.rglob("result.json") if "microbench" not in p.parts and "faults" not in p.parts]
+    assert files, "no committed records found"
+    loaded = {p: store_mod._read_result(p) for p in files}  # pilots' records sit one folder deeper
+    assert [p for p, r in loaded.items() if r is None] == []
+    assert len(ResultsStore(results).records()) == sum("pilots" not in p.parts for p in files)
+    assert {r["schema_version"] for r in loaded.values()} == {store_mod.SCHEMA_VERSION}
+
+
+def test_a_version_2_record_without_its_checksums_is_not_a_record(tmp_path):
+    store = ResultsStore(tmp_path)
+    config = cfg()
+    fake_run(store, config, {"test_accuracy": 0.9, "test_error": 0.1})
+    path = store.run_dir(config) / "result.json"
+    rec = json.loads(path.read_text())
+    rec.pop("checksum"), rec.pop("files")
+    path.write_text(json.dumps(rec))
+    assert store.load_record(config) is None
+    lines = store_mod.check_store(tmp_path)
+    assert any("no checksum (required from record schema version 2)" in line for line in lines)

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from .metrics import derived_metrics
 from .store import CONFIG_FILE, HISTORY_FILE, RESULT_FILE, STATS_FILE, ResultsStore, _read_result
 
 # ------------------------------------------------------------------------------ tidy loaders
@@ -83,7 +82,7 @@ def load_results(
             "end_time": prov.get("end_time"),
         }
         metrics = rec.get("metrics", {})
-        for metric, value in {**metrics, **derived_metrics(metrics)}.items():
+        for metric, value in metrics.items():
             rows.append({**base, "metric": metric, "value": value, **tail})
     columns = list(_CONFIG_COLUMNS_FIRST) + ["metric", "value", "device", "wall_seconds", "git_commit"]
     df = pd.DataFrame(rows)

@@ -42,7 +42,7 @@ File formats.
   "sparsity", "dispersion", "dead_fraction", "n_units", "sparsity_channel", ...,
   "curve": [...], "curve_channel": [...]}, ...]}``; floats rounded to 6 digits, curves sorted in
   decreasing order.
-- ``result.json``: ``{"format": 1, "run_id", "experiment", "profile", "status", "config",
+- ``result.json``: ``{"schema_version": 2, "run_id", "experiment", "profile", "status", "config",
   "metrics": {name: number}, "provenance": {...}}`` (plus ``diverged_epoch`` for diverged runs).
   Metrics of a complete run: ``test_accuracy, test_error, test_top5_error, test_loss,
   train_loss, train_error`` (of the last epoch), ``epochs_completed, wall_seconds,
@@ -55,6 +55,18 @@ File formats.
   versions, start_time, end_time`` (UTC ISO), ``wall_seconds`` (all sessions), ``resumes``,
   ``channels_last_used, train_images, test_images, data_caveats``.
   Non-finite numbers are written as ``null`` so every file is strict JSON.
+
+Record formats. ``result.json`` carries its ``schema_version`` (:data:`SCHEMA_VERSION`; version
+1 records named it ``format``). A record of an older version is read through
+:func:`upgrade_record`, the one place that knows what each version lacked (it is valid as
+written: its checksum covers the file, not the upgrade); one of a newer version than this
+relustudy reads is not loaded, and ``store check`` says so in one line and leaves it where it is.
+
+- 1 -> 2: ``checksum`` and ``files`` may be absent in version 1 (made before they existed) and are
+  required from version 2; ``provenance.cpu_identity`` (``None``: not recorded; format 1 named only the CPU model
+  in ``device``), ``provenance.model_execution`` (``"eager"``: the trainer has never run another
+  path) and the metrics derived from the others (:data:`relustudy.metrics.DERIVED_METRICS`),
+  which format 2 writes.
 """
 
 from __future__ import annotations
@@ -76,6 +88,7 @@ import pandas as pd
 import torch
 
 from .config import RunConfig
+from .metrics import derived_metrics
 
 __all__ = [
     "COMPLETE_STATUSES",
@@ -87,7 +100,8 @@ __all__ = [
     "check_store",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # activation_stats.json's format
+SCHEMA_VERSION = 2  # result.json's schema_version (see "Record formats" above)
 COMPLETE_STATUSES = ("complete", "diverged")
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -448,14 +462,14 @@ class ResultsStore:
             name: _file_sha256(self.path(config, name)) for name in RECORD_FILES if self.path(config, name).is_file()
         }
         record = {
-            "format": FORMAT_VERSION,
+            "schema_version": SCHEMA_VERSION,
             "run_id": config.run_id(),
             "experiment": config.experiment,
             "profile": config.profile,
             "status": status,
             **extra,
             "config": config.to_dict(),
-            "metrics": dict(metrics),
+            "metrics": {**metrics, **derived_metrics(metrics)},
             "provenance": dict(provenance),
             "files": files,
         }
@@ -605,9 +619,11 @@ def record_problems(rec: Any, run_dir: Path) -> list[str]:
         problems.append(f"its config hashes to run id {run_id}, not to its folder's name {run_dir.name}")
     if rec.get("run_id") not in (None, run_id):
         problems.append(f"it names run id {rec.get('run_id')} but its config hashes to {run_id}")
-    if "checksum" in rec and rec["checksum"] != record_checksum(rec):  # absent in records made before it existed
+    required = ("checksum", "files") if schema_version(rec) != 1 else ()  # version 1 may predate them
+    problems += [f"it has no {k} (required from record schema version 2)" for k in required if k not in rec]
+    if "checksum" in rec and rec["checksum"] != record_checksum(rec):
         problems.append("result.json does not match its own checksum (changed after the run)")
-    files = rec.get("files", {})  # absent in records made before file checksums existed
+    files = rec.get("files", {})
     if not isinstance(files, dict):
         problems.append("its file checksums are not a mapping")
     else:
@@ -630,12 +646,46 @@ def record_problems(rec: Any, run_dir: Path) -> list[str]:
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
-    """The record in ``path`` if it is a valid one (see :func:`record_problems`), else None."""
+    """The record in ``path``, in this relustudy's format, if it is a valid one (see
+    :func:`record_problems`) of a format this relustudy reads; else None."""
     try:
         rec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return rec if not record_problems(rec, path.parent) else None
+    if record_problems(rec, path.parent) or newer_format(rec):
+        return None
+    return upgrade_record(rec)
+
+
+def schema_version(rec: Mapping[str, Any]) -> Any:
+    """The record's schema version (version 1 named it ``format``)."""
+    return rec.get("schema_version", rec.get("format", 1))
+
+
+def newer_format(rec: Mapping[str, Any]) -> str:
+    """Why this relustudy cannot read ``rec`` (its schema version is newer), or "" if it can."""
+    version = schema_version(rec)
+    if isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= SCHEMA_VERSION:
+        return ""
+    return f"record schema version {version!r}, which this relustudy (1 to {SCHEMA_VERSION}) cannot read: update it"
+
+
+def upgrade_record(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """``rec`` (a valid record of any format this relustudy reads) in format :data:`SCHEMA_VERSION`,
+    with ``upgraded_from`` naming the format it was written in when that is older. The one
+    place that knows what each format lacked (the module docstring lists them)."""
+    if newer_format(rec):
+        raise ValueError(newer_format(rec))
+    version = schema_version(rec)
+    out = {k: v for k, v in rec.items() if k != "format"}
+    if version < 2:
+        out["provenance"] = {"cpu_identity": None, "model_execution": "eager", **(rec.get("provenance") or {})}
+        metrics = dict(rec.get("metrics") or {})
+        out["metrics"] = {**metrics, **derived_metrics(metrics)}
+    if version < SCHEMA_VERSION:
+        out["upgraded_from"] = version
+    out["schema_version"] = SCHEMA_VERSION
+    return out
 
 
 def _free_name(folder: Path, name: str) -> Path:
@@ -675,6 +725,10 @@ def check_store(root: str | os.PathLike, *, fix: bool = False) -> list[str]:
             problems = record_problems(rec, d)
         except (OSError, ValueError) as e:
             problems = [f"result.json cannot be read ({type(e).__name__})"]
+        else:
+            if not problems and newer_format(rec):  # another relustudy's valid record: never set aside
+                lines.append(f"{d}: {newer_format(rec)} (left as it is)")
+                continue
         aside = _free_name(d, RESULT_FILE + ".invalid") if problems and fix else None
         for problem in problems:
             lines.append(f"{d}: {problem}" + (f" -> set aside as {aside.name}" if aside else ""))

@@ -264,10 +264,8 @@ OVERHEAD_BF16_RECORD = "train_overhead_bf16.json"  # the same under --precision 
 OVERHEAD_GOALS = {"prelu": 0.05, "rrelu": 0.10}
 
 
-# How records made before the step-interleaved design paired their arms.
-_ROUNDS_DESIGN = (
-    "interleaved rounds of several steps per arm; overhead = median over rounds of the round's step time over ReLU's"
-)
+# What a training-overhead record holds for each model (bench_train_overhead.py's step-interleaved design).
+OVERHEAD_FIELDS = ("median_step_ms", "cycles", "overhead_vs_relu", "overhead_ci95", "overhead_quartiles")
 
 
 def _overhead_cell(v: float, ci: Sequence[float] | None, quartiles: Sequence[float] | None) -> str:
@@ -286,27 +284,29 @@ def overhead_table(results_dir: str | Path, profile: str, *, device: str = "cpu"
     rec = _bench_record(results_dir, profile, device, record)
     if rec is None:
         return pd.DataFrame()
+    measured = {code: (rec.get(code) or {}).get("models", {}) for code in ("fused", "torch") if code in rec}
+    designs = [rec[code].get("design") for code in measured]
+    if not all(designs) or any(not set(OVERHEAD_FIELDS) <= set(m) for ms in measured.values() for m in ms.values()):
+        return pd.DataFrame()  # a record of an earlier design (no paired cycles): measure it again
     rows = []
     for code, label in (("fused", "fused kernels"), ("torch", "PyTorch forms")):
-        if code not in rec:
-            continue
-        for model, m in (rec.get(code) or {}).get("models", {}).items():
+        for model, m in measured.get(code, {}).items():
             row = {
                 "model": model_display_name(model) if model in MODELS else model,
                 "activation code": label,
                 "threads": (rec.get(code) or {}).get("threads", ""),
                 "ReLU step (ms)": f"{m['median_step_ms']['relu']:.1f}",
-                "paired samples": m.get("cycles", m.get("rounds", "")),  # cycles, or rounds in older records
+                "paired samples": m["cycles"],
             }
-            quartiles = m.get("overhead_quartiles", {})  # records before paired rounds have none
-            intervals = m.get("overhead_ci95", {})  # records before the step-interleaved design have none
             for act, v in m["overhead_vs_relu"].items():
-                row[f"{display_name(act)} vs ReLU"] = _overhead_cell(v, intervals.get(act), quartiles.get(act))
+                row[f"{display_name(act)} vs ReLU"] = _overhead_cell(
+                    v, m["overhead_ci95"].get(act), m["overhead_quartiles"].get(act)
+                )
             rows.append(row)
     if not rows:
         return pd.DataFrame()
     out = pd.DataFrame(rows).set_index(["model", "activation code"])
-    out.attrs["design"] = (rec.get("fused") or {}).get("design", _ROUNDS_DESIGN)
+    out.attrs["design"] = designs[0]
     return out
 
 
