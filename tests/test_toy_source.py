@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TOY_MODULE = '''
 """A toy source: what a source module holds (see docs/CONTRIBUTING.md)."""
-from relustudy.claims import CLAIMS, ComparisonClaim, register
+from relustudy.claims import ClaimSet
 from relustudy.experiments import EXPERIMENTS, SMOKE, Arm, Experiment, Profile
 from relustudy.reference import SOURCES, Source
 
@@ -33,10 +33,9 @@ if "toy" not in SOURCES:  # a notebook kernel may import it twice
         common=dict(optimizer="adam", lr=1e-3, normalize="scale01"),
         profiles={p: Profile((0, 1), {**SMOKE, "train_subset": 256, "test_subset": 200}, ("256 images",))
                   for p in ("smoke", "quick", "paper")}))
-    register(ComparisonClaim(id="toy.table1.prelu_not_worse", source="toy", experiment="toy_mnist", section="1",
-                             quote="PReLU is not worse.", statement="PReLU's test accuracy is non-inferior to ReLU's.",
-                             arm="PReLU", others=("ReLU",), metrics=("test_accuracy",), relation="non_inferior",
-                             paper_says="a sentence (no numbers)"))
+    ClaimSet("toy", "toy_mnist", "1").non_inferior(
+        "table1.prelu_not_worse", quote="PReLU is not worse.", arm="PReLU", others=("ReLU",),
+        statement="PReLU's test accuracy is non-inferior to ReLU's.", paper_says="a sentence (no numbers)")
 '''
 
 TOY_CELLS = [
@@ -52,12 +51,13 @@ TOY_CELLS = [
     (
         "code",
         [],
-        "import toy_source  # noqa: F401  (registers the source)\nfrom relustudy import book\n"
-        "from relustudy.claims import evaluate_claims\n\n"
+        "import toy_source  # noqa: F401  (registers the source)\nfrom relustudy import book\n\n"
         "runs = book.ensure_runs(['toy_mnist'], params)\n"
-        "display(book.arm_summary_table(runs.results, 'toy_mnist', ['test_accuracy']))\n"
-        "book.claims_table(evaluate_claims(runs.results, params.profile, source='toy'))",
+        "book.chapter_header(runs, '**Where each setting comes from:**')\n"
+        "claims = book.chapter_takeaways(runs, 'toy', 'toy')",
     ),
+    ("code", [], "display(book.arm_summary_table(runs.results, 'toy_mnist', ['test_accuracy']))"),
+    ("code", [], "book.claims_section(claims)"),
 ]
 
 
@@ -96,4 +96,5 @@ def test_a_toy_source_module_and_notebook_build_a_chapter(tmp_path):
     page = (html / "book" / "chapters" / "toy.html").read_text()
     assert "Toy et al." in page and "toy.table1.prelu_not_worse" in page
     assert "test accuracy" in page  # the registry's label, not the raw key
+    assert "Runs shown" in page and "Reproduce this page" in page  # the shared header and findings
     assert len(list((tmp_path / "res" / "toy_mnist" / "smoke").glob("*/result.json"))) == 4

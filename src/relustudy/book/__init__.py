@@ -11,12 +11,13 @@ The helpers the chapter notebooks call live in modules by purpose, each with its
 :mod:`.base` (names, caveats, palette, table styling), :mod:`.runs` (which runs a chapter shows,
 provenance, profiles, reproduce/download/cite boxes), :mod:`.tables` (result tables),
 :mod:`.figures` (figure frames), :mod:`.verdicts` (claims tables and figures) and
-:mod:`.engineering` (benchmarks, overhead, faults, scheduling). Notebooks use ``book.<name>``.
+:mod:`.engineering` (benchmarks, overhead, faults, scheduling) and :mod:`.page` (the header, findings
+and verdicts every chapter page shares). Notebooks use ``book.<name>``.
 """
 
 from __future__ import annotations
 
-from . import base, engineering, figures, runs, tables, verdicts
+from . import base, engineering, figures, page, runs, tables, verdicts
 from .base import *  # noqa: F403  (each helper module's __all__, listed below)
 
 # The one public interface the notebooks and the CLI use (`from relustudy import book`).
@@ -37,6 +38,7 @@ from .build import (
 )
 from .engineering import *  # noqa: F403
 from .figures import *  # noqa: F403
+from .page import *  # noqa: F403
 from .runs import *  # noqa: F403
 from .tables import *  # noqa: F403
 from .verdicts import *  # noqa: F403
@@ -60,5 +62,6 @@ __all__ = [
     *tables.__all__,
     *figures.__all__,
     *verdicts.__all__,
+    *page.__all__,
     *engineering.__all__,
 ]
