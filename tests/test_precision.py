@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from synthetic_records import long_records
 
 from relustudy import trainer
 from relustudy.book import ensure_runs
@@ -28,16 +29,22 @@ JITTER = (0.0010, -0.0008, 0.0003)  # the base runs' seed-to-seed spread
 
 def _records(shift_by_seed: tuple[float, float, float], arms=ARMS, profile="quick") -> pd.DataFrame:
     """Base and twin records of every arm and seed, the twin's test error the base's plus the shift."""
-    rows = []
-    for experiment in (BASE, TWIN):
-        for k, arm in enumerate(arms):
-            for seed, jitter in enumerate(JITTER):
-                value = 0.02 + 0.001 * k + jitter + (shift_by_seed[seed] if experiment == TWIN else 0.0)
-                rows.append(
-                    dict(experiment=experiment, profile=profile, arm=arm, seed=seed, run_id=f"{experiment}-{arm}-{seed}",
-                         status="complete", metric="test_error", value=value)
-                )  # fmt: skip
-    return pd.DataFrame(rows)
+    values = {arm: {"test_error": 0.02 + 0.001 * k} for k, arm in enumerate(arms)}
+    return pd.concat(
+        [
+            long_records(
+                experiment,
+                values,
+                seeds=range(len(JITTER)),
+                offset=lambda i, seed, k, metric, twin=experiment == TWIN: (
+                    JITTER[seed] + (shift_by_seed[seed] if twin else 0.0)
+                ),
+                profile=profile,
+            )
+            for experiment in (BASE, TWIN)
+        ],
+        ignore_index=True,
+    )
 
 
 def test_the_twin_differs_from_its_base_only_in_precision():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_records import long_records
 
 import relustudy.data as D
 from relustudy import claims as C
@@ -28,24 +29,16 @@ def records(
     extra: dict | None = None,
 ) -> pd.DataFrame:
     """Synthetic long-format records: mean + a seed effect shared by the arms + sd/2 * arm noise."""
-    rows = []
-    for a_i, arm in enumerate(ARMS):
-        for s in seeds:
-            for metric, mean in {**means.get(arm, {}), **(extra or {}).get(arm, {})}.items():
-                value = mean + sd * SEED_NOISE[s] + 0.5 * sd * ARM_NOISE[a_i, s]
-                rows.append(
-                    dict(
-                        experiment=experiment,
-                        profile="quick",
-                        arm=arm,
-                        seed=s,
-                        status="complete",
-                        run_id=f"{arm}-{s}",
-                        metric=metric,
-                        value=value,
-                    )
-                )
-    return pd.DataFrame(rows)
+    frames = [
+        long_records(
+            experiment,
+            {arm: {**means.get(arm, {}), **(extra or {}).get(arm, {})}},
+            seeds=seeds,
+            offset=lambda i, s, k, metric, a_i=a_i: sd * SEED_NOISE[s] + 0.5 * sd * ARM_NOISE[a_i, s],
+        )
+        for a_i, arm in enumerate(ARMS)
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def paper_means(shift: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
