@@ -9,17 +9,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import io
 import re
 import shutil
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import relustudy.sources  # noqa: F401  (registers the experiments and claims)
 from relustudy.activations import ACTIVATIONS
+from relustudy.book.figures import TEXT_SIZE_KEY
 from relustudy.claims import CLAIMS
 from relustudy.data import DATASETS
 from relustudy.experiments import EXPERIMENTS
@@ -182,7 +186,12 @@ _READER_JS = """() => {
   const text = prose.innerText;
   prose.remove();
   const out = {vw: window.innerWidth, scrollWidth: document.scrollingElement.scrollWidth, column: column,
-               text: text, wideTables: [], bareFigures: []};
+               text: text, wideTables: [], bareFigures: [], images: []};
+  for (const img of main.querySelectorAll('img')) {
+    if (img.offsetParent === null || !img.naturalWidth) continue;  // closed details block, or not decoded
+    out.images.push({src: img.currentSrc || img.src, natural: img.naturalWidth,
+                     shown: img.getBoundingClientRect().width, alt: img.alt || ''});
+  }
   for (const t of main.querySelectorAll('table')) {
     if (t.offsetParent === null) continue;  // inside a closed details block: not on the screen
     const w = t.getBoundingClientRect().width;
@@ -234,6 +243,7 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
                     if name == "1400 px":
                         for number in info["bareFigures"]:
                             problems.append(f"{path}: {number} has no image")
+                        problems += _small_figure_text(path, info["images"])
                         found = sorted(set(pattern.findall(info["text"])))
                         if found:
                             problems.append(f"{path}: registry keys in visible text: {', '.join(found)}")
@@ -241,6 +251,39 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
         finally:
             browser.close()
     return problems
+
+
+MIN_FIGURE_TEXT_PX = 9.0  # at its rendered size at 1400 px (the publication issue)
+
+
+@functools.cache
+def _recorded_text_px(src: str) -> float | None:
+    """The smallest text a figure's PNG records (in its own pixels; :func:`relustudy.book.figure_png`),
+    or None for an image that records none."""
+    with urllib.request.urlopen(src) as response:
+        data = response.read()
+    try:
+        value = Image.open(io.BytesIO(data)).info.get(TEXT_SIZE_KEY)
+    except OSError:  # not a raster image (an SVG logo)
+        return None
+    return float(value) if value not in (None, "nan") else None
+
+
+def _small_figure_text(path: str, images: list[dict]) -> list[str]:
+    """One line per figure whose smallest text renders below MIN_FIGURE_TEXT_PX on the page."""
+    out = []
+    for img in images:
+        px = _recorded_text_px(img["src"])
+        if px is None:
+            continue
+        shown = px * img["shown"] / img["natural"]
+        if shown < MIN_FIGURE_TEXT_PX - 0.05:
+            what = img["alt"] or img["src"].rsplit("/", 1)[-1]
+            out.append(
+                f"{path}: figure {what!r}: smallest text {shown:.1f} px at its rendered size "
+                f"({img['shown']:.0f} of {img['natural']} px wide)"
+            )
+    return out
 
 
 def registry_keys() -> set[str]:

@@ -4,10 +4,12 @@ the chapters call (the end-to-end smoke build of the real book is tests/test_smo
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pandas as pd
@@ -15,6 +17,7 @@ import pytest
 import yaml
 from browser_check import browser_or_skip
 from conftest import xdist_unit
+from PIL import Image
 from synthetic_records import long_records
 
 import relustudy.book.runs as chapter
@@ -1158,11 +1161,16 @@ def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages
             "a chart</figcaption></figure><table><tr><td>narrow</td></tr></table>"
         )
     )
-    (tmp_path / "x.png").write_bytes(b"")
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1])
+    ax.tick_params(labelsize=7)  # 9.7 px at its natural size, too small at half of it
+    (tmp_path / "x.png").write_bytes(book.figure_png(fig))
+    plt.close(fig)
     (tmp_path / "bad.html").write_text(
         article.format(
             "<p>tested as smith.table3.prelu_best on smith_cifar10_cnn</p>"
             "<figure><figcaption><span class='caption-number'>Fig. 2 </span>no image</figcaption></figure>"
+            "<img src='x.png' alt='a shrunk chart' style='width: 140px'>"
             "<table style='width: 1200px'><caption>too wide</caption><tr><td>x</td></tr></table>"
         )
     )
@@ -1174,6 +1182,24 @@ def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages
     assert any("Fig. 2 has no image" in p for p in bad), bad
     assert any("(1400 px): table 1200 px wide in a 700 px column: 'too wide'" in p for p in bad), bad
     assert any("(phone): the page scrolls sideways" in p for p in bad), bad
+    assert any("figure 'a shrunk chart': smallest text 4." in p for p in bad), bad
+
+
+def test_a_figure_records_its_smallest_text():
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=100)
+    ax.plot([0, 1])
+    ax.set_title("title", fontsize=14)
+    ax.tick_params(labelsize=6)
+    assert book.smallest_text_points(fig) == 6
+    png = Image.open(io.BytesIO(book.figure_png(fig)))
+    assert float(png.info[book.TEXT_SIZE_KEY]) == pytest.approx(6 * 100 / 72, abs=0.01)  # in its own pixels
+    ax.xaxis.set_visible(False), ax.yaxis.set_visible(False)
+    assert book.smallest_text_points(fig) == 14  # hidden text does not count
+    plt.close(fig)
+    fig, axes = book.panels(3, height=2.0)
+    assert len(axes) == 3 and fig.get_figwidth() == book.COLUMN_INCHES and fig.get_figheight() == 4.0
+    assert [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
+    plt.close(fig)
 
 
 def test_elu_forward_line_reads_its_record_and_judges_the_goal(tmp_path):

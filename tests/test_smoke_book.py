@@ -6,8 +6,10 @@ notebooks/ reads next; ``make test`` keeps this module and the notebooks in one 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,21 @@ def _book_sources_copy(dest: Path) -> Path:
     return dest
 
 
+@contextlib.contextmanager
+def _output_to(path: Path):
+    """This process's stdout and stderr, and so its children's (the notebooks' kernels), into ``path``."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "wb") as f:
+        os.dup2(f.fileno(), 1), os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+
+
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory):
     """The smoke book, built once per module in a copy of the book's sources (runs are cached in
@@ -40,9 +57,15 @@ def smoke_book(tmp_path_factory):
     user_book = ROOT / "_build" / "html" / "index.html"
     before = user_book.stat().st_mtime_ns if user_book.exists() else None
     root = _book_sources_copy(tmp_path_factory.mktemp("book") / "checkout")
-    html = book.build_book(
-        "smoke", device="cpu", data_dir=data_dir, results_dir=ROOT / "_build" / "smoke-results", root=root, log=print
-    )
+    with _output_to(root / "build.log"):  # what `make book` would print
+        html = book.build_book(
+            "smoke",
+            device="cpu",
+            data_dir=data_dir,
+            results_dir=ROOT / "_build" / "smoke-results",
+            root=root,
+            log=print,
+        )
     assert html == root / "_build" / "html"
     assert (user_book.stat().st_mtime_ns if user_book.exists() else None) == before  # the user's book untouched
     return html
@@ -74,6 +97,14 @@ def test_smoke_book_build(smoke_book):
     assert "smith-records.csv" in page and "Reproduce this page" in page
     assert "<figcaption" in page and "Fig. " in page  # numbered, captioned figures
     assert find_broken_links(html) == [] and find_external_assets(html) == []
+
+
+@pytest.mark.slow
+def test_a_successful_build_prints_no_error_line(smoke_book):
+    log = (smoke_book.parents[1] / "build.log").read_text(errors="replace").splitlines()
+    assert any(line.startswith("book: ") for line in log)  # the log was captured
+    errors = [line for line in log if "ERROR" in line or "Traceback" in line or "KeyboardInterrupt" in line]
+    assert errors == [], "\n".join(errors)
 
 
 @pytest.mark.slow

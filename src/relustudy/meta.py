@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from scipy import stats as _st
 
+from .book.figures import COLUMN_INCHES
 from .experiments import EXPERIMENTS, get_experiment
 from .reference import get_source
 from .stats import paired_comparison, with_arm
@@ -157,7 +158,11 @@ def forest_figure(effects: pd.DataFrame) -> plt.Figure | None:
         return None
     heights = [len(effects[effects["question"] == q.key]) + 2 for q in questions]
     fig, axes = plt.subplots(
-        len(questions), 1, figsize=(12, 0.42 * sum(heights) + 1), squeeze=False, gridspec_kw={"height_ratios": heights}
+        len(questions),
+        1,
+        figsize=(COLUMN_INCHES, 0.42 * sum(heights) + 1),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
     )
     for ax, q in zip(axes[:, 0], questions, strict=True):
         sub = effects[effects["question"] == q.key].reset_index(drop=True)

@@ -65,3 +65,6 @@ __all__ = [
     *page.__all__,
     *engineering.__all__,
 ]
+
+# A page's figures record their smallest text (the reader check's legibility test).
+figures.show_figures_with_text_size()

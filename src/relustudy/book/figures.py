@@ -1,18 +1,111 @@
-"""Figure frames: activation curves of the study's activations, and statistics by epoch."""
+"""Figure frames: activation curves of the study's activations, and statistics by epoch; and the
+PNG a page shows of a figure, which records its smallest text (:func:`figure_png`)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from ..activations import build_activation, display_name
 from ..experiments import EXPERIMENTS, get_experiment
 from .base import activation_colour, activation_family
 
-__all__ = ["curve_frame", "activation_curves", "study_activations", "CURVE_JOIN", "curve_palette"]
+__all__ = [
+    "curve_frame",
+    "activation_curves",
+    "study_activations",
+    "CURVE_JOIN",
+    "curve_palette",
+    "figure_png",
+    "panels",
+    "COLUMN_INCHES",
+    "smallest_text_points",
+    "TEXT_SIZE_KEY",
+]
+
+# A figure this wide (at the figures' 100 dpi) is shown at its own size in the content column of a
+# 1400 px wide page (768 px), not scaled down: its text keeps the size it was drawn at (our choice
+# of layout, a little under the column for legends the tight bounding box adds).
+COLUMN_INCHES = 7.6
+
+
+def panels(n: int, *, height: float = 3.4, ncols: int | None = None, **subplots: Any) -> tuple[Figure, list[Any]]:
+    """A figure of ``n`` panels sized for the page's column: one column of panels for up to two
+    (their titles are sentences), two columns beyond; ``height`` inches a row. Returns the figure
+    and its ``n`` axes (unused cells of the grid are hidden)."""
+    ncols = ncols or (1 if n <= 2 else 2)
+    nrows = -(-n // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(COLUMN_INCHES, height * nrows), squeeze=False, **subplots)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+# The PNG text chunk where a figure's smallest text is recorded, in the image's own pixels: the
+# browser check scales it by the size the page renders the image at (tests/browser_check.py).
+TEXT_SIZE_KEY = "relustudy:smallest-text-px"
+
+
+def smallest_text_points(fig: Figure) -> float:
+    """The font size (points) of the figure's smallest visible, non-empty text: tick labels,
+    labels, titles, legends, annotations. NaN for a figure without text."""
+    fig.canvas.draw()  # tick labels exist once drawn
+    sizes = [t.get_fontsize() for t in _visible_texts(fig)]
+    return min(sizes) if sizes else float("nan")
+
+
+def _visible_texts(artist: Any) -> Any:
+    """The non-empty texts under ``artist`` that are drawn (an artist hidden hides its children)."""
+    if not artist.get_visible():
+        return
+    if isinstance(artist, Text) and artist.get_text().strip():
+        yield artist
+    for child in artist.get_children():
+        yield from _visible_texts(child)
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The PNG a notebook shows of ``fig`` (as the inline backend draws it: tight bounding box, the
+    figure's dpi), with its smallest text's height in image pixels recorded in the PNG
+    (``TEXT_SIZE_KEY``)."""
+    smallest = smallest_text_points(fig)
+    dpi = matplotlib.rcParams["savefig.dpi"]
+    dpi = fig.dpi if dpi == "figure" else float(dpi)
+    buf = io.BytesIO()
+    fig.canvas.print_figure(
+        buf,
+        format="png",
+        bbox_inches="tight",
+        facecolor=fig.get_facecolor(),
+        metadata={TEXT_SIZE_KEY: f"{smallest * dpi / 72:.2f}"},
+    )
+    return buf.getvalue()
+
+
+def show_figures_with_text_size() -> bool:
+    """In a notebook kernel, show every matplotlib figure as :func:`figure_png` draws it (so the
+    page's image records its smallest text); False outside one."""
+    try:
+        from IPython import get_ipython  # noqa: PLC0415 (optional dependency)
+    except ImportError:
+        return False
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "display_formatter"):
+        return False
+    # pyplot loads its backend with the first figure, and the inline backend then registers its own
+    # PNG formatter: load it now, so that this one comes after it.
+    plt.close(plt.figure())
+    ip.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+    return True
 
 
 def curve_frame(stats: Any, *, layer: str = "last_conv", points: int = 101, epoch: str | int = "last") -> Any:

@@ -17,6 +17,7 @@ from ..reference import get_source, source_label
 from ..registry import UnknownNameError
 from ..verdict_rules import VERDICTS, deciding_effect
 from .base import _VERDICT_COLOURS, HtmlBlock, _unique
+from .figures import COLUMN_INCHES
 
 __all__ = [
     "claims_table",
@@ -235,7 +236,7 @@ def verdict_forest(claims: Any, *, label_width: int = 72) -> Any:
     fig, axes = plt.subplots(
         len(panels),
         1,
-        figsize=(9, 0.24 * len(rows) + 0.9 * len(panels) + 0.6),
+        figsize=(COLUMN_INCHES, 0.24 * len(rows) + 0.9 * len(panels) + 0.6),
         gridspec_kw={"height_ratios": [k + 1.6 for k in counts]},
         squeeze=False,
     )
@@ -272,7 +273,7 @@ def verdict_bars(claims: Any) -> Any:
     per_source = verdict_matrix(claims).drop(index="all sources", errors="ignore").drop(columns="total")
     if not len(per_source):
         return None
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(per_source) + 1.4))
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 0.45 * len(per_source) + 1.4))
     per_source.iloc[::-1].plot.barh(
         stacked=True, color=[VERDICT_PLOT_COLOURS[v] for v in per_source.columns], ax=ax, width=0.7
     )
