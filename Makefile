@@ -12,7 +12,7 @@ endif
 # Keep progress bars and BLAS threads sane on the 2-core machines.
 export PYTHONHASHSEED := 0
 
-.PHONY: faults venv book test smoke-book clean
+.PHONY: pdf faults venv book test smoke-book clean
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # Build the published book from the results store (committed `quick` records are reused).
 book: venv
 	$(BIN)/relustudy book --profile $(PROFILE)
+
+# The book and, first, the whole book as one PDF (Chromium prints the single-page build; the
+# introduction links it). Installs Debian's chromium and poppler-utils when missing (root).
+pdf: venv
+	@command -v chromium >/dev/null || apt-get install -y chromium
+	@command -v pdftoppm >/dev/null || apt-get install -y poppler-utils
+	$(BIN)/relustudy book --profile $(PROFILE) --pdf
 
 # The fault-injection suite, recorded: the methods page shows the committed record (about 5
 # CPU-minutes on an idle 2-core machine; `make test` runs a short version).

@@ -1214,3 +1214,15 @@ def test_elu_forward_line_reads_its_record_and_judges_the_goal(tmp_path):
     record["over_copy"]["fused"] = 1.62
     (folder / book.ELU_FORWARD_RECORD).write_text(json.dumps(record))
     assert "(over the goal of 1.5x)" in book.elu_forward_markdown(tmp_path, "quick")
+
+
+def test_the_pdf_refuses_a_table_that_would_run_past_its_margin(tmp_path):
+    browser_or_skip()
+    page, out = tmp_path / "page.html", tmp_path / "book.pdf"
+    page.write_text("<html><body><table style='width: 1200px'><caption>too wide</caption><tr><td>x</td></tr></table>")
+    with pytest.raises(book.BookError, match="1 element.* past the PDF's 703 px margin:\n  'table too wide' reaches"):
+        book.print_pdf(page, out)
+    assert not out.exists()
+    page.write_text("<html><body><table><caption>fits</caption><tr><td>x</td></tr></table>")
+    assert book.print_pdf(page, out) == 0  # no images on that page
+    assert out.read_bytes().startswith(b"%PDF")

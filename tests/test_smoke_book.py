@@ -9,16 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from browser_check import browser_or_skip
+from browser_check import browser_or_skip, unavailable
+from PIL import Image
 
 from relustudy import book
 from relustudy.book import find_broken_links, find_external_assets
 
 ROOT = Path(__file__).resolve().parents[1]
+# The PDF is printed by Chromium and checked with poppler's pdftoppm and pdfimages (make pdf installs both).
+PDF_TOOLS_MISSING = unavailable() or (
+    None if shutil.which("pdftoppm") and shutil.which("pdfimages") else "no poppler-utils"
+)
 
 
 def _book_sources_copy(dest: Path) -> Path:
@@ -64,7 +70,8 @@ def smoke_book(tmp_path_factory):
             data_dir=data_dir,
             results_dir=ROOT / "_build" / "smoke-results",
             root=root,
-            log=print,
+            log=lambda line: os.write(1, f"{line}\n".encode()),  # to the file descriptor, as a terminal sees it
+            pdf=PDF_TOOLS_MISSING is None,
         )
     assert html == root / "_build" / "html"
     assert (user_book.stat().st_mtime_ns if user_book.exists() else None) == before  # the user's book untouched
@@ -117,3 +124,24 @@ def test_the_smoke_book_reads_well_in_a_browser(smoke_book):
         problems = bc.check_pages(url, pages, screenshots=ROOT / "_build" / "browser", search="PReLU")
         problems += bc.reader_problems(url, pages, bc.registry_keys())
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    PDF_TOOLS_MISSING is not None, reason=f"the PDF cannot be printed and checked here: {PDF_TOOLS_MISSING}"
+)
+def test_the_book_is_one_pdf_that_the_intro_links(smoke_book, tmp_path):
+    intro = (smoke_book / "book" / "intro.html").read_text()
+    assert "Download the whole book as one PDF" in intro
+    linked = list((smoke_book / "_downloads").rglob(book.PDF_NAME_IN_BOOK))
+    assert len(linked) == 1
+    pages = subprocess.run(["pdftoppm", "-r", "20", "-png", str(linked[0]), str(tmp_path / "p")], check=True)
+    assert pages.returncode == 0 and len(list(tmp_path.glob("p-*.png"))) >= 10  # every chapter, rendered
+    listed = subprocess.run(["pdfimages", "-list", str(linked[0])], capture_output=True, text=True, check=True)
+    in_pdf = {(int(line.split()[3]), int(line.split()[4])) for line in listed.stdout.splitlines()[2:]}
+    figures = {  # the pages' figures (each records its smallest text), by their pixel size
+        im.size
+        for im in (Image.open(f) for f in (smoke_book / "_images").glob("*.png"))
+        if book.TEXT_SIZE_KEY in im.info
+    }
+    assert figures and figures <= in_pdf, sorted(figures - in_pdf)

@@ -174,6 +174,11 @@ def _add_bench_and_book(sub: argparse._SubParsersAction) -> None:
     book = sub.add_parser("book", help="execute the chapter notebooks and build the book into _build/html")
     _add_common(book, "quick")
     _add_run_options(book)
+    book.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print the whole book as one PDF (_build/pdf/relustudy.pdf; needs chromium), linked from the intro",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,9 +357,14 @@ def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
     html = build_book(
-        args.profile, seeds=args.seeds, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir
+        args.profile,
+        seeds=args.seeds,
+        device=args.device,
+        data_dir=args.data_dir,
+        results_dir=args.results_dir,
+        pdf=args.pdf,
     )
-    print(f"book built: {html / 'index.html'}")
+    print(f"book built: {html / 'index.html'}" + (f" and {html.parent / 'pdf' / 'relustudy.pdf'}" if args.pdf else ""))
     return 0
 
 

@@ -387,7 +387,12 @@ def write_bibliography(root: Path) -> Path:
     return path
 
 
-def write_build_config(root: Path, profile: str, when: datetime.datetime | None = None) -> Path:
+PDF_NAME_IN_BOOK = "relustudy.pdf"  # where the introduction links the PDF (beside book/intro.md)
+
+
+def write_build_config(
+    root: Path, profile: str, when: datetime.datetime | None = None, *, for_pdf: bool = False
+) -> Path:
     """``_config.yml`` with this build's stamp (:func:`build_stamp`): the copyright year and a
     footer line with the date, commit, version and profile; written to
     ``<root>/_build/_config.build.yml`` (the file ``jupyter-book build --config`` reads)."""
@@ -399,6 +404,17 @@ def write_build_config(root: Path, profile: str, when: datetime.datetime | None 
     html["extra_footer"] = (
         f'<p class="build-stamp">Built {stamp["date"]} from commit {html_escape(stamp["commit"])}, relustudy '
         f"{html_escape(stamp['version'])}, {html_escape(stamp['profile'])} profile.</p>"
+    )
+    # the introduction's link to the PDF, where this build made one (relustudy book --pdf); the
+    # PDF itself (``for_pdf``) says nothing about it
+    pdf = (root / "book" / PDF_NAME_IN_BOOK).is_file()
+    parse = config.setdefault("parse", {})
+    parse.setdefault("myst_substitutions", {})["pdf_link"] = (
+        ""
+        if for_pdf
+        else f"[Download the whole book as one PDF]({PDF_NAME_IN_BOOK})."
+        if pdf
+        else "`make pdf` builds the whole book as one PDF."
     )
     path = root / "_build" / "_config.build.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -431,8 +447,11 @@ def build_book(
     results_dir: str | Path | None = None,
     root: str | Path | None = None,
     log: Callable[[str], None] | None = print,
+    pdf: bool = False,
 ) -> Path:
-    """Execute every chapter notebook of the toc for ``profile`` and build the HTML book.
+    """Execute every chapter notebook of the toc for ``profile`` and build the HTML book (with
+    ``pdf``, first the whole book as one PDF, which the introduction then links:
+    :mod:`relustudy.book.pdf`).
 
     Returns the folder of the built site (``<root>/_build/html``). Runs that already have a
     complete record in the results store are reused, not retrained. Raises :class:`BookError`
@@ -452,6 +471,10 @@ def build_book(
     t_all = time.perf_counter()
     _execute_chapters(root, names, parameters, say)
     t0 = time.perf_counter()
+    if pdf:
+        shutil.copy2(build_pdf(root, parameters["profile"], say), root / "book" / PDF_NAME_IN_BOOK)
+    else:
+        (root / "book" / PDF_NAME_IN_BOOK).unlink(missing_ok=True)  # a PDF of an earlier build is not this one
     html = _build_html(root, parameters["profile"], say)
     say(
         f"book: HTML built in {time.perf_counter() - t0:.0f} s; total {time.perf_counter() - t_all:.0f} s -> {html / 'index.html'}"
@@ -537,3 +560,92 @@ def _build_html(root: Path, profile: str, say: Callable[[str], None]) -> Path:
             f"{len(remote)} asset(s) of the built book would be fetched from the internet:\n  " + "\n  ".join(remote)
         )
     return html
+
+
+# ------------------------------------------------------------------ the PDF
+# The whole book as one PDF: Jupyter Book's single-page HTML build of the executed chapters,
+# printed by Chromium (Debian's chromium, driven by Playwright) on A4. Before printing, the page is
+# laid out as print lays it out (print media, the A4 page's printable width) and every table and
+# figure is measured: one that would run past the margin is a BookError naming it, not a clipped page.
+# A4 at CSS's 96 px an inch is 794 px wide; 12 mm margins leave 703 px for the page's content.
+A4_PRINTABLE_PX = 703
+MARGIN = "12mm"
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking")
+
+# What runs past the printable width, measured under print media (the theme's print styles hide its
+# navigation): tables, figures and code blocks wider than the page's content box.
+_OVERFLOW_JS = """(width) => {
+  const out = [];
+  for (const el of document.querySelectorAll('table, img, pre, figure')) {
+    if (el.offsetParent === null) continue;
+    const r = el.getBoundingClientRect();
+    if (r.right > width + 1) {
+      const cap = el.querySelector && el.querySelector('caption');
+      const what = el.tagName.toLowerCase() + ' ' + ((cap ? cap.innerText : el.alt || el.innerText || '') + '').slice(0, 60);
+      out.push({what: what, right: Math.round(r.right)});
+    }
+  }
+  return out;
+}"""
+
+
+def chromium() -> str:
+    """The Chromium the PDF is printed with; one clear error where there is none."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise BookError(
+            "the PDF needs Chromium: install Debian's chromium (apt-get install chromium), as make pdf does"
+        )
+    return found
+
+
+def print_pdf(page: Path, out: Path) -> int:
+    """Print the HTML file ``page`` to ``out`` (A4, backgrounds, the theme's print styles) after
+    checking that nothing runs past the printable width; returns the number of images on the page."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 (optional dependency)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            view = browser.new_page(viewport={"width": A4_PRINTABLE_PX, "height": 1000})
+            view.goto(page.resolve().as_uri(), wait_until="load")
+            view.emulate_media(media="print")
+            wide = view.evaluate(_OVERFLOW_JS, A4_PRINTABLE_PX)
+            if wide:
+                lines = "\n  ".join(f"{w['what']!r} reaches {w['right']} px" for w in wide[:10])
+                raise BookError(
+                    f"{len(wide)} element(s) would run past the PDF's {A4_PRINTABLE_PX} px margin:\n  {lines}"
+                )
+            images = view.evaluate("() => [...document.images].filter(i => i.naturalWidth > 0).length")
+            margins = dict.fromkeys(("top", "bottom", "left", "right"), MARGIN)
+            view.pdf(path=str(out), format="A4", print_background=True, margin=margins)
+        finally:
+            browser.close()
+    return int(images)
+
+
+def build_pdf(root: Path, profile: str, say: Callable[[str], None]) -> Path:
+    """The book's executed chapters as one PDF, ``<root>/_build/pdf/relustudy.pdf``."""
+    config = write_build_config(root, profile, for_pdf=True)
+    say("book: jupyter-book build --builder singlehtml (for the PDF)")
+    cmd = [*_jupyter_book_command(), "build", str(root), "--config", str(config), "--builder", "singlehtml"]
+    proc = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BookError(
+            f"the single-page build failed (exit {proc.returncode}):\n{_sphinx_problems(proc.stdout + proc.stderr)}"
+        )
+    site = root / "_build" / "singlehtml"
+    page = site / "book" / "intro.html"  # the whole book (index.html redirects to it)
+    if not page.is_file():
+        raise BookError(f"the single-page build wrote no {page}")
+    # The page sits in book/ but names some assets as if it sat at the site's root (_static/...,
+    # _images/...) and others from book/ (../_images/...): both resolve once book/ sees the root's.
+    for name in ("_static", "_images", "_downloads"):
+        link = page.parent / name
+        if (site / name).is_dir() and not link.exists():
+            link.symlink_to(Path("..") / name, target_is_directory=True)
+    out = root / "_build" / "pdf" / PDF_NAME_IN_BOOK
+    images = print_pdf(page, out)
+    say(f"book: PDF printed ({images} images) -> {out}")
+    return out
