@@ -186,7 +186,7 @@ _READER_JS = """() => {
   const text = prose.innerText;
   prose.remove();
   const out = {vw: window.innerWidth, scrollWidth: document.scrollingElement.scrollWidth, column: column,
-               text: text, wideTables: [], bareFigures: [], images: []};
+               text: text, wideTables: [], scrollingTables: [], bareFigures: [], images: []};
   for (const img of main.querySelectorAll('img')) {
     if (img.offsetParent === null || !img.naturalWidth) continue;  // closed details block, or not decoded
     out.images.push({src: img.currentSrc || img.src, natural: img.naturalWidth,
@@ -195,10 +195,11 @@ _READER_JS = """() => {
   for (const t of main.querySelectorAll('table')) {
     if (t.offsetParent === null) continue;  // inside a closed details block: not on the screen
     const w = t.getBoundingClientRect().width;
-    if (w > column + 1) {
-      const cap = t.querySelector('caption');
-      out.wideTables.push({width: Math.round(w), caption: (cap ? cap.innerText : t.innerText).slice(0, 60)});
-    }
+    const cap = t.querySelector('caption');
+    const caption = (cap ? cap.innerText : t.innerText).slice(0, 60);
+    if (w > column + 1) out.wideTables.push({width: Math.round(w), caption: caption});
+    // a table whose box fits but whose content scrolls inside it (the page's tables are scroll boxes)
+    else if (t.scrollWidth > t.clientWidth + 1) out.scrollingTables.push({width: t.scrollWidth, caption: caption});
   }
   for (const cap of main.querySelectorAll('figcaption, .caption')) {
     const number = cap.querySelector('.caption-number');
@@ -212,8 +213,9 @@ _READER_JS = """() => {
 
 def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str]:
     """What a reader meets on ``pages`` at 1400x900 and on a phone (390x844), one line each:
-    tables wider than the content column, pages that scroll sideways, numbered figure captions
-    without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
+    tables wider than the content column, pages that scroll sideways; at 1400 px also tables whose
+    content scrolls inside their box, figures whose smallest text renders below 9 px, numbered
+    figure captions without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
     text (closed details blocks, code blocks and inline commands -- code with a space -- do not
     count: a command names things by their keys)."""
 
@@ -241,6 +243,11 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
                             f"{t['caption']!r}"
                         )
                     if name == "1400 px":
+                        for t in info["scrollingTables"]:
+                            problems.append(
+                                f"{path} ({name}): table scrolls inside its box ({t['width']} px of content in a "
+                                f"{info['column']:.0f} px column): {t['caption']!r}"
+                            )
                         for number in info["bareFigures"]:
                             problems.append(f"{path}: {number} has no image")
                         problems += _small_figure_text(path, info["images"])

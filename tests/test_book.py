@@ -636,6 +636,8 @@ def test_benchmark_table_pivots_directions():
     assert t.loc[("copy (bound)", "bound"), "copy GB/s"] == "20.000"
     assert t.loc[("ReLU (max)", "compiled"), "note"] == "compiled differs from eager"
     assert t.loc[("ReLU (max)", "variant"), "note"] == ""
+    narrow = book.benchmark_table(mb.pd.DataFrame(rows), metrics=("median ms",))  # a few metrics at a time
+    assert list(narrow.columns) == ["copy median ms", "forward median ms", "backward median ms", "note"]
 
 
 def test_spread_across_arms(fake_runs):
@@ -1172,6 +1174,8 @@ def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages
             "<figure><figcaption><span class='caption-number'>Fig. 2 </span>no image</figcaption></figure>"
             "<img src='x.png' alt='a shrunk chart' style='width: 140px'>"
             "<table style='width: 1200px'><caption>too wide</caption><tr><td>x</td></tr></table>"
+            "<table style='display: block; max-width: 100%; overflow-x: auto'><caption>scrolls</caption>"
+            "<tr><td style='white-space: nowrap'>" + "a long cell that does not wrap " * 8 + "</td></tr></table>"
         )
     )
     keys = {"smith.table3.prelu_best", "smith_cifar10_cnn"}
@@ -1183,6 +1187,7 @@ def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages
     assert any("(1400 px): table 1200 px wide in a 700 px column: 'too wide'" in p for p in bad), bad
     assert any("(phone): the page scrolls sideways" in p for p in bad), bad
     assert any("figure 'a shrunk chart': smallest text 4." in p for p in bad), bad
+    assert any("(1400 px): table scrolls inside its box" in p and "'scrolls" in p for p in bad), bad
 
 
 def test_a_figure_records_its_smallest_text():

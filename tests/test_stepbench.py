@@ -79,6 +79,7 @@ def test_the_methods_table_reads_the_record_and_says_the_goals(tmp_path):
     table = book.train_step_table(tmp_path, "smoke")
     assert list(table.index) == ["Smith's CNN width 1, batch 16, 1x28x28"]  # the network by name, not its key
     assert table.iloc[0]["bare loop images/s"] == pytest.approx(record["models"][0]["bare_images_per_second"])
+    assert "trainer overhead" in table.attrs["paths"].columns  # the trainer beside the bare loop, in its own table
     summary = table.attrs["summary"]
     assert "of 1 models" in summary and "of its own layers' rate" in summary
     assert record["provenance"]["cpu_identity"] in summary
@@ -216,12 +217,14 @@ def test_compiled_and_bf16_columns_of_a_tiny_model(tmp_path, monkeypatch):
     assert row["bf16"]["images_per_second"] > 0 and record["settings"]["compile"] is True
 
     table = book.train_step_table(tmp_path, "smoke")
-    assert {"compiled speed-up", "compile pays within a run", "bf16 speed-up (ReLU)"} <= set(table.columns)
+    paths = table.attrs["paths"]  # a table of their own, beside the fp32 eager one
+    assert {"compiled speed-up", "compile pays within a run", "bf16 speed-up (ReLU)"} <= set(paths.columns)
+    assert not set(paths.columns) & set(table.columns) and list(paths.index) == list(table.index)
     assert "Under torch.compile (inductor), " in table.attrs["summary"]
     monkeypatch.setattr(sb, "cpu_bf16_units", lambda: False)  # no bf16 units: no bf16 column
     record = sb.record_train_benchmark("smoke", tmp_path / "amd", models=[tiny])
     assert record["models"][0]["bf16"] is None and record["models"][0]["compiled"] is None
-    assert "bf16 speed-up (ReLU)" not in book.train_step_table(tmp_path / "amd", "smoke").columns
+    assert "bf16 speed-up (ReLU)" not in book.train_step_table(tmp_path / "amd", "smoke").attrs["paths"].columns
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA measures instead")

@@ -94,10 +94,15 @@ def _benchmark_row(r: Any) -> dict[str, Any]:
     }
 
 
-def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> Any:
+BENCHMARK_METRICS = ("median ms", "IQR ms", "GB/s", "x copy bound")
+
+
+def benchmark_table(
+    df: Any, *, digits: int = 3, layout: str = "contiguous", metrics: Sequence[str] = BENCHMARK_METRICS
+) -> Any:
     """The micro-benchmark record as a display table for one memory layout: one row per case,
-    forward and backward side by side (median ms with IQR, GB/s, ratio to the copy bound), the copy
-    bound first."""
+    forward and backward side by side (``metrics``: median ms, IQR ms, GB/s, ratio to the copy
+    bound; a page shows a few at a time, so that the table fits its column), the copy bound first."""
 
     rows = []
     df = at_shape(df)
@@ -118,9 +123,7 @@ def benchmark_table(df: Any, *, digits: int = 3, layout: str = "contiguous") -> 
         sort=False,
     )
     wide.columns = [f"{d} {m}" for m, d in wide.columns]
-    order = [
-        f"{d} {m}" for d in ("copy", "forward", "backward") for m in ("median ms", "IQR ms", "GB/s", "x copy bound")
-    ]
+    order = [f"{d} {m}" for d in ("copy", "forward", "backward") for m in metrics]
     wide = wide[[c for c in order if c in wide.columns]].fillna("")
     notes = out.groupby(["case", "kind"], sort=False)["note"].agg(lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
     wide["note"] = notes.reindex(wide.index).fillna("")
@@ -370,8 +373,9 @@ TRAIN_STEP_GOALS = {"trainer_overhead": 0.03, "share_of_layer_ceiling": 0.60}  #
 def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
     """The whole-step benchmark (``relustudy bench train``): per study model its FLOP per image,
     images/s, GFLOP/s as a share of the machine's sgemm and of its own layers timed alone, and the
-    trainer's overhead over a bare loop; ``attrs["summary"]``: one line on the record and the goals
-    (or how to make the record). Empty without a record."""
+    trainer's overhead over a bare loop; ``attrs["paths"]``: the trainer's, compiled and bf16
+    columns, a table of their own; ``attrs["summary"]``: one line on the record and the goals (or how to make the
+    record). Empty without a record."""
 
     rec = _bench_record(results_dir, profile, "cpu", STEP_RECORD)
     if not rec or not rec.get("models"):
@@ -401,6 +405,12 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
     ]
     out = pd.DataFrame(rows).set_index("model")
     out = out.dropna(axis=1, how="all")  # a record without compiled or bf16 timings leaves those out
+    # our trainer and the other execution paths (torch.compile, bf16) in a table of their own, so that
+    # each table fits its column
+    paths = [c for c in out.columns if c.startswith(("trainer", "compile", "bf16"))]
+    path_table = out[paths]
+    out = out.drop(columns=paths)
+    out.attrs["paths"] = path_table
     prov = rec["provenance"]
     over = [r["model"] for r in rows if r["trainer overhead"] > TRAIN_STEP_GOALS["trainer_overhead"]]
     below = [r["model"] for r in rows if r["share of its layers' ceiling"] < TRAIN_STEP_GOALS["share_of_layer_ceiling"]]
