@@ -186,14 +186,23 @@ _READER_JS = """() => {
   const text = prose.innerText;
   prose.remove();
   const out = {vw: window.innerWidth, scrollWidth: document.scrollingElement.scrollWidth, column: column,
-               text: text, wideTables: [], scrollingTables: [], bareFigures: [], images: []};
+               text: text, height: document.scrollingElement.scrollHeight, wideTables: [], scrollingTables: [],
+               bareFigures: [], images: []};
+  // the first screen, as the page opens: its text, and whether it shows code
+  const first = [...main.querySelectorAll('h1, h2, h3, p, li, td, th, pre')].filter(
+    el => el.checkVisibility() && el.getBoundingClientRect().top < window.innerHeight);
+  out.firstText = first.filter(el => el.tagName !== 'PRE').map(el => el.innerText).join(' ');
+  out.firstCode = first.some(el => el.tagName === 'PRE' && el.closest('.cell_input'));  // code, not an output
+  // tables and figures are measured as a reader who opens every collapsed block sees them
+  const closed = [...main.querySelectorAll('details:not([open])')];
+  for (const d of closed) d.open = true;
   for (const img of main.querySelectorAll('img')) {
-    if (img.offsetParent === null || !img.naturalWidth) continue;  // closed details block, or not decoded
+    if (img.offsetParent === null || !img.checkVisibility() || !img.naturalWidth) continue;  // closed details, or not decoded
     out.images.push({src: img.currentSrc || img.src, natural: img.naturalWidth,
                      shown: img.getBoundingClientRect().width, alt: img.alt || ''});
   }
   for (const t of main.querySelectorAll('table')) {
-    if (t.offsetParent === null) continue;  // inside a closed details block: not on the screen
+    if (t.offsetParent === null || !t.checkVisibility()) continue;  // inside a closed details block: not on the screen
     const w = t.getBoundingClientRect().width;
     const cap = t.querySelector('caption');
     const caption = (cap ? cap.innerText : t.innerText).slice(0, 60);
@@ -207,6 +216,7 @@ _READER_JS = """() => {
     const fig = cap.closest('figure, div.figure');
     if (!fig || !fig.querySelector('img, svg')) out.bareFigures.push(number.innerText.trim());
   }
+  for (const d of closed) d.open = false;
   return out;
 }"""
 
@@ -214,8 +224,9 @@ _READER_JS = """() => {
 def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str]:
     """What a reader meets on ``pages`` at 1400x900 and on a phone (390x844), one line each:
     tables wider than the content column, pages that scroll sideways; at 1400 px also tables whose
-    content scrolls inside their box, figures whose smallest text renders below 9 px, numbered
-    figure captions without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
+    content scrolls inside their box (collapsed blocks opened), figures whose smallest text renders
+    below 9 px, a first screen that shows code (or, on the introduction and the summary, no
+    number), chapters longer than 10 screens, numbered figure captions without an image, and any of ``keys`` (registry names: snake_case or dotted) in the visible
     text (closed details blocks, code blocks and inline commands -- code with a space -- do not
     count: a command names things by their keys)."""
 
@@ -243,6 +254,7 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
                             f"{t['caption']!r}"
                         )
                     if name == "1400 px":
+                        problems += _first_screen_and_length(path, info)
                         for t in info["scrollingTables"]:
                             problems.append(
                                 f"{path} ({name}): table scrolls inside its box ({t['width']} px of content in a "
@@ -261,6 +273,25 @@ def reader_problems(base_url: str, pages: list[str], keys: set[str]) -> list[str
 
 
 MIN_FIGURE_TEXT_PX = 9.0  # at its rendered size at 1400 px (the publication issue)
+MAX_CHAPTER_SCREENS = 10  # a chapter's length at 1400x900 with its collapsed blocks closed
+# Pages whose first screen must hold a number (the book's answer): the introduction and the summary.
+ANSWER_PAGES = ("book/intro.html", "book/chapters/summary.html")
+
+
+def _first_screen_and_length(path: str, info: dict) -> list[str]:
+    """A page's first screen shows no code (and, on the answer pages, a number); a chapter is at
+    most MAX_CHAPTER_SCREENS screens long."""
+    out = []
+    if info["firstCode"]:
+        out.append(f"{path}: its first screen shows code")
+    if path in ANSWER_PAGES and not re.search(r"\d", info["firstText"]):
+        out.append(f"{path}: its first screen holds no number")
+    screens = info["height"] / VIEWPORT["height"]
+    if path.startswith("book/chapters/") and screens > MAX_CHAPTER_SCREENS:
+        out.append(
+            f"{path}: {screens:.1f} screens long at 1400x900 with its collapsed blocks closed (at most {MAX_CHAPTER_SCREENS})"
+        )
+    return out
 
 
 @functools.cache

@@ -1178,16 +1178,30 @@ def test_the_reader_check_finds_wide_tables_bare_figures_keys_and_sideways_pages
             "<tr><td style='white-space: nowrap'>" + "a long cell that does not wrap " * 8 + "</td></tr></table>"
         )
     )
+    (tmp_path / "book" / "chapters").mkdir(parents=True)
+    (tmp_path / "book" / "intro.html").write_text(
+        article.format(
+            "<p>No answer here.</p><div class='cell'><div class='cell_input'><pre>import x</pre></div></div>"
+        )
+    )
+    (tmp_path / "book" / "chapters" / "long.html").write_text(
+        article.format("<p>1 claim</p><div style='height: 12000px'></div>")
+    )
     keys = {"smith.table3.prelu_best", "smith_cifar10_cnn"}
     with bc.serve(tmp_path) as url:
         assert bc.reader_problems(url, ["good.html"], keys) == []
-        bad = bc.reader_problems(url, ["bad.html"], keys)
+        bad = bc.reader_problems(url, ["bad.html", "book/intro.html", "book/chapters/long.html"], keys)
     assert any("registry keys in visible text: smith.table3.prelu_best, smith_cifar10_cnn" in p for p in bad), bad
     assert any("Fig. 2 has no image" in p for p in bad), bad
     assert any("(1400 px): table 1200 px wide in a 700 px column: 'too wide'" in p for p in bad), bad
     assert any("(phone): the page scrolls sideways" in p for p in bad), bad
     assert any("figure 'a shrunk chart': smallest text 4." in p for p in bad), bad
     assert any("(1400 px): table scrolls inside its box" in p and "'scrolls" in p for p in bad), bad
+    assert (
+        "book/intro.html: its first screen shows code" in bad
+        and "book/intro.html: its first screen holds no number" in bad
+    )
+    assert any(p.startswith("book/chapters/long.html: 13.") and "screens long" in p for p in bad), bad
 
 
 def test_a_figure_records_its_smallest_text():

@@ -79,7 +79,7 @@ def test_the_methods_table_reads_the_record_and_says_the_goals(tmp_path):
     table = book.train_step_table(tmp_path, "smoke")
     assert list(table.index) == ["Smith's CNN width 1, batch 16, 1x28x28"]  # the network by name, not its key
     assert table.iloc[0]["bare loop images/s"] == pytest.approx(record["models"][0]["bare_images_per_second"])
-    assert "trainer overhead" in table.attrs["paths"].columns  # the trainer beside the bare loop, in its own table
+    assert "trainer overhead" in table.attrs["trainer"].columns  # the trainer beside the bare loop, in its own table
     summary = table.attrs["summary"]
     assert "of 1 models" in summary and "of its own layers' rate" in summary
     assert record["provenance"]["cpu_identity"] in summary

@@ -53,7 +53,7 @@ TOY_CELLS = [
         [],
         "import toy_source  # noqa: F401  (registers the source)\nfrom relustudy import book\n\n"
         "runs = book.ensure_runs(['toy_mnist'], params)\n"
-        "book.chapter_header(runs, '**Where each setting comes from:**')\n"
+        "book.chapter_header(runs, 'Where each setting comes from')\n"
         "claims = book.chapter_takeaways(runs, 'toy', 'toy')",
     ),
     ("code", [], "display(book.arm_summary_table(runs.results, 'toy_mnist', ['test_accuracy']))"),
@@ -96,5 +96,5 @@ def test_a_toy_source_module_and_notebook_build_a_chapter(tmp_path):
     page = (html / "book" / "chapters" / "toy.html").read_text()
     assert "Toy et al." in page and "toy.table1.prelu_not_worse" in page
     assert "test accuracy" in page  # the registry's label, not the raw key
-    assert "Runs shown" in page and "Reproduce this page" in page  # the shared header and findings
+    assert "The runs shown" in page and "Reproduce this page" in page  # the shared header and findings
     assert len(list((tmp_path / "res" / "toy_mnist" / "smoke").glob("*/result.json"))) == 4

@@ -187,12 +187,19 @@ def _split_figure_cells(cells: list[Any]) -> list[Any]:
         image_meta.setdefault("alt", caption.split(". ")[0].rstrip(".") if caption else "figure")
         k = images[0]
 
-        def outputs_only(part: list[Any], cell: dict = cell) -> Any:
+        # a collapsed cell's parts stay collapsed, under the same prompt
+        folded = "hide-output" in meta.get("tags", [])
+        prompts = {k: v for k, v in meta["mystnb"].items() if k.startswith("code_prompt")} if folded else {}
+
+        def outputs_only(part: list[Any], cell: dict = cell, folded: bool = folded, prompts: dict = prompts) -> Any:
             return nbformat.from_dict(
                 {
                     "cell_type": "code",
                     "execution_count": None,
-                    "metadata": {"tags": ["remove-input"]},
+                    "metadata": {
+                        "tags": ["remove-input", *(["hide-output"] if folded else [])],
+                        **({"mystnb": dict(prompts)} if prompts else {}),
+                    },
                     "outputs": part,
                     "source": "# outputs of the figure cell beside this one",  # myst-nb skips empty cells
                     **({"id": f"{cell['id']}-{len(out)}"} if "id" in cell else {}),

@@ -370,11 +370,15 @@ KERNEL_VARIANTS_RECORD = "kernel_variants.json"  # written by benchmarks/bench_k
 TRAIN_STEP_GOALS = {"trainer_overhead": 0.03, "share_of_layer_ceiling": 0.60}  # the throughput issue's goals
 
 
+# The whole-step record's columns shown beside the main table, by the attrs key of their table.
+_STEP_TABLES = {"trainer": ("trainer",), "paths": ("compile", "bf16")}
+
+
 def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
     """The whole-step benchmark (``relustudy bench train``): per study model its FLOP per image,
     images/s, GFLOP/s as a share of the machine's sgemm and of its own layers timed alone, and the
-    trainer's overhead over a bare loop; ``attrs["paths"]``: the trainer's, compiled and bf16
-    columns, a table of their own; ``attrs["summary"]``: one line on the record and the goals (or how to make the
+    trainer's overhead over a bare loop; ``attrs["trainer"]`` and ``attrs["paths"]``: the trainer's
+    columns, and the compiled and bf16 ones, tables of their own; ``attrs["summary"]``: one line on the record and the goals (or how to make the
     record). Empty without a record."""
 
     rec = _bench_record(results_dir, profile, "cpu", STEP_RECORD)
@@ -405,12 +409,12 @@ def train_step_table(results_dir: str | Path, profile: str = "quick") -> Any:
     ]
     out = pd.DataFrame(rows).set_index("model")
     out = out.dropna(axis=1, how="all")  # a record without compiled or bf16 timings leaves those out
-    # our trainer and the other execution paths (torch.compile, bf16) in a table of their own, so that
+    # our trainer, and the other execution paths (torch.compile, bf16), in tables of their own, so that
     # each table fits its column
-    paths = [c for c in out.columns if c.startswith(("trainer", "compile", "bf16"))]
-    path_table = out[paths]
-    out = out.drop(columns=paths)
-    out.attrs["paths"] = path_table
+    tables = {key: [c for c in out.columns if c.startswith(prefixes)] for key, prefixes in _STEP_TABLES.items()}
+    split = {key: out[cols] for key, cols in tables.items()}
+    out = out.drop(columns=[c for cols in tables.values() for c in cols])
+    out.attrs.update(split)
     prov = rec["provenance"]
     over = [r["model"] for r in rows if r["trainer overhead"] > TRAIN_STEP_GOALS["trainer_overhead"]]
     below = [r["model"] for r in rows if r["share of its layers' ceiling"] < TRAIN_STEP_GOALS["share_of_layer_ceiling"]]

@@ -529,11 +529,10 @@ def profile_banner(profile: str) -> str:
         )
     if profile == "quick":
         return (
-            "The numbers below come from the **quick** profile (the scale-downs are listed for each "
-            "experiment), except for an experiment whose `paper` records are all committed: it is shown "
-            "in the source's own setup, the `paper` profile, and named below; or, failing that, whose "
-            "`regime` records are all committed: it is shown in the regime its source's claims are about, "
-            "with a row saying whether its runs reached it."
+            "The numbers below come from the **quick** profile (its scale-downs are listed for each "
+            "experiment) or, where all its records are committed, a more faithful one: `paper` (the "
+            "source's own setup) or `regime` (the regime its claims are about, with a row saying whether "
+            "the runs reached it), named below."
         )
     return f"The numbers below come from the **{profile}** profile."
 

@@ -33,11 +33,13 @@ __all__ = [
 ]
 
 
-def claims_table(claims: Any, *, with_source: bool = False) -> HtmlBlock:
+def claims_table(claims: Any, *, with_source: bool = False, collapsed: bool = False) -> HtmlBlock:
     """Claims evaluated by :func:`relustudy.claims.evaluate_claims` as a table that fits the
     page's column: the tested statement (with its source and table), the source's numbers, ours
     and the coloured verdict; the rule, every comparison with its interval and p-values, the notes
-    and the claim id fold into a "details" element under the statement."""
+    and the claim id fold into a "details" element under the statement. ``collapsed``: the whole
+    table folds into one, which says how many claims it holds (the page's findings box has the
+    counts and what did not replicate)."""
     if not len(claims):
         return HtmlBlock("<p>No claims.</p>")
     esc = html.escape
@@ -57,14 +59,22 @@ def claims_table(claims: Any, *, with_source: bool = False) -> HtmlBlock:
             f'<td style="background-color: {colour}; font-weight: bold;">{esc(str(c["verdict"]))}</td>'
             "</tr>"
         )
+    opening, closing = "", ""
+    if collapsed:
+        opening = (
+            f'<details class="relustudy-claims-all"><summary>All {len(claims)} claims, one row each: the sentence as '
+            "tested, the source's numbers, ours, the verdict and its rule</summary>"
+        )
+        closing = "</details>"
     return HtmlBlock(
-        '<table class="relustudy-claims" style="table-layout: fixed; width: 100%; border-collapse: collapse;">'
+        opening
+        + '<table class="relustudy-claims" style="table-layout: fixed; width: 100%; border-collapse: collapse;">'
         '<colgroup><col style="width: 42%"><col style="width: 19%"><col style="width: 25%"><col style="width: 14%">'
         "</colgroup><thead><tr><th>claim (as tested)</th><th>the source</th><th>ours</th><th>verdict</th></tr></thead>"
         "<tbody>" + "".join(rows) + "</tbody></table>"
         "<style>.relustudy-claims td, .relustudy-claims th {text-align: left; vertical-align: top; padding: 4px 6px; "
         "border-bottom: 1px solid #ddd; overflow-wrap: anywhere; font-size: 0.9em;} "
-        ".relustudy-claims details summary {cursor: pointer; color: #555; font-size: 0.9em;}</style>"
+        ".relustudy-claims details summary {cursor: pointer; color: #555; font-size: 0.9em;}</style>" + closing
     )
 
 
