@@ -579,6 +579,13 @@ A4_PRINTABLE_PX = 703
 MARGIN = "12mm"
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking")
 
+# Folded blocks on a page (details elements; sphinx-togglebutton's dropdowns) opened for print.
+_UNFOLD_JS = """() => {
+  for (const d of document.querySelectorAll('details')) d.open = true;
+  for (const el of document.querySelectorAll('.toggle-hidden')) el.classList.remove('toggle-hidden');
+  for (const img of document.images) img.loading = 'eager';
+}"""
+
 # What runs past the printable width, measured under print media (the theme's print styles hide its
 # navigation): tables, figures and code blocks wider than the page's content box.
 _OVERFLOW_JS = """(width) => {
@@ -618,12 +625,15 @@ def print_pdf(page: Path, out: Path) -> int:
             view = browser.new_page(viewport={"width": A4_PRINTABLE_PX, "height": 1000})
             view.goto(page.resolve().as_uri(), wait_until="load")
             view.emulate_media(media="print")
+            view.evaluate(_UNFOLD_JS)  # paper cannot be clicked open: every folded block prints open
             wide = view.evaluate(_OVERFLOW_JS, A4_PRINTABLE_PX)
             if wide:
                 lines = "\n  ".join(f"{w['what']!r} reaches {w['right']} px" for w in wide[:10])
                 raise BookError(
                     f"{len(wide)} element(s) would run past the PDF's {A4_PRINTABLE_PX} px margin:\n  {lines}"
                 )
+            view.wait_for_load_state("load")
+            view.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
             images = view.evaluate("() => [...document.images].filter(i => i.naturalWidth > 0).length")
             margins = dict.fromkeys(("top", "bottom", "left", "right"), MARGIN)
             view.pdf(path=str(out), format="A4", print_background=True, margin=margins)
