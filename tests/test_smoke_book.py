@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,9 +140,12 @@ def test_the_book_is_one_pdf_that_the_intro_links(smoke_book, tmp_path):
     assert pages.returncode == 0 and len(list(tmp_path.glob("p-*.png"))) >= 10  # every chapter, rendered
     listed = subprocess.run(["pdfimages", "-list", str(linked[0])], capture_output=True, text=True, check=True)
     in_pdf = {(int(line.split()[3]), int(line.split()[4])) for line in listed.stdout.splitlines()[2:]}
+    shown = {  # the images the HTML pages show
+        (page.parent / src).resolve()
+        for page in smoke_book.rglob("*.html")
+        for src in re.findall(r'<img[^>]*src="([^"]+\.png)"', page.read_text())
+    }
     figures = {  # the pages' figures (each records its smallest text), by their pixel size
-        im.size
-        for im in (Image.open(f) for f in (smoke_book / "_images").glob("*.png"))
-        if book.TEXT_SIZE_KEY in im.info
+        im.size for im in (Image.open(f) for f in shown if f.is_file()) if book.TEXT_SIZE_KEY in im.info
     }
     assert figures and figures <= in_pdf, sorted(figures - in_pdf)
