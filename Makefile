@@ -12,7 +12,7 @@ endif
 # Keep progress bars and BLAS threads sane on the 2-core machines.
 export PYTHONHASHSEED := 0
 
-.PHONY: pdf faults venv book test smoke-book clean
+.PHONY: pdf screenshots faults venv book test smoke-book clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ book: venv
 
 # The book and, first, the whole book as one PDF (Chromium prints the single-page build; the
 # introduction links it). Installs Debian's chromium and poppler-utils when missing (root).
+# The first screen of the introduction, the summary and each chapter of the built book (at 1400x900
+# and on a phone), for people to look at: docs/screenshots/.
+screenshots: venv
+	$(BIN)/python tests/browser_check.py _build/html docs/screenshots
+
 pdf: venv
 	@command -v chromium >/dev/null || apt-get install -y chromium
 	@command -v pdftoppm >/dev/null || apt-get install -y poppler-utils

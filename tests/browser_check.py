@@ -335,3 +335,37 @@ def registry_keys() -> set[str]:
         for k in reg.names()
         if "_" in k or "." in k
     }
+
+
+FIRST_SCREEN_PAGES = ("book/intro.html", "book/chapters/summary.html")
+
+
+def first_screens(site: Path, out: Path) -> list[Path]:
+    """The first screen of the introduction, the summary and every chapter of the built book in
+    ``site``, at 1400x900 and on a phone, as PNG files in ``out`` (``make screenshots``)."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 (optional dependency)
+
+    chapters = sorted(str(p.relative_to(site)) for p in (site / "book" / "chapters").glob("*.html"))
+    pages = [*FIRST_SCREEN_PAGES, *(p for p in chapters if p not in FIRST_SCREEN_PAGES)]
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with serve(site) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            for viewport, tag in ((VIEWPORT, "1400"), (PHONE, "phone")):
+                page = browser.new_page(viewport=viewport)
+                for path in pages:
+                    page.goto(f"{url}/{path}", wait_until="load")
+                    page.wait_for_timeout(300)
+                    target = out / f"{Path(path).stem}-{tag}.png"
+                    page.screenshot(path=str(target))
+                    written.append(target)
+                page.close()
+        finally:
+            browser.close()
+    return written
+
+
+if __name__ == "__main__":  # make screenshots: python tests/browser_check.py SITE OUT
+    for path in first_screens(Path(sys.argv[1]), Path(sys.argv[2])):
+        print(path)

@@ -60,7 +60,9 @@ def test_smoke_record_has_every_field(tmp_path):
     assert row["flop_per_image"] > 0 and record["sgemm_gflops"] > 0
     for key in ("bare_images_per_second", "trainer_images_per_second", "share_of_sgemm", "share_of_layer_ceiling"):
         assert math.isfinite(row[key]) and row[key] > 0, key
-    assert math.isfinite(row["trainer_overhead"])
+    low, high = row["trainer_overhead_ci95"]  # the trainer's epochs and the bare steps, interleaved
+    assert low <= row["trainer_overhead"] <= high and row["trainer_cycles"] >= 8
+    assert record["settings"]["trainer_design"].startswith("step-interleaved")
     assert record["provenance"]["cpu_identity"] and record["settings"]["threads"] == 1
     # an existing record is returned, not measured again
     assert sb.record_train_benchmark("smoke", tmp_path, models=[]) == json.loads(path.read_text())
@@ -233,3 +235,31 @@ def test_the_whole_step_benchmark_on_a_gpu_is_one_clear_error_without_one(tmp_pa
     with pytest.raises(ConfigError, match="cuda"):
         sb.record_train_benchmark("smoke", tmp_path, models=[tiny], device="cuda")
     assert not (tmp_path / "microbench").exists()  # refused before anything is written
+
+
+def test_the_trainer_goal_is_judged_from_the_interleaved_intervals(tmp_path):
+    def model(name, ci):
+        return {
+            "model": name, "label": name, "flop_per_image": 1e6, "bare_images_per_second": 100.0, "gflops": 1.0,
+            "share_of_sgemm": 0.5, "layers_alone_share_of_sgemm": 0.6, "share_of_layer_ceiling": 0.8,
+            "trainer_images_per_second": 98.0, "trainer_overhead": sum(ci) / 2, "trainer_overhead_ci95": ci,
+            "compiled": None, "bf16": None,
+        }  # fmt: skip
+
+    record = {
+        "settings": {"threads": 1, "trainer_design": sb.TRAINER_DESIGN},
+        "sgemm_gflops": 2.0,
+        "provenance": {"git_commit": "abc1234", "cpu_identity": "Test CPU"},
+        "models": [model("met", [0.0, 0.02]), model("beyond", [0.05, 0.08]), model("open", [0.01, 0.05])],
+    }
+    where = tmp_path / "microbench" / "smoke" / "cpu"
+    where.mkdir(parents=True)
+    (where / sb.STEP_RECORD).write_text(json.dumps(record))
+    table = book.train_step_table(tmp_path, "smoke")
+    summary = table.attrs["summary"]
+    assert "1 of 3 models; beyond it (the interval's lower end above 3%): beyond; undecided" in summary
+    assert "undecided (the interval spans 3%): open." in summary
+    assert table.attrs["trainer"].loc["met", "trainer overhead, 95% interval"] == "+0.0% to +2.0%"
+    del record["settings"]["trainer_design"]  # the earlier, sequential design: not judged
+    (where / sb.STEP_RECORD).write_text(json.dumps(record))
+    assert "is not judged from it" in book.train_step_table(tmp_path, "smoke").attrs["summary"]

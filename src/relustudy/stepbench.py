@@ -6,8 +6,9 @@ experiment registry), one thread count:
 - FLOP per image of a training step (forward + backward), counted by ``torch.utils.flop_counter``;
 - the training images/s of a bare loop (forward, cross-entropy, backward, Adam step on one
   resident batch) and of the trainer's own epoch loop (``relustudy.trainer._train_epoch``: batch
-  gathering, uint8 -> float conversion, running metrics) on the same images, so the trainer's
-  overhead is a measured ratio;
+  gathering, uint8 -> float conversion, running metrics) on the same number of images, the two
+  interleaved cycle by cycle (``TRAINER_DESIGN``), so the trainer's overhead is a paired ratio with
+  its interval;
 - under ``torch.compile`` (quick and paper profiles): the compiled step's images/s, its compile
   time, the steps a run needs to earn that back against the shortest run that trains the model,
   and whether 20 compiled steps give eager's losses (``COMPILE_LOSS_TOLERANCE``);
@@ -48,6 +49,7 @@ from .microbench import benchmark_dir
 from .models import build_model
 from .provenance import cpu_bf16_units, cpu_identity, device_description, git_info, utc_now
 from .registry import SOURCES_MODULE, Registry
+from .stats import median_interval
 from .store import StoreError, write_json
 from .trainer import _RunData, _train_epoch, build_optimizer, precision_context, resolve_device, tune_allocator
 
@@ -282,16 +284,26 @@ def _losses(step: Callable[[], torch.Tensor], n: int) -> list[torch.Tensor]:
     return [step() for _ in range(n)]
 
 
-def trainer_epoch_seconds_per_image(
-    sm: StudyModel, model: nn.Module, batches: int, warmup: int, device: torch.device = CPU
-) -> float:
-    """Seconds per training image of the trainer's epoch loop on ``batches`` batches of images."""
-    n = sm.batch_size * batches
+# Batches in one trainer epoch of the interleaved comparison: an epoch's own set-up (a permutation,
+# two syncs) is spread over this many steps, as over a run's epoch of hundreds (our choice: small, so
+# that a cycle stays a fraction of a second and a load that comes and goes moves both alike).
+TRAINER_BATCHES = 2
+TRAINER_DESIGN = (
+    f"step-interleaved cycles: one trainer epoch of {TRAINER_BATCHES} batches (_train_epoch: batch gathering, "
+    f"uint8 -> float, metrics) against {TRAINER_BATCHES} bare steps, the order rotating; overhead = median over "
+    "cycles of trainer time / bare time - 1, with its distribution-free 95% interval"
+)
+
+
+def trainer_against_bare(sm: StudyModel, cycles: int, warmup: int, device: torch.device = CPU) -> dict[str, Any]:
+    """The trainer's epoch loop against the bare step on the same number of images, interleaved
+    cycle by cycle (:func:`interleaved_step_times`): the trainer's images/s and its overhead over
+    the bare loop, the median of the cycles' paired ratios with its 95% interval."""
+    n = sm.batch_size * TRAINER_BATCHES
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, *sm.in_shape), dtype=torch.uint8, generator=gen)
-    y = torch.randint(0, sm.num_classes, (n,), generator=gen)
-    x, y = x.to(device), y.to(device)  # resident on the device, as the trainer keeps a run's images
-    data = _RunData(x, y, x[:1], y[:1], None, None, sm.in_shape, sm.num_classes, True)
+    x8 = torch.randint(0, 256, (n, *sm.in_shape), dtype=torch.uint8, generator=gen).to(device)
+    y8 = torch.randint(0, sm.num_classes, (n,), generator=gen).to(device)  # resident, as a run's images
+    data = _RunData(x8, y8, x8[:1], y8[:1], None, None, sm.in_shape, sm.num_classes, True)
     config = RunConfig(
         experiment="bench",
         profile="smoke",
@@ -302,16 +314,34 @@ def trainer_epoch_seconds_per_image(
         model_params=dict(sm.model_params),
         normalize="scale01",
     )
-    optimizer = build_optimizer(config, model)
+    trainer_model = _build(sm, device=device)
+    optimizer = build_optimizer(config, trainer_model)
+    x, y = _batch(sm, device)
+    bare = bare_step(_build(sm, device=device), x, y)
 
     class _Bar:
         def update(self, n: int) -> None:
             pass
 
+    def trainer_epoch() -> None:
+        _train_epoch(trainer_model, optimizer, data, config, device, gen, _Bar())  # waits for the device itself
+
+    def bare_epoch() -> None:
+        for _ in range(TRAINER_BATCHES):
+            bare()
+        _sync(device)
+
     for _ in range(warmup):
-        _train_epoch(model, optimizer, data, config, device, gen, _Bar())
-    runs = [_train_epoch(model, optimizer, data, config, device, gen, _Bar()) for _ in range(3)]
-    return statistics.median(r["epoch_seconds"] for r in runs) / n
+        trainer_epoch(), bare_epoch()
+    times = interleaved_step_times({"trainer": trainer_epoch, "bare": bare_epoch}, cycles)
+    ratios = [t / b - 1.0 for t, b in zip(times["trainer"], times["bare"], strict=True)]
+    overhead, low, high = median_interval(ratios)
+    return {
+        "trainer_images_per_second": n / statistics.median(times["trainer"]),
+        "trainer_overhead": overhead,
+        "trainer_overhead_ci95": [low, high],
+        "trainer_cycles": cycles,
+    }
 
 
 def measure(
@@ -330,7 +360,6 @@ def measure(
     flops = step_flops(model, x, y)
     bare = _median_seconds(bare_step(model, x, y), steps, warmup, device)
     layer_s, layer_flops = layers_alone(layer_calls(model, x), steps, warmup, device)
-    trainer_s = trainer_epoch_seconds_per_image(sm, _build(sm, device=device), max(2, steps // 2), 1, device)
     bare_ips = sm.batch_size / bare
     gflops = flops / bare / 1e9
     layer_gflops = layer_flops / layer_s / 1e9
@@ -342,8 +371,7 @@ def measure(
         "used_by": list(sm.used_by),
         "flop_per_image": flops / sm.batch_size,
         "bare_images_per_second": bare_ips,
-        "trainer_images_per_second": 1.0 / trainer_s,
-        "trainer_overhead": bare_ips * trainer_s - 1.0,  # trainer's time per image over the bare loop's, - 1
+        **trainer_against_bare(sm, max(2 * steps, 8), warmup, device),  # 8 cycles at least: a 95% interval
         "gflops": gflops,
         "share_of_sgemm": gflops / peak_gflops,
         "layers_alone_gflops": layer_gflops,
@@ -411,6 +439,7 @@ def record_train_benchmark(
             "precision": "fp32 (and bf16 autocast in the bf16 columns where the device has bf16 units)",
             "memory_format": "channels_last",
             "bf16_units": _has_bf16(dev),
+            "trainer_design": TRAINER_DESIGN,
         },
         "sgemm_gflops": peak,
         "models": rows,
