@@ -540,6 +540,42 @@ def test_bad_papermill_parameter_fails_the_first_cell_clearly(tmp_path):
     assert errors[0]["traceback"] == [f"NotebookParameterError: {errors[0]['evalue']}"]  # one line, no stack
 
 
+def _signals_sent_running_a_notebook(tmp_path, monkeypatch, manager_class) -> list[int]:
+    """The signals the kernel manager sends while one finished notebook's kernel runs and shuts down."""
+    from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415 (optional dependency)
+
+    sent: list[int] = []
+    send = AsyncKernelManager._async_signal_kernel
+
+    async def recording_signal(self, signum):
+        sent.append(signum)
+        await send(self, signum)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_signal_kernel", recording_signal)
+    monkeypatch.setattr("relustudy.book.kernel.QuietShutdownKernelManager", manager_class)
+    tmp_path.mkdir()
+    source = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1")]), str(source))
+    book.execute_chapter(source, tmp_path / "out" / "tiny.ipynb", {}, cwd=tmp_path)
+    return sent
+
+
+def test_a_finished_notebooks_kernel_is_shut_down_without_an_interrupt(tmp_path, monkeypatch):
+    """jupyter_client's manager sends SIGINT before every shutdown (ipykernel may then log
+    "KeyboardInterrupt caught in kernel" at ERROR in a clean build); the book's manager does not.
+    The control run with jupyter_client's own manager shows the check sees the signal."""
+    import signal  # noqa: PLC0415
+
+    from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415 (optional dependency)
+
+    from relustudy.book.kernel import QuietShutdownKernelManager  # noqa: PLC0415
+
+    assert signal.SIGINT in _signals_sent_running_a_notebook(tmp_path / "plain", monkeypatch, AsyncKernelManager)
+    assert signal.SIGINT not in _signals_sent_running_a_notebook(
+        tmp_path / "quiet", monkeypatch, QuietShutdownKernelManager
+    )
+
+
 def test_a_misspelled_papermill_parameter_fails_naming_the_valid_ones(tmp_path):
     import papermill as pm  # noqa: PLC0415 (optional dependency)
 

@@ -355,6 +355,8 @@ def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd:
     import papermill as pm  # noqa: PLC0415 (optional dependency)
     from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415 (optional dependency)
 
+    from .kernel import QuietShutdownKernelManager  # noqa: PLC0415 (needs the optional jupyter_client)
+
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
@@ -362,6 +364,7 @@ def execute_chapter(source: Path, target: Path, parameters: dict[str, Any], cwd:
             str(target),
             parameters=parameters,
             kernel_name=KERNEL,
+            kernel_manager_class=QuietShutdownKernelManager,
             cwd=str(cwd),
             progress_bar=False,
             log_output=False,
