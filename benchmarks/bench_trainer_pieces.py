@@ -4,7 +4,7 @@ bare loop). For each chosen study model it times, interleaved cycle by cycle
 piece from the bare step (forward, cross-entropy, backward, Adam on a resident float batch):
 
   bare        the bare step on the resident batch
-  +batch      the batch gathered by a shuffled index (the trainer's ``_RunData.train_batch``)
+  +batch      the batch gathered by a shuffled index (the trainer's ``RunData.train_batch``)
   +metrics    the predictions kept per step, counted wrong once per epoch
   +finite     the per-step read of the loss, its finiteness check and the float64 running sum
   trainer     ``relustudy.trainer._train_epoch`` itself (randperm, all of the above)
@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from relustudy.config import RunConfig
 from relustudy.optim import build_optimizer
 from relustudy.provenance import cpu_identity, git_info, utc_now
+from relustudy.rundata import RunData
 from relustudy.stats import median_interval
 from relustudy.stepbench import _build, _sync, interleaved_step_times, study_models
-from relustudy.trainer import _RunData, _train_epoch, tune_allocator
+from relustudy.trainer import _train_epoch, tune_allocator
 
 CPU = torch.device("cpu")
 
@@ -46,7 +47,7 @@ def _epochs(sm, batches: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     x8 = torch.randint(0, 256, (n, *sm.in_shape), dtype=torch.uint8, generator=gen)
     y8 = torch.randint(0, sm.num_classes, (n,), generator=gen)
-    data = _RunData(x8, y8, x8[:1], y8[:1], None, None, sm.in_shape, sm.num_classes, True)
+    data = RunData(x8, y8, x8[:1], y8[:1], None, None, sm.in_shape, sm.num_classes, True)
     config = RunConfig(
         experiment="bench",
         profile="smoke",

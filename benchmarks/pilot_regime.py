@@ -20,10 +20,10 @@ import torch
 from relustudy import sources  # noqa: F401  (registers the experiments)
 from relustudy.config import RunConfig
 from relustudy.experiments import get_experiment
+from relustudy.rundata import prepare_run_data
 from relustudy.trainer import (
     _configure_backends,
     _evaluate,
-    _prepare_data,
     _train_epoch,
     build_optimizer,
     build_run_model,
@@ -74,7 +74,7 @@ def main() -> None:
     tune_allocator()
     device = resolve_device("cpu")
     _configure_backends(config, device)
-    data = _prepare_data(config, device, None, False, config.channels_last)
+    data = prepare_run_data(config, device, None, False, config.channels_last)
     model = build_run_model(config, data, device)
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer)

@@ -173,7 +173,7 @@ def check_pages(
 
 PHONE = {"width": 390, "height": 844}
 
-_READER_JS = """() => {
+_READER_JS = r"""() => {
   // a redirect page (the site's index.html) may have no body yet when it navigates on
   const main = document.querySelector('main') || document.body || document.documentElement;
   const column = (main.querySelector('article') || main).getBoundingClientRect().width;

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from relustudy import trainer
+from relustudy import rundata
 from relustudy.config import RunConfig
-from relustudy.trainer import _add_losses, _RunData, _train_epoch
+from relustudy.rundata import RunData
+from relustudy.trainer import _add_losses, _train_epoch
 
 CPU = torch.device("cpu")
 
@@ -23,13 +24,13 @@ class _NoBar:
         pass
 
 
-def _data(n: int = 150, normalised: bool = True, channels_last: bool = True) -> _RunData:
+def _data(n: int = 150, normalised: bool = True, channels_last: bool = True) -> RunData:
     gen = torch.Generator().manual_seed(3)
     x = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, 10, (n,), generator=gen)
     mean = torch.tensor([0.4, 0.5, 0.6]).reshape(1, 3, 1, 1) if normalised else None
     std = torch.tensor([0.2, 0.25, 0.3]).reshape(1, 3, 1, 1) if normalised else None
-    return _RunData(x, y, x[:10], y[:10], mean, std, (3, 8, 8), 10, channels_last)
+    return RunData(x, y, x[:10], y[:10], mean, std, (3, 8, 8), 10, channels_last)
 
 
 def _model() -> nn.Module:
@@ -54,7 +55,7 @@ def _config(batch_size: int) -> RunConfig:
 @pytest.mark.parametrize("float_copy", [True, False])
 def test_a_training_batch_holds_the_values_to_float_gives(monkeypatch, normalised, channels_last, float_copy):
     if not float_copy:
-        monkeypatch.setattr(trainer, "FLOAT_TRAIN_LIMIT_BYTES", 0)
+        monkeypatch.setattr(rundata, "FLOAT_TRAIN_LIMIT_BYTES", 0)
     data = _data(normalised=normalised, channels_last=channels_last)
     assert (data.float_train() is not None) == float_copy
     idx = torch.tensor([7, 0, 149, 7, 42])
@@ -89,7 +90,7 @@ def _reference_epoch(model, optimizer, data, batch_size, gen):
 @pytest.mark.parametrize("float_copy", [True, False])
 def test_the_epochs_loss_and_error_are_bit_for_bit_those_of_a_per_step_running_sum(monkeypatch, float_copy):
     if not float_copy:
-        monkeypatch.setattr(trainer, "FLOAT_TRAIN_LIMIT_BYTES", 0)
+        monkeypatch.setattr(rundata, "FLOAT_TRAIN_LIMIT_BYTES", 0)
     data, config = _data(), _config(batch_size=32)  # 150 images: the last batch holds 22
     ours, theirs = _model(), _model()
     opt_ours = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)

@@ -192,7 +192,7 @@ def test_relu_run_has_no_alpha_columns_and_no_stats_when_not_asked(tmp_path):
 def test_complete_record_is_returned_without_recomputation(twin_runs, monkeypatch):
     config, (store, _), (record, _) = twin_runs
     counter = EpochCounter(monkeypatch)
-    monkeypatch.setattr(trainer, "_prepare_data", lambda *a, **k: pytest.fail("data touched for a cached run"))
+    monkeypatch.setattr(trainer, "prepare_run_data", lambda *a, **k: pytest.fail("data touched for a cached run"))
     again = train(config, store)
     assert again.pop("_trained") is False and again == {k: v for k, v in record.items() if k != "_trained"}
     assert counter.calls == 0

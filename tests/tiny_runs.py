@@ -4,7 +4,7 @@ hurts multi-threaded runs most)."""
 
 from __future__ import annotations
 
-from relustudy import trainer
+from relustudy import rundata
 from relustudy.config import RunConfig
 
 SMALL = dict(
@@ -26,7 +26,7 @@ def small(**changes) -> RunConfig:
 
 def mnist_available() -> bool:
     try:
-        trainer._load_dataset("mnist", None, False)
+        rundata.load_cached_dataset("mnist", None, False)
         return True
     except Exception:
         return False

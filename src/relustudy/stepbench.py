@@ -49,9 +49,10 @@ from .microbench import benchmark_dir
 from .models import build_model
 from .provenance import cpu_bf16_units, cpu_identity, device_description, git_info, utc_now
 from .registry import SOURCES_MODULE, Registry
+from .rundata import RunData
 from .stats import median_interval
 from .store import StoreError, write_json
-from .trainer import _RunData, _train_epoch, build_optimizer, precision_context, resolve_device, tune_allocator
+from .trainer import _train_epoch, build_optimizer, precision_context, resolve_device, tune_allocator
 
 STEP_RECORD = "train_step.json"
 # Timed steps per measurement (after warm-up), by benchmark profile; smoke is CI's code path.
@@ -303,7 +304,7 @@ def trainer_against_bare(sm: StudyModel, cycles: int, warmup: int, device: torch
     gen = torch.Generator().manual_seed(0)
     x8 = torch.randint(0, 256, (n, *sm.in_shape), dtype=torch.uint8, generator=gen).to(device)
     y8 = torch.randint(0, sm.num_classes, (n,), generator=gen).to(device)  # resident, as a run's images
-    data = _RunData(x8, y8, x8[:1], y8[:1], None, None, sm.in_shape, sm.num_classes, True)
+    data = RunData(x8, y8, x8[:1], y8[:1], None, None, sm.in_shape, sm.num_classes, True)
     config = RunConfig(
         experiment="bench",
         profile="smoke",

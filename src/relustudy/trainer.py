@@ -16,10 +16,11 @@ What a run does (decisions worth knowing when reading the numbers):
   CPU as well, see ``CPU_CHANNELS_LAST`` and ``benchmarks/bench_channels_last.py``).
   ``precision="bf16"`` runs forward passes under bf16 autocast on either device; losses are
   computed in fp32.
-- **Data.** The whole split lives on the device as uint8 (loaded once per process); batches are
-  gathered by index from a per-epoch permutation drawn from a dedicated generator seeded from
-  ``config.seed`` and converted to float on the fly. No DataLoader, no augmentation. The last,
-  partial batch of an epoch is kept (every training image is seen once per epoch).
+- **Data** (``relustudy.rundata``). The whole split lives on the device as uint8 (loaded once per
+  process); batches are gathered by index from a per-epoch permutation drawn from a dedicated
+  generator seeded from ``config.seed``, out of a float copy of the training images made once per
+  run (or converted per batch where that copy would be too large). No DataLoader, no augmentation.
+  The last, partial batch of an epoch is kept (every training image is seen once per epoch).
   ``normalize="per_channel"`` uses the mean/std of the training images actually used (the
   subset, if any); ``"scale01"`` only divides by 255.
 - **Seeds.** ``torch.manual_seed(config.seed)`` right before the model is built (initialisation
@@ -48,8 +49,6 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -61,10 +60,10 @@ from tqdm import tqdm
 from . import metrics as _metrics
 from .activations import Activation, RReLU, implementation
 from .config import CapabilityError, ConfigError, RunConfig
-from .data import channel_stats, load_dataset, stratified_subset
 from .models import build_model
 from .optim import RMSpropTheano, build_optimizer, build_scheduler
 from .provenance import BF16_FLAGS, cpu_bf16_units, cpu_identity, provenance, utc_now
+from .rundata import EVAL_BATCH_SIZE, RunData, prepare_run_data
 from .store import CheckpointError, ResultsStore, RunClaim, round_stats
 
 __all__ = [
@@ -80,11 +79,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EVAL_BATCH_SIZE = 1000
-# A run makes one float copy of its training images where that copy takes at most this many bytes
-# (our choice; 50,000 CIFAR-10 images take 614 MB): a training batch is then one row gather of
-# the values the network sees, not a gather, a conversion and a division every step.
-FLOAT_TRAIN_LIMIT_BYTES = 2 * 1024**3
 CHECKPOINT_FORMAT = 1
 # Honour config.channels_last on CPU too. Measured with benchmarks/bench_channels_last.py on the
 # project's 2-core AMD EPYC (training, batch 128, best of interleaved rounds on a busy machine):
@@ -198,123 +192,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# ------------------------------------------------------------------------------ data
-_DATASET_CACHE: dict[tuple[str, str | None], Any] = {}
-_DEVICE_CACHE: dict[tuple[str, str | None, str], tuple[torch.Tensor, ...]] = {}
-_STATS_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-
-
-def _load_dataset(name: str, data_dir: Any, download: bool) -> Any:
-    key = (name, None if data_dir is None else str(data_dir))
-    if key not in _DATASET_CACHE:
-        _DATASET_CACHE[key] = load_dataset(name, data_dir=data_dir, download=download)
-    return _DATASET_CACHE[key]
-
-
-@dataclass
-class _RunData:
-    x_train: torch.Tensor  # uint8 (N, C, H, W) on the device
-    y_train: torch.Tensor  # int64 (N,)
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    mean: torch.Tensor | None  # float32 (1, C, 1, 1) or None (scale01)
-    std: torch.Tensor | None
-    in_shape: tuple[int, int, int]
-    num_classes: int
-    channels_last: bool
-    caveats: Any = None
-    _float_train: torch.Tensor | None = field(default=None, repr=False)
-
-    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images as the values the network sees (standard layout)."""
-        x = x.float().div_(255)
-        if self.mean is not None:
-            x = x.sub_(self.mean).div_(self.std)
-        return x
-
-    def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    def to_float(self, x: torch.Tensor) -> torch.Tensor:
-        return self._laid_out(self._scaled(x))
-
-    def float_train(self) -> torch.Tensor | None:
-        """The training images as the network sees them, made once (elementwise, so each value is
-        the one ``to_float`` gives); None where they would take over FLOAT_TRAIN_LIMIT_BYTES."""
-        if self._float_train is None and self.x_train.numel() * 4 <= FLOAT_TRAIN_LIMIT_BYTES:
-            self._float_train = self._scaled(self.x_train)
-        return self._float_train
-
-    def train_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training images and labels at ``idx``. index_select copies whole rows: it is 2-3x
-        faster than advanced indexing here, with the same values."""
-        xf = self.float_train()
-        if xf is not None:
-            x = torch.index_select(xf, 0, idx)
-        else:
-            x = self._scaled(torch.index_select(self.x_train, 0, idx))
-        return self._laid_out(x), torch.index_select(self.y_train, 0, idx)
-
-    def test_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, self.y_test.numel(), batch_size):
-            yield self.to_float(self.x_test[start : start + batch_size]), self.y_test[start : start + batch_size]
-
-    def train_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The training images in order (for evaluating the trained network on them)."""
-        xf = self.float_train()
-        for start in range(0, self.y_train.numel(), batch_size):
-            end = start + batch_size
-            x = self.to_float(self.x_train[start:end]) if xf is None else self._laid_out(xf[start:end])
-            yield x, self.y_train[start:end]
-
-
-def _prepare_data(
-    config: RunConfig, device: torch.device, data_dir: Any, download: bool, channels_last: bool
-) -> _RunData:
-    ds = _load_dataset(config.dataset, data_dir, download)
-    dkey = (config.dataset, None if data_dir is None else str(data_dir), str(device))
-    if dkey not in _DEVICE_CACHE:
-        _DEVICE_CACHE[dkey] = tuple(
-            torch.as_tensor(t).to(device) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
-        )
-    x_train, y_train, x_test, y_test = _DEVICE_CACHE[dkey]
-    train_idx = test_idx = None  # CPU index tensors (None = the whole split)
-    if config.train_subset is not None:
-        train_idx = torch.as_tensor(
-            stratified_subset(ds.y_train, config.train_subset, config.subset_seed), dtype=torch.long
-        )
-        x_train, y_train = x_train[train_idx.to(device)], y_train[train_idx.to(device)]
-    if config.test_subset is not None:
-        test_idx = torch.as_tensor(
-            stratified_subset(ds.y_test, config.test_subset, config.subset_seed), dtype=torch.long
-        )
-        x_test, y_test = x_test[test_idx.to(device)], y_test[test_idx.to(device)]
-    y_train, y_test = y_train.long(), y_test.long()
-    mean = std = None
-    if config.normalize == "per_channel":
-        skey = (*dkey[:2], config.train_subset, config.subset_seed if config.train_subset is not None else None)
-        if skey not in _STATS_CACHE:  # on the CPU copy: the statistics of the training images used
-            _STATS_CACHE[skey] = channel_stats(ds.x_train if train_idx is None else ds.x_train[train_idx])
-        m, s = _STATS_CACHE[skey]
-        c = x_train.shape[1]
-        mean = torch.as_tensor(m, dtype=torch.float32).reshape(1, c, 1, 1).to(device)
-        std = torch.as_tensor(s, dtype=torch.float32).reshape(1, c, 1, 1).to(device)
-    return _RunData(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        mean,
-        std,
-        tuple(ds.in_shape),
-        int(ds.num_classes),
-        channels_last,
-        list(getattr(ds, "caveats", None) or []),
-    )
-
-
 # ------------------------------------------------------------------------------ one epoch
 # The dtype activations see under each precision (autocast's output dtype for conv and linear).
 ACTIVATION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -330,7 +207,7 @@ def precision_context(precision: str, device_type: str) -> contextlib.AbstractCo
 def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    data: _RunData,
+    data: RunData,
     config: RunConfig,
     device: torch.device,
     gen: torch.Generator,
@@ -399,7 +276,7 @@ def _add_losses(loss_sum: float, pending: list[tuple[torch.Tensor, int]]) -> flo
 @torch.no_grad()
 def _evaluate(
     model: nn.Module,
-    data: _RunData,
+    data: RunData,
     config: RunConfig,
     device: torch.device,
     split: str = "test",
@@ -443,7 +320,7 @@ def _evaluate(
 _RULE_SEED_OFFSET = 0x7E57
 
 
-def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
+def _rrelu_rule_metrics(model: nn.Module, data: RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
     modules = [m for m in model.modules() if isinstance(m, RReLU)]
     if not modules:
         return {}
@@ -469,7 +346,7 @@ def _rrelu_rule_metrics(model: nn.Module, data: _RunData, config: RunConfig, dev
     return out
 
 
-def _final_evaluations(model: nn.Module, data: _RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
+def _final_evaluations(model: nn.Module, data: RunData, config: RunConfig, device: torch.device) -> dict[str, float]:
     """The ``config.evals`` of the trained network (see ``relustudy.config.EVALS``)."""
     out: dict[str, float] = {}
     if "train_set" in config.evals:
@@ -508,7 +385,7 @@ _STAT_SCALARS = (
 
 
 def _activation_stats(
-    model: nn.Module, data: _RunData, config: RunConfig, device: torch.device, epoch: int
+    model: nn.Module, data: RunData, config: RunConfig, device: torch.device, epoch: int
 ) -> list[dict[str, Any]]:
     layers = dict(getattr(model, "probe_layers", {}) or {})
     if not layers:
@@ -569,7 +446,7 @@ def train(
         return {**record, "_trained": True}
 
 
-def build_run_model(config: RunConfig, data: _RunData, device: torch.device) -> nn.Module:
+def build_run_model(config: RunConfig, data: RunData, device: torch.device) -> nn.Module:
     """The run's model, initialised from its seed (``torch.manual_seed(config.seed)`` right before),
     on ``device`` and in the data's memory format."""
 
@@ -602,7 +479,7 @@ class _Run:
         check_precision(config, device)
         self.threads = _configure_backends(config, device)
         self.channels_last = config.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
-        self.data = _prepare_data(config, device, data_dir, download, self.channels_last)
+        self.data = prepare_run_data(config, device, data_dir, download, self.channels_last)
         self.model = build_run_model(config, self.data, device)
         self.optimizer = build_optimizer(config, self.model)
         self.scheduler = build_scheduler(config, self.optimizer)
