@@ -4,12 +4,15 @@ bare loop). For each chosen study model it times, interleaved cycle by cycle
 piece from the bare step (forward, cross-entropy, backward, Adam on a resident float batch):
 
   bare        the bare step on the resident batch
+  rotated     the bare step over the epoch's batches, each made once before timing (no gather:
+              the data is as fresh to the caches as the trainer's, the work is the bare step's)
   +batch      the batch gathered by a shuffled index (the trainer's ``RunData.train_batch``)
   +metrics    the predictions kept per step, counted wrong once per epoch
   +finite     the per-step read of the loss, its finiteness check and the float64 running sum
   trainer     ``relustudy.trainer._train_epoch`` itself (randperm, all of the above)
 
-and reports each one's median paired overhead over ``bare`` with its 95% interval. Run with the
+and reports each one's median paired overhead over ``bare`` with its 95% interval, and the
+trainer's over ``rotated`` (what the trainer adds beyond stepping through distinct batches). Run with the
 other core quiet; the numbers describe this CPU only.
 
     .venv/bin/python benchmarks/bench_trainer_pieces.py [--models mlp smith_cnn] [--cycles 40]
@@ -59,6 +62,21 @@ def _epochs(sm, batches: int) -> dict:
         normalize="scale01",
     )
     x_res, y_res = data.to_float(x8[: sm.batch_size]), y8[: sm.batch_size]
+    pool = [data.train_batch(torch.arange(s, min(s + sm.batch_size, n))) for s in range(0, n, sm.batch_size)]
+
+    def rotated():
+        model = _build(sm)
+        opt = build_optimizer(config, model)
+
+        def epoch() -> None:
+            for x, y in pool:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            _sync(CPU)
+
+        return epoch
 
     def loop(batch: bool, metrics: bool, finite: bool):
         model = _build(sm)
@@ -92,6 +110,7 @@ def _epochs(sm, batches: int) -> dict:
     trainer_opt = build_optimizer(config, trainer_model)
     return {
         "bare": loop(False, False, False),
+        "rotated": rotated(),
         "+batch": loop(True, False, False),
         "+metrics": loop(True, True, False),
         "+finite": loop(True, True, True),
@@ -123,6 +142,8 @@ def main() -> None:
         for name in list(epochs)[1:]:
             ratios = [t / b - 1.0 for t, b in zip(times[name], times["bare"], strict=True)]
             row[name] = median_interval(ratios)
+        ratios = [t / r - 1.0 for t, r in zip(times["trainer"], times["rotated"], strict=True)]
+        row["trainer over rotated"] = median_interval(ratios)
         rows.append(row)
         cells = "  ".join(f"{k} {v[0]:+.1%} [{v[1]:+.1%}, {v[2]:+.1%}]" for k, v in row.items() if isinstance(v, tuple))
         print(f"{sm.label}: bare {row['bare_seconds_per_step'] * 1e3:.2f} ms/step  {cells}", flush=True)
