@@ -6,7 +6,7 @@ experiment registry), one thread count:
 - FLOP per image of a training step (forward + backward), counted by ``torch.utils.flop_counter``;
 - the training images/s of a bare loop (forward, cross-entropy, backward, Adam step on one
   resident batch) and of the trainer's own epoch loop (``relustudy.trainer._train_epoch``: batch
-  gathering, uint8 -> float conversion, running metrics) on the same number of images, the two
+  gathering from the float copy of its images, running metrics) on the same number of images, the two
   interleaved cycle by cycle (``TRAINER_DESIGN``), so the trainer's overhead is a paired ratio with
   its interval;
 - under ``torch.compile`` (quick and paper profiles): the compiled step's images/s, its compile
@@ -290,9 +290,10 @@ def _losses(step: Callable[[], torch.Tensor], n: int) -> list[torch.Tensor]:
 # that a cycle stays a fraction of a second and a load that comes and goes moves both alike).
 TRAINER_BATCHES = 2
 TRAINER_DESIGN = (
-    f"step-interleaved cycles: one trainer epoch of {TRAINER_BATCHES} batches (_train_epoch: batch gathering, "
-    f"uint8 -> float, metrics) against {TRAINER_BATCHES} bare steps, the order rotating; overhead = median over "
-    "cycles of trainer time / bare time - 1, with its distribution-free 95% interval"
+    f"step-interleaved cycles: one trainer epoch of {TRAINER_BATCHES} batches (_train_epoch: batches "
+    "gathered by index_select from the run's float copy of its images, metrics) against "
+    f"{TRAINER_BATCHES} bare steps, the order rotating; overhead = median over cycles of trainer "
+    "time / bare time - 1, with its distribution-free 95% interval"
 )
 
 
