@@ -6,6 +6,8 @@ piece from the bare step (forward, cross-entropy, backward, Adam on a resident f
   bare        the bare step on the resident batch
   rotated     the bare step over the epoch's batches, each made once before timing (no gather:
               the data is as fresh to the caches as the trainer's, the work is the bare step's)
+  +gather     the rotated steps plus a gather of each step's batch that is thrown away (the cost
+              of moving a batch's bytes, which the bare step on a resident batch never pays)
   +batch      the batch gathered by a shuffled index (the trainer's ``RunData.train_batch``)
   +metrics    the predictions kept per step, counted wrong once per epoch
   +finite     the per-step read of the loss, its finiteness check and the float64 running sum
@@ -64,12 +66,15 @@ def _epochs(sm, batches: int) -> dict:
     x_res, y_res = data.to_float(x8[: sm.batch_size]), y8[: sm.batch_size]
     pool = [data.train_batch(torch.arange(s, min(s + sm.batch_size, n))) for s in range(0, n, sm.batch_size)]
 
-    def rotated():
+    def rotated(gather: bool):
         model = _build(sm)
         opt = build_optimizer(config, model)
 
         def epoch() -> None:
-            for x, y in pool:
+            perm = torch.randperm(n, generator=gen)
+            for k, (x, y) in enumerate(pool):
+                if gather:
+                    data.train_batch(perm[k * sm.batch_size : (k + 1) * sm.batch_size])
                 loss = F.cross_entropy(model(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -110,7 +115,8 @@ def _epochs(sm, batches: int) -> dict:
     trainer_opt = build_optimizer(config, trainer_model)
     return {
         "bare": loop(False, False, False),
-        "rotated": rotated(),
+        "rotated": rotated(False),
+        "+gather": rotated(True),
         "+batch": loop(True, False, False),
         "+metrics": loop(True, True, False),
         "+finite": loop(True, True, True),

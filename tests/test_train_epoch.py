@@ -24,13 +24,13 @@ class _NoBar:
         pass
 
 
-def _data(n: int = 150, normalised: bool = True, channels_last: bool = True) -> RunData:
+def _data(n: int = 150, normalised: bool = True, channels_last: bool = True, channels: int = 3) -> RunData:
     gen = torch.Generator().manual_seed(3)
-    x = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=gen)
+    x = torch.randint(0, 256, (n, channels, 8, 8), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, 10, (n,), generator=gen)
-    mean = torch.tensor([0.4, 0.5, 0.6]).reshape(1, 3, 1, 1) if normalised else None
-    std = torch.tensor([0.2, 0.25, 0.3]).reshape(1, 3, 1, 1) if normalised else None
-    return RunData(x, y, x[:10], y[:10], mean, std, (3, 8, 8), 10, channels_last)
+    mean = torch.tensor([0.4, 0.5, 0.6][:channels]).reshape(1, channels, 1, 1) if normalised else None
+    std = torch.tensor([0.2, 0.25, 0.3][:channels]).reshape(1, channels, 1, 1) if normalised else None
+    return RunData(x, y, x[:10], y[:10], mean, std, (channels, 8, 8), 10, channels_last)
 
 
 def _model() -> nn.Module:
@@ -53,18 +53,26 @@ def _config(batch_size: int) -> RunConfig:
 @pytest.mark.parametrize("normalised", [True, False])
 @pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("float_copy", [True, False])
-def test_a_training_batch_holds_the_values_to_float_gives(monkeypatch, normalised, channels_last, float_copy):
+@pytest.mark.parametrize("channels", [3, 1])
+def test_a_training_batch_holds_the_values_and_layout_to_float_gives(
+    monkeypatch, normalised, channels_last, float_copy, channels
+):
+    """Values and strides: a network given other strides could take another kernel path."""
     if not float_copy:
         monkeypatch.setattr(rundata, "FLOAT_TRAIN_LIMIT_BYTES", 0)
-    data = _data(normalised=normalised, channels_last=channels_last)
+    monkeypatch.setattr(rundata, "EVAL_BATCH_SIZE", 64)  # the float copy is made in 3 chunks
+    data = _data(normalised=normalised, channels_last=channels_last, channels=channels)
     assert (data.float_train() is not None) == float_copy
-    idx = torch.tensor([7, 0, 149, 7, 42])
+    idx = torch.tensor([7, 0, 149, 7, 42, 64, 128])
     x, y = data.train_batch(idx)
     expected = data.to_float(data.x_train[idx])
     assert torch.equal(x, expected) and torch.equal(y, data.y_train[idx])
-    assert x.is_contiguous(memory_format=torch.channels_last) == channels_last
-    evaluated = torch.cat([b for b, _ in data.train_batches(64)])
-    assert torch.equal(evaluated, data.to_float(data.x_train))
+    assert x.stride() == expected.stride()
+    assert x.is_contiguous(memory_format=torch.channels_last) == (channels_last or channels == 1)
+    batches = [b for b, _ in data.train_batches(64)]
+    whole = data.to_float(data.x_train)
+    assert torch.equal(torch.cat(batches), whole)
+    assert all(b.stride()[1:] == whole.stride()[1:] for b in batches)
 
 
 def _reference_epoch(model, optimizer, data, batch_size, gen):
