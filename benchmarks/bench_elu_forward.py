@@ -1,6 +1,7 @@
-"""ELU's forward: the fused kernel (relustudy.kernels, float32 in double vectors) against PyTorch's
-F.elu and a copy of the same tensor, timed alternately in one process (a passing load falls on all
-three alike); prints each as a multiple of the copy's median time.
+"""ELU's forward: the fused kernel (relustudy.kernels) on the path this CPU takes at alpha 1 ("fused")
+and on each of its other paths ("fused, <path>": float32 AVX-512 or AVX2, or float64 vectors, where
+the CPU has them), against PyTorch's F.elu and a copy of the same tensor, timed alternately in one
+process (a passing load falls on all alike); prints each as a multiple of the copy's median time.
 
     .venv/bin/python benchmarks/bench_elu_forward.py --numel 4000000 --threads 1 [--json out.json]
 
@@ -17,6 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from relustudy import kernels
 from relustudy.activations import build_activation, implementation
 from relustudy.provenance import cpu_identity, git_info, utc_now
 from relustudy.store import atomic_write
@@ -42,7 +44,22 @@ def main() -> None:
     x = torch.randn(args.numel)
     out = torch.empty_like(x)
     fused = build_activation("elu")
-    cases = {"copy": lambda: out.copy_(x), "fused": lambda: fused(x), "F.elu": lambda: F.elu(x)}
+    default = kernels.elu_float_path()
+
+    def on_path(path: str):
+        def run() -> None:
+            kernels.elu_float_path(path)
+            fused(x)
+            kernels.elu_float_path(default)
+
+        return run
+
+    cases = {"copy": lambda: out.copy_(x), "fused": lambda: fused(x)}
+    for path in kernels.ELU_FLOAT_PATHS.values():
+        if path != default and kernels.elu_float_path(path) == path:  # a path this CPU has
+            cases[f"fused, {path}"] = on_path(path)
+        kernels.elu_float_path(default)
+    cases["F.elu"] = lambda: F.elu(x)
     times = {k: [] for k in cases}
     for _ in range(args.rounds):  # interleaved rounds
         for name, fn in cases.items():

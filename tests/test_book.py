@@ -1266,9 +1266,13 @@ def test_elu_forward_line_reads_its_record_and_judges_the_goal(tmp_path):
     (folder / book.ELU_FORWARD_RECORD).write_text(json.dumps(record))
     line = book.elu_forward_markdown(tmp_path, "quick")
     assert "1.31x the time of a copy" in line and "(within the goal of 1.5x)" in line and "F.elu 3.90x" in line
-    record["over_copy"]["fused"] = 1.62
+    assert "other paths" not in line  # a record without them (made before the kernel had several)
+    record["over_copy"] |= {"fused": 1.62, "fused, expm1 in float32, AVX2 (8 lanes)": 2.345}
     (folder / book.ELU_FORWARD_RECORD).write_text(json.dumps(record))
-    assert "(over the goal of 1.5x)" in book.elu_forward_markdown(tmp_path, "quick")
+    line = book.elu_forward_markdown(tmp_path, "quick")
+    assert (
+        "(over the goal of 1.5x)" in line and "other paths on this CPU: expm1 in float32, AVX2 (8 lanes) 2.35x." in line
+    )
 
 
 def test_the_pdf_refuses_a_table_that_would_run_past_its_margin(tmp_path):

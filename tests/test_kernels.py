@@ -160,6 +160,87 @@ def test_elu_fused_forward_and_backward_from_output_match(dtype, layout):
     assert torch.equal(gx[x == 0], (1.3 * g)[x == 0])  # left derivative alpha at 0, like F.elu
 
 
+FLOAT_ELU_PATHS = list(kernels.ELU_FLOAT_PATHS.values())[1:]
+
+
+@pytest.fixture
+def elu_path():
+    """Switches the ELU forward's float32 path for one test; skips a path this CPU lacks."""
+    default = kernels.elu_float_path()
+
+    def use(path: str) -> None:
+        if kernels.elu_float_path(path) != path:
+            pytest.skip(f"this CPU lacks the ELU path {path!r}")
+
+    yield use
+    kernels.elu_float_path(default)
+
+
+def _elu_inputs_by_binade(per_binade: int = 1024) -> torch.Tensor:
+    """Negative floats from every binade down to -87 (random mantissas), many where the result is
+    hardest to round (x in [-20.3, -0.3], where k != 0), the points where the reduction's k changes ((k + 1/2) ln2 and its neighbours), the clamp and the special values."""
+    g = torch.Generator().manual_seed(11)
+    parts = []
+    for e in range(-126, 7):
+        parts.append(-(2.0**e) * (1 + torch.rand(per_binade, generator=g, dtype=torch.float64)))
+    parts.append(-(2.0**-149) * torch.arange(1, 2**10, dtype=torch.float64))  # subnormals
+    parts.append(-0.3 - 20 * torch.rand(200 * per_binade, generator=g, dtype=torch.float64))  # k != 0
+    x = torch.cat(parts).float()
+    x = x[x >= -87.0]
+    edges = ((torch.arange(-126, 1, dtype=torch.float64) + 0.5) * math.log(2)).float()
+    steps = edges.view(torch.int32).unsqueeze(1) + torch.arange(-3, 4, dtype=torch.int32)
+    special = torch.tensor([0.0, -0.0, -87.0, -86.99999, -87.00001, -88.0, -1e30, 1.5, -math.inf, math.inf, math.nan])
+    return torch.cat([x, steps.flatten().view(torch.float32), special])
+
+
+def _same_elu_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+@pytest.mark.parametrize("path", FLOAT_ELU_PATHS)
+def test_the_float32_elu_paths_are_within_one_ulp_in_every_binade(elu_path, path):
+    elu_path(path)
+    x = _elu_inputs_by_binade()
+    with torch.no_grad():
+        y = build_activation("elu")(x)
+    assert path in implementation("elu")
+    ref, ref64 = F.elu(x), F.elu(x.double()).float()
+    finite = torch.isfinite(ref)
+    assert _ulps(y[finite], ref64[finite]).max() <= 1 and _ulps(y[finite], ref[finite]).max() <= 1
+    assert (_ulps(y[finite], ref64[finite]) > 0).float().mean() < 0.05  # mostly correctly rounded
+    assert torch.equal(y[x >= 0], x[x >= 0]) and torch.signbit(y[(x == 0) & torch.signbit(x)]).all()
+    assert (y[x <= -87] == -1.0).all() and y[-2] == math.inf and math.isnan(y[-1])
+
+
+def test_the_float32_elu_paths_give_the_same_bits_wherever_an_element_sits(elu_path):
+    x = torch.cat([_elu_inputs_by_binade(64), torch.randn(5000) * 4])
+    outs = []
+    for path in FLOAT_ELU_PATHS:
+        elu_path(path)
+        with torch.no_grad():
+            outs.append(build_activation("elu")(x))
+            for n in (1, 7, 9, 17, 33):  # short tensors: every element in a vector's zero-padded tail
+                assert _same_elu_bits(build_activation("elu")(x[5 : n + 5]), outs[-1][5 : n + 5])
+    assert all(_same_elu_bits(o, outs[0]) for o in outs[1:])
+
+
+def test_an_elu_alpha_other_than_one_and_float64_take_the_float64_path():
+    assert "forward at alpha 1" in implementation("elu") and "forward at alpha 1" not in implementation(
+        "elu", "cpu", torch.float64
+    )
+    x = _elu_inputs_by_binade(64)
+    with torch.no_grad():
+        y = build_activation("elu", alpha=2.0)(x)
+    finite = torch.isfinite(x)
+    exact = F.elu(x.double(), 2.0).float()
+    assert (_ulps(y[finite], exact[finite]) > 0).sum() <= 2  # correctly rounded but at a boundary
+
+
+def test_an_unknown_elu_path_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"unknown ELU path 'avx9'; valid: expm1 in float64"):
+        kernels.elu_float_path("avx9")
+
+
 def test_elu_gradcheck_float64_and_no_grad_uses_the_fused_forward():
     x = _input((3, 4, 5, 5), "contiguous", torch.float64)
     x[x.abs() < 1e-3] = 0.5

@@ -68,9 +68,10 @@ sums), equal to the float64 reference within float rounding. ``rrelu`` draws its
 counter-based hash of (element index, a seed drawn from torch's generator every training pass)
 instead of torch's ``uniform_``: the same law, a ~ U(lower, upper) on a 2^-24 grid, fresh every
 pass, and the backward recomputes them instead of saving them. ``elu`` runs a fused forward
-(float32 computed in double and rounded once: within 1 ulp of ``F.elu`` and of the float64
-reference, about half ``F.elu``'s time on our Xeon, ``benchmarks/bench_elu_forward.py``) and a
-backward from its output. Without a C compiler they fall back to the PyTorch forms below;
+(at alpha 1 in float32 lanes, AVX-512 or AVX2 with the same bits, faithfully rounded; any other
+alpha in double, rounded once; both within 1 ulp of ``F.elu`` and of the float64 reference,
+``benchmarks/check_elu_float.py``, ``benchmarks/bench_elu_forward.py``) and a backward from its
+output. Without a C compiler they fall back to the PyTorch forms below;
 ``implementation(name)`` says which one runs, and records store it.
 
 Slopes of the leaky ReLU in the literature: Maas et al. 2013 use 0.01 (our default); Xu et al.
@@ -666,7 +667,10 @@ def implementation(name: str, device_type: str = "cpu", dtype: torch.dtype = tor
     if name in FUSED_ON_CPU and device_type == "cpu" and dtype in kernels.SUFFIXES:
         fused, fallback = FUSED_ON_CPU[name]
         if kernels.library() is not None:
-            return f"{fused} (relustudy.kernels {kernels.source_hash()})"
+            path = (
+                f"; forward at alpha 1: {kernels.elu_float_path()}" if name == "elu" and dtype != torch.float64 else ""
+            )
+            return f"{fused} (relustudy.kernels {kernels.source_hash()}{path})"
         return f"{fallback} ({kernels.unavailable_reason() or 'kernels unavailable'})"
     return "PyTorch"
 

@@ -36,6 +36,7 @@ from .base import _bench_record, _committed_record, _finite, _fmt_minutes, _fmt_
 __all__ = [
     "elu_forward_markdown",
     "ELU_FORWARD_RECORD",
+    "ELU_FLOAT_CHECK_RECORD",
     "ensure_benchmark",
     "benchmark_table",
     "kernel_table",
@@ -520,8 +521,33 @@ def elu_forward_markdown(results_dir: str | Path, profile: str, *, device: str =
         f"{rec['numel']:,}-element tensor ({verdict} the goal of {ELU_FORWARD_GOAL:g}x), PyTorch's F.elu "
         f"{over['F.elu']:.2f}x: median of {rec['rounds']} interleaved rounds, {rec['threads']} thread(s), "
         f"{rec['cpu']}, commit `{str(rec['provenance'].get('git_commit', ''))[:7]}` "
-        f"({rec['fused implementation']})."
+        f"({rec['fused implementation']})." + _other_paths(over) + _exhaustive_check(results_dir, profile, device)
     )
+
+
+ELU_FLOAT_CHECK_RECORD = "elu_float_check.json"  # written by benchmarks/check_elu_float.py --json
+
+
+def _exhaustive_check(results_dir: str | Path, profile: str, device: str) -> str:
+    """The float32 paths' exactness over every input, from their record, if there is one."""
+    rec = _bench_record(results_dir, profile, device, ELU_FLOAT_CHECK_RECORD)
+    if not rec:
+        return ""
+    paths = "; ".join(
+        f"{name}: at most {s['max_ulps_float64']} ulp from the float64 reference and {s['max_ulps_torch']} from "
+        f"F.elu, {s['not_correctly_rounded']:,} not correctly rounded"
+        for name, s in rec["paths"].items()
+    )
+    same = "the same bits on every path" if rec["paths_give_the_same_bits"] else "NOT the same bits on every path"
+    return (
+        f" Exactness, {rec['inputs']} (commit `{str(rec['provenance'].get('git_commit', ''))[:7]}`): {paths}; {same}."
+    )
+
+
+def _other_paths(over: dict[str, float]) -> str:
+    """The fused kernel's other paths in an ELU forward record (``"fused, <path>"`` keys), if any."""
+    others = [f"{k.removeprefix('fused, ')} {v:.2f}x" for k, v in over.items() if k.startswith("fused, ")]
+    return f" The kernel's other paths on this CPU: {'; '.join(others)}." if others else ""
 
 
 def kernel_variants_table(results_dir: str | Path, profile: str, *, device: str = "cpu") -> Any:

@@ -117,6 +117,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "elu_backward": lambda real: [p, p, p, i64, real, i32],
         "elu_forward": lambda real: [p, p, i64, real, i32],
     }
+    lib.elu_float_path.argtypes, lib.elu_float_path.restype = [i32], i32
     for dtype, sfx in SUFFIXES.items():
         real = ctypes.c_double if dtype == torch.float64 else ctypes.c_float  # bf16 computes in float32
         for name, argtypes in signatures.items():
@@ -142,6 +143,30 @@ def library() -> ctypes.CDLL | None:
     except OSError as e:
         _reason.append(f"kernels unavailable: {e}")
         return None
+
+
+# The float32 ELU forward at alpha = 1 (rectifiers.c): its paths by number; any other alpha, and
+# a build without FMA, takes path 0.
+ELU_FLOAT_PATHS = {
+    0: "expm1 in float64, 4 lanes",
+    1: "expm1 in float32, AVX2 (8 lanes)",
+    2: "expm1 in float32, AVX-512 (16 lanes)",
+}
+
+
+def elu_float_path(force: str | None = None) -> str:
+    """The path the float32 ELU forward at alpha = 1 takes in this process (the widest the CPU
+    has, unless forced): one of ELU_FLOAT_PATHS' values. ``force`` (a value of ELU_FLOAT_PATHS)
+    switches it, for tests and benchmarks; a path the CPU lacks falls back to the next one."""
+    lib = library()
+    if lib is None:
+        return "PyTorch"
+    if force is None:
+        return ELU_FLOAT_PATHS[lib.elu_float_path(-1)]
+    numbers = {v: k for k, v in ELU_FLOAT_PATHS.items()}
+    if force not in numbers:
+        raise ValueError(f"unknown ELU path {force!r}; valid: {', '.join(numbers)}")
+    return ELU_FLOAT_PATHS[lib.elu_float_path(numbers[force])]
 
 
 def unavailable_reason() -> str:

@@ -19,7 +19,9 @@
  * ELU backward from the output (the form PyTorch uses for in-place ELU): for y <= 0,
  * alpha exp(x) = y + alpha, so the pass reads g and y and needs no exp.
  *
- * ELU forward (float32): alpha expm1(x) for x <= 0, computed in double in 4-lane vectors and
+ * ELU forward (float32), alpha = 1: in float32 lanes, AVX-512 where the CPU has it, else AVX2 (the
+ * same bits), faithfully rounded (see ELU1_DEFINE below). Any other alpha, or a build without FMA:
+ * alpha expm1(x) for x <= 0, computed in double in 4-lane vectors and
  * rounded to float once: x = k ln2 + r (|r| <= ln2 / 2, Cody-Waite split of ln2), expm1(r) by its
  * Taylor series to r^9 (truncation below 3e-11 relative), then expm1(x) = 2^k expm1(r) + (2^k - 1)
  * with 2^k built from its exponent bits, in fused multiply-adds. The double result is within about
@@ -196,7 +198,7 @@ static inline ELU_FMA f32x4 elu_x4(f32x4 v, double alpha) {
 
 /* Four independent vectors per step: each expm1 is one long chain of dependent multiply-adds, so
  * interleaving four keeps the FMA units busy (one vector per step ran at 9x a copy, four at ...). */
-static inline ELU_FMA void elu_forward_block_f32(const float *x, float *y, int64_t m, double alpha) {
+static inline ELU_FMA void elu_forward_block_f64x4(const float *x, float *y, int64_t m, double alpha) {
     int64_t j = 0;
     for (; j + 16 <= m; j += 16) {
         f32x4 v[4];
@@ -208,6 +210,96 @@ static inline ELU_FMA void elu_forward_block_f32(const float *x, float *y, int64
         float v = x[j];
         y[j] = v >= 0 ? v : (float)(alpha * expm1(v < -100.0f ? -100.0 : (double)v));
     }
+}
+
+#ifdef __FMA__
+#include <immintrin.h>
+/* ELU forward at alpha = 1 (every ELU arm of the study) in float32 lanes, faithfully rounded
+ * (within 1 ulp of expm1(x); tested exhaustively over [-87, 0] by benchmarks/check_elu_float.py):
+ * x is clamped to [-87, 0] (below, expm1 rounds to -1); k = nearest integer to x log2(e) (added to
+ * 1.5 * 2^23 in one FMA), r = x - k ln2 as rh + rl (ln2 split hi/lo, the hi product exact),
+ * expm1(r) = rh + (r^2 q(rh) + rl (1 + rh)) with q the Taylor series of (expm1(r) - r) / r^2 to
+ * r^6 / 8! (truncation below 1e-9 relative), then expm1(x) = fma(2^k, expm1(r), 2^k - 1), one
+ * rounding. Every multiply-add is an explicit FMA, so the AVX2 and AVX-512 versions compute the
+ * same bits lane by lane. NaN propagates; -0.0 and x >= 0 are kept. */
+#define ELU1_DEFINE(SUF, VF, VI, LANES, UNROLL, FMA, ATTR)                                                \
+static inline ATTR VF elu1_##SUF(VF v) {                                                          \
+    const VF zero = (VF){0};                                                                      \
+    VI keep = v >= 0, low = v < -87.0f; /* NaN compares false to both */                          \
+    VF x = (VF)(((VI)v & ~(keep | low)) | ((VI)(zero - 87.0f) & low));                            \
+    VF t = FMA(x, zero + 1.44269502f, zero + 12582912.0f);                                        \
+    VF k = t - 12582912.0f;                                                                       \
+    VI ki = (VI)t - (VI)(zero + 12582912.0f);                                                     \
+    VF r1 = FMA(k, zero - 0.693145751953125f, x);                                                 \
+    VF rh = FMA(k, zero - 1.428606765330187e-06f, r1);                                            \
+    VF rl = FMA(k, zero - 1.428606765330187e-06f, r1 - rh);                                       \
+    VF q = FMA(zero + (float)(1.0 / 40320), rh, zero + (float)(1.0 / 5040));                      \
+    q = FMA(q, rh, zero + (float)(1.0 / 720));                                                    \
+    q = FMA(q, rh, zero + (float)(1.0 / 120));                                                    \
+    q = FMA(q, rh, zero + (float)(1.0 / 24));                                                     \
+    q = FMA(q, rh, zero + (float)(1.0 / 6));                                                      \
+    q = FMA(q, rh, zero + 0.5f);                                                                  \
+    VF s = FMA(rh * rh, q, FMA(rl, rh, rl));                                                      \
+    VF p = rh + s;                                                                                \
+    VF scale = (VF)((ki + 127) << 23);                                                            \
+    VF e = FMA(scale, p, scale - 1.0f);                                                           \
+    return (VF)(((VI)v & keep) | ((VI)e & ~keep));                                                \
+}                                                                                                 \
+/* Two vectors per step; the tail runs in a zero-padded vector, so every element gets the same    \
+ * operations wherever it sits. */                                                                \
+static ATTR void elu1_forward_block_##SUF(const float *x, float *y, int64_t m) {                  \
+    int64_t j = 0;                                                                                \
+    for (; j + UNROLL * LANES <= m; j += UNROLL * LANES) {                                        \
+        VF a[UNROLL];                                                                             \
+        memcpy(a, x + j, sizeof a);                                                               \
+        for (int u = 0; u < UNROLL; u++) a[u] = elu1_##SUF(a[u]);                                 \
+        memcpy(y + j, a, sizeof a);                                                               \
+    }                                                                                             \
+    for (; j < m; j += LANES) {                                                                   \
+        const int64_t r = m - j < LANES ? m - j : LANES;                                          \
+        VF a = (VF){0};                                                                           \
+        memcpy(&a, x + j, (size_t)r * sizeof(float));                                             \
+        a = elu1_##SUF(a);                                                                        \
+        memcpy(y + j, &a, (size_t)r * sizeof(float));                                             \
+    }                                                                                             \
+}
+
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+#define FMA_256(a, b, c) ((f32x8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define FMA_512(a, b, c) ((f32x16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+ELU1_DEFINE(avx2, f32x8, i32x8, 8, 1, FMA_256, )
+ELU1_DEFINE(avx512, f32x16, i32x16, 16, 2, FMA_512, __attribute__((target("avx512f"))))
+
+/* Which float32 ELU path runs at alpha = 1: 2 = AVX-512, 1 = AVX2, 0 = the double path (as for
+ * any other alpha); -1 = not chosen yet (the widest the CPU has). Set by elu_float_path. */
+static int elu1_path = -1;
+
+int elu_float_path(int path) { /* path < 0: only report; returns the path in use */
+    if (path >= 0) elu1_path = path > 2 ? 2 : path;
+    if (elu1_path < 0) elu1_path = __builtin_cpu_supports("avx512f") ? 2 : 1;
+    if (elu1_path == 2 && !__builtin_cpu_supports("avx512f")) elu1_path = 1;
+    return elu1_path;
+}
+#else
+int elu_float_path(int path) { (void)path; return 0; }
+#endif
+
+static inline void elu_forward_block_f32(const float *x, float *y, int64_t m, double alpha) {
+#ifdef __FMA__
+    if (alpha == 1.0) {
+        const int path = elu1_path < 0 ? elu_float_path(-1) : elu1_path;
+        if (path == 2) {
+            elu1_forward_block_avx512(x, y, m);
+            return;
+        }
+        if (path == 1) {
+            elu1_forward_block_avx2(x, y, m);
+            return;
+        }
+    }
+#endif
+    elu_forward_block_f64x4(x, y, m, alpha);
 }
 
 static inline void elu_forward_block_f64(const double *x, double *y, int64_t m, double alpha) {
