@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from relustudy.config import MAX_SEED, RUNTIME_FIELDS, ConfigError, RunConfig
+from relustudy.optim import build_optimizer
 from relustudy.trainer import _SHUFFLE_SEED_OFFSET
 
 BASE = dict(experiment="exp", profile="smoke", dataset="mnist", model="smith_cnn", activation="relu")
@@ -169,3 +170,46 @@ def test_seeds_stop_where_torch_would_alias_them():
     assert MAX_SEED == 2**32 - 1
     draws = {tuple(torch.rand(2, generator=torch.Generator().manual_seed(s)).tolist()) for s in (0, 1, MAX_SEED)}
     assert len(draws) == 3
+
+
+def test_the_optimizer_step_keeps_old_run_ids_at_its_default_and_keys_the_fused_update():
+    assert make(seed=3, epochs=2, lr=0.01, optimizer_step="default").run_id() == "88a4cf864c298b7b"
+    assert make(optimizer_step="fused").run_id() != make().run_id()
+    assert make(optimizer="sgd", optimizer_step="fused").run_id() != make(optimizer_step="fused").run_id()
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"optimizer_step": "foreach"}, r"optimizer_step must be one of \('default', 'fused'\), got 'foreach'"),
+        (
+            {"optimizer": "rmsprop_theano", "optimizer_step": "fused"},
+            r"optimizer_step 'fused' exists for sgd and adam only, not 'rmsprop_theano'",
+        ),
+    ],
+)
+def test_a_wrong_optimizer_step_is_one_clear_error(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        make(**changes)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_fused_update_runs_fused_and_follows_the_default_steps_closely(optimizer):
+    losses = {}
+    for step in ("default", "fused"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.PReLU(30), torch.nn.Linear(30, 5))
+        opt = build_optimizer(make(optimizer=optimizer, optimizer_step=step, lr=0.01, weight_decay=1e-3), model)
+        assert bool(opt.defaults.get("fused")) == (step == "fused")
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(64, 20, generator=g), torch.randint(0, 5, (64,), generator=g)
+        out = []
+        for _ in range(20):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            out.append(float(loss))
+        losses[step] = out
+    assert losses["fused"] == pytest.approx(losses["default"], rel=1e-4)
+    assert losses["fused"][-1] < losses["fused"][0]  # it trains

@@ -24,6 +24,13 @@ OPTIMIZERS = ("sgd", "adam", "rmsprop_theano")
 SCHEDULES = ("constant", "step", "cosine")
 NORMALIZATIONS = ("per_channel", "scale01")
 PRECISIONS = ("fp32", "bf16")
+# How the optimizer's update runs: "default" is PyTorch's own choice (the per-parameter loop on the
+# CPU, what every record before this field used; foreach there gives the same bits, measured);
+# "fused" is its one-kernel-per-parameter update (sgd and adam only): faster where the update is a
+# large share of the step (benchmarks/bench_optimizer_impl.py), but not the loop's bits, so it is
+# part of the run's key.
+OPTIMIZER_STEPS = ("default", "fused")
+FUSED_OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("cpu", "cuda", "auto")
 # Extra evaluations of the trained network after the last epoch (relustudy.trainer.FINAL_EVALS):
 # "train_set": eval mode over the training images used (train_eval_error, train_eval_loss);
@@ -36,7 +43,13 @@ EVALS = ("train_set", "rrelu_rules")
 RUNTIME_FIELDS = ("device", "num_threads")
 # Fields added after records existed: left out of the cache key while at their default, so every
 # earlier record keeps its run id.
-KEY_OMITTED_AT_DEFAULT = {"evals": (), "eval_every": 1, "eval_batch_size": None, "decay_activation_coefficients": False}
+KEY_OMITTED_AT_DEFAULT = {
+    "evals": (),
+    "eval_every": 1,
+    "eval_batch_size": None,
+    "decay_activation_coefficients": False,
+    "optimizer_step": "default",
+}
 # Stored as floats whatever number type was given, so the run_id does not depend on "1" vs "1.0".
 FLOAT_FIELDS = ("lr", "momentum", "eps", "weight_decay")
 # Valid schedule_params per schedule. step: lr *= gamma (default 0.1) after each milestone epoch;
@@ -92,6 +105,7 @@ class RunConfig:
     eval_batch_size: int | None = None  # images per evaluation batch; None = trainer.EVAL_BATCH_SIZE (1000)
     # He et al. exclude PReLU's a from weight decay; True applies it (their ablation's reason, tested)
     decay_activation_coefficients: bool = False
+    optimizer_step: str = "default"  # OPTIMIZER_STEPS: PyTorch's own choice, or its fused update
 
     def __post_init__(self) -> None:
         # Normalise so equal configs hash equally: lists from JSON -> tuples, stats epochs sorted
@@ -152,6 +166,14 @@ class RunConfig:
         )
         need(self.profile in PROFILES, f"profile must be one of {PROFILES}, got {self.profile!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        need(
+            self.optimizer_step in OPTIMIZER_STEPS,
+            f"optimizer_step must be one of {OPTIMIZER_STEPS}, got {self.optimizer_step!r}",
+        )
+        need(
+            self.optimizer_step == "default" or self.optimizer in FUSED_OPTIMIZERS,
+            f"optimizer_step 'fused' exists for {' and '.join(FUSED_OPTIMIZERS)} only, not {self.optimizer!r}",
+        )
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         need(self.normalize in NORMALIZATIONS, f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")

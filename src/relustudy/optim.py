@@ -73,10 +73,11 @@ def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimize
     groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": config.weight_decay, "name": "decay"}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0, "name": "no_decay"})
+    step = {"fused": True} if config.optimizer_step == "fused" else {}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **step)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay)
+        return torch.optim.Adam(groups, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay, **step)
     if config.optimizer == "rmsprop_theano":
         return RMSpropTheano(
             groups, lr=config.lr, rho=config.momentum, eps=config.eps, weight_decay=config.weight_decay

@@ -35,6 +35,8 @@ What a run does (decisions worth knowing when reading the numbers):
 - **Optimisers.** ``sgd`` (momentum, L2 weight decay), ``adam`` (torch Adam, betas 0.9/0.999,
   ``eps``, L2 weight decay), ``rmsprop_theano`` (:class:`RMSpropTheano`). Learned activation
   coefficients (PReLU's a) sit in a parameter group with weight decay 0 (He et al. 2015).
+  ``optimizer_step="fused"`` runs sgd's or adam's fused update (PyTorch's ``fused=True``) instead of
+  PyTorch's default (the per-parameter loop on the CPU).
   Schedules step once per epoch: ``constant``, ``step`` (``milestones`` in epochs, ``gamma``),
   ``cosine`` (over ``epochs``, ``eta_min``).
 """
